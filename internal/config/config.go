@@ -1,0 +1,88 @@
+// Package config reads Centric's configuration from the environment: the one place that does.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the validated configuration of the service.
+type Config struct {
+	// Addr is the address the API listens on (CENTRIC_ADDR, default ":8080").
+	Addr string
+	// DatabaseURL is the PostgreSQL server to use (DATABASE_URL). Empty starts a private one.
+	DatabaseURL string
+	// DataDir keeps the private PostgreSQL's data between runs (CENTRIC_DATA_DIR).
+	DataDir string
+	// PostgresBinDir points at PostgreSQL's executables for the private server (CENTRIC_PG_BIN).
+	PostgresBinDir string
+	// MaxDBConns bounds the database connection pool (CENTRIC_DB_MAX_CONNS, default 20).
+	MaxDBConns int
+	// ShutdownTimeout bounds the graceful shutdown (CENTRIC_SHUTDOWN_TIMEOUT, default 15s).
+	ShutdownTimeout time.Duration
+	// LogLevel is the minimum level logged (CENTRIC_LOG_LEVEL: debug, info, warn, error).
+	LogLevel slog.Level
+}
+
+// Load reads the configuration from getenv (os.Getenv in production) and validates it.
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		Addr:            orDefault(getenv("CENTRIC_ADDR"), ":8080"),
+		DatabaseURL:     getenv("DATABASE_URL"),
+		DataDir:         getenv("CENTRIC_DATA_DIR"),
+		PostgresBinDir:  getenv("CENTRIC_PG_BIN"),
+		MaxDBConns:      20,
+		ShutdownTimeout: 15 * time.Second,
+	}
+	if c.DataDir == "" {
+		dir, err := defaultDataDir(getenv)
+		if err != nil {
+			return Config{}, err
+		}
+		c.DataDir = dir
+	}
+	if v := getenv("CENTRIC_DB_MAX_CONNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return Config{}, fmt.Errorf("CENTRIC_DB_MAX_CONNS=%q: want a whole number from 1 to 1000", v)
+		}
+		c.MaxDBConns = n
+	}
+	if v := getenv("CENTRIC_SHUTDOWN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("CENTRIC_SHUTDOWN_TIMEOUT=%q: want a positive duration such as 15s", v)
+		}
+		c.ShutdownTimeout = d
+	}
+	if v := getenv("CENTRIC_LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {
+			return Config{}, fmt.Errorf("CENTRIC_LOG_LEVEL=%q: want debug, info, warn or error", v)
+		}
+	}
+	return c, nil
+}
+
+// defaultDataDir is centric/ under the user's data directory ($XDG_DATA_HOME or ~/.local/share).
+func defaultDataDir(getenv func(string) string) (string, error) {
+	if dir := getenv("XDG_DATA_HOME"); dir != "" {
+		return filepath.Join(dir, "centric"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find a data directory (set CENTRIC_DATA_DIR): %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "centric"), nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

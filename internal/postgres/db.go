@@ -1,0 +1,101 @@
+// Package postgres stores Centric's domain in PostgreSQL through GORM, with pgx COPY for bulk
+// writes. Its stores implement the crm package's interfaces.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	gormpostgres "gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// DB is a connection pool to Centric's database.
+type DB struct {
+	gorm *gorm.DB
+	sql  *sql.DB
+}
+
+// Options tune the connection pool.
+type Options struct {
+	MaxConns int
+}
+
+// Open connects to the database at url. Every session runs in UTC.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.RuntimeParams["timezone"] = "UTC"
+	sqlDB := stdlib.OpenDB(*cfg)
+	if opts.MaxConns > 0 {
+		sqlDB.SetMaxOpenConns(opts.MaxConns)
+		sqlDB.SetMaxIdleConns(opts.MaxConns)
+	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	g, err := gorm.Open(gormpostgres.New(gormpostgres.Config{Conn: sqlDB}), &gorm.Config{
+		SkipDefaultTransaction: true,
+		Logger:                 logger.Discard,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	})
+	if err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open gorm: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return &DB{gorm: g, sql: sqlDB}, nil
+}
+
+// SQL returns the underlying database/sql pool, for migrations.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.sql.PingContext(ctx) }
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.sql.Close() }
+
+// session returns a fresh GORM session bound to ctx, so no conditions carry over.
+func (db *DB) session(ctx context.Context) *gorm.DB {
+	return db.gorm.WithContext(ctx).Session(&gorm.Session{})
+}
+
+// transact runs fn in a transaction, committing if it returns nil.
+func (db *DB) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return db.session(ctx).Transaction(fn)
+}
+
+// withPgx runs fn in a pgx transaction on one pooled connection, for COPY and batches.
+func (db *DB) withPgx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(driverConn any) error {
+		pc := driverConn.(*stdlib.Conn).Conn()
+		return pgx.BeginFunc(ctx, pc, fn)
+	})
+}
+
+// constraintOf returns the name of the constraint a PostgreSQL error violated, if any.
+func constraintOf(err error) (code, constraint string) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code, pgErr.ConstraintName
+	}
+	return "", ""
+}
