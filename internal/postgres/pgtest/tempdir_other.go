@@ -1,0 +1,6 @@
+//go:build !linux
+
+package pgtest
+
+// memoryTempDir returns "": only Linux has a conventional memory-backed directory.
+func memoryTempDir() string { return "" }
