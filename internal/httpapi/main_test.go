@@ -20,13 +20,13 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // env is a running API on its own database, with an admin key.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	app   *app.App
 	url   string
 	admin string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	cfg := config.Config{DatabaseURL: pgtest.DSN(t), MaxDBConns: 8}
@@ -66,7 +66,7 @@ type response struct {
 }
 
 // json decodes the body into a generic value.
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var v map[string]any
 	if err := json.Unmarshal(r.Body, &v); err != nil {

@@ -154,35 +154,35 @@ func mkdirAllSearchable(dir string) error {
 }
 
 // placeCluster decides where the cluster for the data directory dataDir (the absolute path
-// that was asked for) lives, given real, the same path with symbolic links resolved. Missing
-// parents are created. When running as root and the account cannot reach real, the cluster is
-// moved under fallbackDir and dataDir becomes a symbolic link to it: loosening the permissions of
+// that was asked for) lives, given resolved, the same path with symbolic links resolved. Missing
+// parents are created. When running as root and the account cannot reach it, the cluster is
+// created under fallbackDir and dataDir becomes a symbolic link to it: loosening the permissions of
 // someone's home directory (chmod o+x /root) would expose more than this one directory.
-func placeCluster(dataDir, real, fallbackDir string, acct *account, logger *slog.Logger) (string, error) {
-	parent := filepath.Dir(real)
+func placeCluster(dataDir, resolved, fallbackDir string, acct *account, logger *slog.Logger) (string, error) {
+	parent := filepath.Dir(resolved)
 	if acct == nil {
 		if err := os.MkdirAll(parent, 0o700); err != nil {
 			return "", fmt.Errorf("create parent of data directory: %w", err)
 		}
-		return real, nil
+		return resolved, nil
 	}
 	if err := mkdirAllSearchable(parent); err != nil {
 		return "", fmt.Errorf("create parent of data directory: %w", err)
 	}
 	blocked := acct.blockedDir(parent)
 	if blocked == "" {
-		return real, nil
+		return resolved, nil
 	}
-	if has, err := hasCluster(real); err != nil {
+	if has, err := hasCluster(resolved); err != nil {
 		return "", err
 	} else if has {
 		return "", fmt.Errorf("data directory %s holds a cluster, but user %s, which must run it, cannot reach it"+
-			" (%s is not searchable by it); move the cluster somewhere it can reach and link it", real, acct.name, blocked)
+			" (%s is not searchable by it); move the cluster somewhere it can reach and link it", resolved, acct.name, blocked)
 	}
-	if empty, err := isEmptyOrMissing(real); err != nil {
+	if empty, err := isEmptyOrMissing(resolved); err != nil {
 		return "", err
 	} else if !empty {
-		return "", fmt.Errorf("data directory %s is not empty but holds no PostgreSQL cluster (no PG_VERSION)", real)
+		return "", fmt.Errorf("data directory %s is not empty but holds no PostgreSQL cluster (no PG_VERSION)", resolved)
 	}
 
 	sum := sha256.Sum256([]byte(dataDir))
@@ -194,10 +194,10 @@ func placeCluster(dataDir, real, fallbackDir string, acct *account, logger *slog
 		return "", fmt.Errorf("user %s cannot reach data directory %s (%s is not searchable by it), nor the fallback %s (%s is not);"+
 			" choose a data directory outside private home directories", acct.name, dataDir, blocked, fallbackDir, b)
 	}
-	if err := os.Remove(real); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(resolved); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("replace empty data directory with a link: %w", err)
 	}
-	if err := os.Symlink(target, real); err != nil {
+	if err := os.Symlink(target, resolved); err != nil {
 		return "", fmt.Errorf("link data directory to %s: %w", target, err)
 	}
 	logger.Info("the PostgreSQL user cannot reach the data directory; keeping the cluster in a reachable place and linking it",
@@ -213,9 +213,9 @@ func resolvePath(p string) (string, error) {
 		return "", err
 	}
 	for range 32 {
-		real, evalErr := filepath.EvalSymlinks(abs)
+		resolved, evalErr := filepath.EvalSymlinks(abs)
 		if evalErr == nil {
-			return real, nil
+			return resolved, nil
 		}
 		fi, err := os.Lstat(abs)
 		switch {

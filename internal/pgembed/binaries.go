@@ -99,16 +99,16 @@ func candidateDirs() []string {
 	var dirs []string
 	seen := map[string]bool{}
 	add := func(dir string) {
-		real, err := filepath.EvalSymlinks(dir)
-		if err != nil || seen[real] {
+		resolved, err := filepath.EvalSymlinks(dir)
+		if err != nil || seen[resolved] {
 			return
 		}
-		seen[real] = true
-		dirs = append(dirs, real)
+		seen[resolved] = true
+		dirs = append(dirs, resolved)
 	}
 	if p, err := exec.LookPath("postgres"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			add(filepath.Dir(real))
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			add(filepath.Dir(resolved))
 		}
 	}
 	for _, pattern := range standardLocations() {
@@ -145,22 +145,22 @@ func sortByVersionDesc(paths []string) {
 // probeBinDir checks that dir holds postgres and initdb and asks postgres for its version, as the
 // account that will run it (which also proves that account can execute it).
 func probeBinDir(ctx context.Context, dir string, acct *account) (binaries, error) {
-	real, err := filepath.EvalSymlinks(dir)
+	resolved, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return binaries{}, err
 	}
 	for _, name := range []string{"postgres", "initdb"} {
-		fi, err := os.Stat(filepath.Join(real, name))
+		fi, err := os.Stat(filepath.Join(resolved, name))
 		if err != nil {
 			return binaries{}, err
 		}
 		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			return binaries{}, fmt.Errorf("%s is not an executable file", filepath.Join(real, name))
+			return binaries{}, fmt.Errorf("%s is not an executable file", filepath.Join(resolved, name))
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(real, "postgres"), "--version")
+	cmd := exec.CommandContext(ctx, filepath.Join(resolved, "postgres"), "--version")
 	cmd.SysProcAttr = commandAttr(acct)
 	cmd.Dir = "/"
 	out, err := cmd.CombinedOutput()
@@ -171,7 +171,7 @@ func probeBinDir(ctx context.Context, dir string, acct *account) (binaries, erro
 	if err != nil {
 		return binaries{}, err
 	}
-	return binaries{dir: real, major: major, version: version}, nil
+	return binaries{dir: resolved, major: major, version: version}, nil
 }
 
 // parseVersion reads the output of postgres --version, e.g.

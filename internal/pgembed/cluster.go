@@ -190,6 +190,15 @@ func makeSocketDir(acct *account) (string, error) {
 	if len(base) > 60 || (acct != nil && acct.blockedDir(base) != "") {
 		base = "/tmp"
 	}
+	// A server that was killed leaves its (empty) socket directory behind. os.Remove removes
+	// only empty directories, and the grace period spares one that is about to get a socket.
+	if old, err := filepath.Glob(filepath.Join(base, "centric-pg-*")); err == nil {
+		for _, d := range old {
+			if fi, err := os.Lstat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > time.Minute {
+				_ = os.Remove(d)
+			}
+		}
+	}
 	dir, err := os.MkdirTemp(base, "centric-pg-")
 	if err != nil {
 		return "", fmt.Errorf("create socket directory: %w", err)

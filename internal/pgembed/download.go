@@ -28,6 +28,8 @@ import (
 // initialises and starts a cluster of its own. That throwaway cluster lives in a temporary
 // directory and is stopped at once (as root, its initdb fails, which is fine); only the unpacked
 // binaries are kept, and Centric runs them itself, as the unprivileged account when root.
+// embedded-postgres also leaves a small embedded_postgres_log* file in the temporary directory,
+// which cannot be removed safely without knowing its name; this happens once per machine.
 func download(ctx context.Context, opts Options, want int, acct *account, logger *slog.Logger) (binaries, error) {
 	version, err := embeddedVersion(want)
 	if err != nil {

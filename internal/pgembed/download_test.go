@@ -28,6 +28,8 @@ func TestDownloadFromMirror(t *testing.T) {
 	if err != nil {
 		t.Skip("xz not installed: cannot build the test archive")
 	}
+	// embedded-postgres leaves a log file in the temporary directory; keep it in the test's.
+	t.Setenv("TMPDIR", reachableTempDir(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	system, err := probeBinDir(ctx, candidateDirs()[0], nil)

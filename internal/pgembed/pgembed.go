@@ -98,7 +98,7 @@ type Options struct {
 }
 
 // NotFoundError reports that no usable PostgreSQL binaries were found and none could be
-// downloaded. Tests use it to tell "no PostgreSQL on this machine" from real failures.
+// downloaded, so callers can tell "no PostgreSQL on this machine" from other failures.
 type NotFoundError struct {
 	// Searched lists the directories that were looked at.
 	Searched []string

@@ -459,3 +459,34 @@ func TestLineRing(t *testing.T) {
 		t.Errorf("tail = %q", got)
 	}
 }
+
+func TestDoneAndRestartAfterCrash(t *testing.T) {
+	requirePostgres(t)
+	dataDir := filepath.Join(reachableTempDir(t), "pg")
+	s, err := Start(context.Background(), Options{DataDir: dataDir, Logger: testLogger(), DisableDownload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	conn := connect(t, s.URL("postgres"))
+	if _, err := conn.Exec(context.Background(), "CREATE TABLE committed (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after the server died")
+	}
+	if err := s.Stop(context.Background()); err == nil || !strings.Contains(err.Error(), "already exited") {
+		t.Errorf("Stop after a crash: %v", err)
+	}
+
+	// The crash left postmaster.pid behind; the next start removes it and recovers.
+	s2 := start(t, Options{DataDir: dataDir})
+	if got := queryString(t, connect(t, s2.URL("postgres")), "SELECT to_regclass('committed')::text"); got != "committed" {
+		t.Errorf("committed table lost in the crash: %q", got)
+	}
+}

@@ -32,7 +32,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		logger = slog.Default()
 	}
 	if opts.DataDir == "" {
-		return nil, errors.New("pgembed: a data directory is required")
+		return nil, errors.New("a data directory is required")
 	}
 	if opts.FallbackDir == "" {
 		opts.FallbackDir = defaultFallbackDir
@@ -45,15 +45,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	real, err := resolvePath(abs)
+	resolved, err := resolvePath(abs)
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	acct, err := serviceAccount(real)
+	acct, err := serviceAccount(resolved)
 	if err != nil {
 		return nil, err
 	}
-	dataDir, err := placeCluster(abs, real, opts.FallbackDir, acct, logger)
+	dataDir, err := placeCluster(abs, resolved, opts.FallbackDir, acct, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -56,11 +56,11 @@ func (a textArray) Value() (driver.Value, error) {
 			b.WriteByte(',')
 		}
 		b.WriteByte('"')
-		for _, r := range s {
-			if r == '"' || r == '\\' {
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
 				b.WriteByte('\\')
 			}
-			b.WriteRune(r)
+			b.WriteByte(s[j])
 		}
 		b.WriteByte('"')
 	}

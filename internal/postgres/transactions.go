@@ -401,6 +401,7 @@ func stage(ctx context.Context, tx pgx.Tx, items []crm.Transaction, results []cr
 		return fmt.Errorf("create staging table: %w", err)
 	}
 	i := -1
+	row := make([]any, len(stagingColumns))
 	source := pgx.CopyFromFunc(func() ([]any, error) {
 		for i++; i < len(items) && results[i].Status != ""; i++ {
 		}
@@ -409,22 +410,27 @@ func stage(ctx context.Context, tx pgx.Tx, items []crm.Transaction, results []cr
 		}
 		t := &items[i]
 		var amount, margin pgtype.Numeric
-		if err := amount.Scan(t.Amount); err != nil {
+		if err := amount.ScanScientific(t.Amount); err != nil {
 			return nil, fmt.Errorf("item %d amount: %w", i, err)
 		}
 		if t.Margin != nil {
-			if err := margin.Scan(*t.Margin); err != nil {
+			if err := margin.ScanScientific(*t.Margin); err != nil {
 				return nil, fmt.Errorf("item %d margin: %w", i, err)
 			}
 		}
-		metadata, err := json.Marshal(t.Metadata)
-		if err != nil {
-			return nil, fmt.Errorf("item %d metadata: %w", i, err)
+		metadata := []byte("{}")
+		if len(t.Metadata) > 0 {
+			var err error
+			if metadata, err = json.Marshal(t.Metadata); err != nil {
+				return nil, fmt.Errorf("item %d metadata: %w", i, err)
+			}
 		}
-		return []any{
-			int32(i), t.ID, t.CustomerID, string(t.Type), t.OccurredAt, amount, t.Currency, t.Product,
-			t.Category, t.Quantity, margin, t.Channel, t.DealerID, t.Source, t.ExternalID, metadata, t.CreatedAt,
-		}, nil
+		row[0], row[1], row[2], row[3] = int32(i), pgUUID(&t.ID), pgUUID(&t.CustomerID), pgtype.Text{String: string(t.Type), Valid: true}
+		row[4], row[5], row[6] = pgtype.Timestamptz{Time: t.OccurredAt, Valid: true}, amount, pgtype.Text{String: t.Currency, Valid: true}
+		row[7], row[8], row[9], row[10], row[11] = pgText(t.Product), pgText(t.Category), pgInt4(t.Quantity), margin, pgText(t.Channel)
+		row[12], row[13], row[14], row[15] = pgUUID(t.DealerID), pgText(t.Source), pgText(t.ExternalID), metadata
+		row[16] = pgtype.Timestamptz{Time: t.CreatedAt, Valid: true}
+		return row, nil
 	})
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"staged_transactions"}, stagingColumns, source); err != nil {
 		return fmt.Errorf("copy transactions: %w", err)
@@ -432,46 +438,41 @@ func stage(ctx context.Context, tx pgx.Tx, items []crm.Transaction, results []cr
 	return nil
 }
 
+func pgUUID(id *uuid.UUID) pgtype.UUID {
+	if id == nil {
+		return pgtype.UUID{}
+	}
+	return pgtype.UUID{Bytes: *id, Valid: true}
+}
+
+func pgText(s *string) pgtype.Text {
+	if s == nil {
+		return pgtype.Text{}
+	}
+	return pgtype.Text{String: *s, Valid: true}
+}
+
+func pgInt4(n *int) pgtype.Int4 {
+	if n == nil {
+		return pgtype.Int4{}
+	}
+	return pgtype.Int4{Int32: int32(*n), Valid: true}
+}
+
 // mergeStaged claims the staged items' external references, reports the items already
-// recorded, and inserts the rest.
+// recorded (comparing content only for references that were taken before), and inserts the rest.
 func mergeStaged(ctx context.Context, tx pgx.Tx, items []crm.Transaction, results []crm.RecordResult) error {
-	rows, err := tx.Query(ctx, `WITH claimed AS (
-			INSERT INTO transaction_external_refs (external_id, source, customer_id, transaction_id)
-			SELECT external_id, source, customer_id, id FROM staged_transactions WHERE source IS NOT NULL
-			ON CONFLICT DO NOTHING
-			RETURNING transaction_id
-		)
-		SELECT s.idx, t.id, t.customer_id,
-			t.customer_id = s.customer_id AND t.type = s.type AND t.occurred_at = s.occurred_at
-			AND t.amount = s.amount AND t.currency = s.currency
-			AND t.product IS NOT DISTINCT FROM s.product AND t.category IS NOT DISTINCT FROM s.category
-			AND t.quantity IS NOT DISTINCT FROM s.quantity AND t.margin IS NOT DISTINCT FROM s.margin
-			AND t.channel IS NOT DISTINCT FROM s.channel AND t.dealer_id IS NOT DISTINCT FROM s.dealer_id
-			AND t.metadata = s.metadata AS same
-		FROM staged_transactions s
-		JOIN transaction_external_refs r ON r.external_id = s.external_id AND r.source = s.source
-		JOIN transactions t ON t.customer_id = r.customer_id AND t.id = r.transaction_id
-		WHERE s.source IS NOT NULL AND s.id NOT IN (SELECT transaction_id FROM claimed)`)
+	tag, err := tx.Exec(ctx, `INSERT INTO transaction_external_refs (external_id, source, customer_id, transaction_id)
+		SELECT external_id, source, customer_id, id FROM staged_transactions WHERE source IS NOT NULL
+		ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return fmt.Errorf("claim transaction references: %w", err)
 	}
 	existing := []int32{}
-	var idx int32
-	var id, customerID uuid.UUID
-	var same bool
-	_, err = pgx.ForEachRow(rows, []any{&idx, &id, &customerID, &same}, func() error {
-		existing = append(existing, idx)
-		if same {
-			results[idx] = crm.RecordResult{Status: crm.RecordExisting, ID: id, CustomerID: customerID}
-		} else {
-			it := items[idx]
-			fail(results, int(idx), crm.CodeConflict, "/external_id", fmt.Sprintf(
-				"source %q external_id %q was already recorded with other content as transaction %s", *it.Source, *it.ExternalID, id))
+	if withRefs := countPendingRefs(items, results); tag.RowsAffected() < int64(withRefs) {
+		if existing, err = compareRecorded(ctx, tx, items, results); err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("claim transaction references: %w", err)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO transactions (customer_id, id, type, occurred_at, amount, currency,
 			product, category, quantity, margin, channel, dealer_id, source, external_id, metadata, created_at)
@@ -482,4 +483,53 @@ func mergeStaged(ctx context.Context, tx pgx.Tx, items []crm.Transaction, result
 		return fmt.Errorf("insert transactions: %w", err)
 	}
 	return nil
+}
+
+func countPendingRefs(items []crm.Transaction, results []crm.RecordResult) int {
+	n := 0
+	for i, it := range items {
+		if results[i].Status == "" && it.Source != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// compareRecorded finds the staged items whose reference belongs to a transaction recorded
+// before, marks each existing (same content) or failed (other content), and returns their
+// indexes.
+func compareRecorded(ctx context.Context, tx pgx.Tx, items []crm.Transaction, results []crm.RecordResult) ([]int32, error) {
+	rows, err := tx.Query(ctx, `SELECT s.idx, t.id, t.customer_id,
+			t.customer_id = s.customer_id AND t.type = s.type AND t.occurred_at = s.occurred_at
+			AND t.amount = s.amount AND t.currency = s.currency
+			AND t.product IS NOT DISTINCT FROM s.product AND t.category IS NOT DISTINCT FROM s.category
+			AND t.quantity IS NOT DISTINCT FROM s.quantity AND t.margin IS NOT DISTINCT FROM s.margin
+			AND t.channel IS NOT DISTINCT FROM s.channel AND t.dealer_id IS NOT DISTINCT FROM s.dealer_id
+			AND t.metadata = s.metadata AS same
+		FROM staged_transactions s
+		JOIN transaction_external_refs r ON r.external_id = s.external_id AND r.source = s.source
+		JOIN transactions t ON t.customer_id = r.customer_id AND t.id = r.transaction_id
+		WHERE r.transaction_id <> s.id`)
+	if err != nil {
+		return nil, fmt.Errorf("compare recorded transactions: %w", err)
+	}
+	existing := []int32{}
+	var idx int32
+	var id, customerID uuid.UUID
+	var same bool
+	_, err = pgx.ForEachRow(rows, []any{&idx, &id, &customerID, &same}, func() error {
+		existing = append(existing, idx)
+		if same {
+			results[idx] = crm.RecordResult{Status: crm.RecordExisting, ID: id, CustomerID: customerID}
+			return nil
+		}
+		it := items[idx]
+		fail(results, int(idx), crm.CodeConflict, "/external_id", fmt.Sprintf(
+			"source %q external_id %q was already recorded with other content as transaction %s", *it.Source, *it.ExternalID, id))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("compare recorded transactions: %w", err)
+	}
+	return existing, nil
 }

@@ -141,17 +141,16 @@ func DSN(t testing.TB) string {
 
 // setup connects to TEST_DATABASE_URL or starts a throwaway server, then builds the migrated
 // template database. noServer reports that the error is the lack of a PostgreSQL server.
-func setup() (e *env, noServer bool, err error) {
+func setup() (_ *env, noServer bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	began := time.Now()
-	e = &env{}
+	e := &env{}
 	defer func() {
 		if err != nil {
 			if closeErr := e.close(); closeErr != nil {
 				err = errors.Join(err, closeErr)
 			}
-			e = nil
 		}
 	}()
 
