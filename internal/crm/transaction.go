@@ -3,6 +3,8 @@ package crm
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -183,14 +185,14 @@ func (s *TransactionService) Record(ctx context.Context, scope Scope, items []Tr
 func (s *TransactionService) record(ctx context.Context, scope Scope, items []Transaction, opts RecordOptions, pointerFormat string) ([]RecordResult, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	results := make([]RecordResult, len(items))
+	s.validateAll(items, results, now)
 	valid := make([]Transaction, 0, len(items))
 	validIndex := make([]int, 0, len(items))
 	for i := range items {
-		t := items[i]
-		if fields := s.validateTransaction(&t, now); fields != nil {
-			results[i] = RecordResult{Status: RecordFailed, Err: Invalid(fields...)}
+		if results[i].Status == RecordFailed {
 			continue
 		}
+		t := items[i]
 		id, err := uuid.NewV7()
 		if err != nil {
 			return nil, err
@@ -216,6 +218,30 @@ func (s *TransactionService) record(ctx context.Context, scope Scope, items []Tr
 	}
 	prefixPointers(results, pointerFormat)
 	return results, nil
+}
+
+// validateAll validates items on every processor and marks the invalid ones failed.
+func (s *TransactionService) validateAll(items []Transaction, results []RecordResult, now time.Time) {
+	workers := min(runtime.GOMAXPROCS(0), (len(items)+999)/1000)
+	if workers <= 1 {
+		s.validateRange(items, results, now, 0, len(items))
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (len(items) + workers - 1) / workers
+	for start := 0; start < len(items); start += chunk {
+		end := min(start+chunk, len(items))
+		wg.Go(func() { s.validateRange(items, results, now, start, end) })
+	}
+	wg.Wait()
+}
+
+func (s *TransactionService) validateRange(items []Transaction, results []RecordResult, now time.Time, start, end int) {
+	for i := start; i < end; i++ {
+		if fields := s.validateTransaction(&items[i], now); fields != nil {
+			results[i] = RecordResult{Status: RecordFailed, Err: Invalid(fields...)}
+		}
+	}
 }
 
 func (s *TransactionService) validateTransaction(t *Transaction, now time.Time) []FieldError {

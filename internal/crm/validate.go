@@ -44,6 +44,9 @@ func NewValidator() *Validator {
 		return signedDecimalPattern.MatchString(fl.Field().String())
 	})
 	mustRegister(v, "json_size", func(fl validator.FieldLevel) bool {
+		if fl.Field().Len() == 0 {
+			return true
+		}
 		b, err := json.Marshal(fl.Field().Interface())
 		return err == nil && len(b) <= maxJSONObjectBytes
 	})

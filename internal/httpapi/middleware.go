@@ -74,8 +74,9 @@ func newContractValidator(spec *openapi3.T) (*contractValidator, error) {
 		return nil, fmt.Errorf("route contract: %w", err)
 	}
 	return &contractValidator{router: router, opts: openapi3filter.Options{
-		MultiError:         true,
-		AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil },
+		MultiError:          true,
+		SkipSettingDefaults: true,
+		AuthenticationFunc:  func(context.Context, *openapi3filter.AuthenticationInput) error { return nil },
 	}}, nil
 }
 
