@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -86,6 +87,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}()
 	switch command {
 	case "serve":
+		if cfg.GCPercent > 0 {
+			debug.SetGCPercent(cfg.GCPercent)
+		}
 		token, err := a.Keys.Bootstrap(ctx)
 		if err != nil {
 			return err

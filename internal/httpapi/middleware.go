@@ -65,6 +65,8 @@ func authenticator(keys *crm.KeyService) echo.MiddlewareFunc {
 type contractValidator struct {
 	router routers.Router
 	opts   openapi3filter.Options
+	// bulk holds the parallel body validators of bulk operations, by operation id.
+	bulk map[string]*bulkBody
 }
 
 func newContractValidator(spec *openapi3.T) (*contractValidator, error) {
@@ -73,7 +75,15 @@ func newContractValidator(spec *openapi3.T) (*contractValidator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route contract: %w", err)
 	}
-	return &contractValidator{router: router, opts: openapi3filter.Options{
+	bulk := map[string]*bulkBody{}
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			if b := bulkBodyOf(op); b != nil {
+				bulk[op.OperationID] = b
+			}
+		}
+	}
+	return &contractValidator{router: router, bulk: bulk, opts: openapi3filter.Options{
 		MultiError:          true,
 		SkipSettingDefaults: true,
 		AuthenticationFunc:  func(context.Context, *openapi3filter.AuthenticationInput) error { return nil },
@@ -98,9 +108,21 @@ func (v *contractValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				return crm.Errorf(crm.CodeForbidden, "This API key lacks the %s permission this operation needs.", scope)
 			}
 		}
-		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: &v.opts}
+		opts := &v.opts
+		bulk := v.bulk[route.Operation.OperationID]
+		if bulk != nil {
+			withoutBody := v.opts
+			withoutBody.ExcludeRequestBody = true
+			opts = &withoutBody
+		}
+		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
 		if err := openapi3filter.ValidateRequest(req.Context(), input); err != nil {
 			return contractError(err)
+		}
+		if bulk != nil {
+			if err := bulk.validate(req); err != nil {
+				return err
+			}
 		}
 		return next(c)
 	}
