@@ -23,6 +23,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AcquisitionGroupBy.
+const (
+	AcquisitionGroupByChannel AcquisitionGroupBy = "channel"
+	AcquisitionGroupByCohort  AcquisitionGroupBy = "cohort"
+)
+
+// Valid indicates whether the value is a known member of the AcquisitionGroupBy enum.
+func (e AcquisitionGroupBy) Valid() bool {
+	switch e {
+	case AcquisitionGroupByChannel:
+		return true
+	case AcquisitionGroupByCohort:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BusinessRole.
 const (
 	Dealer      BusinessRole = "dealer"
@@ -53,6 +71,66 @@ func (e BusinessRole) Valid() bool {
 	}
 }
 
+// Defines values for ChurnBand.
+const (
+	High   ChurnBand = "high"
+	Low    ChurnBand = "low"
+	Medium ChurnBand = "medium"
+)
+
+// Valid indicates whether the value is a known member of the ChurnBand enum.
+func (e ChurnBand) Valid() bool {
+	switch e {
+	case High:
+		return true
+	case Low:
+		return true
+	case Medium:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CohortSelectorUnit.
+const (
+	CohortSelectorUnitMonth   CohortSelectorUnit = "month"
+	CohortSelectorUnitQuarter CohortSelectorUnit = "quarter"
+	CohortSelectorUnitWeek    CohortSelectorUnit = "week"
+)
+
+// Valid indicates whether the value is a known member of the CohortSelectorUnit enum.
+func (e CohortSelectorUnit) Valid() bool {
+	switch e {
+	case CohortSelectorUnitMonth:
+		return true
+	case CohortSelectorUnitQuarter:
+		return true
+	case CohortSelectorUnitWeek:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConcentrationBasis.
+const (
+	ConcentrationBasisClv      ConcentrationBasis = "clv"
+	ConcentrationBasisNetValue ConcentrationBasis = "net_value"
+)
+
+// Valid indicates whether the value is a known member of the ConcentrationBasis enum.
+func (e ConcentrationBasis) Valid() bool {
+	switch e {
+	case ConcentrationBasisClv:
+		return true
+	case ConcentrationBasisNetValue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CustomerKind.
 const (
 	Business CustomerKind = "business"
@@ -65,6 +143,30 @@ func (e CustomerKind) Valid() bool {
 	case Business:
 		return true
 	case Consumer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ModelRunStatus.
+const (
+	Failed    ModelRunStatus = "failed"
+	Queued    ModelRunStatus = "queued"
+	Running   ModelRunStatus = "running"
+	Succeeded ModelRunStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ModelRunStatus enum.
+func (e ModelRunStatus) Valid() bool {
+	switch e {
+	case Failed:
+		return true
+	case Queued:
+		return true
+	case Running:
+		return true
+	case Succeeded:
 		return true
 	default:
 		return false
@@ -113,6 +215,66 @@ func (e ProblemCode) Valid() bool {
 	case UnsupportedMediaType:
 		return true
 	case ValidationFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PurchaseModelName.
+const (
+	Bgnbd  PurchaseModelName = "bgnbd"
+	Mbgnbd PurchaseModelName = "mbgnbd"
+)
+
+// Valid indicates whether the value is a known member of the PurchaseModelName enum.
+func (e PurchaseModelName) Valid() bool {
+	switch e {
+	case Bgnbd:
+		return true
+	case Mbgnbd:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RetentionCohort.
+const (
+	RetentionCohortMonth   RetentionCohort = "month"
+	RetentionCohortQuarter RetentionCohort = "quarter"
+	RetentionCohortWeek    RetentionCohort = "week"
+)
+
+// Valid indicates whether the value is a known member of the RetentionCohort enum.
+func (e RetentionCohort) Valid() bool {
+	switch e {
+	case RetentionCohortMonth:
+		return true
+	case RetentionCohortQuarter:
+		return true
+	case RetentionCohortWeek:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TimeUnit.
+const (
+	TimeUnitDay   TimeUnit = "day"
+	TimeUnitMonth TimeUnit = "month"
+	TimeUnitWeek  TimeUnit = "week"
+)
+
+// Valid indicates whether the value is a known member of the TimeUnit enum.
+func (e TimeUnit) Valid() bool {
+	switch e {
+	case TimeUnitDay:
+		return true
+	case TimeUnitMonth:
+		return true
+	case TimeUnitWeek:
 		return true
 	default:
 		return false
@@ -185,9 +347,91 @@ func (e TransactionSort) Valid() bool {
 	}
 }
 
+// Defines values for GetAcquisitionParamsGroupBy.
+const (
+	GetAcquisitionParamsGroupByChannel GetAcquisitionParamsGroupBy = "channel"
+	GetAcquisitionParamsGroupByCohort  GetAcquisitionParamsGroupBy = "cohort"
+)
+
+// Valid indicates whether the value is a known member of the GetAcquisitionParamsGroupBy enum.
+func (e GetAcquisitionParamsGroupBy) Valid() bool {
+	switch e {
+	case GetAcquisitionParamsGroupByChannel:
+		return true
+	case GetAcquisitionParamsGroupByCohort:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetAcquisitionParamsCohort.
+const (
+	GetAcquisitionParamsCohortMonth   GetAcquisitionParamsCohort = "month"
+	GetAcquisitionParamsCohortQuarter GetAcquisitionParamsCohort = "quarter"
+	GetAcquisitionParamsCohortWeek    GetAcquisitionParamsCohort = "week"
+)
+
+// Valid indicates whether the value is a known member of the GetAcquisitionParamsCohort enum.
+func (e GetAcquisitionParamsCohort) Valid() bool {
+	switch e {
+	case GetAcquisitionParamsCohortMonth:
+		return true
+	case GetAcquisitionParamsCohortQuarter:
+		return true
+	case GetAcquisitionParamsCohortWeek:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetConcentrationParamsBasis.
+const (
+	GetConcentrationParamsBasisClv      GetConcentrationParamsBasis = "clv"
+	GetConcentrationParamsBasisNetValue GetConcentrationParamsBasis = "net_value"
+)
+
+// Valid indicates whether the value is a known member of the GetConcentrationParamsBasis enum.
+func (e GetConcentrationParamsBasis) Valid() bool {
+	switch e {
+	case GetConcentrationParamsBasisClv:
+		return true
+	case GetConcentrationParamsBasisNetValue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetRetentionParamsCohort.
+const (
+	GetRetentionParamsCohortMonth   GetRetentionParamsCohort = "month"
+	GetRetentionParamsCohortQuarter GetRetentionParamsCohort = "quarter"
+	GetRetentionParamsCohortWeek    GetRetentionParamsCohort = "week"
+)
+
+// Valid indicates whether the value is a known member of the GetRetentionParamsCohort enum.
+func (e GetRetentionParamsCohort) Valid() bool {
+	switch e {
+	case GetRetentionParamsCohortMonth:
+		return true
+	case GetRetentionParamsCohortQuarter:
+		return true
+	case GetRetentionParamsCohortWeek:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListCustomersParamsSort.
 const (
+	ListCustomersParamsSortChurnRisk      ListCustomersParamsSort = "churn_risk"
+	ListCustomersParamsSortClv            ListCustomersParamsSort = "clv"
 	ListCustomersParamsSortCreatedAt      ListCustomersParamsSort = "created_at"
+	ListCustomersParamsSortMinusChurnRisk ListCustomersParamsSort = "-churn_risk"
+	ListCustomersParamsSortMinusClv       ListCustomersParamsSort = "-clv"
 	ListCustomersParamsSortMinusCreatedAt ListCustomersParamsSort = "-created_at"
 	ListCustomersParamsSortMinusName      ListCustomersParamsSort = "-name"
 	ListCustomersParamsSortMinusUpdatedAt ListCustomersParamsSort = "-updated_at"
@@ -198,7 +442,15 @@ const (
 // Valid indicates whether the value is a known member of the ListCustomersParamsSort enum.
 func (e ListCustomersParamsSort) Valid() bool {
 	switch e {
+	case ListCustomersParamsSortChurnRisk:
+		return true
+	case ListCustomersParamsSortClv:
+		return true
 	case ListCustomersParamsSortCreatedAt:
+		return true
+	case ListCustomersParamsSortMinusChurnRisk:
+		return true
+	case ListCustomersParamsSortMinusClv:
 		return true
 	case ListCustomersParamsSortMinusCreatedAt:
 		return true
@@ -263,6 +515,46 @@ func (e ListTransactionsParamsSort) Valid() bool {
 	}
 }
 
+// Acquisition Acquisition cost and value by group.
+type Acquisition struct {
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// GroupBy How customers were grouped.
+	GroupBy AcquisitionGroupBy `json:"group_by"`
+
+	// Groups One row per group.
+	Groups []AcquisitionGroup `json:"groups"`
+}
+
+// AcquisitionGroupBy How customers were grouped.
+type AcquisitionGroupBy string
+
+// AcquisitionGroup Acquisition cost and value of one group of customers.
+type AcquisitionGroup struct {
+	// AcquisitionCost A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	AcquisitionCost Decimal `json:"acquisition_cost"`
+
+	// AverageClv Average predicted CLV of the group's scored customers; null without scores.
+	AverageClv nullable.Nullable[string] `json:"average_clv"`
+
+	// Cac Acquisition cost per new customer, as a decimal string; null without customers.
+	Cac nullable.Nullable[string] `json:"cac"`
+
+	// ClvToCac Average CLV over CAC; null when either is unknown or CAC is zero.
+	ClvToCac nullable.Nullable[float64] `json:"clv_to_cac"`
+
+	// Key The cohort's start (RFC 3339) or the channel (`unknown` when unset).
+	Key string `json:"key"`
+
+	// NewCustomers Customers acquired.
+	NewCustomers int `json:"new_customers"`
+}
+
 // Attributes Custom attributes, a JSON object of at most 64 KiB.
 //
 // Example: {"loyalty_card":"LC-2231"}
@@ -284,6 +576,77 @@ type BatchItemError struct {
 
 // BusinessRole The role of a business account.
 type BusinessRole string
+
+// CLVSettings How predicted CLV is computed.
+type CLVSettings struct {
+	// AnnualDiscountRate The annual discount rate; cash flows in month k are divided by (1 + d)^(k/12).
+	AnnualDiscountRate *float64 `json:"annual_discount_rate,omitempty"`
+
+	// HorizonMonths The horizon, in months of 365.25/12 days.
+	HorizonMonths *int `json:"horizon_months,omitempty"`
+
+	// Margin The profit margin applied to expected revenue; 1 gives revenue CLV.
+	Margin *float64 `json:"margin,omitempty"`
+}
+
+// ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
+type ChurnBand string
+
+// Cohort The customers first bought in one period, and how many bought again later.
+type Cohort struct {
+	// Active Customers of the cohort who purchased in each period after acquisition (index 0 is the acquisition period); periods not yet reached are absent.
+	Active []int `json:"active"`
+
+	// Retention active divided by size, per period.
+	Retention []float64 `json:"retention"`
+
+	// Size Customers whose first purchase fell in the period.
+	Size int `json:"size"`
+
+	// Start The start of the cohort's period.
+	Start time.Time `json:"start"`
+}
+
+// CohortSelector An acquisition cohort, by its length and its start.
+type CohortSelector struct {
+	// Start Any instant in the cohort's first period.
+	Start time.Time `json:"start"`
+
+	// Unit The length of the cohort's periods.
+	Unit CohortSelectorUnit `json:"unit"`
+}
+
+// CohortSelectorUnit The length of the cohort's periods.
+type CohortSelectorUnit string
+
+// Concentration How concentrated value is among customers.
+type Concentration struct {
+	// Basis The value customers were ranked by.
+	Basis ConcentrationBasis `json:"basis"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// Customers Customers ranked.
+	Customers int `json:"customers"`
+
+	// Gini The Gini coefficient of value.
+	Gini float64 `json:"gini"`
+
+	// Lorenz Points of the Lorenz curve, customers ranked from the most valuable.
+	Lorenz []LorenzPoint `json:"lorenz"`
+
+	// Top20PercentShare The share of total value from the top 20% of customers.
+	Top20PercentShare float64 `json:"top_20_percent_share"`
+
+	// Total Total value, as a decimal string (may be negative).
+	Total string `json:"total"`
+}
+
+// ConcentrationBasis The value customers were ranked by.
+type ConcentrationBasis string
 
 // Currency An ISO 4217 currency code.
 //
@@ -357,6 +720,9 @@ type Customer struct {
 
 	// Role The role of a business account; null for consumers.
 	Role nullable.Nullable[BusinessRole] `json:"role"`
+
+	// Scores The live scores; null until a model run has scored the customer.
+	Scores nullable.Nullable[ScoreSummary] `json:"scores"`
 
 	// Tags Labels, sorted and without duplicates.
 	Tags []Tag `json:"tags"`
@@ -489,6 +855,112 @@ type CustomerPatch struct {
 	Tags nullable.Nullable[[]Tag] `json:"tags,omitempty"`
 }
 
+// CustomerScores A customer's scores in detail, and what produced them.
+type CustomerScores struct {
+	// ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
+	ChurnBand ChurnBand `json:"churn_band"`
+
+	// ChurnRisk 1 − P(alive).
+	ChurnRisk float64 `json:"churn_risk"`
+
+	// Clv A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Clv Decimal `json:"clv"`
+
+	// ClvSettings How predicted CLV is computed.
+	ClvSettings CLVSettings `json:"clv_settings"`
+
+	// ComputedAt When the scores were computed.
+	ComputedAt time.Time `json:"computed_at"`
+
+	// Cost A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Cost Decimal `json:"cost"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// CustomerId The customer.
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// ExpectedPurchases30d Expected purchases in the next 30 days.
+	ExpectedPurchases30d float64 `json:"expected_purchases_30d"`
+
+	// ExpectedPurchases365d Expected purchases in the next 365 days.
+	ExpectedPurchases365d float64 `json:"expected_purchases_365d"`
+
+	// ExpectedPurchases90d Expected purchases in the next 90 days.
+	ExpectedPurchases90d float64 `json:"expected_purchases_90d"`
+
+	// ExpectedSpend A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	ExpectedSpend Decimal `json:"expected_spend"`
+
+	// FirstPurchaseAt The first purchase.
+	FirstPurchaseAt time.Time `json:"first_purchase_at"`
+
+	// Frequency Repeat purchase occasions (occasions − 1); purchases in the same time unit count once.
+	Frequency int `json:"frequency"`
+
+	// LastPurchaseAt The last purchase up to the observation end.
+	LastPurchaseAt time.Time `json:"last_purchase_at"`
+
+	// Model `bgnbd` (BG/NBD, Fader, Hardie & Lee 2005) or `mbgnbd` (MBG/NBD, Batislam et al. 2007). Under BG/NBD a customer with a single purchase is always alive; MBG/NBD lets such customers churn.
+	Model PurchaseModelName `json:"model"`
+
+	// ModelRunId The model run whose parameters produced the scores.
+	ModelRunId openapi_types.UUID `json:"model_run_id"`
+
+	// Monetary A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Monetary Decimal `json:"monetary"`
+
+	// NetValue Historical value, revenue − refunds − cost, as a decimal string (may be negative).
+	//
+	// Example: 1204.50
+	NetValue string `json:"net_value"`
+
+	// ObservationEnd The instant the summary runs to.
+	ObservationEnd time.Time `json:"observation_end"`
+
+	// PAlive The probability that the customer is still active.
+	PAlive float64 `json:"p_alive"`
+
+	// Parameters Fitted parameters of the purchase model (r, α, a, b) and of Gamma-Gamma spend (p, q, γ).
+	Parameters ModelParameters `json:"parameters"`
+
+	// Purchases Purchase occasions up to the observation end.
+	Purchases int `json:"purchases"`
+
+	// Recency Time from the first to the last occasion, in the time unit.
+	Recency float64 `json:"recency"`
+
+	// Refunds A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Refunds Decimal `json:"refunds"`
+
+	// Revenue A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Revenue Decimal `json:"revenue"`
+
+	// Rfm Quartile scores (1–4, 4 best; recency reversed) over the scored customers, and the segment they map to.
+	Rfm RFMScore `json:"rfm"`
+
+	// T Time from the first occasion to the observation end, in the time unit.
+	T float64 `json:"t"`
+
+	// TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
+	TimeUnit TimeUnit `json:"time_unit"`
+}
+
 // Decimal A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
 //
 // Example: 129.90
@@ -530,6 +1002,24 @@ type FieldError struct {
 	Pointer string `json:"pointer"`
 }
 
+// FitDiagnostics How an optimisation went.
+type FitDiagnostics struct {
+	// FunctionEvaluations Likelihood evaluations.
+	FunctionEvaluations int `json:"function_evaluations"`
+
+	// GradientNorm The largest gradient component at the estimate (small means converged).
+	GradientNorm float64 `json:"gradient_norm"`
+
+	// Iterations Iterations over all optimiser runs.
+	Iterations int `json:"iterations"`
+
+	// Method The optimiser or optimisers run.
+	Method string `json:"method"`
+
+	// Status The optimiser's final status.
+	Status string `json:"status"`
+}
+
 // Health The state of the service.
 type Health struct {
 	// Status `ok` when healthy.
@@ -537,6 +1027,182 @@ type Health struct {
 	// Example: ok
 	Status string `json:"status"`
 }
+
+// LorenzPoint The share of value from the top share of customers.
+type LorenzPoint struct {
+	// CustomerShare The share of customers, from the most valuable.
+	CustomerShare float64 `json:"customer_share"`
+
+	// ValueShare The share of total value they bring.
+	ValueShare float64 `json:"value_share"`
+}
+
+// ModelParameters Fitted parameters of the purchase model (r, α, a, b) and of Gamma-Gamma spend (p, q, γ).
+type ModelParameters struct {
+	// A First shape of the dropout-probability distribution.
+	A float64 `json:"a"`
+
+	// Alpha Scale of the purchase-rate distribution, in the run's time unit.
+	Alpha float64 `json:"alpha"`
+
+	// B Second shape of the dropout-probability distribution.
+	B float64 `json:"b"`
+
+	// Gamma Gamma-Gamma scale of the spend scale.
+	Gamma float64 `json:"gamma"`
+
+	// P Gamma-Gamma shape of spend per transaction.
+	P float64 `json:"p"`
+
+	// Q Gamma-Gamma shape of the spend scale.
+	Q float64 `json:"q"`
+
+	// R Shape of the purchase-rate distribution.
+	R float64 `json:"r"`
+}
+
+// ModelRun One fit of the models and the scoring of every customer with it.
+type ModelRun struct {
+	// CalibrationEnd The end of the data the models were fitted on.
+	CalibrationEnd time.Time `json:"calibration_end"`
+
+	// Clv How predicted CLV is computed.
+	Clv CLVSettings `json:"clv"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// Error Why the run failed.
+	Error nullable.Nullable[ModelRunError] `json:"error"`
+
+	// FinishedAt When the run ended.
+	FinishedAt nullable.Nullable[time.Time] `json:"finished_at"`
+
+	// Id The run's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// Model `bgnbd` (BG/NBD, Fader, Hardie & Lee 2005) or `mbgnbd` (MBG/NBD, Batislam et al. 2007). Under BG/NBD a customer with a single purchase is always alive; MBG/NBD lets such customers churn.
+	Model PurchaseModelName `json:"model"`
+
+	// Penalty The L2 penalty used.
+	Penalty float64 `json:"penalty"`
+
+	// RequestedAt When the run was requested.
+	RequestedAt time.Time `json:"requested_at"`
+
+	// Result The fit and its diagnostics, once the run succeeded.
+	Result nullable.Nullable[ModelRunResult] `json:"result"`
+
+	// StartedAt When the run started.
+	StartedAt nullable.Nullable[time.Time] `json:"started_at"`
+
+	// Status `queued`, `running`, `succeeded` or `failed`.
+	Status ModelRunStatus `json:"status"`
+
+	// TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
+	TimeUnit TimeUnit `json:"time_unit"`
+}
+
+// ModelRunCreate What to fit.
+type ModelRunCreate struct {
+	// CalibrationEnd Fit and score on purchases up to this instant; default now.
+	CalibrationEnd *time.Time `json:"calibration_end,omitempty"`
+
+	// Clv How predicted CLV is computed.
+	Clv *CLVSettings `json:"clv,omitempty"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency *Currency          `json:"currency,omitempty"`
+	Model    *PurchaseModelName `json:"model,omitempty"`
+
+	// Penalty An optional L2 penalty on the log-parameters, to steady fits on little data.
+	Penalty  *float64  `json:"penalty,omitempty"`
+	TimeUnit *TimeUnit `json:"time_unit,omitempty"`
+}
+
+// ModelRunError Why a run failed.
+type ModelRunError struct {
+	// Code `no_data`, `not_converged` or `internal`.
+	//
+	// Example: not_converged
+	Code string `json:"code"`
+
+	// Message What went wrong, with the optimiser's diagnostics.
+	Message string `json:"message"`
+}
+
+// ModelRunPage One page of model runs.
+type ModelRunPage struct {
+	// Data The runs on this page.
+	Data []ModelRun `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// ModelRunResult What a successful run fitted and scored.
+type ModelRunResult struct {
+	// Customers Customers with a purchase before the calibration end.
+	Customers int `json:"customers"`
+
+	// DistinctRows Distinct (frequency, recency, T) rows the purchase model was fitted on.
+	DistinctRows int `json:"distinct_rows"`
+
+	// FirstPurchaseAt The first purchase in the data.
+	FirstPurchaseAt time.Time `json:"first_purchase_at"`
+
+	// Fit How an optimisation went.
+	Fit FitDiagnostics `json:"fit"`
+
+	// LastPurchaseAt The last purchase in the data.
+	LastPurchaseAt time.Time `json:"last_purchase_at"`
+
+	// LogLikelihood The purchase model's log-likelihood, summed over customers.
+	LogLikelihood float64 `json:"log_likelihood"`
+
+	// Parameters Fitted parameters of the purchase model (r, α, a, b) and of Gamma-Gamma spend (p, q, γ).
+	Parameters ModelParameters `json:"parameters"`
+
+	// RepeatCustomers Customers with at least one repeat purchase.
+	RepeatCustomers int `json:"repeat_customers"`
+
+	// RepeatPurchases Customers by number of repeat purchases (0, 1, …, 6, and 7 or more), observed and as the fitted model expects.
+	RepeatPurchases []RepeatPurchaseBin `json:"repeat_purchases"`
+
+	// ScoredCustomers Customers scored with the run.
+	ScoredCustomers int `json:"scored_customers"`
+
+	// SpendExcluded Customers left out of the spend fit (no repeat purchase, or no positive repeat spend).
+	SpendExcluded int `json:"spend_excluded"`
+
+	// SpendFit How an optimisation went.
+	SpendFit FitDiagnostics `json:"spend_fit"`
+
+	// SpendLogLikelihood The Gamma-Gamma log-likelihood, summed over repeat customers.
+	SpendLogLikelihood float64 `json:"spend_log_likelihood"`
+
+	// TimingsMs How long each step took, in milliseconds.
+	TimingsMs struct {
+		// Fit Fitting both models.
+		Fit int `json:"fit"`
+
+		// Score Scoring and storing every customer.
+		Score int `json:"score"`
+
+		// Summary Building the summaries in SQL.
+		Summary int `json:"summary"`
+	} `json:"timings_ms"`
+}
+
+// ModelRunStatus `queued`, `running`, `succeeded` or `failed`.
+type ModelRunStatus string
 
 // Money An amount of money.
 type Money struct {
@@ -549,6 +1215,21 @@ type Money struct {
 	//
 	// Example: EUR
 	Currency Currency `json:"currency"`
+}
+
+// PeriodRate Retention from one period after acquisition to the next.
+type PeriodRate struct {
+	// ChurnRate 1 − retention_rate.
+	ChurnRate float64 `json:"churn_rate"`
+
+	// Customers Customers active in this period, over the cohorts counted.
+	Customers int `json:"customers"`
+
+	// Period The period after acquisition the rate starts from.
+	Period int `json:"period"`
+
+	// RetentionRate Customers active in this period and the next over those active in this period.
+	RetentionRate float64 `json:"retention_rate"`
 }
 
 // Problem An RFC 9457 problem document.
@@ -586,10 +1267,154 @@ type Problem struct {
 // ProblemCode A stable machine-readable code.
 type ProblemCode string
 
+// ProjectedPeriod The model's survival and retention for one period.
+type ProjectedPeriod struct {
+	// Observed The observed survival share, where the series reached this period.
+	Observed nullable.Nullable[float64] `json:"observed"`
+
+	// Period The period since acquisition.
+	Period int `json:"period"`
+
+	// RetentionRate S(t) / S(t−1); null for period 0.
+	RetentionRate nullable.Nullable[float64] `json:"retention_rate"`
+
+	// Survival The share of the cohort still a customer, S(t).
+	Survival float64 `json:"survival"`
+}
+
+// PurchaseModelName `bgnbd` (BG/NBD, Fader, Hardie & Lee 2005) or `mbgnbd` (MBG/NBD, Batislam et al. 2007). Under BG/NBD a customer with a single purchase is always alive; MBG/NBD lets such customers churn.
+type PurchaseModelName string
+
+// RFMScore Quartile scores (1–4, 4 best; recency reversed) over the scored customers, and the segment they map to.
+type RFMScore struct {
+	// Frequency The frequency score.
+	Frequency int `json:"frequency"`
+
+	// Monetary The monetary score.
+	Monetary int `json:"monetary"`
+
+	// Recency The recency score.
+	Recency int `json:"recency"`
+
+	// Score The three scores as one code, such as "434".
+	//
+	// Example: 434
+	Score string `json:"score"`
+
+	// Segment The RFM segment, such as `Premium Customer`.
+	//
+	// Example: Premium Customer
+	Segment string `json:"segment"`
+}
+
+// RepeatPurchaseBin Customers with a given number of repeat purchases.
+type RepeatPurchaseBin struct {
+	// Expected Customers the fitted model expects with that many.
+	Expected float64 `json:"expected"`
+
+	// Observed Customers observed with that many.
+	Observed int `json:"observed"`
+
+	// RepeatPurchases The number of repeat purchases; the last bin is "7+".
+	//
+	// Example: 2
+	RepeatPurchases string `json:"repeat_purchases"`
+}
+
+// Retention Acquisition-cohort retention.
+type Retention struct {
+	// Cohort The length of cohorts and periods.
+	Cohort RetentionCohort `json:"cohort"`
+
+	// Cohorts One row per cohort, oldest first.
+	Cohorts []Cohort `json:"cohorts"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// PeriodRates Retention and churn from each period after acquisition to the next, over all cohorts that reached it.
+	PeriodRates []PeriodRate `json:"period_rates"`
+}
+
+// RetentionCohort The length of cohorts and periods.
+type RetentionCohort string
+
+// RetentionProjection The fitted shifted-beta-geometric model and its projection.
+type RetentionProjection struct {
+	// Alpha The fitted α.
+	Alpha float64 `json:"alpha"`
+
+	// Beta The fitted β.
+	Beta float64 `json:"beta"`
+
+	// ExpectedResidualLifetime Discounted expected residual lifetime, in periods, of a customer at the end of the observed series.
+	ExpectedResidualLifetime float64 `json:"expected_residual_lifetime"`
+
+	// LogLikelihood The log-likelihood at the estimate.
+	LogLikelihood float64 `json:"log_likelihood"`
+
+	// Projection Survival and retention per period, from period 0.
+	Projection []ProjectedPeriod `json:"projection"`
+
+	// Survivors The series that was fitted.
+	Survivors []int `json:"survivors"`
+}
+
+// RetentionProjectionRequest A survival series to fit, given or from a cohort, and how far to project.
+type RetentionProjectionRequest struct {
+	// Cohort An acquisition cohort, by its length and its start.
+	Cohort *CohortSelector `json:"cohort,omitempty"`
+
+	// DiscountRate The discount rate per period for the expected residual lifetime.
+	DiscountRate *float64 `json:"discount_rate,omitempty"`
+
+	// Periods How many periods from the cohort's start to project.
+	Periods *int `json:"periods,omitempty"`
+
+	// Survivors Customers still active at the start of each period, starting with the cohort size; non-increasing.
+	Survivors *[]int `json:"survivors,omitempty"`
+}
+
+// ScoreSummary A customer's headline scores.
+type ScoreSummary struct {
+	// ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
+	ChurnBand ChurnBand `json:"churn_band"`
+
+	// ChurnRisk 1 − P(alive).
+	ChurnRisk float64 `json:"churn_risk"`
+
+	// Clv A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Clv Decimal `json:"clv"`
+
+	// ComputedAt When the scores were computed.
+	ComputedAt time.Time `json:"computed_at"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// ExpectedPurchases90d Expected purchases in the next 90 days.
+	ExpectedPurchases90d float64 `json:"expected_purchases_90d"`
+
+	// ModelRunId The model run whose parameters produced the scores.
+	ModelRunId openapi_types.UUID `json:"model_run_id"`
+
+	// PAlive The probability that the customer is still active.
+	PAlive float64 `json:"p_alive"`
+}
+
 // Tag A label without spaces or commas.
 //
 // Example: vip
 type Tag = string
+
+// TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
+type TimeUnit string
 
 // Transaction A purchase, refund or cost.
 type Transaction struct {
@@ -767,6 +1592,55 @@ type TransactionPage struct {
 // TransactionType `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionType string
 
+// WhatIf The value of a change in retention.
+type WhatIf struct {
+	// AnnualDiscountRate The discount rate used.
+	AnnualDiscountRate float64 `json:"annual_discount_rate"`
+
+	// BaselineProfit Expected discounted profit over the horizon, Σ m·r^t/(1 + d)^t for t = 1…horizon, at today's retention.
+	BaselineProfit string `json:"baseline_profit"`
+
+	// BaselineRetention Today's annual retention rate.
+	BaselineRetention float64 `json:"baseline_retention"`
+
+	// BaselineValue Total customer value m·r/(1 + d − r) at today's retention, as a decimal string.
+	BaselineValue string `json:"baseline_value"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// Customers Customers with value in the last 365 days.
+	Customers int `json:"customers"`
+
+	// HorizonYears The horizon of the profit figures.
+	HorizonYears int `json:"horizon_years"`
+
+	// Margin The margin used.
+	Margin float64 `json:"margin"`
+
+	// ProfitChange scenario_profit − baseline_profit.
+	ProfitChange string `json:"profit_change"`
+
+	// ScenarioProfit The same with the changed retention.
+	ScenarioProfit string `json:"scenario_profit"`
+
+	// ScenarioRetention The retention rate with the change.
+	ScenarioRetention float64 `json:"scenario_retention"`
+
+	// ScenarioValue The same with the changed retention.
+	ScenarioValue string `json:"scenario_value"`
+
+	// ValueChange scenario_value − baseline_value.
+	ValueChange string `json:"value_change"`
+}
+
+// CurrencyFilter An ISO 4217 currency code.
+//
+// Example: EUR
+type CurrencyFilter = Currency
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -795,6 +1669,84 @@ type TransactionSort string
 
 // TransactionTypeFilter `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionTypeFilter = TransactionType
+
+// GetAcquisitionParams defines parameters for GetAcquisition.
+type GetAcquisitionParams struct {
+	// GroupBy How to group customers.
+	GroupBy *GetAcquisitionParamsGroupBy `form:"group_by,omitempty" json:"group_by,omitempty"`
+
+	// Cohort The length of acquisition cohorts when grouping by cohort.
+	Cohort *GetAcquisitionParamsCohort `form:"cohort,omitempty" json:"cohort,omitempty"`
+
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+}
+
+// GetAcquisitionParamsGroupBy defines parameters for GetAcquisition.
+type GetAcquisitionParamsGroupBy string
+
+// GetAcquisitionParamsCohort defines parameters for GetAcquisition.
+type GetAcquisitionParamsCohort string
+
+// GetConcentrationParams defines parameters for GetConcentration.
+type GetConcentrationParams struct {
+	// Basis What value customers are ranked by.
+	Basis *GetConcentrationParamsBasis `form:"basis,omitempty" json:"basis,omitempty"`
+
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+
+	// Points How many points of the Lorenz curve to return.
+	Points *int `form:"points,omitempty" json:"points,omitempty"`
+}
+
+// GetConcentrationParamsBasis defines parameters for GetConcentration.
+type GetConcentrationParamsBasis string
+
+// ListModelRunsParams defines parameters for ListModelRuns.
+type ListModelRunsParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetRetentionParams defines parameters for GetRetention.
+type GetRetentionParams struct {
+	// Cohort The length of cohorts and periods.
+	Cohort *GetRetentionParamsCohort `form:"cohort,omitempty" json:"cohort,omitempty"`
+
+	// From Only cohorts whose first purchase is at or after this instant.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only cohorts whose first purchase is before this instant.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Periods How many periods after acquisition to report.
+	Periods *int `form:"periods,omitempty" json:"periods,omitempty"`
+}
+
+// GetRetentionParamsCohort defines parameters for GetRetention.
+type GetRetentionParamsCohort string
+
+// GetWhatIfParams defines parameters for GetWhatIf.
+type GetWhatIfParams struct {
+	// RetentionPoints The change in annual retention, in percentage points (5 means +5 points).
+	RetentionPoints *float64 `form:"retention_points,omitempty" json:"retention_points,omitempty"`
+
+	// AnnualDiscountRate The annual discount rate d.
+	AnnualDiscountRate *float64 `form:"annual_discount_rate,omitempty" json:"annual_discount_rate,omitempty"`
+
+	// Margin The profit margin applied to net value.
+	Margin *float64 `form:"margin,omitempty" json:"margin,omitempty"`
+
+	// HorizonYears The horizon of the expected-profit figures, in years.
+	HorizonYears *int `form:"horizon_years,omitempty" json:"horizon_years,omitempty"`
+
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+}
 
 // ListCustomersParams defines parameters for ListCustomers.
 type ListCustomersParams struct {
@@ -833,6 +1785,18 @@ type ListCustomersParams struct {
 
 	// ExternalId With `external_source`, the customer a partner knows by this reference.
 	ExternalId *ExternalID `form:"external_id,omitempty" json:"external_id,omitempty"`
+
+	// ChurnBand Only scored customers in this churn-risk band.
+	ChurnBand *ChurnBand `form:"churn_band,omitempty" json:"churn_band,omitempty"`
+
+	// MinChurnRisk Only scored customers whose churn risk is at least this.
+	MinChurnRisk *float64 `form:"min_churn_risk,omitempty" json:"min_churn_risk,omitempty"`
+
+	// MaxChurnRisk Only scored customers whose churn risk is at most this.
+	MaxChurnRisk *float64 `form:"max_churn_risk,omitempty" json:"max_churn_risk,omitempty"`
+
+	// MinClv Only scored customers whose predicted CLV is at least this amount.
+	MinClv *Decimal `form:"min_clv,omitempty" json:"min_clv,omitempty"`
 }
 
 // ListCustomersParamsSort defines parameters for ListCustomers.
@@ -907,6 +1871,12 @@ type ListTransactionsParams struct {
 // ListTransactionsParamsSort defines parameters for ListTransactions.
 type ListTransactionsParamsSort string
 
+// CreateModelRunJSONRequestBody defines body for CreateModelRun for application/json ContentType.
+type CreateModelRunJSONRequestBody = ModelRunCreate
+
+// ProjectRetentionJSONRequestBody defines body for ProjectRetention for application/json ContentType.
+type ProjectRetentionJSONRequestBody = RetentionProjectionRequest
+
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
 
@@ -930,6 +1900,33 @@ type ServerInterface interface {
 	// GetReadiness Readiness probe
 	// (GET /readyz)
 	GetReadiness(ctx echo.Context) error
+	// GetAcquisition Acquisition cost and CLV:CAC
+	// (GET /v1/analytics/acquisition)
+	GetAcquisition(ctx echo.Context, params GetAcquisitionParams) error
+	// GetConcentration Revenue concentration (the 80/20 check)
+	// (GET /v1/analytics/concentration)
+	GetConcentration(ctx echo.Context, params GetConcentrationParams) error
+	// ListModelRuns List model runs
+	// (GET /v1/analytics/model-runs)
+	ListModelRuns(ctx echo.Context, params ListModelRunsParams) error
+	// CreateModelRun Start a model run
+	// (POST /v1/analytics/model-runs)
+	CreateModelRun(ctx echo.Context) error
+	// GetLatestModelRun Get the latest successful model run
+	// (GET /v1/analytics/model-runs/latest)
+	GetLatestModelRun(ctx echo.Context) error
+	// GetModelRun Get a model run
+	// (GET /v1/analytics/model-runs/{run_id})
+	GetModelRun(ctx echo.Context, runId openapi_types.UUID) error
+	// GetRetention Acquisition-cohort retention
+	// (GET /v1/analytics/retention)
+	GetRetention(ctx echo.Context, params GetRetentionParams) error
+	// ProjectRetention Project retention with the shifted-beta-geometric model
+	// (POST /v1/analytics/retention/projection)
+	ProjectRetention(ctx echo.Context) error
+	// GetWhatIf The value of a retention change
+	// (GET /v1/analytics/what-if)
+	GetWhatIf(ctx echo.Context, params GetWhatIfParams) error
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
@@ -945,6 +1942,9 @@ type ServerInterface interface {
 	// UpdateCustomer Update a customer
 	// (PATCH /v1/customers/{customer_id})
 	UpdateCustomer(ctx echo.Context, customerId CustomerID, params UpdateCustomerParams) error
+	// GetCustomerScores Get a customer's scores
+	// (GET /v1/customers/{customer_id}/scores)
+	GetCustomerScores(ctx echo.Context, customerId CustomerID) error
 	// ListCustomerTransactions List a customer's transactions
 	// (GET /v1/customers/{customer_id}/transactions)
 	ListCustomerTransactions(ctx echo.Context, customerId CustomerID, params ListCustomerTransactionsParams) error
@@ -982,6 +1982,223 @@ func (w *ServerInterfaceWrapper) GetReadiness(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetReadiness(ctx)
+	return err
+}
+
+// GetAcquisition converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAcquisition(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetAcquisitionParams
+	// ------------- Optional query parameter "group_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "group_by", ctx.QueryParams(), &params.GroupBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter group_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "cohort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cohort", ctx.QueryParams(), &params.Cohort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cohort: %s", err))
+	}
+
+	// ------------- Optional query parameter "currency" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "currency", ctx.QueryParams(), &params.Currency, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter currency: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAcquisition(ctx, params)
+	return err
+}
+
+// GetConcentration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetConcentration(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetConcentrationParams
+	// ------------- Optional query parameter "basis" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "basis", ctx.QueryParams(), &params.Basis, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter basis: %s", err))
+	}
+
+	// ------------- Optional query parameter "currency" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "currency", ctx.QueryParams(), &params.Currency, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter currency: %s", err))
+	}
+
+	// ------------- Optional query parameter "points" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "points", ctx.QueryParams(), &params.Points, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter points: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetConcentration(ctx, params)
+	return err
+}
+
+// ListModelRuns converts echo context to params.
+func (w *ServerInterfaceWrapper) ListModelRuns(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListModelRunsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListModelRuns(ctx, params)
+	return err
+}
+
+// CreateModelRun converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateModelRun(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateModelRun(ctx)
+	return err
+}
+
+// GetLatestModelRun converts echo context to params.
+func (w *ServerInterfaceWrapper) GetLatestModelRun(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetLatestModelRun(ctx)
+	return err
+}
+
+// GetModelRun converts echo context to params.
+func (w *ServerInterfaceWrapper) GetModelRun(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "run_id" -------------
+	var runId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "run_id", ctx.Param("run_id"), &runId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter run_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetModelRun(ctx, runId)
+	return err
+}
+
+// GetRetention converts echo context to params.
+func (w *ServerInterfaceWrapper) GetRetention(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetRetentionParams
+	// ------------- Optional query parameter "cohort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cohort", ctx.QueryParams(), &params.Cohort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cohort: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "periods" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "periods", ctx.QueryParams(), &params.Periods, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter periods: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetRetention(ctx, params)
+	return err
+}
+
+// ProjectRetention converts echo context to params.
+func (w *ServerInterfaceWrapper) ProjectRetention(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ProjectRetention(ctx)
+	return err
+}
+
+// GetWhatIf converts echo context to params.
+func (w *ServerInterfaceWrapper) GetWhatIf(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetWhatIfParams
+	// ------------- Optional query parameter "retention_points" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "retention_points", ctx.QueryParams(), &params.RetentionPoints, runtime.BindQueryParameterOptions{Type: "number", Format: "double"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter retention_points: %s", err))
+	}
+
+	// ------------- Optional query parameter "annual_discount_rate" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "annual_discount_rate", ctx.QueryParams(), &params.AnnualDiscountRate, runtime.BindQueryParameterOptions{Type: "number", Format: "double"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter annual_discount_rate: %s", err))
+	}
+
+	// ------------- Optional query parameter "margin" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "margin", ctx.QueryParams(), &params.Margin, runtime.BindQueryParameterOptions{Type: "number", Format: "double"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter margin: %s", err))
+	}
+
+	// ------------- Optional query parameter "horizon_years" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "horizon_years", ctx.QueryParams(), &params.HorizonYears, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter horizon_years: %s", err))
+	}
+
+	// ------------- Optional query parameter "currency" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "currency", ctx.QueryParams(), &params.Currency, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter currency: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetWhatIf(ctx, params)
 	return err
 }
 
@@ -1073,6 +2290,34 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "external_id", ctx.QueryParams(), &params.ExternalId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter external_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "churn_band" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "churn_band", ctx.QueryParams(), &params.ChurnBand, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter churn_band: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_churn_risk" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_churn_risk", ctx.QueryParams(), &params.MinChurnRisk, runtime.BindQueryParameterOptions{Type: "number", Format: "double"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_churn_risk: %s", err))
+	}
+
+	// ------------- Optional query parameter "max_churn_risk" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "max_churn_risk", ctx.QueryParams(), &params.MaxChurnRisk, runtime.BindQueryParameterOptions{Type: "number", Format: "double"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter max_churn_risk: %s", err))
+	}
+
+	// ------------- Optional query parameter "min_clv" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "min_clv", ctx.QueryParams(), &params.MinClv, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_clv: %s", err))
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -1174,6 +2419,22 @@ func (w *ServerInterfaceWrapper) UpdateCustomer(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateCustomer(ctx, customerId, params)
+	return err
+}
+
+// GetCustomerScores converts echo context to params.
+func (w *ServerInterfaceWrapper) GetCustomerScores(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "customer_id" -------------
+	var customerId CustomerID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "customer_id", ctx.Param("customer_id"), &customerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter customer_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetCustomerScores(ctx, customerId)
 	return err
 }
 
@@ -1404,6 +2665,16 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/transactions", wrapper.CreateTransaction, options.OperationMiddlewares["createTransaction"]...)
 	router.POST(options.BaseURL+"/v1/transactions/batch", wrapper.CreateTransactionBatch, options.OperationMiddlewares["createTransactionBatch"]...)
 	router.GET(options.BaseURL+"/v1/transactions/:transaction_id", wrapper.GetTransaction, options.OperationMiddlewares["getTransaction"]...)
+	router.GET(options.BaseURL+"/v1/customers/:customer_id/scores", wrapper.GetCustomerScores, options.OperationMiddlewares["getCustomerScores"]...)
+	router.GET(options.BaseURL+"/v1/analytics/model-runs", wrapper.ListModelRuns, options.OperationMiddlewares["listModelRuns"]...)
+	router.POST(options.BaseURL+"/v1/analytics/model-runs", wrapper.CreateModelRun, options.OperationMiddlewares["createModelRun"]...)
+	router.GET(options.BaseURL+"/v1/analytics/model-runs/latest", wrapper.GetLatestModelRun, options.OperationMiddlewares["getLatestModelRun"]...)
+	router.GET(options.BaseURL+"/v1/analytics/model-runs/:run_id", wrapper.GetModelRun, options.OperationMiddlewares["getModelRun"]...)
+	router.GET(options.BaseURL+"/v1/analytics/retention", wrapper.GetRetention, options.OperationMiddlewares["getRetention"]...)
+	router.POST(options.BaseURL+"/v1/analytics/retention/projection", wrapper.ProjectRetention, options.OperationMiddlewares["projectRetention"]...)
+	router.GET(options.BaseURL+"/v1/analytics/concentration", wrapper.GetConcentration, options.OperationMiddlewares["getConcentration"]...)
+	router.GET(options.BaseURL+"/v1/analytics/acquisition", wrapper.GetAcquisition, options.OperationMiddlewares["getAcquisition"]...)
+	router.GET(options.BaseURL+"/v1/analytics/what-if", wrapper.GetWhatIf, options.OperationMiddlewares["getWhatIf"]...)
 
 }
 
@@ -1490,6 +2761,846 @@ type GetReadinessdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetReadinessdefaultApplicationProblemPlusJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAcquisitionRequestObject struct {
+	Params GetAcquisitionParams
+}
+
+type GetAcquisitionResponseObject interface {
+	VisitGetAcquisitionResponse(w http.ResponseWriter) error
+}
+
+type GetAcquisition200JSONResponse Acquisition
+
+func (response GetAcquisition200JSONResponse) VisitGetAcquisitionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAcquisition400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetAcquisition400ApplicationProblemPlusJSONResponse) VisitGetAcquisitionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAcquisition401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetAcquisition401ApplicationProblemPlusJSONResponse) VisitGetAcquisitionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAcquisition403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetAcquisition403ApplicationProblemPlusJSONResponse) VisitGetAcquisitionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAcquisitiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetAcquisitiondefaultApplicationProblemPlusJSONResponse) VisitGetAcquisitionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConcentrationRequestObject struct {
+	Params GetConcentrationParams
+}
+
+type GetConcentrationResponseObject interface {
+	VisitGetConcentrationResponse(w http.ResponseWriter) error
+}
+
+type GetConcentration200JSONResponse Concentration
+
+func (response GetConcentration200JSONResponse) VisitGetConcentrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConcentration400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetConcentration400ApplicationProblemPlusJSONResponse) VisitGetConcentrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConcentration401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetConcentration401ApplicationProblemPlusJSONResponse) VisitGetConcentrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConcentration403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetConcentration403ApplicationProblemPlusJSONResponse) VisitGetConcentrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConcentration404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetConcentration404ApplicationProblemPlusJSONResponse) VisitGetConcentrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetConcentrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetConcentrationdefaultApplicationProblemPlusJSONResponse) VisitGetConcentrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelRunsRequestObject struct {
+	Params ListModelRunsParams
+}
+
+type ListModelRunsResponseObject interface {
+	VisitListModelRunsResponse(w http.ResponseWriter) error
+}
+
+type ListModelRuns200JSONResponse ModelRunPage
+
+func (response ListModelRuns200JSONResponse) VisitListModelRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelRuns400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListModelRuns400ApplicationProblemPlusJSONResponse) VisitListModelRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelRuns401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListModelRuns401ApplicationProblemPlusJSONResponse) VisitListModelRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelRuns403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListModelRuns403ApplicationProblemPlusJSONResponse) VisitListModelRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelRunsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListModelRunsdefaultApplicationProblemPlusJSONResponse) VisitListModelRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateModelRunRequestObject struct {
+	Body *CreateModelRunJSONRequestBody
+}
+
+type CreateModelRunResponseObject interface {
+	VisitCreateModelRunResponse(w http.ResponseWriter) error
+}
+
+type CreateModelRun202ResponseHeaders struct {
+	Location *string
+}
+
+type CreateModelRun202JSONResponse struct {
+	Body    ModelRun
+	Headers CreateModelRun202ResponseHeaders
+}
+
+func (response CreateModelRun202JSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateModelRun400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateModelRun400ApplicationProblemPlusJSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateModelRun401ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateModelRun401ApplicationProblemPlusJSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateModelRun403ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateModelRun403ApplicationProblemPlusJSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateModelRun409ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateModelRun409ApplicationProblemPlusJSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateModelRun422ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateModelRun422ApplicationProblemPlusJSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateModelRundefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateModelRundefaultApplicationProblemPlusJSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLatestModelRunRequestObject struct {
+}
+
+type GetLatestModelRunResponseObject interface {
+	VisitGetLatestModelRunResponse(w http.ResponseWriter) error
+}
+
+type GetLatestModelRun200JSONResponse ModelRun
+
+func (response GetLatestModelRun200JSONResponse) VisitGetLatestModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLatestModelRun401ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetLatestModelRun401ApplicationProblemPlusJSONResponse) VisitGetLatestModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLatestModelRun403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetLatestModelRun403ApplicationProblemPlusJSONResponse) VisitGetLatestModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLatestModelRun404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetLatestModelRun404ApplicationProblemPlusJSONResponse) VisitGetLatestModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLatestModelRundefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetLatestModelRundefaultApplicationProblemPlusJSONResponse) VisitGetLatestModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetModelRunRequestObject struct {
+	RunId openapi_types.UUID `json:"run_id"`
+}
+
+type GetModelRunResponseObject interface {
+	VisitGetModelRunResponse(w http.ResponseWriter) error
+}
+
+type GetModelRun200JSONResponse ModelRun
+
+func (response GetModelRun200JSONResponse) VisitGetModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetModelRun400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetModelRun400ApplicationProblemPlusJSONResponse) VisitGetModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetModelRun401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetModelRun401ApplicationProblemPlusJSONResponse) VisitGetModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetModelRun403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetModelRun403ApplicationProblemPlusJSONResponse) VisitGetModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetModelRun404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetModelRun404ApplicationProblemPlusJSONResponse) VisitGetModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetModelRundefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetModelRundefaultApplicationProblemPlusJSONResponse) VisitGetModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRetentionRequestObject struct {
+	Params GetRetentionParams
+}
+
+type GetRetentionResponseObject interface {
+	VisitGetRetentionResponse(w http.ResponseWriter) error
+}
+
+type GetRetention200JSONResponse Retention
+
+func (response GetRetention200JSONResponse) VisitGetRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRetention400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetRetention400ApplicationProblemPlusJSONResponse) VisitGetRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRetention401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetRetention401ApplicationProblemPlusJSONResponse) VisitGetRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRetention403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetRetention403ApplicationProblemPlusJSONResponse) VisitGetRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRetentiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetRetentiondefaultApplicationProblemPlusJSONResponse) VisitGetRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProjectRetentionRequestObject struct {
+	Body *ProjectRetentionJSONRequestBody
+}
+
+type ProjectRetentionResponseObject interface {
+	VisitProjectRetentionResponse(w http.ResponseWriter) error
+}
+
+type ProjectRetention200JSONResponse RetentionProjection
+
+func (response ProjectRetention200JSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProjectRetention400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ProjectRetention400ApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProjectRetention401ApplicationProblemPlusJSONResponse Problem
+
+func (response ProjectRetention401ApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProjectRetention403ApplicationProblemPlusJSONResponse Problem
+
+func (response ProjectRetention403ApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProjectRetention422ApplicationProblemPlusJSONResponse Problem
+
+func (response ProjectRetention422ApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProjectRetentiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ProjectRetentiondefaultApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWhatIfRequestObject struct {
+	Params GetWhatIfParams
+}
+
+type GetWhatIfResponseObject interface {
+	VisitGetWhatIfResponse(w http.ResponseWriter) error
+}
+
+type GetWhatIf200JSONResponse WhatIf
+
+func (response GetWhatIf200JSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWhatIf400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetWhatIf400ApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWhatIf401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetWhatIf401ApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWhatIf403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetWhatIf403ApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWhatIf422ApplicationProblemPlusJSONResponse Problem
+
+func (response GetWhatIf422ApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWhatIfdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetWhatIfdefaultApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2088,6 +4199,103 @@ func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	return err
 }
 
+type GetCustomerScoresRequestObject struct {
+	CustomerId CustomerID `json:"customer_id"`
+}
+
+type GetCustomerScoresResponseObject interface {
+	VisitGetCustomerScoresResponse(w http.ResponseWriter) error
+}
+
+type GetCustomerScores200JSONResponse CustomerScores
+
+func (response GetCustomerScores200JSONResponse) VisitGetCustomerScoresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerScores400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomerScores400ApplicationProblemPlusJSONResponse) VisitGetCustomerScoresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerScores401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetCustomerScores401ApplicationProblemPlusJSONResponse) VisitGetCustomerScoresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerScores403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetCustomerScores403ApplicationProblemPlusJSONResponse) VisitGetCustomerScoresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerScores404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetCustomerScores404ApplicationProblemPlusJSONResponse) VisitGetCustomerScoresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerScoresdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetCustomerScoresdefaultApplicationProblemPlusJSONResponse) VisitGetCustomerScoresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomerTransactionsRequestObject struct {
 	CustomerId CustomerID `json:"customer_id"`
 	Params     ListCustomerTransactionsParams
@@ -2620,6 +4828,33 @@ type StrictServerInterface interface {
 	// GetReadiness Readiness probe
 	// (GET /readyz)
 	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
+	// GetAcquisition Acquisition cost and CLV:CAC
+	// (GET /v1/analytics/acquisition)
+	GetAcquisition(ctx context.Context, request GetAcquisitionRequestObject) (GetAcquisitionResponseObject, error)
+	// GetConcentration Revenue concentration (the 80/20 check)
+	// (GET /v1/analytics/concentration)
+	GetConcentration(ctx context.Context, request GetConcentrationRequestObject) (GetConcentrationResponseObject, error)
+	// ListModelRuns List model runs
+	// (GET /v1/analytics/model-runs)
+	ListModelRuns(ctx context.Context, request ListModelRunsRequestObject) (ListModelRunsResponseObject, error)
+	// CreateModelRun Start a model run
+	// (POST /v1/analytics/model-runs)
+	CreateModelRun(ctx context.Context, request CreateModelRunRequestObject) (CreateModelRunResponseObject, error)
+	// GetLatestModelRun Get the latest successful model run
+	// (GET /v1/analytics/model-runs/latest)
+	GetLatestModelRun(ctx context.Context, request GetLatestModelRunRequestObject) (GetLatestModelRunResponseObject, error)
+	// GetModelRun Get a model run
+	// (GET /v1/analytics/model-runs/{run_id})
+	GetModelRun(ctx context.Context, request GetModelRunRequestObject) (GetModelRunResponseObject, error)
+	// GetRetention Acquisition-cohort retention
+	// (GET /v1/analytics/retention)
+	GetRetention(ctx context.Context, request GetRetentionRequestObject) (GetRetentionResponseObject, error)
+	// ProjectRetention Project retention with the shifted-beta-geometric model
+	// (POST /v1/analytics/retention/projection)
+	ProjectRetention(ctx context.Context, request ProjectRetentionRequestObject) (ProjectRetentionResponseObject, error)
+	// GetWhatIf The value of a retention change
+	// (GET /v1/analytics/what-if)
+	GetWhatIf(ctx context.Context, request GetWhatIfRequestObject) (GetWhatIfResponseObject, error)
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx context.Context, request ListCustomersRequestObject) (ListCustomersResponseObject, error)
@@ -2635,6 +4870,9 @@ type StrictServerInterface interface {
 	// UpdateCustomer Update a customer
 	// (PATCH /v1/customers/{customer_id})
 	UpdateCustomer(ctx context.Context, request UpdateCustomerRequestObject) (UpdateCustomerResponseObject, error)
+	// GetCustomerScores Get a customer's scores
+	// (GET /v1/customers/{customer_id}/scores)
+	GetCustomerScores(ctx context.Context, request GetCustomerScoresRequestObject) (GetCustomerScoresResponseObject, error)
 	// ListCustomerTransactions List a customer's transactions
 	// (GET /v1/customers/{customer_id}/transactions)
 	ListCustomerTransactions(ctx context.Context, request ListCustomerTransactionsRequestObject) (ListCustomerTransactionsResponseObject, error)
@@ -2704,6 +4942,271 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetReadinessResponseObject); ok {
 		return validResponse.VisitGetReadinessResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAcquisition operation middleware
+func (sh *strictHandler) GetAcquisition(ctx echo.Context, params GetAcquisitionParams) error {
+	var request GetAcquisitionRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAcquisition(ctx.Request().Context(), request.(GetAcquisitionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAcquisition")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAcquisitionResponseObject); ok {
+		return validResponse.VisitGetAcquisitionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetConcentration operation middleware
+func (sh *strictHandler) GetConcentration(ctx echo.Context, params GetConcentrationParams) error {
+	var request GetConcentrationRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetConcentration(ctx.Request().Context(), request.(GetConcentrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetConcentration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetConcentrationResponseObject); ok {
+		return validResponse.VisitGetConcentrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListModelRuns operation middleware
+func (sh *strictHandler) ListModelRuns(ctx echo.Context, params ListModelRunsParams) error {
+	var request ListModelRunsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListModelRuns(ctx.Request().Context(), request.(ListModelRunsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListModelRuns")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListModelRunsResponseObject); ok {
+		return validResponse.VisitListModelRunsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateModelRun operation middleware
+func (sh *strictHandler) CreateModelRun(ctx echo.Context) error {
+	var request CreateModelRunRequestObject
+
+	var body CreateModelRunJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateModelRun(ctx.Request().Context(), request.(CreateModelRunRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateModelRun")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateModelRunResponseObject); ok {
+		return validResponse.VisitCreateModelRunResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetLatestModelRun operation middleware
+func (sh *strictHandler) GetLatestModelRun(ctx echo.Context) error {
+	var request GetLatestModelRunRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetLatestModelRun(ctx.Request().Context(), request.(GetLatestModelRunRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetLatestModelRun")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetLatestModelRunResponseObject); ok {
+		return validResponse.VisitGetLatestModelRunResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetModelRun operation middleware
+func (sh *strictHandler) GetModelRun(ctx echo.Context, runId openapi_types.UUID) error {
+	var request GetModelRunRequestObject
+
+	request.RunId = runId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetModelRun(ctx.Request().Context(), request.(GetModelRunRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetModelRun")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetModelRunResponseObject); ok {
+		return validResponse.VisitGetModelRunResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetRetention operation middleware
+func (sh *strictHandler) GetRetention(ctx echo.Context, params GetRetentionParams) error {
+	var request GetRetentionRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetRetention(ctx.Request().Context(), request.(GetRetentionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetRetention")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetRetentionResponseObject); ok {
+		return validResponse.VisitGetRetentionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ProjectRetention operation middleware
+func (sh *strictHandler) ProjectRetention(ctx echo.Context) error {
+	var request ProjectRetentionRequestObject
+
+	var body ProjectRetentionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ProjectRetention(ctx.Request().Context(), request.(ProjectRetentionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ProjectRetention")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ProjectRetentionResponseObject); ok {
+		return validResponse.VisitProjectRetentionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetWhatIf operation middleware
+func (sh *strictHandler) GetWhatIf(ctx echo.Context, params GetWhatIfParams) error {
+	var request GetWhatIfRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetWhatIf(ctx.Request().Context(), request.(GetWhatIfRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetWhatIf")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetWhatIfResponseObject); ok {
+		return validResponse.VisitGetWhatIfResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -2908,6 +5411,31 @@ func (sh *strictHandler) UpdateCustomer(ctx echo.Context, customerId CustomerID,
 	return nil
 }
 
+// GetCustomerScores operation middleware
+func (sh *strictHandler) GetCustomerScores(ctx echo.Context, customerId CustomerID) error {
+	var request GetCustomerScoresRequestObject
+
+	request.CustomerId = customerId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCustomerScores(ctx.Request().Context(), request.(GetCustomerScoresRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCustomerScores")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetCustomerScoresResponseObject); ok {
+		return validResponse.VisitGetCustomerScoresResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListCustomerTransactions operation middleware
 func (sh *strictHandler) ListCustomerTransactions(ctx echo.Context, customerId CustomerID, params ListCustomerTransactionsParams) error {
 	var request ListCustomerTransactionsRequestObject
@@ -3081,127 +5609,240 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3/c9s4sue/guJt1di3lEzJyhcrP+x5PJkd32QmOce5997GXgsiIQlrCmAA0Iomz//7KzQAEqSgb46T",
-	"yWxNVapiSSDQABrdn250Nz9FKZ8XnBGmZDT8FM0IzoiAP19e4qn+PyMyFbRQlLNoGF3OCEpLqficiO8k",
-	"uiNCUs4QlggjqQRnU0SYomqJFJ6+QJKwDFGFxji9RZSh0fmk8wtW6WzUjeJIpjMyx3oQ8hHPi5xEw+gq",
-	"Or6KojhSy0J/lEpQNo3u7+/jqMACz4my9J2VQnIRpnDEyEd1k0KLEeITpGYEFYLcUV5KVOAp0cNT3fxD",
-	"ScQyiiOG53o880yDtjn++IqwqZpFw17SH6ySFkdndkXOf9i6YjSrhi6wmvkjmzY3NIviSJAPJRUki4ZK",
-	"lMQnZ8LFHKtoGJUltFyl5nwCS7xmafS+jlCOpUKC4OwFrM1CUEXQDBcFYRJxli8RNavmyEJUIqloniOs",
-	"kJph5fa+mo7hnXpCbqvXLebT4FK+onOqwqTrfUOS/rZ283J41h8uIxNc5ioaPkliPTadl/No2E/0J8rM",
-	"p15FBmWKTIkAOl6naSkEyX4UfL5Kzmu9QkpgJnGqv5J6VbhAeKKIQGpGJaJMKszUOlq57f9mogcIbnCG",
-	"FekoOifBXXYEXvJdyBuTCRdkP8oUfwhdb3kpUvIjzRURu1AmlywlGdLLYMiT0ME66syvDcL+IsgkGkb/",
-	"66iWZUfmV3n08qMiguHcUAUEXtajv+UiwGv6W8RFRsQLhFFOcEbZFI06IyS5UBLp1oTpL7vokhKJsCBo",
-	"LPgtYWi89E/4Cu1iDXtGnWrVsW5CmObM91Hz21ajVBCsqt+8T9ehffGmfbks9tggEJ9UIt3lupnBcLvu",
-	"SYsSI9wFkQVnkoBsfyP4OCdw7lLOFGGwS7gocppi/dxRYVr89V9SU+0pEP1Epkm6wznNoPHNBNOcaFmZ",
-	"EYVpbsWJFrFEKjTDEvUQZfAAmlCSwwYSIbjWNO8/RXMiJZ7qTuelVGhMEEamNZljmiOcZYJIGcVRwbUM",
-	"EdEwOoKfovtrI8uJVFqwD6Okd9J/lj4hnZMs6XWejY9J5zkeDDpPyNPJM/x8fJImmlKpsCplNBz0+3Gk",
-	"qALd+P+rKaFqSnajS8GGKWFK0HRo12ZYr0DHNr/fdYvcBsDWrEpit3Sm2xdWvcIjKONpOSdMIYmXEi1m",
-	"yy6wn+1ZD3yqlKDjUpm9xllGddc4fyN4QYSi+nuj9ZojGy2LcPV4jDD6v29f/4r4+F8kVZpTsUJzLhV6",
-	"OkA/0+9hH2vOyPkS52p5k2Kht+LVWaffP+7pVbGraPrRX3yvNde5IvOXmg1Wj8l/zJaIM4KoInMYF431",
-	"E3ZF9LiFNxvHlO1eTpFUeJwTNMfpjDLS0RoZvtDtYw2rNGiyuzFqTCfI4K1jX3NxSJ82WF7GaEHVzKzn",
-	"G8PGenTFYXftjsP5V2QutzHQj7pPs3b18mIh8FJ/rg7U6rJihRaaexYaS3aDGqbGRu/NutYdVhO+Du1p",
-	"KSkjUl7wnIRXRPCc2N20bRFOU14aZemEMtFrUwgqCUhDqagqoZM4yqg0zAkYMiM4B0QkiCS5+ZOrGREB",
-	"Ca1BpBCEpcsAmzB0/vY1GvR7z1BqWwGHNBni5bsLzXdYaZUXDaN/vj/t/OP60/H9X6LgcAbYhbgy5UyW",
-	"GvRxEVyJJm/j1OyHVj2BHSWsCSQXWKKFwY1BSMHKPNdnwAmBFcphPAlC4yadYcZIvgZ2mx8NXF3wJh3N",
-	"tSswzW4kwQLw6n4kcGnUU56/noC+2HQwfuGMLEEthDifMqaxRmO9dP/d9UTV/I1ZSqRaf9wz0OXkjohl",
-	"3Tse8zuLCzkjsTnsnCs0oaJ13rdYHqvHHDcE/aZV8VTCfRwBn4n1B+G49/Rpp4dwXsxwp49s88CJ+Pv3",
-	"u2ymh5x2ZF/7xFoWXhXDAAZC82kgiCb1OMP/x37qpmAkbJ0KsXD3RpCJ3MEWBf3iHkJyKfVex5UW1Rqu",
-	"IMKH5LsIfwe6L8gkxBYaB22lDB28e3f+w92zw8Yir+M8yrJSBllGd+xEmO7YNuzuspq3lGXb5urE6M+6",
-	"7b0DxEHzlQjJ2XdSC1XVpEo/1Nz70wyjV/yO5DjdSSbyBSNrnCFWbqM5ZnhKBLJIm2qYMbG0+EJx61gF",
-	"FoQZOLtptauBMypIqvKlL2v8Adu7u52AGWdBNAU/IFbOx235/tfBAPUT9Oxk8BQlSZLsMowgEwLW1ni5",
-	"mWHRYsaRa13J0gdNTVhsspsyaSCaVZ2yGdK8QJoaYAGn7+VO+6/wNCBbXuExyWUMNjLJEGYZAEpeKpSV",
-	"xnAjcmcRcomDGqUssj1ENTi5NAiY7iOrrV9rdYBzlgqiTRuSaTvfKlLo3phA1rembWXNA4YPtYT9UHI7",
-	"+Yojjz1yKFNPB1HQDeVjXeAgkEmWT/yj6Kt/K4Wc2nEHplasnsC029lQ1k6cxA1oFwZeASzUPDltpVQv",
-	"cMuD4e1tCL07QXsGz6y3HCc4lyum4yliZNEQOl8Uwn5ByNrwRic7QtMdAOnvhtZW7JV+2F7ZA0J5a9R/",
-	"MvijwKQ5/nhuHusnAdD0EISzlVm+OsLxt8Z64SsKvyysaY+8D6w5RTm9CyAbxVGhEVpTOpQsCwObhwMZ",
-	"j/hBsi9UsdTvj1bWopPdMclmtLAvHKiPyJOVI9JSlsDZm/TIz5b1m3SNHBQaARNhy9MxGrnNdz9s8hC5",
-	"TqI4cs3WuHwMLW+CzrDXzN558Um1eXJVd2VY4c0yTG+w2ejq6nOXRa88RAEgNsPyZs5F0IVH1IwIhBm4",
-	"uswMJjzP+UJ6/rwx5znBDARKfVm72t0brJdYopG7zVUcTYmCE6cfhP4tlLXqEmCfm+kWNNviGlhLb3ZN",
-	"4jax0xt35boXKgFv65yIqd5plc4MUnf79gKNNPkjlOYEC4lwfTsxp8zvvvfv45Nr66w/qC/ugXccv2he",
-	"yGq/uwb02pqqunuBMLolSyQJqB/LIFQiQeb8jmQxWF72a/OdNkfIHOE834n0z8Rz7f6/Ar77XLfYBQEt",
-	"LvUS1TAPVCTRRtWLTev5+VBvDfmPC/2+PWfXZij4NT1ebUo+xwP2i3FxeTLjAEMMlESyHCtByKEBiEYh",
-	"t1FEDAtmzr7ihbmTM9z3ZV1lLYT5ec6xByPOb8k/9hm+sIZAyQHqfr4MCWLgzbIjdLP9A0npHIckLWKc",
-	"dRiZYqU3LzPtnBfLRfhRNrU3xc767T1B1mOFMjrVjK4ZfuA6aF1q9Pon3ZOkafcfJP/9vtc5uX6fdE6u",
-	"PyVxb3B/eHB11TWfe/Hg/vBvQZ3hxGoo7u4UCZJykZnbBMoQXjHhW5QlSa+tXJ5stVB9yb4v+tuJwCau",
-	"qzQZzXbVOec/QNyHCYDaP1zKh8dV8JVPRggVt/oJSmkzxcasaYbGJOdsKpHiMSLdaVebYFgoBp6Ylxdv",
-	"mnvGuFCzBWVZh4iiuXlPB+29ayER3PlN81f9Z/dm2Ln+30FG88IZgmZaI5TCiBMvYqK5hZuDH6g0oQ/m",
-	"jGk1UEckVdOuw5DcKTWkIlmmM31Ur6Jev/skCUXSekFKn8L2iI3+QAcXP56hpydJ79BpJDM9yvyQEDTm",
-	"2TJ2er6K0QU1jwpBJvQjMVcBoARzbiK40MEIYsiGELQ5itHIxI8OqwjhGI0KrGZDLzB2dNhchyMQnEfH",
-	"R3iuJfbWaBE38zpgJMS8PxGcqzXhs1JhRVxEsSTijhqHX3OLXfTWineB347QQltfMxhj2ZwOv906A9tz",
-	"iGxjzewpgxgyS6enNNcdBHzjZm23SA6nVrQB4QWybEaTtl17ktVuVj2F5usFCa5MSnPuyeDJs5WotMeJ",
-	"zPJ9Pfbo39jjEMXBwKyS4VLNuKC/wccJF2OaZYRpjMHVzYSXcK0zJ2rGsxv9Fc5zvoDGKWeTnKYKSCcp",
-	"Z2Z7684LvMw5zm4U5zc5FhAHVTJZFgXcxd3MSUbxjY3RLBm+w9SAhhjumrToDbqnXLjkligtJ6rACIVF",
-	"iLWMWHCRycqDhlLMEE4VMl6Gmul/5TVOnGHQhVWM5DM8GHeepelx5yTrk85g0sP98XE6yJ6Q7v7Rbhm9",
-	"o1mp1Uw78M36QwSBUF7Mlo8U5+ZHfoZDcpwoqRYO55I7CTv6z86F+b5zno2cGUOQkZTBFVgnefRoP11e",
-	"vkGmwWqszCAZrF5AVqGngeMx40IhWc7nWCzdLLQNqf+2p6690Qo5Pl8TOrQ6zLuLc+Mqohlhik6oQc6b",
-	"RwoFwzKuOmtGb0kfe07MzKsVjV2oobenIakUzJo5NUZAdSEuC7AO4OZ9PsctiHxH94Iy/7y6kvH1X4O4",
-	"xQu1DhqBpUhnWJJYW2elXtHaxfW5SgArMuXrnBaF4FmZKuRaAX4wfnU9PlrAlivwS8pCSxqNGAAPjjx/",
-	"n8YIVswZaLA91msX3yTVhM21GS94OZ11HyWIzM7GYP594hH2V6dxI5lo49XATtc+Jo51bV/m59Cq7W3e",
-	"t8ybVvyFcpYSSITaRNra7TrKvTyHBwSdzbGYUhbueSq4lMi0QAQLRrLYifXmqG57Y2NiNwF9UzAcP++e",
-	"PNtlvnOisLsW2t33/KMgpKNnjfSznnqppZufgLKWzU0a2T4sbsXBRllRmYNvf36306Z/KDFkIq72+hNf",
-	"oDlmS1QyqjbFPHmKUG6wZFtWeyW46sym3XxJVgfulzsTiBFqphJafdbMHVqF2PUueMLbW8WK32sh6kuG",
-	"OOwc8HixISODqrOeW5V+cUEkJEgFIahjNG2eBpIxAlh/V7EI0iBGJcuJNIAD+q6zO7YKB+KcBRv9k80s",
-	"kz0k1WfRRllGPq5BpIrMv5Oo4EbBQvoJAOFRbFL0km4UPB7rLF6751pTk49UKsqmI63sR7BAo8atuWkK",
-	"HGRaunyOcEZbg+9hSvEm+7jNXhZa72kxX/qpcYpbfa7XSXPgWqcPzvMbLm5Y5Y23iX/BMS4IpDNBYu6M",
-	"58SwcwxZupRNEeNqBn5YOtHGSr3/ay7YzcLeVOEA2ykwQXaAxmwmiAZnBKczNKoOkSCTkVHFDM+JRMyz",
-	"5JZEhWmprKqNPL5HZEj9kI0MbPjIe0li75bcF1viRsygu/HPjqIJlm27bLLcv15bAWlooc1UH0WuHsbq",
-	"+OzUF84Fwdmy6rP2PEoN52wCZngk64LYNk4tm1a7ELCMMuxXNT9CcJ3uCSCU8ztChu5D+KStXO63sISj",
-	"MA5LKLsGW1jmgWGr3pmopU0X/WqAtnfFNl56J5NmRsY2juo3adTtFKX4UKNte8df0rSqij1s1cf+Nu0Z",
-	"SfBoptk2U2z3m6a9zaKA3fMCzfESjQly15GtSOHO3x58Z/gYtlEcyDP+lm2lrbGv+9hKVRkN0K1JpWDX",
-	"VtN46OXj41hEO5o/W8T39gjNNnrZNUizWWvhIXGavpPvz1DN9aGabU5ZNVacP3RkguiMU3SE5vxOQ5E7",
-	"wkryAo20MhtZVSyNVnPBglyYS8FQ3CA6uKOSKhkj67KMUUYlhJrIQ98OclSYRBrjsobAxqAVJElaCqqW",
-	"bzU3GGYbEyyIOC1Dl5inDJ2+OYcQQotmbIyRdZjrX1yC6yhGUqtpvaen9voK7rWG6HsYAl2VSXKc3pIl",
-	"/EHqqk7AN9Cm5qOZUoWpKEHZhLviHtjIMltI5MxQEa2UnTiryCOFBEQxLzBbfie9KOeDKo8N9q8d0ANZ",
-	"HBjNKBFYpLMl4pMr5mXsy9jqS/O4mhEq6t4P4UuT9OWjMoeW5ybyUtNVKiKvmHuy41YWM5wvFU2lK3aD",
-	"FcpJNiWie8Wu2Blnd4SBHBjqzx30EgZzeDfFQlCyZStwQZG3Heiltj20IDKX7sZQA2yf8kKb+1cMIUaI",
-	"SXEZfey4I9aBBiOb2IazOWUj+9BUYL2YZingq66m9pLOiVR4XpiCOBc/nqHj4+MT3e+7y7MugvtpRFeV",
-	"PTrYEkqkaXTRRIc2+GhdSYQXWqtSiZgmT1tblGGxRJOcY43XOxAC4OLeNNmvqFQSlVKfVi06tDiizK5t",
-	"oUVas5oY7B13gn+DuNNUc0a6yFQqM6vCC/yhJIY9eckyF1khuVDw7QTq8sAeLY19RqUsSaaBNNB7QbBJ",
-	"5K/jxJEgqhQQQGRSEFuF1zSRVViFFr2jN6eXZz8ZG+GHl69eXr7U1GuC5/iWeBXBqstmnKOD0aDXH1WX",
-	"pZ5wMxmWzr09JxpLzMlht+Zh8OLA3nt386N1BX1GdREZs9nuMn6kd3gERQo0saP6Lq6q8masserQYJbF",
-	"YIO4O1/KilLF1v0k31+P3BCN0BezGGC4j7ErCnTFojjKaUqYJJ7IOi1wOiOdfjeJ4qgUuZV0cnh0tFgs",
-	"uhh+7nIxPbLPyqNX52cvf337Ep6pL1krGXf65txLkxxGvW5iGvKCMFzQaBgdd5PuscHEM5D5Ryai5Df9",
-	"95SokOCXC81Y/SRBixnNiavak2oRSSUqiy46Vyjj4MpRSPEyNX4ArWrHWIKSrmTJeRYNo78TZaNlWhWc",
-	"+kmyoXpToGqTcyBG/Hb3MkV27DVViry54RxsCGhm/V7hnqtJeCWQah0bDd9fx5G99I6G0St6R0DDaO4l",
-	"Lpd2+L5eJRld6w6OwMWy6+bYA2bDiyByQlgnkqw2I0ZPkmMEwG1B1+zNBdQuM6WpvrntcdODsBGcLUEU",
-	"gvgReDKhKWzXk+R4j6165O2tlm/7/t71jhru1eAuG1XTCI2WsadLFMJIS87YagGbRm8y6rtoVIWdj1AO",
-	"XYEcNOUVUDqjeSYICwczx2hky9Zhpm74ZAS8ZLzLNi4dHdjwhCtt6ZF8cthF2uyRWvpq5SpgHCM7atAF",
-	"xe+IVuMWTw4bjmAqkbylRUGyK8a1pios6NRcDqp26jT6ElUhSzBnI3CbTK2X8Kxa6GZN0DXB4HWTI1Nc",
-	"8j7e2tAWF9Utf//agI0s+dZlyWrxv0YifRx1Gp9sXYAO/B8yJ4LlAL08QlsL8JaytTOxFQp2ExHNjJI1",
-	"468CeS/ijOdrqxLaIgm7UdLMFVhDSeCsrZQzCVHi12nYo5Trlt3AbLmAqLUxyfmiSYlDY5W1s460hlh4",
-	"VPK0wbLUx8NYClrOGZAmCdKCFB0YadAMHLYhvkUOcZnGExAsOYmnDWoflkMRSrWXaglwTM8/IALOsCQd",
-	"yiRhkkKmhCzHLvwaCogha2gZg3GOab5u7T+sq427PTd+6+rbc793YVonLyRlrTqruxWAXXEygXfB8yYb",
-	"/O5VIHMB/uiW8YXUYtLGktr8u3WUVn1+dk3YLTSb/h+fbprtTfP5D9G9qSm6N5rbTyCDwzOA3NYkpd/H",
-	"0cBQsTNUGyS9Pdt/DSjoYXup6hl62K/+7jqO2g4Tr5C3HGpYaxIuZAANmhtB6V+yh8ototMG8CtKJcHF",
-	"0RLvNqkQX7GVKhUH2N0DmTZgRdRurxhScFjWKmBhLD/znJphdcUkz8FfQdVhF71cTZMFrFMy+qH0y6Eg",
-	"POds2kK9IWhn1qMqOlBF2n7Ps+XuxoqN6bf1FzTbVzvq1bV06fHuRgwVmGaoqv94h/OSrKTRR/2k/7ST",
-	"HHeS3mUvGSb63z/WlEVqV5QMJqnb69do0O8+SfzLCFPL08/FNqUMbY50oDKgyd71C08470SzkJxjYkYW",
-	"MidKEWEMGFuqtLVem9mmihOoE7T4giGQatUKtlKv37dS2FzWnbshamV0aVFnp1YV0qim9qtril6XKieq",
-	"UQ/Lq7S8IYvAVdIaugW4v7/fF7q6sJPmBYUGLvcrcrr36HJ6nXW9rl5l4A0PoWFss6OXFjG9smlb4Tus",
-	"dxevnP+tXWerns3KGx2+QZ0xSE72a9/vf02dVIdl1VJyf7UErt1oxW1x9MkLbbg3G50TRUIF8ieqY36U",
-	"HjFDcDiTlM+JRINkYAJWcCZjbSjfQVvF52OptCkwAVe7AVByydL4ipm7HS1n/EtRc68yEYSY3wIFGqAz",
-	"QUpJtLqsWN+qLXhrxQw7z4uz3VLMGIc0SjOVDB0MkpPDobnu48J+bRK1TTXcgNb6ARp5Wms/j4R7V0cA",
-	"0w22FZ3E0lH+TeKvgZnBlzt7va969sxGP9LZi8MOwgu4x9HnpAGXNFM7HvUda4NkEHT7NjDUF7YTtumf",
-	"B+uc+38Dlv5Mlvs7UZ/Lb5UJspdU8t5npAVTEX6d0KlmHpDqK2WsIHX82fHJ08Ohq1pl0/gkKgSBqALh",
-	"imR4dY4ANsZXrFn3iiqjAzBDeAzP2kR0iXIygfgEuPTtolMh8FKig5FeqZHuqIE/R4dgo9iRM+P/foFG",
-	"dXklKKU0N0WYbslSG/W3ZGmH9wovVSTWlZe66GyGGTi0fYOtqvbhSW6XDN/wv4e0yztwxjySdnmANaX/",
-	"3BtT742gTe00zfs+KbALHeCn0GtemhW2cjLF6fLGJHPrnYk3vO3DmlGmmTtTJuuyYRc9dB47GAJfTxA7",
-	"P+CfAvkrYIyvbA8Y8fBV7IEjH5JvueFUK2GNE/D+N0BN6OKzu/G+z0+9+SpXf1tatl8ktt8j3ku4dniw",
-	"8Tq6Pdpf8l1aN97Z9kXdy+2Q2i0eZtWMp2/G2P4JEMFHjdetkCcMGl+H5YHf5DFgoxUn+4iNxvsUU0gV",
-	"2BgnERYXfwQxses797bdKzczffe6uv1TUj2upPrWRdNjiJrHli7Be7ELG1iP15cnQZetN9Pq45AFc+DG",
-	"S4SvmHM0Vi5DiHZupsehtyZwRwsXL74bTzFlzZzIKzY6MBcWMfJuMw5HLm68kTlpo3Mbdq6WZdBlP0le",
-	"eP3W9MGvGZ3AZ1X1BeHTg+Rk/QWanw3yeXdoZnNqFoBFh/cdTBBGEudEIkhpaNyYuUut/pOkC+/ZqZMG",
-	"/Vuw1euu1Ty4vW6KWglX9rKu3+knl8lJfVlnJSHMDl4q7ZItWldf7vvG+2kxkjNe2DIPwVlX5S39WZcZ",
-	"5Rvnu899VXNRIBSt8/z5816/rtBQVwoJLclxJ+lf9gbDY7ckVUZZ9Pbnd53BoNfz6z4Me96a6+nXi1it",
-	"3R63ZoF87a9rLzeypdZEpkKupJ/jgeVKmrRLNDCnm2SoZNWrhu7jR73r24HkNrV+grhn7e91jef1+edN",
-	"3iOrU6PkmqrmMzRq04T3fzoaO+ftZm1bFkhx1EviJEmaWLRZ2sJUoVDEqsQ3XKqpIG//3ys0Onv95r9A",
-	"BV4x60GVRHXGWJLMJiJBEYQpURLqo8oyV0MUrhBysF3XBssUBI/qoVdwpH7L7RVb/5pbZCLAvKodIwhQ",
-	"NnksAupzyHaBDhvHfMUG/b55/5neFenKdbhO29U4RrGtksDwHOAHQyW7ZXzBrlir2Ea6UpbDLgJWXtjZ",
-	"LtDge/tm/gd7hRsFTWzxgtU6IzZ808Ravvf15En35GR/DHDWaUAAUEf3YZ3Y21X9bVVu1w9Rbo0SM7+f",
-	"ivMrlaxLkyGiAwfT1rkIFdn4FgV87/gPIODbknRc5rdfRs5/8j65AI6Nl8xaqLdU/MpNctuY+P0wWYPS",
-	"Pz1/5mr4ccDDGmff9iJklVeqwJAB6CLzG4wYtSXfPn6q61Z6VjO3/f31/bX+WdyFaT6FauN5ndsOTSFJ",
-	"vc7THB4dQasZl2r4PHmegFvJruVKzO7mBPPYJo1XUbkxKgSf0NzkAnjmb3fVhycDnsE3VglJ5wKpUtPB",
-	"EgdHoas9AKlitvhA43Vhq9sSGqrKZdT9iGbmmwmwMtKBNzr1EuHur+//JwAA//8=",
+	"7L3dchu3mij6KiiembJ00qRISrYjqU7N2Iqd5YmTeCxlzTkTeZFgN0hiqQkwAFoKk+OqdTnXs/cb7Kq5",
+	"n70v9v1+gPUQ60l24cNPo7vRZFOWvbKyMzUzsdjdwAfgw/f/83Mv5as1Z4Qp2Tv7ubckOCMC/vniCi/0",
+	"fzMiU0HXinLWO+tdLQlKC6n4iohHEt0SISlnCEuEkVSCswUiTFG1QQovzpEkLENUoRlObxBlaPpq3v8a",
+	"q3Q5HfSSnkyXZIX1JORHvFrnpHfWu+4dX/d6SU9t1vpPqQRli9779++T3hoLvCLKwndRCEFYunlJc0VE",
+	"G6TmHaQ4wgznG0nOUUbmuMgVUkuCcqyIVGjFM5IjUbBHMkEklwQerrhUqJAkQ+tCpEssywE19FTP8kNB",
+	"xKaX9BheaXDd88ri/k6Qee+s938dlXt9ZJ7KI7eKnl7gRSEkb1nKlJEf1SSFN6aIzwHCtSC3lBcSrfGC",
+	"bIFJjxpCtMI/viZsoZa9s9FwfNLcbQ2LOeRXX+xEApr5qddYLcOZzTsTmvWSniA/FFSQrHemREFCcOZc",
+	"rLDqnfWKAt5sQvNqDljTsjUaVacox1IhQXB2DntzJ6giaInXa8Ik4izfIGp2zYGFqERS0TxHWGMDVg6d",
+	"/XLMdSgX5LC3bTOfRLfyNV1RFQddnxuS9KfWw8vh23A6i769s8fDRM9NV8WqdzYe6r8oM3+NPBiUKbIg",
+	"AuD4NgX0zF4KvmqC863eISUwkzjVP0m9K1wgPFdEILWkElEmFWaqDVZux5/M9QTRA86wIn1FVyR6yg7A",
+	"K94FvBmZc0H2g0zx+8B1yQuRkjZC04RMblhKMqS3wYAnYYA26MzTziTjxY+KCIZzAxUAeFXOfslFBNf0",
+	"r4iLjIhzhFFOcEbZAk37UyS5UBLptwnTPw7QFSUSYUHQTPAbwtBsE97wBuyiBT17fb/rWL9CmMbM73vV",
+	"X2svpYJg5Z8Ff72LnUuw7KvNeo8DAvJJJdJDtq0Mput6JjVIDL8SRK45kwTY1RvBZzmBe5dypgiDU8Lr",
+	"dU5TrL87Wps3Pvuj1FAHPFF/kWmQbnFOM3h5Msc0J5pWZkRhmltyokms5mdLLNEIUQYfoDklORwgEYJr",
+	"5vn9z70VkRIv9KCrQio0Iwgj8zZZYZojnGWCSNlLemuuaYjonfWO4FHv/TtDy4lUmrCf9Yaj0/HT9DHp",
+	"n2bDUf/p7Jj0P8cnJ/3H5Mn8Kf58dpoONaRSYVXI3tnJeJz0FFXA7n/vl4T8kuxBF4KdpYQpQdMzuzdn",
+	"5Q707evvux6ROwA4miYldltnhj237BU+QRlPixVhCkm8kehuuRkA+tmR9cTP0h8KKqkZr45/wUOUapkC",
+	"s0xvdkH03VoIXqz16awFXxOhqMEXL0l0FiCSHgw1mW2aIPyO33m2J9EdEcTMSwxe2KuZ8qW5zukSM0by",
+	"yK2zk8jYLSNI8Du0JqJcE1VkJXctIdifL/WHehY7LRYCG9molB6+L9eZhAKXBayEmc/+SFKlR2vMsM8Z",
+	"8TnizO6X/sPvY/PQcDnKRI+ya+VfkJSucK5BxLdE4AWZpPltBDrzUMt7GU0VydDF6987IRAAeySRTLkg",
+	"WQneOWJFnqM7qpa8UOYxwKx/xjN9/Ywg1jjiFKcddkgfNCMlXiVGC8jMmpAZrgZEZe92w5HfThSfxMGx",
+	"WwIbcUsEunh24SZbEoYIVUsj4hXshvE7pmWZi2cX+pefiOAagJL980LD0QoSK1YzLUQlvRuyaZGH4e7o",
+	"Y1BYKHTw9uUFOj4+Pj3U84LUae4UOphagKYG0IJJog4Hvcj6Gbmb+B1rTnvhLzTgnTCXOSL4hXdHL6A+",
+	"ctJEXIMEVbSsHEj0mikl6KxQ9jJkGQyI8zfBJTH7GlsIwv7zBGH0T5fffoPM2BrTsTL62JMT9BV9DlSr",
+	"5I853+BcbSYpFpohvb7oj8fHo4COlDA+1/L7K0VWLzQzbG7qvyw3cN015YJ50Ux/YflChE4Da25gp0aD",
+	"WU7QCqdLykhf6yXwg34fborWhi1PmlaWE2XzDdxwvDyGixXGLxO4fWY/3xhmrmdXHNDS8r3OxPqlHtPs",
+	"XYNMJ6VY0dxWrNCd5qF3grPFICpnh3gK+1oO6Bccw7vnhaSMSPmW5yS+I4LnxJ6mfRfhNOWFURkc/yN6",
+	"b9aCSgIyoVRUFTBI0suoNMgJmnRGcA56oSCS5OafXNObKMe8eP37S6IUZYst92KOc9m4GJptV2k+lUgf",
+	"SqFiuIgZK3A+yaiEpU0EVqQikw8Ho5jsY75D7jukvztHKZZLNM/5HeDqijO1RDegGGT0lmYk09LLwQh9",
+	"hrLDPxzcHI3Gh3Gi6pXUUaCiDiPEdckF/YmzCcwlK5CPxjHA7QeJBxBE++Mnjwfjx0ejMcrwBjhNCcFO",
+	"PVm/LBaUVWePTb4WfE4VMq8jkORJhhRH5Mc1gQMT5JawgpyjEVrQWyLdD/okzZVP80LSW/K1A8hQx3tv",
+	"YYzgXSwLwZ5jlkUYiH6EBJU3aIZZdoamOb+bohnJ+R0aDo4TNF2RjBarqdFlh4NjvT73/GmCpku6WPqn",
+	"T8PLlPM7uL/6+17S0y/Gb4cROrcamSSaU6HVFF4slkqftibRayIozxIQ1Zb8Dq0w27hX8AJTBuY9ERPT",
+	"FL0l2xiqFa0MU0d3S+5NgJmeneB0aae39pGAgaIDyjLyIxrqy6pHCZ+Zjw7P7T8kYlyhDQHDVbokGdwv",
+	"PJOEVUlyE03rpFcQrVRGFRCz3vDaSvoTSUCCM3BU5mqiX+Om1ifX423bz7sll8Qeojemzkme690EVcuD",
+	"0VwpSFRxBDHCVuW0HslgsI4GnpDxmNnskhKHK+H+xliQweJLkpNUGbFiDzL/jFVwxKwjAcOLkigH4yJg",
+	"uf4T4GvidMsmPWMbZxxzW+23yR7HXpuV9ArWZsy0gMZPQ4a04Y6QG00cNMnuJb0fCixUlHnWzgbmdggR",
+	"PwYGJgMcvwigBvtXiNPwqER4xdlim2o3w5K2iFtmkJp6LTC7gbsWrpsRNYG3jSwdpYf3Ufw7KQkGovgV",
+	"W1BG44v7kjKKUk7mc5pSLb/xuVlwnNc3KEXOBWE/NccGSdQT2tfwFkoLcUuSYCvtLlpLqnXJ6Om1LN1Z",
+	"ZjWjw4wx4qX4ejIeTtZEaMSYyCUWLWIkPAKYucK5PXgPnOJrNB7+fcNG0IWe6vEic5bTRLVrdLDCGzQj",
+	"iJEF1nTqcLdgbRC5YjkJNUEDScumWETxpxq9ggH+Nsjcq8tv0cl49LT0zGk5v6r+vPjurb59WCki9Gd/",
+	"+P5Z/1/f/Xz8/u9i5Mjhd0wHSzmTxYoIrYLH5P6I8cZaoiP6C2FV59EdlujO+IqihHOndaOic1uDW1wK",
+	"spYDcFHd8Soc1b1bY5pNJMECfFT7gWDtVTjPv52DjXjblfqaM7IBU3BMz6OMaeys7Jcef4vVp0QgzFIi",
+	"VbtymwHVILdEbMrR8YzfWl8QZyQxqi3nyjC5uHgT9zY26QOumDW2WjLLNzVV1ngm2i/C8ejJk/4I4Xy9",
+	"xP0xsq9HbsSXzztZy0pvSUf0tV905/3GARBbT8VrUIUeZ/gf7V+DFByDO5dCrItrIshcdvA/g4bqPkJy",
+	"I/VZJ95mZJWF0A3XhW04R9tbMo+hBc06QIYOvvvu1Re3T6uqcRvmUZYVMooyemBHwvTA9sVOZtQbapS/",
+	"7dKEAfor/e575wSLuqyJkJw9ks6uGUClP6qe/bMMo9f8luQ47UQT+R1ri+WwdFtreXhBBLLeNTrLCZo7",
+	"G2tAFHfOtcZCc7a2Y6wzDJRRQVKVb0JaE05YP93dACw5i9oO4QEy0kF1Pz87OUHjIXp6evIEDYfDYZdp",
+	"BJkT8LDONtsRFvRc97anpfdamrCWuG7MpGK/a/KU7QY8a/TXKOD4fTfvgnGIdIfyUr9/WaxWWGxaoMy1",
+	"mm3GtWAVTGm6WEYYgW/Wumo6omzJGhVeRMjhazwjuUzAlU8yUBSdvyUrjH/ZOH46Ub0rHGWCxTrbg7tA",
+	"LI6WWxb7sBcbftOc4BVLBVkRpoz1wvJ+GN54am0IEBhcqLRXRzOFHwpuF+8v0XEADmXqyclupwkgPZBR",
+	"i9oh9QglFks4Had0d7yUBQIab4+zIl84CphUpNG4rBj12oSXvc5HPcqXO12LuAgOOS7am+O9gG/2NXJU",
+	"nIUfXfz+iOJ2JXpu2FGs7iBM/9UkzYauNY7rWnuIf8EejR+f/K2IeCv84yvz2XgYEfjuI53tRJZPLp2F",
+	"R2O9IR7CjyuS1WfeRyR7ZphrQypTHK21dFmlDgXL4kLZ/YWwAPiT4b5iloV+f0mrVbLqLk9tFxv2lQvK",
+	"K/J4uCNMBzB7Gx/5isa8UlMnxk0BibDF6QRN3eG7B9t8uW6QXtJzr8XdTxaWN1G39bfMxuhuj/vJsMK7",
+	"PFjASGgQqt1l0711KyKRLbGcrLiIOtsJBL9gBk5ps4I5z3N+JwMD4YzznGBmIk18cHnEVIv1Fks0ddHn",
+	"iqMFMQH0+kMY38q7ll2C/OdWukMSr2EN7GWwuipw29DpjQsR30sqgbiIFRELfdIqXRotw53bOZpq8Kco",
+	"zQkWEuEymnJFWTj86NdjT6zzrL9RO+I9o5G+1riQlREyWrLXapUf7hxhdEM2SBJgPxZBqESCrPgtsR5p",
+	"+7P5DRzBK4TzvBPoHyjP1cf/BPLdh5r03hLg4lJvUSnmAYskWrs637afHy7qtYD/sKLfL89Qt10U/JTW",
+	"ujokH2K9+9qY5wKaceCd58VMCUIOjYBoGHJdikhgw7h36UH0nMG+j2vmq0mYH2bYu7fE+Uuy7XWy48Wl",
+	"2wpByUHU/XAaEpWBt9OO91sElktvgWx4LkvV19hstPZrUj0Md7nT/HEteFakxpC4ioSmLgvBJjPcgaj4",
+	"GDHNfOAzQeVNE7IR+su//Tt6c4Bz52zu4Ny2Ie0dA+HT/HYig3DJrXAHkZXANk1k5HaJy24oRGmEsZTd",
+	"zEh7hvV/SDTHZJeHqZPC6KIRJy7uSk6Oh5GBX7ioRf+eCxgCGf946KMpOxx5bNInj+8x65PHHzjt6T3W",
+	"enq/tco12X3VAtwA17QHNYq0+rSrUXPdMXUOod3RSIy3ZE1wEInH0xRLyIw7KP+pb/ro8Ly5RxKvCNKz",
+	"ooJRZaRPxJkxuzVji7QuuHuVRmN0ABVrx4H5TBJxazLECNvjooLHZWdSmJ3wa/3yN1qUcl9ORMFaL2Dp",
+	"zTGBjWVmeoUmBzk3O6/pijOisNjsgT9lNFkz0I1qrYWmZfSQCz3WpyrIvGCZOWFNz/aILSpdkaPx8GTw",
+	"eBhbS3BmE8KytiQFE5UI+2S8anpHJVK8+yGvJ8CJWgRgwWd4RnOoRrDEqi35GyI8O172ag2C7ZptRvI3",
+	"5ev6Y3eTIjaW5lXcegea10yQNH7Zr/RN9UFqhprYgeHSuRkTd7/91e64Jxad9sBci4z7fDFf7Xr77cuv",
+	"QaACmbDbNrilt2z0vXdEvz9xgbJbBUq6It/p9xrpL5XSCRWK5EhbOE0lnK9+/aqCUcgYSqzRWxYQoRBX",
+	"Y4wqQtXLUy0xwopLSSXw1d3ZiqSZhNJqq9DSyuHbJY4GfzbyaE3ONAhWud4xS6NDyIjEzjjrO0rpKan1",
+	"Q7vqKJQtbDKWc1uNHiN7hVFGF1pD1cL9iRtA1knu6eB0WHXYHQz//+9H/dN33w/7p+9+Hiajk/eHB9fX",
+	"A/P3KDl5f/gPUWOPs4fECnw8Q4KkXGQmhIkyhBu+txpkw+GobhV6vNO1FJpk9jXbdgKwqg95ExTNuhqL",
+	"Xn0BkSKm0sL+dRkqeQWuykMIRgzJauPEA5FhiZVV0wwSc9hCc9AEkcFigLCWTBQDPfLF2zfVM2NcqOUd",
+	"ZVmfiHX18J6c1M+uZkLE/Z80fpX/HEzO+u/+7yiiBRmDUf9KJVvR2AGCpMTqEW7PL6TSZBeaO2bIvCt9",
+	"4Jdd1juoyTuySJf6ql73RuPB42GsClFQDeHnuCPBJlia/N8np8PRoeMtZnmWobhqAzOebRJnoPPEB+xz",
+	"aC3InP5ITDCPyQThplQEOphCsYozqA4zTdDUFKo589WVEjRdY7U8C9jItCa/HYHF4+j4CK+0AL8zbtyt",
+	"vMzJjCHvS6q+oHjBuFQ0lfEMDMwQXyu6otKs5o7EwrHnBUsNC4N4fyjcEXFi0huS0yXnGQrea0lyEDij",
+	"hKkJ42LVpoWIhT4X9yry9xxZ+ZFIRVdYEXQgVzjP0YpgJlHK2S24DbraRKgiom1Nr/wzk9mup7EbRgTI",
+	"yPH1rYha8hZpu/yei/IPqUeLpp67Yh1bx4IcIqC48Pbu3AMLoR++sg9J/Mjr5xbDut8RnKtla4qYIi7P",
+	"RAtG1CiqjfSp6Hqn/Mbm6S9hjk31EvGbLvlkeuQY2GFeyvZ8k0imiX+2xS/tr3+XnBY/TrIl36YDagOs",
+	"e2fRqCXZoJnewU7TtInLLk8lBCK29XXtrAHoS6rAQFRq9q7mmtPUjBHgQCToz/+ZIJyg2SFIb3yOvsSr",
+	"Fe7D/0cgdaKDdYJ+SNCf/8dhJPItNrtWT+QSrz3qZoKveaH6oVbrs9Jp3XHcejrgM4wUiEpxTupL7At9",
+	"dcJJvEYEtfL21otmkYlJyln2UZa60PvfnLFyOOGyzUnBT12tATtGd4syI6+JCMtQdZzjh45z3G8FEUnm",
+	"MhyxHRXuc00hsBUQMOnp/5vpu9DTa3Sn1XpX3xYsLj7OqU8AhhtpVChnfdOCXTNbyEpUEYKJczoTOyxX",
+	"xFxywFSscDg1OBXmhnTsE5zawUVS93Xcw7FAnBDeNTbD7Lut9hGJ0dg4WhCUR9kZ3DCnjMrlLi+NHpSw",
+	"bItrZqdjsM16a2gXzTraZe9rRl4ThnPVEjLweozsc6gw2tnSBmpDl727wxL517sjoiASKl7siyNvzXdx",
+	"B6++os4Dn5XaQQJOAw+xLNKUkKwjFkEOeJeNsC/eH41K0bDLRlyatx/ECEgronLU6lejVxU7oENAZ/Gq",
+	"YE9lB6uX0mOBoxjbiPK9cgFAW1dcI8Y9aPBLi07gXUGcBR4qZzMvS4KW9X4Zv/ulEWRPXLpdtgiZgfvm",
+	"Km7OFmyWNUiPq/0TqTrB1+bAQnLkIjj5ol8Kv4neVqkIzjb60CCaNadK5YYF7qr7Uym6M9xlMO+2GeWt",
+	"qewBlJaIRl1U2Vm08Beu8bIupb6mjE/0HkwTNGVcTbwpYKpV7SkYTRjOp3XjW/BmlO90rKSVlMauUC8P",
+	"yOzetba2XffdYdLeN7pXnDR4/u4VIu2lw99CpNtDpGtsOo5U2LBgKeeFcW5bQdbT2qzdwrC18ohxeZSa",
+	"s6/cTFBA7Ntdm1rtoCxVE8HvIhN9YR+jA+/ZSpB1bCXo6hDpz2K6u5aRKsJ6c+p7xWg4JblJGrfGa+yW",
+	"FGrW1XsGV9wLupwvJrk3trY43Cvb+0gCEyk/SsDPrzf7loi9S6R8kOddQMDLZA9sVSgn2CaWiWq4TJv/",
+	"HabY4uMvp5htnGuQz+ujS3QwTNAoQX/5038k6IkJ93uqeYm+64eJdVLbe4mldS4AFhu0Ng7P7pk9JhrI",
+	"CRfPaZSUGgLQbQdterNnTFUjc1jZa01YNoEyeBnJtg2Zk7lCvFBVS4dWLA4Yr28heFQYR2suKfhj7XP4",
+	"6HAbKPe6g+bTLhckNNxsuxsW3r2rCNGVlkYnqxbHSw7tOXC61KKclpT5jSmdSPOcSjDERZj2PFbv6yUF",
+	"yRfNuFpa40fLvqZR/ntpbTPAW5T5d9VI0zKczb9vDPi8oHnmkkXMW9SErF3+8+sOdXHdwIYOO7ibvLTu",
+	"FSvJTINGtmBGtd5SgzI1bkWd/3WOx2hcWb82j+sVnInQsG2yxGWby+SHghQk0/KwKCCBR//Ta/dGLDYy",
+	"9jTM2DOfaSjMVxpQ95EG3ZTCjeXwmSSi/WvurUzkopZZGdlEDPPGM/oxo31r6OR9sX6k2Am8gYp6b311",
+	"12popy1TaJw4ZZ3MSKFK65nWwmNb9LiITjKyYYR2KnirazB4t3rWQLap0wdsoU+gjWVtQWlCT9tq2pmv",
+	"WnNjWrZEsyusbGVJCZvYxu/D1e+9Gm+lBvXAroxLEn/7PsZ2u/4GpEl4tOGBRFGtbFvRuD9vX16g05PH",
+	"Txt9Eh6mSnZIG2yMyMSasIyDr1Eku2C4UFAT2FAMLmY0ywjTChJXkzkvwERmvNAT/RPWCh8xIXJsntNU",
+	"AejACml18DXe5BxnE8X5BMIEYEJZrNdQdmWyIhnFE9s1pGD4FlOj0iU9ZwOIEi/XwGOHnu+kKerNusC6",
+	"77jIpM+RRilmGoGsOlOaG77hpfNjiSFoynfteIpPZv2naXrcP83GpH8yH+Hx7Dg9yR6Twf6Vx6HIbIHz",
+	"ZhFya5QVxNS4ZZsHqjke9iKJF4xzQqPfOJxL7tSg6f/bf2t+77/Kpi5RjSATUrN3cMTvrq7e2HiIZiW3",
+	"k+FJjJTYZiiR6wHlh110tF3FDTX+J3vr6getkMPzlsJ2zWm+e/vKBEjTTBOKOTW5UdtnirVnYVz1W2av",
+	"ESd7T8zKAyO3NUUFZ9pClf4IMZ1vttB4p4TKQtzSW5wDxRUle+Qi4I5NkuXUrJYYGKeE+dEh1gDQ3Jo2",
+	"JAEJ1BV23knNd/ae6MDQJGVppeD0/XjX5YE6REfo8kD95d/+fXQYlNiy8wzvuQS3W7sCQ8ra2zZGP+gy",
+	"ooH7IH7ogYiwRn/qUbRr2N+bwi/Y4Kfo4PmXR988/yJBLzUVSdDvsMgoQdfFcDh+gl4TgsbD4WNoDjJd",
+	"uW++dh89x4rKHK8QUQjnA/3u08MB+g6SVs1LwZY4+5qkbJEHVhgqEc7v8Eb/h96Sc2THRzmBVNh0GZSn",
+	"AJkgZLnGmZD0DHRR1uUj7hvb8M8FFormPtnuYPSXP/2XkwSdoBmR6txZ5yArRUiSHZayXb2NTVL688kC",
+	"ujBBqNAKr22mSE1bbc96AkOde2zmaQmkC3JxYnTFPN02QnsyBrChdBcELVqz/lotBfH7iiGN1zYVKQNY",
+	"T45PrntVcn1yfBJlZWZP41O9ffm12/Ry9OkbQVa0WCEn4NY8G/XHO1lBmYIQJiYEqQhmM0pYY1ezacPa",
+	"bY9e0FvCthjiYhHkJpVg2+Bt5jgnwGFIit90VJfauVDQrMDxouYM9zFT6pNv35Tz0nkxo0zTmOve08/q",
+	"2DbucOo1OIK1ljkbLWfd2ukgaFLVtwzEk/iYVtLeeqIsZu+UTWxCuO5dyz6x8+3oneaq//M8g350jfrF",
+	"Ww0LZkURKfk+7mmzWmCNcpulQe8M8A9jc9jeHSMwOiRlfLPbZMBeJzLR7gsPTCK7useVXe6CCuj2ZGpr",
+	"3op9VgiN4uFVSQTkks4VyfozonB/QfiKaJHZ0gYXFbP2Y0WsUPGIzWCKP/9n1/hLonaM9N/3TXoWRIK+",
+	"N8npnIDzKOafs4aasDWO+Qy5z0CbtdcrqdZg8qH3ZdxdKX6DkN25F8FuE33VLF+P+u/qq9qCGpdxdaTs",
+	"xWLDr0NJu9sVqClFMScOzN2qvVuNxdSF8r7RvfrQ1O2ZNtgTEC9mIPcAVTZtK351vJRWqd87saxU6Oxu",
+	"QJhSYqUFLszpYE+nXfehOYaqMXYV25jNbgLu+8gY5/d+3bwqbbwCvPJ1d9ov4c44nh1hPPb+7ujc9TvX",
+	"q8n1QPLpBrUmitXt7N7reiuiB27KIP3bXXTfUChgYon5lYaJZU47pT+Rc8j9pCwVBEubv+DvS2S7Kq3G",
+	"yiJUZk3uzy5lZCoFqbcXkVkSnOWUhRUJfhW1Yj5FwZf7BFr/NeqQ/FXKVnziAgz1fLJqXvw9M8tNArnN",
+	"Cg9lwhK5YjznCi+iZbfwjARdd9dQhAqK069WuJbQfUv3Srz9w/W1TN59Fs2y9eGQW22hPmHnDE0zvJkm",
+	"aKr1lyk6eAqoZg1SWpeZooNqI8XDUOvJsN6iiu4T03iCvujRCmg+YMNUDDD7FEv83d8VixVZ8DYbjkF3",
+	"hdxbEDFiispCb2Mor0WNFCTX0PaKoQPIqZ4GyoxxbIMHyKTX7m7S0qUwJ9WArcDUw4vFcvAg3V/sakze",
+	"/McmgA9bwsq0W20dyzyO7drete1qJQLqebmu2gAQs7LMwL0zUYJssHt0iwkbldZHXggupetNSrBgJKhm",
+	"UpnVHW+0CFCVXB1/Pjh92mW9K6Kwi/XtXnj1pSCkr1ftQxMbNJenAO52NF/i9ZqwfVDckoOttMKXVLj8",
+	"6rtOh/5DgZmiqqUbPwjAmhJva1YSSrRbqkHUKl94wrVhqW2e162QonUPbo26L3HnSr8eTVmpFq+xrr7w",
+	"6JJIoEt5CgHxDnbR43tJREPKkMQLbAS4WKGRUYZers13Cd8aMO0QTSsqkZ7hW/KxO/WOSlDBciKNSRnG",
+	"LjMTdpf9c1kOW4tzVpuh70GpPgg26I/b4qxXZPVI2shNzqBLOihT08R1GW7rERsPRrNnrjk1+RHi6BYm",
+	"Ag02qBKAZl8FDDJvRjKgWszZZknJtmz/Onrdz0ARjAK2CcPPXUvk1sIpOM8nXEyYL0VrtfPoHG8JdN3X",
+	"R3u35Dkx6JygO0FBC2ZcLaGWEZ0jTcb8+bekTpiNrccOb4PAZJWBNGZbOGrhDHTyqb9EgsynhhUzvCIS",
+	"sSDIZUNUHBavmW/F8T3aIpQf2VS4il4/Gg6rmv1oh8XMTNoNfzqSJti23bTJYn87twLQbHfbQIpsXkZ/",
+	"fTqNhXMBeWVuzNLIAoUmU86UjSmLpGeY6Kxd85S0KeYQ09vY5pSBh2BE0yOBCOVq92hgxX3wpM5cdhlR",
+	"HYRJnEI1AmOjKHPPnk3BnSipzQB9YwTtQJufbYKbSW2Ub+Wq/iKVuk4teu6rtO0e+GOqVt1z3MNj2rOM",
+	"/oOpZrtUse7V2vZWiyJ6zzmqFT+ttcnq/8O96+49hG5U9r16coK+os9/6brSzsZP++hKYVqx/Z+d7oB7",
+	"FfB7GI2oo/qzg3zvzrutSy9dM2/D7+6XgRsa+X5Lwm1Pwq1jSlNZcfbQqekgY4yiU7TikMMG1VXP0VQz",
+	"s6llxdJwNdcphwtT4izWNAcd3FJJlUyQNVkm3lVYte06KHwhV1fHNWbh1dLmq3kctUxlL+PLh2adRnxq",
+	"jcfBjBU4n0Q8ntt9nHtUUJlhSXLKyGQteDSxzbtksjJqwbxbhihCigFnCfrzf0Or//U/xR/U0cEIfYay",
+	"wz8o42VF/w8a/eVP/+FfhHIXGd48ktX1N7bTwyfag5yu7Ehmu4IYgj3ScPw8LQXEr6A0m8cfc5J6rXal",
+	"JgHoMLqwVkvig8o/u3N4DdA0uOlhO4Eml7CnNdkQ3BYhYV/x1bEMYszporAOs5iPt10csYLIHvhrZpyY",
+	"69QcVKaEYUG5RW84pRrKxzMaqt+1hIdoEa70gJvuvjvw2Q+8DZ8hJjZE4vosHTfHT9aG1PdchCkmuHPP",
+	"Db5Vthx+6lCAI/A6BtmaEWIQ3dEkTjkDi2kVtRvXv7F1tTU36WYTZeq4GU2dlSQtBFWbS32xDdGfESyI",
+	"eFbE6nc+Y+jZm1fQbM2qvrYbk0080U+kfTRNkIQ6rRJNn9k0MMgPO0PPYQoIvj9Ob8gG/kFAIQUKA0IG",
+	"vFOe1FKpde/9e7BWzrkJ4GEKG8HXNN3qXRgojB5UIUQePLKWoH6u1phtHskg4P7AdysHZl9vfQSRABgt",
+	"KRFYpMsN4vNr5uvvcSETq1z5enc0qKlgKlGahOpQhXeIvzJxS9bFLa+Z+7LvdhYznG8UTX10DlREyBZE",
+	"DK7ZNbvg7NZgnzzTf/fRC5jMGUdSLCB6autR4DVFwXGgFzhdIi0QmHogxqpnAxLWBFF1zRBihJhmwNMf",
+	"++4O9eGFqe0FjrMVZVP70UJgvZlmK+CngYb2iq6IVHilj0cQSGU8Pj4+1eN+d3UxQJBSDBkUjbYYO2q3",
+	"axhd+fZDG2puuvadjEdPvbsNYvbPtQpGJWIE4mDRjDIsNmiec6woW/Sh5rLrEKbBfk2lkppfICNnatmV",
+	"Mru3ay3/TgMpdBrkAGvReotsrKHmjAzQBTw3u8LX+IeCGPTkBctc7K7kwlTgmtNc2Zj3jTHmUSkLAqFm",
+	"AO9bgjNZi+YURBUCKrabru3n+t5meidmOL0BIH0day2nT988u7r4nTEoffHi9YurFxp6DfAK3xgr1J2g",
+	"CiyFTp1GB9OT0Xjqkw4DSdhSfCsWrIhWPFfkcFDiMJj84eyDHNcpXptW+pSzI5vv9tkfJWdTn/bq83BM",
+	"UutUn/A00dNoYKdlTtvUyQ/GdOcvDWZZAvKjy52kbF2oxPoq5Pfvpm6KSq1xsxlg5Z1hm3A5uNZkP6cp",
+	"YZIEJOvZGqdL0h8Phr2kV4jcUjp5dnR0d3c3wPB4wMXiyH4rj16/unjxzeUL+KZMVvQ07tmbV0FD+bPe",
+	"aDA0L/I1YXhNe2e948FwcGwMKEug+UemmPJP+t8LomKEX95pxBoPh+huSXPixK1Uk0gqUbEeoFcKZRzs",
+	"/loILdKlL2szs1VaPC15lfXOel8SZQtFg9UX0jwBnPFw6Ai8zYUJD1sfskn+sH7wslp0j98YuUOLqbuE",
+	"WDs38JSo5cStDYKYBoarWCdJfGS/iCOXph3y2N7Z9++Cghm91/SWAIfR2AvyEzTO+77cJdl7pwc4Ant8",
+	"18NxQXamsjZkIAvrcZD+MBL0eHiMQMu/oy1no2mF6dP8CzwetzxIv8bZBkghkB+B53OawnE9Hh7vcVQP",
+	"fLx++3af7+3oyLP3oyCcqfXEvxS8WIfCy2xTyemw0bAHqsxE5XMbKWVsXlMwxjuyR4VU18wnKgISFUwS",
+	"BfFn9cGNgT2xAfNryBNh5K6SIli+f81sxe2Q7MtHlbitiTGhrPNCOnNKxQzmUsPDUK9r5vwKh4mxp6yJ",
+	"qMCBDi6eXRwmCN8SodntWpCMgi3h4vXvAfqL178/u3h2YYhz4wIEyUvVVjRn38esopqD63OplgnSqmYP",
+	"ukP0XHPYHrw2mW164V0oSyb6hJiyd7rLkLGOj5j7e3vSVBM7pDlmgAUqB23sgzaoPRQxmF261d5ZWBrw",
+	"2GUrt9tbG16CdAP1Je9Bj7pRnfDMI6TnWWUbjYhg7RqzjdlLoDwnBqTOlOdkONrz/U9B2Twtiy7bXp6A",
+	"sHkips+5rg30zsrnZ5pm95q0L+UM9B28lfq9xeymRvzMEYQESbU3NrCBz4qv0Xj496bJQXLN9G+mA4QW",
+	"5m+Jz3P+kjKKUk40X6GEqQGCJtNYUhAPlmVvP0aUneXAhzNfsxVlhXRN/oCiVimRT7fIsdJipw8Lb6FL",
+	"F5Vd2kGZIPrAwFTumN4WgdkNydBs03bfYYEt1z3sH+aufPhbmt8+zF1PWv1PoIv5LhCVgwPHuLL587Gl",
+	"mW/jaxsPWyvljiNVyz4mMaoedIskVLkzvjfJL5IKnQxPPiXVemtbbFZ3COSQz4dH4yFKlyS9OXxIAgZX",
+	"ty8K00YoSr2MyaCsyptomaWSWVy98Pp9V+JNNm/7jvv0mq6o6nW7eJJ/ZOZaKVocQee2ssW/PoaqDzVY",
+	"4gegYNJb2w7YjYKQMqzxa7vj2IojXLjiI9Yk1uyQo3itAOQjWaoIrrL7tFYc3phXmEvxamnzgWyFaRvt",
+	"IK+ZFfBnOL3RQhTLzuBvDJqtZrLj4bj0EpjKhHqEBN0tabpEtn88L0scau4NPJ211jpEz6BgKQgE3nDh",
+	"ioCb+EkzZ1C8GwmslWY9MmY2vAKa1ZkUrQjDNoFeviq2r6X0nGeb/dToRiH+3uj09Gl/eNo/Hl4Nh2fw",
+	"v/8aBjGc9b67/MK3KjjzNWSC8u62QHuy5xV2sZVVz4kSBXnfICDjBycgbbzQNdowCKJpqakaBoC8tt36",
+	"4n6o796+9mXJTHncEqS6GPP+F8lbT/d7fzz+lATvEvJ4cUnz7kXywK68le0eGRm6XXcAuVCWzdSg2o0C",
+	"zDFZRI5WnJtCEGVKpmlvUVHuG6L5a5i9ctk/Mi9tuwpWl6hWkB/8CqW8L63XpLngD8O1nRLe0c8m0fX9",
+	"TmTjrJLr69qHBrilVc1ai4gGbv0SsKrEof+jNQuNc/hB8GuH9l5vjwXK7BqDTc3qsj7busqGQ/61I7b3",
+	"/bsGlleiQ7qZoClT3JsWZ6YTWWl7Nv7wWluGwF6T+ISSa+YqeSydqs/ncF/KudwI4DYE54a+/b6wxoGr",
+	"1aIlR3D3heZP8/AwCUxEptimLW2HUwhKLisg+XVUg2Ku2UEaqSls372BsW4+G8VrCd8cBlWaIE4sbut5",
+	"GwSV7MSUnTWyPq1Zt67c5ZvA9Ky3o96lQyKstIRuilSFXaPagJ8LvupFUX1LzPQ9YfNdUnaDpfgDANUo",
+	"yxKt3WXuT6uhyxaAiZ7uaBxausY7orY/qmWgRPNWKxd4tFZYCfqjIRya3//Kje2NmnkPKcn4QY+q5bG2",
+	"2BMMxdxSP+0Ayqu6sqq2yCpUS9W4ihvFnP7yp/9qCHRZ4LCkqXxui2mGhWc7VAeakYUJv75mtfpAjyRU",
+	"CIJpTf0oCuYBW5wIzAMK3xBbOA+Kd9f9ZomxLNg9ay1nDOhZmiyyLjXXBtfslfJBYL4Xh7FMLClbxJiE",
+	"rbAVMop7Wxhqkd5Q0MrXkNLkIqjj9P1oOBwmT45HycmTz5Pjz8fJ8fhJMv78NBk/GSfjk9G7zkaFLdXC",
+	"OhkYPgIdCooJtlCkSk1R5yoK6wb+EsXkT6v0200MbkWZSrqFijwkkbtbYtWn81Yx9oUtJGjzNsLEiEY4",
+	"P5Xojgu1tIGRQV6ffdWGj6+u2UHpCbRGpUq8O9T9kWhqPpge6qHh7bBJk593VeSKrnNKxDUT6AhVIv4r",
+	"uQzNDATj7mj2lK+0tSCanJFbygtZgni35DYf2JLcBaasHr1vpFiskDDBG2UM97kVvI0FVxNbaZoTgS9W",
+	"JpYqzudEEJaSsqq0J49hlse0EjA9bRGWbe5LB0m5/ZRd3cuUMAVBI8bNePAYQhMl+uyx/emwTeYqa5hv",
+	"czM+3lrZ73EojPUfDyOFt2LLsoupZuNkbYC2BKlHgAVGsK0Q4dY6hHFY7fHaOwMk26TH+6vTBrePoo/J",
+	"tA8OZy3FxKFnv5prAmgDyNkGdT3kP44TcQyIieO/rLgZe/VaeGWFEroUkt/4Yy0nryTbPs3jA/lgJTdr",
+	"izc61wQ+CN8rI9Q1SzTlgE1suWs/Cj12Bmi6xoIwE0Odw1BA9TMqNN9PlzTPBGG2zkUtoyJBUw0LYRlm",
+	"asLnUzDymAInspgpQQg6sHX7rhlVkuTzwwF6gxcECpJqjV3APCYiuRreMiOULVyWylmlFgmVSN7Q9Zpk",
+	"14y75n6a9S4JMwH8C5cnsEG+oRCseYAuuak8yoXdERc7Zyw5VN4gLq7Zxevf2w3hLN80mijEGJg+iosg",
+	"2+gjO/obxE6vzBTROEcY5RC+ukDT/hRWLpE9LK2GoCutvME2C67VpdkmNFDWKJ9sty8FFaAadX/Mj/3K",
+	"X8U6Cx5V/oLJkl7f/rdScbJfrT8JlSX77TFKMeNQqJWCCeiGstYV62e9rtqPO/Ov9Edt8zfTkYL+Uzxv",
+	"5ZX6WWdInttJ3uqP2iCJ3G2AIqwgGDVFOUrR28c0ves0MNuYDj8zkvO7KiROWPU5W22gVcjQg4KXYiE2",
+	"ZS9NTVcNF5QEadqODmw/B1Ae3SU12d8/rnPo0mas+VEzI15UoO1WHQAv6qWOI4XJ1QaSSvT6I6TiAkvS",
+	"p0wSZhu6ymJm07Ek0VuNbLqYSXtbYZq37f0PlRXUC1NUa6/uu/uWPuxtVXZ0Bbo3PYAl918gRzIooGLC",
+	"ZIKC+vrsFSMC3TB+Z90nkNpg1aM2SP2Yvthet5teL62xE2Yz/sPDTbO9YX71RevR19ms79oI9L8P3HmG",
+	"2+l2pTJxR+pdlt/uCpRxMAQCg3F8mP7WGtxWxYeySYWTxRDzg5WevYCGGIqtMOMf/8owV4Ot63ttu85u",
+	"3XKQF7qhgy+O9XEDg+0SuwRSBgErv9I4yjBF3ylMlS6qEYXJP98RRmni3GRY+ZCLhjQ2QM8qqtC6UBJS",
+	"iWsCCCqgYxy+ZvUR0AF2xbnMO5CtV6aXJwgzaLjiaa95TZVFvdQSq2smeQ5WFKoOB8iRzJIgG6m9YPSH",
+	"wvSiMIRd3wK2qOmB7dGMQS+xe/kabAMOs6GA9qX3q9xol67mypShNaaZFTBcRQSYqExr6531xsPxk/7w",
+	"uD8cXY2CmMhKtpmrH9fTI078iPWMtLAmXu9kPHg8rAZXvvjurel6UDBl4kKea8FtBf1jezjD/2jXO0jB",
+	"TQ1qwVm5cE9lnmUYvea3JMdpqPUzcidzosDD/t4Xd6vv13a08fZky6kfScTvGAK+63fQs2NB5kbbrFR7",
+	"642Gw1FZ0fesx7hQyzvKsj4RazAs2aU5tC6X9o17FX1bqJwoo9haTeCs16XrrcYynhtBHTYAKN5+lHKf",
+	"eNXRg9PpVq+2j4zGrmxGPWr1hW1rEJvGvnb0wsr0nSNcwyzJ30JdH5gnlbVyg46Le7Olaqir//3o56De",
+	"5Htz0DmJ9ozlc9U3D2UAzBkUdiApXxGJToYnJoYEZzLRQtEtvKv4aiaVVlahxawV8eWGpck1MzVUIBog",
+	"SNE1/pu5IMQ8IxHOMwdjWyGJZpce9S3bAu/+EjtbpLMupJgxrgFGZikZOjgZnh6emRpsXNifoYaKzaCJ",
+	"cK0v4KWAa+1nW3s1h+oXMQv6yfaan3CxLeS/isDJve/e6JPePXPQD3T3ku1RvbgqLmmkdjgamppPhifR",
+	"cN6KDPWR9YRd/OfePOf9b7HAJhb4g/CtJRR4pyHffP/qCyBMayBRzeIg4FiVrkbNCnKb4F108PblBXp6",
+	"fPrk8AxhU6bGRcJqpRmqdwmyzqFjkgm3AgUbxMbkmk1ZkedTlOYEC031bfgsQ3gG35oRqUQ5mUMdMCiu",
+	"NEDPhMAbiQ6meqemeqCK/Dk9NPnJZubMeITO0RQrI9USOdWDwkoyqEU22+j/2OnhF0kUlOGxIIJJSnOM",
+	"bIAulpiBiydU2Gz+WIVyuzD9ikcqxl2+A3PhA3GXe0Zu7S1T7y1BvzFAvk8qoMAp9AGfPouAVZ6Z/isn",
+	"C5xuJimYtfXJJL2cb3CuNpMUC/CBXfTH4+MR1Js2apR5zd0p06Crohfddx2fNK5sFyF2lurfCPInkDE+",
+	"sT5gyMMn0QeOTBpqp+y3IHwN5BibsksZyojCNDcZuNBy3izF5sxlJDc1lxLfS/KaBbkMVN4kQRCXSxgO",
+	"foP84qRml/V2ClejF6orBmFMegobLARMyndI1IwnqMFhuJMBHJZUhpYB8NcM8oYLRk0ZkyALa0aW1Ly6",
+	"GqBL29HfdtcwvQc1F5OcM/3f6iZes0rFIhvkgp5VhcSyD6EZ/YDxIMeAufTTsA0YxCgwHiSQbYg6NKUQ",
+	"tf4GG6dJKpoyriZzXrCsLUDOkSGztk8hedqZdsifj6TvcfmbQFkVKP3WPGSS2T6S5Q6KE2L9jigj1ahu",
+	"bwL8KzckFnw02BorE3Zg+iRhMzveDOC5NM3/9/nkarMmQfGbHR9+a7sYvBR8tc/7V7zL28Y7/CnCB+ud",
+	"FXb4tGr8q9pq4TcKAl4x3LZDASGp/BynJeErD0hO9iEbIclwyZnbYhXj5OJvgUxEnNp1gtkp1qra8HGv",
+	"cKbfKNXDUqpfOml6CFLz0NQl6ol/a/ur4PYu1eiq1s9cX4cs2gpttkH4mjnXhndSQD5gtUsaujRBr5q4",
+	"BJXbTTpMpTXeNZseGBdpggL/6eHUKyBhAz1boq5iWdO0DIYcD4fnwbglfLYekUmbUX4sqw2ctrvsw6ZA",
+	"H+a1N4dTjWKHopAQ5S1xTiSCzjYVH71zo48fDwfDYdhT9iz0uzcd7M12aHv5pmt9t2x4wLg/Hl4NT8vw",
+	"AEsJYXUaw33PnZqz3StrQTNfveolX9tuv9FVj8ang9P6qouM8q3r3cdDXt0UCOPuf/7556Nx2XaibBgd",
+	"25Lj/nB8NTo5O3Zb4huL9S6/+q5/cjIahe1/z0bBnuvll5vo924PP32kbeentdBVmma11JyGlnlh9wYs",
+	"G90yXQsBc7tJhgpmS9wD+X/I6IIOINehDfuE3qc0FiN34Zi/xQ48eMlK6B5cYTUfwFGrRsPw0dHMuYu2",
+	"c1tT5m80TIbDYaMmd9Dh2DQjVsSyxDdcqoUgl//8Gk0vvn3z/9lyfNZnI4nqz7Akmc2khV64CwIFC01z",
+	"1TMUbxR9sJvXRrvVRq/qYdB32nz2T5fffnPNbB8HW9LG5OKaNs7IREUHzZunkCRkOlQIYioC1Po021yi",
+	"a3YyHoMkAKdS5vTbQetNmaeJbZbL8ArED4YKdsP4HbtmtZ7LaaM7s90ErIJQ7C6iAbTC/ZAKApW+1raH",
+	"bbPdtE1pMPkH34d88nRwerq/DHDRr4gAwI7ex3niqCv728nc3t2HuVU6jf/1WFzYsLqtAQYRfbiYtt1x",
+	"rNfyL5HAj47/Bgh8nZLOivzm49D5n4O/Oherq7H4hh+hrkz89WSyCqS/Wf6M7+BhhIfOBeqCr7YVqqsi",
+	"4gcWrKs2Xql2rfv+3ft3+rG4jcP8DOU8xXnZtQ5ehfZzZQems6MjeGvJpTr7fPj5EMxKdi8bWQLbW8cl",
+	"tvydzwNITPWDnNiCc179HTRteDJiGXxTelVtWwFvYtAaLBgKXQtaSNe2PWgrxUubxxKb6mtfpDpSPLpR",
+	"O/owKe0vzvsapLWXVel8ASUTPCpipdqTWvUl23fClnQxHfEktWkKvqaFc401l+IbLplKTZX2PCY61RA6",
+	"XtmfoFvP+3fv/3cAAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/centric-crm/centric/internal/analytics"
 	"github.com/centric-crm/centric/internal/config"
 	"github.com/centric-crm/centric/internal/crm"
 	"github.com/centric-crm/centric/internal/httpapi"
@@ -27,6 +28,8 @@ type App struct {
 	Customers    *crm.CustomerService
 	Transactions *crm.TransactionService
 	Keys         *crm.KeyService
+	Analytics    *analytics.Service
+	Insights     *analytics.Insights
 
 	logger   *slog.Logger
 	embedded *pgembed.Server
@@ -60,8 +63,10 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	}
 	validator := crm.NewValidator()
 	customers := postgres.NewCustomerStore(db)
+	a.Analytics = analytics.NewService(postgres.NewAnalyticsStore(db), logger, time.Now, cfg.RefitInterval)
+	a.Insights = analytics.NewInsights(postgres.NewInsightStore(db), time.Now)
 	a.Customers = crm.NewCustomerService(customers, validator, time.Now)
-	a.Transactions = crm.NewTransactionService(postgres.NewTransactionStore(db), customers, validator, time.Now)
+	a.Transactions = crm.NewTransactionService(postgres.NewTransactionStore(db), customers, a.Analytics, validator, time.Now)
 	a.Keys = crm.NewKeyService(postgres.NewAPIKeyStore(db), time.Now)
 	return a, nil
 }
@@ -72,6 +77,8 @@ func (a *App) Handler() (*echo.Echo, error) {
 		Customers:    a.Customers,
 		Transactions: a.Transactions,
 		Keys:         a.Keys,
+		Analytics:    a.Analytics,
+		Insights:     a.Insights,
 		Database:     a.DB,
 	}, a.logger)
 }
@@ -90,6 +97,9 @@ func (a *App) Serve(ctx context.Context, addr string, timeout time.Duration) err
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 	}
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	go a.Analytics.Work(workCtx)
 	errs := make(chan error, 1)
 	go func() { errs <- srv.ListenAndServe() }()
 	a.logger.Info("serving", "addr", addr)

@@ -31,6 +31,9 @@ type Config struct {
 	// in which case it is 0 and the runtime's setting stands. Large batches allocate much
 	// short-lived memory, and the higher target halves the time spent collecting it.
 	GCPercent int
+	// RefitInterval, when positive, refits the models once the latest run is that old
+	// (CENTRIC_REFIT_INTERVAL, e.g. 24h; default off).
+	RefitInterval time.Duration
 }
 
 // defaultGCPercent is serve's garbage collector target when GOGC is not set.
@@ -69,6 +72,13 @@ func Load(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("CENTRIC_SHUTDOWN_TIMEOUT=%q: want a positive duration such as 15s", v)
 		}
 		c.ShutdownTimeout = d
+	}
+	if v := getenv("CENTRIC_REFIT_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			return Config{}, fmt.Errorf("CENTRIC_REFIT_INTERVAL=%q: want a duration of at least 1m such as 24h", v)
+		}
+		c.RefitInterval = d
 	}
 	if v := getenv("CENTRIC_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {

@@ -24,11 +24,16 @@ const (
 	PermCustomersWrite    Permission = "customers:write"
 	PermTransactionsRead  Permission = "transactions:read"
 	PermTransactionsWrite Permission = "transactions:write"
+	PermAnalyticsRead     Permission = "analytics:read"
+	PermAnalyticsWrite    Permission = "analytics:write"
 	PermAdmin             Permission = "admin"
 )
 
 // Permissions lists every permission, in a stable order.
-var Permissions = []Permission{PermCustomersRead, PermCustomersWrite, PermTransactionsRead, PermTransactionsWrite, PermAdmin}
+var Permissions = []Permission{
+	PermCustomersRead, PermCustomersWrite, PermTransactionsRead, PermTransactionsWrite,
+	PermAnalyticsRead, PermAnalyticsWrite, PermAdmin,
+}
 
 // keyPrefix starts every API key, so leaked keys are easy to recognise and scan for.
 const keyPrefix = "ck_"

@@ -67,6 +67,20 @@ type Customer struct {
 	Version            int64          `json:"version"`
 	CreatedAt          time.Time      `json:"created_at"`
 	UpdatedAt          time.Time      `json:"updated_at"`
+	// Scores are the live headline scores, read-only; nil before the customer is scored.
+	Scores *ScoreSummary `json:"-"`
+}
+
+// ScoreSummary is a customer's headline scores from the latest scoring.
+type ScoreSummary struct {
+	ModelRunID           uuid.UUID
+	PAlive               float64
+	ChurnRisk            float64
+	ChurnBand            string
+	ExpectedPurchases90d float64
+	CLV                  string
+	Currency             string
+	ComputedAt           time.Time
 }
 
 // ETag returns the customer's version as a strong entity tag.
@@ -186,6 +200,10 @@ const (
 	SortUpdatedDesc CustomerSort = "-updated_at"
 	SortNameAsc     CustomerSort = "name"
 	SortNameDesc    CustomerSort = "-name"
+	SortChurnAsc    CustomerSort = "churn_risk"
+	SortChurnDesc   CustomerSort = "-churn_risk"
+	SortCLVAsc      CustomerSort = "clv"
+	SortCLVDesc     CustomerSort = "-clv"
 )
 
 // CustomerFilter selects and orders a page of live customers. Zero fields do not filter.
@@ -198,6 +216,11 @@ type CustomerFilter struct {
 	Query        string
 	UpdatedSince *time.Time
 	ExternalRef  *ExternalRef
+	// The score filters list only scored customers.
+	ChurnBand    string
+	MinChurnRisk *float64
+	MaxChurnRisk *float64
+	MinCLV       string
 	Sort         CustomerSort
 	Page         PageRequest
 }

@@ -3,6 +3,8 @@ package crm
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"runtime"
 	"sync"
 	"time"
@@ -116,6 +118,12 @@ type TransactionStore interface {
 	ListTransactions(ctx context.Context, scope Scope, f TransactionFilter) (TransactionPage, error)
 }
 
+// ScoreRefresher recomputes the scores of customers whose transactions changed. It handles its
+// own failures: scores are derived data and never fail the write that changed them.
+type ScoreRefresher interface {
+	RefreshScores(ctx context.Context, customerIDs []uuid.UUID)
+}
+
 // customerReader reads one live customer.
 type customerReader interface {
 	Customer(ctx context.Context, scope Scope, id uuid.UUID) (*Customer, error)
@@ -125,13 +133,15 @@ type customerReader interface {
 type TransactionService struct {
 	store     TransactionStore
 	customers customerReader
+	scores    ScoreRefresher
 	validate  *Validator
 	now       func() time.Time
 }
 
-// NewTransactionService returns a TransactionService.
-func NewTransactionService(store TransactionStore, customers CustomerStore, v *Validator, now func() time.Time) *TransactionService {
-	return &TransactionService{store: store, customers: customers, validate: v, now: now}
+// NewTransactionService returns a TransactionService that has scores refreshes the scores of
+// the customers whose transactions it records.
+func NewTransactionService(store TransactionStore, customers CustomerStore, scores ScoreRefresher, v *Validator, now func() time.Time) *TransactionService {
+	return &TransactionService{store: store, customers: customers, scores: scores, validate: v, now: now}
 }
 
 // Create records one transaction. It reports whether it was created, or had already been
@@ -213,8 +223,15 @@ func (s *TransactionService) record(ctx context.Context, scope Scope, items []Tr
 	if err != nil {
 		return nil, err
 	}
+	changed := map[uuid.UUID]bool{}
 	for j, r := range stored {
 		results[validIndex[j]] = r
+		if r.Status == RecordCreated {
+			changed[r.CustomerID] = true
+		}
+	}
+	if len(changed) > 0 && !(opts.AllOrNone && countFailed(results) > 0) {
+		s.scores.RefreshScores(ctx, slices.Collect(maps.Keys(changed)))
 	}
 	prefixPointers(results, pointerFormat)
 	return results, nil

@@ -66,6 +66,9 @@ func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequest
 		Tags:         deref(p.Tag),
 		Query:        deref(p.Q),
 		UpdatedSince: p.UpdatedSince,
+		MinChurnRisk: p.MinChurnRisk,
+		MaxChurnRisk: p.MaxChurnRisk,
+		MinCLV:       deref(p.MinClv),
 		Sort:         crm.CustomerSort(deref(p.Sort)),
 		Page:         crm.PageRequest{Limit: deref(p.Limit), Cursor: deref(p.Cursor)},
 	}
@@ -74,6 +77,9 @@ func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequest
 	}
 	if p.Role != nil {
 		f.Role = crm.Role(*p.Role)
+	}
+	if p.ChurnBand != nil {
+		f.ChurnBand = string(*p.ChurnBand)
 	}
 	switch {
 	case p.ExternalSource != nil && p.ExternalId != nil:
@@ -170,6 +176,7 @@ func customerToAPI(c *crm.Customer) api.Customer {
 		UpdatedAt:          c.UpdatedAt,
 		Role:               nullable.NewNullNullable[api.BusinessRole](),
 		AcquisitionCost:    nullable.NewNullNullable[api.Money](),
+		Scores:             scoreSummaryToAPI(c.Scores),
 	}
 	if c.Role != nil {
 		out.Role.Set(api.BusinessRole(*c.Role))

@@ -35,6 +35,16 @@ func newEnv(t testing.TB) *env {
 		t.Fatalf("open app: %v", err)
 	}
 	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	workCtx, stopWork := context.WithCancel(ctx)
+	worked := make(chan struct{})
+	go func() {
+		defer close(worked)
+		a.Analytics.Work(workCtx)
+	}()
+	t.Cleanup(func() {
+		stopWork()
+		<-worked
+	})
 	h, err := a.Handler()
 	if err != nil {
 		t.Fatalf("handler: %v", err)

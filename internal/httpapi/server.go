@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/centric-crm/centric/api"
+	"github.com/centric-crm/centric/internal/analytics"
 	"github.com/centric-crm/centric/internal/crm"
 )
 
@@ -29,6 +30,8 @@ type Services struct {
 	Customers    *crm.CustomerService
 	Transactions *crm.TransactionService
 	Keys         *crm.KeyService
+	Analytics    *analytics.Service
+	Insights     *analytics.Insights
 	Database     Pinger
 }
 

@@ -260,6 +260,11 @@ func (s *CustomerStore) Customer(ctx context.Context, scope crm.Scope, id uuid.U
 		return nil, fmt.Errorf("read customer %s: %w", id, err)
 	}
 	c := row.customer()
+	scores, err := scoreSummaries(s.db.session(ctx), []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	c.Scores = scores[id]
 	return &c, nil
 }
 
@@ -316,6 +321,11 @@ func (s *CustomerStore) UpdateCustomer(ctx context.Context, scope crm.Scope, id 
 	if err != nil {
 		return nil, err
 	}
+	scores, err := scoreSummaries(s.db.session(ctx), []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	updated.Scores = scores[id]
 	return &updated, nil
 }
 
@@ -420,17 +430,28 @@ func (s *CustomerStore) DeleteCustomer(ctx context.Context, scope crm.Scope, id 
 	})
 }
 
-// customerSortKey returns the SQL expression a customer sort orders by and whether it is a
-// time (else text).
-func customerSortKey(sort crm.CustomerSort) (expr string, desc, isTime bool) {
-	desc = strings.HasPrefix(string(sort), "-")
+// customerSort describes how a list is ordered: the SQL expression, the type its cursor value
+// is cast back to, the direction, and whether it needs the customer's scores.
+type customerSort struct {
+	expr   string
+	cast   string
+	desc   bool
+	scored bool
+}
+
+func customerSortOf(sort crm.CustomerSort) customerSort {
+	desc := strings.HasPrefix(string(sort), "-")
 	switch strings.TrimPrefix(string(sort), "-") {
 	case "updated_at":
-		return "updated_at", desc, true
+		return customerSort{expr: "customers.updated_at", cast: "timestamptz", desc: desc}
 	case "name":
-		return "lower(coalesce(name, ''))", desc, false
+		return customerSort{expr: "lower(coalesce(customers.name, ''))", cast: "text", desc: desc}
+	case "churn_risk":
+		return customerSort{expr: "s.churn_risk", cast: "float8", desc: desc, scored: true}
+	case "clv":
+		return customerSort{expr: "s.clv", cast: "numeric", desc: desc, scored: true}
 	default:
-		return "created_at", desc, true
+		return customerSort{expr: "customers.created_at", cast: "timestamptz", desc: desc}
 	}
 }
 
@@ -449,7 +470,7 @@ func (s *CustomerStore) ListCustomers(ctx context.Context, scope crm.Scope, f cr
 	if err != nil {
 		return crm.CustomerPage{}, err
 	}
-	q := live(s.db.session(ctx), scope)
+	q := live(s.db.session(ctx).Table("customers"), scope)
 	if f.Kind != "" {
 		q = q.Where("kind = ?", string(f.Kind))
 	}
@@ -483,47 +504,57 @@ func (s *CustomerStore) ListCustomers(ctx context.Context, scope crm.Scope, f cr
 		}
 		q = q.Where("id = ?", ref.CustomerID)
 	}
-	expr, desc, isTime := customerSortKey(f.Sort)
+	order := customerSortOf(f.Sort)
+	if order.scored || f.ChurnBand != "" || f.MinChurnRisk != nil || f.MaxChurnRisk != nil || f.MinCLV != "" {
+		q = q.Joins("JOIN customer_scores s ON s.customer_id = customers.id")
+	}
+	if f.ChurnBand != "" {
+		q = q.Where("s.churn_band = ?", f.ChurnBand)
+	}
+	if f.MinChurnRisk != nil {
+		q = q.Where("s.churn_risk >= ?", *f.MinChurnRisk)
+	}
+	if f.MaxChurnRisk != nil {
+		q = q.Where("s.churn_risk <= ?", *f.MaxChurnRisk)
+	}
+	if f.MinCLV != "" {
+		q = q.Where("s.clv >= ?::numeric", f.MinCLV)
+	}
 	cmp, dir := ">", "ASC"
-	if desc {
+	if order.desc {
 		cmp, dir = "<", "DESC"
 	}
 	if after != nil {
-		var key any
-		switch {
-		case isTime && after.Time != nil:
-			key = *after.Time
-		case !isTime && after.Text != nil:
-			key = *after.Text
-		default:
+		if after.Text == nil {
 			return crm.CustomerPage{}, crm.Invalid(crm.FieldError{Pointer: "query:cursor", Message: "does not match the sort"})
 		}
-		q = q.Where(fmt.Sprintf("(%s, id) %s (?, ?)", expr, cmp), key, after.ID)
+		q = q.Where(fmt.Sprintf("(%s, customers.id) %s (?::%s, ?)", order.expr, cmp, order.cast), *after.Text, after.ID)
 	}
 	limit := page.LimitOrDefault()
 	var rows []customerRow
-	err = q.Select("*, " + expr + " AS sort_key").Order(fmt.Sprintf("%s %s, id %s", expr, dir, dir)).Limit(limit + 1).Find(&rows).Error
+	err = q.Select(fmt.Sprintf("customers.*, (%s)::text AS sort_key", order.expr)).
+		Order(fmt.Sprintf("%s %s, customers.id %s", order.expr, dir, dir)).Limit(limit + 1).Find(&rows).Error
 	if err != nil {
 		return crm.CustomerPage{}, fmt.Errorf("list customers: %w", err)
 	}
-	result := crm.CustomerPage{Customers: make([]crm.Customer, 0, min(len(rows), limit))}
-	for i := range rows[:min(len(rows), limit)] {
-		result.Customers = append(result.Customers, rows[i].customer())
+	rows = rows[:min(len(rows), limit+1)]
+	page1 := rows[:min(len(rows), limit)]
+	ids := make([]uuid.UUID, len(page1))
+	for i := range page1 {
+		ids[i] = page1[i].ID
+	}
+	scores, err := scoreSummaries(s.db.session(ctx), ids)
+	if err != nil {
+		return crm.CustomerPage{}, err
+	}
+	result := crm.CustomerPage{Customers: make([]crm.Customer, len(page1))}
+	for i := range page1 {
+		result.Customers[i] = page1[i].customer()
+		result.Customers[i].Scores = scores[page1[i].ID]
 	}
 	if len(rows) > limit {
 		last := rows[limit-1]
-		next := cursor{List: list, ID: last.ID}
-		switch expr {
-		case "updated_at":
-			t := last.UpdatedAt.UTC()
-			next.Time = &t
-		case "created_at":
-			t := last.CreatedAt.UTC()
-			next.Time = &t
-		default:
-			next.Text = last.SortKey
-		}
-		result.NextCursor = encodeCursor(next)
+		result.NextCursor = encodeCursor(cursor{List: list, Text: last.SortKey, ID: last.ID})
 	}
 	return result, nil
 }

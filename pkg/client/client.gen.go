@@ -19,6 +19,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AcquisitionGroupBy.
+const (
+	AcquisitionGroupByChannel AcquisitionGroupBy = "channel"
+	AcquisitionGroupByCohort  AcquisitionGroupBy = "cohort"
+)
+
+// Valid indicates whether the value is a known member of the AcquisitionGroupBy enum.
+func (e AcquisitionGroupBy) Valid() bool {
+	switch e {
+	case AcquisitionGroupByChannel:
+		return true
+	case AcquisitionGroupByCohort:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BusinessRole.
 const (
 	Dealer      BusinessRole = "dealer"
@@ -49,6 +67,66 @@ func (e BusinessRole) Valid() bool {
 	}
 }
 
+// Defines values for ChurnBand.
+const (
+	High   ChurnBand = "high"
+	Low    ChurnBand = "low"
+	Medium ChurnBand = "medium"
+)
+
+// Valid indicates whether the value is a known member of the ChurnBand enum.
+func (e ChurnBand) Valid() bool {
+	switch e {
+	case High:
+		return true
+	case Low:
+		return true
+	case Medium:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CohortSelectorUnit.
+const (
+	CohortSelectorUnitMonth   CohortSelectorUnit = "month"
+	CohortSelectorUnitQuarter CohortSelectorUnit = "quarter"
+	CohortSelectorUnitWeek    CohortSelectorUnit = "week"
+)
+
+// Valid indicates whether the value is a known member of the CohortSelectorUnit enum.
+func (e CohortSelectorUnit) Valid() bool {
+	switch e {
+	case CohortSelectorUnitMonth:
+		return true
+	case CohortSelectorUnitQuarter:
+		return true
+	case CohortSelectorUnitWeek:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ConcentrationBasis.
+const (
+	ConcentrationBasisClv      ConcentrationBasis = "clv"
+	ConcentrationBasisNetValue ConcentrationBasis = "net_value"
+)
+
+// Valid indicates whether the value is a known member of the ConcentrationBasis enum.
+func (e ConcentrationBasis) Valid() bool {
+	switch e {
+	case ConcentrationBasisClv:
+		return true
+	case ConcentrationBasisNetValue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CustomerKind.
 const (
 	Business CustomerKind = "business"
@@ -61,6 +139,30 @@ func (e CustomerKind) Valid() bool {
 	case Business:
 		return true
 	case Consumer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ModelRunStatus.
+const (
+	Failed    ModelRunStatus = "failed"
+	Queued    ModelRunStatus = "queued"
+	Running   ModelRunStatus = "running"
+	Succeeded ModelRunStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ModelRunStatus enum.
+func (e ModelRunStatus) Valid() bool {
+	switch e {
+	case Failed:
+		return true
+	case Queued:
+		return true
+	case Running:
+		return true
+	case Succeeded:
 		return true
 	default:
 		return false
@@ -109,6 +211,66 @@ func (e ProblemCode) Valid() bool {
 	case UnsupportedMediaType:
 		return true
 	case ValidationFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PurchaseModelName.
+const (
+	Bgnbd  PurchaseModelName = "bgnbd"
+	Mbgnbd PurchaseModelName = "mbgnbd"
+)
+
+// Valid indicates whether the value is a known member of the PurchaseModelName enum.
+func (e PurchaseModelName) Valid() bool {
+	switch e {
+	case Bgnbd:
+		return true
+	case Mbgnbd:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RetentionCohort.
+const (
+	RetentionCohortMonth   RetentionCohort = "month"
+	RetentionCohortQuarter RetentionCohort = "quarter"
+	RetentionCohortWeek    RetentionCohort = "week"
+)
+
+// Valid indicates whether the value is a known member of the RetentionCohort enum.
+func (e RetentionCohort) Valid() bool {
+	switch e {
+	case RetentionCohortMonth:
+		return true
+	case RetentionCohortQuarter:
+		return true
+	case RetentionCohortWeek:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TimeUnit.
+const (
+	TimeUnitDay   TimeUnit = "day"
+	TimeUnitMonth TimeUnit = "month"
+	TimeUnitWeek  TimeUnit = "week"
+)
+
+// Valid indicates whether the value is a known member of the TimeUnit enum.
+func (e TimeUnit) Valid() bool {
+	switch e {
+	case TimeUnitDay:
+		return true
+	case TimeUnitMonth:
+		return true
+	case TimeUnitWeek:
 		return true
 	default:
 		return false
@@ -181,9 +343,91 @@ func (e TransactionSort) Valid() bool {
 	}
 }
 
+// Defines values for GetAcquisitionParamsGroupBy.
+const (
+	GetAcquisitionParamsGroupByChannel GetAcquisitionParamsGroupBy = "channel"
+	GetAcquisitionParamsGroupByCohort  GetAcquisitionParamsGroupBy = "cohort"
+)
+
+// Valid indicates whether the value is a known member of the GetAcquisitionParamsGroupBy enum.
+func (e GetAcquisitionParamsGroupBy) Valid() bool {
+	switch e {
+	case GetAcquisitionParamsGroupByChannel:
+		return true
+	case GetAcquisitionParamsGroupByCohort:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetAcquisitionParamsCohort.
+const (
+	GetAcquisitionParamsCohortMonth   GetAcquisitionParamsCohort = "month"
+	GetAcquisitionParamsCohortQuarter GetAcquisitionParamsCohort = "quarter"
+	GetAcquisitionParamsCohortWeek    GetAcquisitionParamsCohort = "week"
+)
+
+// Valid indicates whether the value is a known member of the GetAcquisitionParamsCohort enum.
+func (e GetAcquisitionParamsCohort) Valid() bool {
+	switch e {
+	case GetAcquisitionParamsCohortMonth:
+		return true
+	case GetAcquisitionParamsCohortQuarter:
+		return true
+	case GetAcquisitionParamsCohortWeek:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetConcentrationParamsBasis.
+const (
+	GetConcentrationParamsBasisClv      GetConcentrationParamsBasis = "clv"
+	GetConcentrationParamsBasisNetValue GetConcentrationParamsBasis = "net_value"
+)
+
+// Valid indicates whether the value is a known member of the GetConcentrationParamsBasis enum.
+func (e GetConcentrationParamsBasis) Valid() bool {
+	switch e {
+	case GetConcentrationParamsBasisClv:
+		return true
+	case GetConcentrationParamsBasisNetValue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetRetentionParamsCohort.
+const (
+	GetRetentionParamsCohortMonth   GetRetentionParamsCohort = "month"
+	GetRetentionParamsCohortQuarter GetRetentionParamsCohort = "quarter"
+	GetRetentionParamsCohortWeek    GetRetentionParamsCohort = "week"
+)
+
+// Valid indicates whether the value is a known member of the GetRetentionParamsCohort enum.
+func (e GetRetentionParamsCohort) Valid() bool {
+	switch e {
+	case GetRetentionParamsCohortMonth:
+		return true
+	case GetRetentionParamsCohortQuarter:
+		return true
+	case GetRetentionParamsCohortWeek:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListCustomersParamsSort.
 const (
+	ListCustomersParamsSortChurnRisk      ListCustomersParamsSort = "churn_risk"
+	ListCustomersParamsSortClv            ListCustomersParamsSort = "clv"
 	ListCustomersParamsSortCreatedAt      ListCustomersParamsSort = "created_at"
+	ListCustomersParamsSortMinusChurnRisk ListCustomersParamsSort = "-churn_risk"
+	ListCustomersParamsSortMinusClv       ListCustomersParamsSort = "-clv"
 	ListCustomersParamsSortMinusCreatedAt ListCustomersParamsSort = "-created_at"
 	ListCustomersParamsSortMinusName      ListCustomersParamsSort = "-name"
 	ListCustomersParamsSortMinusUpdatedAt ListCustomersParamsSort = "-updated_at"
@@ -194,7 +438,15 @@ const (
 // Valid indicates whether the value is a known member of the ListCustomersParamsSort enum.
 func (e ListCustomersParamsSort) Valid() bool {
 	switch e {
+	case ListCustomersParamsSortChurnRisk:
+		return true
+	case ListCustomersParamsSortClv:
+		return true
 	case ListCustomersParamsSortCreatedAt:
+		return true
+	case ListCustomersParamsSortMinusChurnRisk:
+		return true
+	case ListCustomersParamsSortMinusClv:
 		return true
 	case ListCustomersParamsSortMinusCreatedAt:
 		return true
@@ -259,6 +511,46 @@ func (e ListTransactionsParamsSort) Valid() bool {
 	}
 }
 
+// Acquisition Acquisition cost and value by group.
+type Acquisition struct {
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// GroupBy How customers were grouped.
+	GroupBy AcquisitionGroupBy `json:"group_by"`
+
+	// Groups One row per group.
+	Groups []AcquisitionGroup `json:"groups"`
+}
+
+// AcquisitionGroupBy How customers were grouped.
+type AcquisitionGroupBy string
+
+// AcquisitionGroup Acquisition cost and value of one group of customers.
+type AcquisitionGroup struct {
+	// AcquisitionCost A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	AcquisitionCost Decimal `json:"acquisition_cost"`
+
+	// AverageClv Average predicted CLV of the group's scored customers; null without scores.
+	AverageClv nullable.Nullable[string] `json:"average_clv"`
+
+	// Cac Acquisition cost per new customer, as a decimal string; null without customers.
+	Cac nullable.Nullable[string] `json:"cac"`
+
+	// ClvToCac Average CLV over CAC; null when either is unknown or CAC is zero.
+	ClvToCac nullable.Nullable[float64] `json:"clv_to_cac"`
+
+	// Key The cohort's start (RFC 3339) or the channel (`unknown` when unset).
+	Key string `json:"key"`
+
+	// NewCustomers Customers acquired.
+	NewCustomers int `json:"new_customers"`
+}
+
 // Attributes Custom attributes, a JSON object of at most 64 KiB.
 //
 // Example: {"loyalty_card":"LC-2231"}
@@ -280,6 +572,77 @@ type BatchItemError struct {
 
 // BusinessRole The role of a business account.
 type BusinessRole string
+
+// CLVSettings How predicted CLV is computed.
+type CLVSettings struct {
+	// AnnualDiscountRate The annual discount rate; cash flows in month k are divided by (1 + d)^(k/12).
+	AnnualDiscountRate *float64 `json:"annual_discount_rate,omitempty"`
+
+	// HorizonMonths The horizon, in months of 365.25/12 days.
+	HorizonMonths *int `json:"horizon_months,omitempty"`
+
+	// Margin The profit margin applied to expected revenue; 1 gives revenue CLV.
+	Margin *float64 `json:"margin,omitempty"`
+}
+
+// ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
+type ChurnBand string
+
+// Cohort The customers first bought in one period, and how many bought again later.
+type Cohort struct {
+	// Active Customers of the cohort who purchased in each period after acquisition (index 0 is the acquisition period); periods not yet reached are absent.
+	Active []int `json:"active"`
+
+	// Retention active divided by size, per period.
+	Retention []float64 `json:"retention"`
+
+	// Size Customers whose first purchase fell in the period.
+	Size int `json:"size"`
+
+	// Start The start of the cohort's period.
+	Start time.Time `json:"start"`
+}
+
+// CohortSelector An acquisition cohort, by its length and its start.
+type CohortSelector struct {
+	// Start Any instant in the cohort's first period.
+	Start time.Time `json:"start"`
+
+	// Unit The length of the cohort's periods.
+	Unit CohortSelectorUnit `json:"unit"`
+}
+
+// CohortSelectorUnit The length of the cohort's periods.
+type CohortSelectorUnit string
+
+// Concentration How concentrated value is among customers.
+type Concentration struct {
+	// Basis The value customers were ranked by.
+	Basis ConcentrationBasis `json:"basis"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// Customers Customers ranked.
+	Customers int `json:"customers"`
+
+	// Gini The Gini coefficient of value.
+	Gini float64 `json:"gini"`
+
+	// Lorenz Points of the Lorenz curve, customers ranked from the most valuable.
+	Lorenz []LorenzPoint `json:"lorenz"`
+
+	// Top20PercentShare The share of total value from the top 20% of customers.
+	Top20PercentShare float64 `json:"top_20_percent_share"`
+
+	// Total Total value, as a decimal string (may be negative).
+	Total string `json:"total"`
+}
+
+// ConcentrationBasis The value customers were ranked by.
+type ConcentrationBasis string
 
 // Currency An ISO 4217 currency code.
 //
@@ -353,6 +716,9 @@ type Customer struct {
 
 	// Role The role of a business account; null for consumers.
 	Role nullable.Nullable[BusinessRole] `json:"role"`
+
+	// Scores The live scores; null until a model run has scored the customer.
+	Scores nullable.Nullable[ScoreSummary] `json:"scores"`
 
 	// Tags Labels, sorted and without duplicates.
 	Tags []Tag `json:"tags"`
@@ -485,6 +851,112 @@ type CustomerPatch struct {
 	Tags nullable.Nullable[[]Tag] `json:"tags,omitempty"`
 }
 
+// CustomerScores A customer's scores in detail, and what produced them.
+type CustomerScores struct {
+	// ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
+	ChurnBand ChurnBand `json:"churn_band"`
+
+	// ChurnRisk 1 − P(alive).
+	ChurnRisk float64 `json:"churn_risk"`
+
+	// Clv A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Clv Decimal `json:"clv"`
+
+	// ClvSettings How predicted CLV is computed.
+	ClvSettings CLVSettings `json:"clv_settings"`
+
+	// ComputedAt When the scores were computed.
+	ComputedAt time.Time `json:"computed_at"`
+
+	// Cost A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Cost Decimal `json:"cost"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// CustomerId The customer.
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// ExpectedPurchases30d Expected purchases in the next 30 days.
+	ExpectedPurchases30d float64 `json:"expected_purchases_30d"`
+
+	// ExpectedPurchases365d Expected purchases in the next 365 days.
+	ExpectedPurchases365d float64 `json:"expected_purchases_365d"`
+
+	// ExpectedPurchases90d Expected purchases in the next 90 days.
+	ExpectedPurchases90d float64 `json:"expected_purchases_90d"`
+
+	// ExpectedSpend A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	ExpectedSpend Decimal `json:"expected_spend"`
+
+	// FirstPurchaseAt The first purchase.
+	FirstPurchaseAt time.Time `json:"first_purchase_at"`
+
+	// Frequency Repeat purchase occasions (occasions − 1); purchases in the same time unit count once.
+	Frequency int `json:"frequency"`
+
+	// LastPurchaseAt The last purchase up to the observation end.
+	LastPurchaseAt time.Time `json:"last_purchase_at"`
+
+	// Model `bgnbd` (BG/NBD, Fader, Hardie & Lee 2005) or `mbgnbd` (MBG/NBD, Batislam et al. 2007). Under BG/NBD a customer with a single purchase is always alive; MBG/NBD lets such customers churn.
+	Model PurchaseModelName `json:"model"`
+
+	// ModelRunId The model run whose parameters produced the scores.
+	ModelRunId openapi_types.UUID `json:"model_run_id"`
+
+	// Monetary A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Monetary Decimal `json:"monetary"`
+
+	// NetValue Historical value, revenue − refunds − cost, as a decimal string (may be negative).
+	//
+	// Example: 1204.50
+	NetValue string `json:"net_value"`
+
+	// ObservationEnd The instant the summary runs to.
+	ObservationEnd time.Time `json:"observation_end"`
+
+	// PAlive The probability that the customer is still active.
+	PAlive float64 `json:"p_alive"`
+
+	// Parameters Fitted parameters of the purchase model (r, α, a, b) and of Gamma-Gamma spend (p, q, γ).
+	Parameters ModelParameters `json:"parameters"`
+
+	// Purchases Purchase occasions up to the observation end.
+	Purchases int `json:"purchases"`
+
+	// Recency Time from the first to the last occasion, in the time unit.
+	Recency float64 `json:"recency"`
+
+	// Refunds A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Refunds Decimal `json:"refunds"`
+
+	// Revenue A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Revenue Decimal `json:"revenue"`
+
+	// Rfm Quartile scores (1–4, 4 best; recency reversed) over the scored customers, and the segment they map to.
+	Rfm RFMScore `json:"rfm"`
+
+	// T Time from the first occasion to the observation end, in the time unit.
+	T float64 `json:"t"`
+
+	// TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
+	TimeUnit TimeUnit `json:"time_unit"`
+}
+
 // Decimal A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
 //
 // Example: 129.90
@@ -526,6 +998,24 @@ type FieldError struct {
 	Pointer string `json:"pointer"`
 }
 
+// FitDiagnostics How an optimisation went.
+type FitDiagnostics struct {
+	// FunctionEvaluations Likelihood evaluations.
+	FunctionEvaluations int `json:"function_evaluations"`
+
+	// GradientNorm The largest gradient component at the estimate (small means converged).
+	GradientNorm float64 `json:"gradient_norm"`
+
+	// Iterations Iterations over all optimiser runs.
+	Iterations int `json:"iterations"`
+
+	// Method The optimiser or optimisers run.
+	Method string `json:"method"`
+
+	// Status The optimiser's final status.
+	Status string `json:"status"`
+}
+
 // Health The state of the service.
 type Health struct {
 	// Status `ok` when healthy.
@@ -533,6 +1023,182 @@ type Health struct {
 	// Example: ok
 	Status string `json:"status"`
 }
+
+// LorenzPoint The share of value from the top share of customers.
+type LorenzPoint struct {
+	// CustomerShare The share of customers, from the most valuable.
+	CustomerShare float64 `json:"customer_share"`
+
+	// ValueShare The share of total value they bring.
+	ValueShare float64 `json:"value_share"`
+}
+
+// ModelParameters Fitted parameters of the purchase model (r, α, a, b) and of Gamma-Gamma spend (p, q, γ).
+type ModelParameters struct {
+	// A First shape of the dropout-probability distribution.
+	A float64 `json:"a"`
+
+	// Alpha Scale of the purchase-rate distribution, in the run's time unit.
+	Alpha float64 `json:"alpha"`
+
+	// B Second shape of the dropout-probability distribution.
+	B float64 `json:"b"`
+
+	// Gamma Gamma-Gamma scale of the spend scale.
+	Gamma float64 `json:"gamma"`
+
+	// P Gamma-Gamma shape of spend per transaction.
+	P float64 `json:"p"`
+
+	// Q Gamma-Gamma shape of the spend scale.
+	Q float64 `json:"q"`
+
+	// R Shape of the purchase-rate distribution.
+	R float64 `json:"r"`
+}
+
+// ModelRun One fit of the models and the scoring of every customer with it.
+type ModelRun struct {
+	// CalibrationEnd The end of the data the models were fitted on.
+	CalibrationEnd time.Time `json:"calibration_end"`
+
+	// Clv How predicted CLV is computed.
+	Clv CLVSettings `json:"clv"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// Error Why the run failed.
+	Error nullable.Nullable[ModelRunError] `json:"error"`
+
+	// FinishedAt When the run ended.
+	FinishedAt nullable.Nullable[time.Time] `json:"finished_at"`
+
+	// Id The run's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// Model `bgnbd` (BG/NBD, Fader, Hardie & Lee 2005) or `mbgnbd` (MBG/NBD, Batislam et al. 2007). Under BG/NBD a customer with a single purchase is always alive; MBG/NBD lets such customers churn.
+	Model PurchaseModelName `json:"model"`
+
+	// Penalty The L2 penalty used.
+	Penalty float64 `json:"penalty"`
+
+	// RequestedAt When the run was requested.
+	RequestedAt time.Time `json:"requested_at"`
+
+	// Result The fit and its diagnostics, once the run succeeded.
+	Result nullable.Nullable[ModelRunResult] `json:"result"`
+
+	// StartedAt When the run started.
+	StartedAt nullable.Nullable[time.Time] `json:"started_at"`
+
+	// Status `queued`, `running`, `succeeded` or `failed`.
+	Status ModelRunStatus `json:"status"`
+
+	// TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
+	TimeUnit TimeUnit `json:"time_unit"`
+}
+
+// ModelRunCreate What to fit.
+type ModelRunCreate struct {
+	// CalibrationEnd Fit and score on purchases up to this instant; default now.
+	CalibrationEnd *time.Time `json:"calibration_end,omitempty"`
+
+	// Clv How predicted CLV is computed.
+	Clv *CLVSettings `json:"clv,omitempty"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency *Currency          `json:"currency,omitempty"`
+	Model    *PurchaseModelName `json:"model,omitempty"`
+
+	// Penalty An optional L2 penalty on the log-parameters, to steady fits on little data.
+	Penalty  *float64  `json:"penalty,omitempty"`
+	TimeUnit *TimeUnit `json:"time_unit,omitempty"`
+}
+
+// ModelRunError Why a run failed.
+type ModelRunError struct {
+	// Code `no_data`, `not_converged` or `internal`.
+	//
+	// Example: not_converged
+	Code string `json:"code"`
+
+	// Message What went wrong, with the optimiser's diagnostics.
+	Message string `json:"message"`
+}
+
+// ModelRunPage One page of model runs.
+type ModelRunPage struct {
+	// Data The runs on this page.
+	Data []ModelRun `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// ModelRunResult What a successful run fitted and scored.
+type ModelRunResult struct {
+	// Customers Customers with a purchase before the calibration end.
+	Customers int `json:"customers"`
+
+	// DistinctRows Distinct (frequency, recency, T) rows the purchase model was fitted on.
+	DistinctRows int `json:"distinct_rows"`
+
+	// FirstPurchaseAt The first purchase in the data.
+	FirstPurchaseAt time.Time `json:"first_purchase_at"`
+
+	// Fit How an optimisation went.
+	Fit FitDiagnostics `json:"fit"`
+
+	// LastPurchaseAt The last purchase in the data.
+	LastPurchaseAt time.Time `json:"last_purchase_at"`
+
+	// LogLikelihood The purchase model's log-likelihood, summed over customers.
+	LogLikelihood float64 `json:"log_likelihood"`
+
+	// Parameters Fitted parameters of the purchase model (r, α, a, b) and of Gamma-Gamma spend (p, q, γ).
+	Parameters ModelParameters `json:"parameters"`
+
+	// RepeatCustomers Customers with at least one repeat purchase.
+	RepeatCustomers int `json:"repeat_customers"`
+
+	// RepeatPurchases Customers by number of repeat purchases (0, 1, …, 6, and 7 or more), observed and as the fitted model expects.
+	RepeatPurchases []RepeatPurchaseBin `json:"repeat_purchases"`
+
+	// ScoredCustomers Customers scored with the run.
+	ScoredCustomers int `json:"scored_customers"`
+
+	// SpendExcluded Customers left out of the spend fit (no repeat purchase, or no positive repeat spend).
+	SpendExcluded int `json:"spend_excluded"`
+
+	// SpendFit How an optimisation went.
+	SpendFit FitDiagnostics `json:"spend_fit"`
+
+	// SpendLogLikelihood The Gamma-Gamma log-likelihood, summed over repeat customers.
+	SpendLogLikelihood float64 `json:"spend_log_likelihood"`
+
+	// TimingsMs How long each step took, in milliseconds.
+	TimingsMs struct {
+		// Fit Fitting both models.
+		Fit int `json:"fit"`
+
+		// Score Scoring and storing every customer.
+		Score int `json:"score"`
+
+		// Summary Building the summaries in SQL.
+		Summary int `json:"summary"`
+	} `json:"timings_ms"`
+}
+
+// ModelRunStatus `queued`, `running`, `succeeded` or `failed`.
+type ModelRunStatus string
 
 // Money An amount of money.
 type Money struct {
@@ -545,6 +1211,21 @@ type Money struct {
 	//
 	// Example: EUR
 	Currency Currency `json:"currency"`
+}
+
+// PeriodRate Retention from one period after acquisition to the next.
+type PeriodRate struct {
+	// ChurnRate 1 − retention_rate.
+	ChurnRate float64 `json:"churn_rate"`
+
+	// Customers Customers active in this period, over the cohorts counted.
+	Customers int `json:"customers"`
+
+	// Period The period after acquisition the rate starts from.
+	Period int `json:"period"`
+
+	// RetentionRate Customers active in this period and the next over those active in this period.
+	RetentionRate float64 `json:"retention_rate"`
 }
 
 // Problem An RFC 9457 problem document.
@@ -582,10 +1263,154 @@ type Problem struct {
 // ProblemCode A stable machine-readable code.
 type ProblemCode string
 
+// ProjectedPeriod The model's survival and retention for one period.
+type ProjectedPeriod struct {
+	// Observed The observed survival share, where the series reached this period.
+	Observed nullable.Nullable[float64] `json:"observed"`
+
+	// Period The period since acquisition.
+	Period int `json:"period"`
+
+	// RetentionRate S(t) / S(t−1); null for period 0.
+	RetentionRate nullable.Nullable[float64] `json:"retention_rate"`
+
+	// Survival The share of the cohort still a customer, S(t).
+	Survival float64 `json:"survival"`
+}
+
+// PurchaseModelName `bgnbd` (BG/NBD, Fader, Hardie & Lee 2005) or `mbgnbd` (MBG/NBD, Batislam et al. 2007). Under BG/NBD a customer with a single purchase is always alive; MBG/NBD lets such customers churn.
+type PurchaseModelName string
+
+// RFMScore Quartile scores (1–4, 4 best; recency reversed) over the scored customers, and the segment they map to.
+type RFMScore struct {
+	// Frequency The frequency score.
+	Frequency int `json:"frequency"`
+
+	// Monetary The monetary score.
+	Monetary int `json:"monetary"`
+
+	// Recency The recency score.
+	Recency int `json:"recency"`
+
+	// Score The three scores as one code, such as "434".
+	//
+	// Example: 434
+	Score string `json:"score"`
+
+	// Segment The RFM segment, such as `Premium Customer`.
+	//
+	// Example: Premium Customer
+	Segment string `json:"segment"`
+}
+
+// RepeatPurchaseBin Customers with a given number of repeat purchases.
+type RepeatPurchaseBin struct {
+	// Expected Customers the fitted model expects with that many.
+	Expected float64 `json:"expected"`
+
+	// Observed Customers observed with that many.
+	Observed int `json:"observed"`
+
+	// RepeatPurchases The number of repeat purchases; the last bin is "7+".
+	//
+	// Example: 2
+	RepeatPurchases string `json:"repeat_purchases"`
+}
+
+// Retention Acquisition-cohort retention.
+type Retention struct {
+	// Cohort The length of cohorts and periods.
+	Cohort RetentionCohort `json:"cohort"`
+
+	// Cohorts One row per cohort, oldest first.
+	Cohorts []Cohort `json:"cohorts"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// PeriodRates Retention and churn from each period after acquisition to the next, over all cohorts that reached it.
+	PeriodRates []PeriodRate `json:"period_rates"`
+}
+
+// RetentionCohort The length of cohorts and periods.
+type RetentionCohort string
+
+// RetentionProjection The fitted shifted-beta-geometric model and its projection.
+type RetentionProjection struct {
+	// Alpha The fitted α.
+	Alpha float64 `json:"alpha"`
+
+	// Beta The fitted β.
+	Beta float64 `json:"beta"`
+
+	// ExpectedResidualLifetime Discounted expected residual lifetime, in periods, of a customer at the end of the observed series.
+	ExpectedResidualLifetime float64 `json:"expected_residual_lifetime"`
+
+	// LogLikelihood The log-likelihood at the estimate.
+	LogLikelihood float64 `json:"log_likelihood"`
+
+	// Projection Survival and retention per period, from period 0.
+	Projection []ProjectedPeriod `json:"projection"`
+
+	// Survivors The series that was fitted.
+	Survivors []int `json:"survivors"`
+}
+
+// RetentionProjectionRequest A survival series to fit, given or from a cohort, and how far to project.
+type RetentionProjectionRequest struct {
+	// Cohort An acquisition cohort, by its length and its start.
+	Cohort *CohortSelector `json:"cohort,omitempty"`
+
+	// DiscountRate The discount rate per period for the expected residual lifetime.
+	DiscountRate *float64 `json:"discount_rate,omitempty"`
+
+	// Periods How many periods from the cohort's start to project.
+	Periods *int `json:"periods,omitempty"`
+
+	// Survivors Customers still active at the start of each period, starting with the cohort size; non-increasing.
+	Survivors *[]int `json:"survivors,omitempty"`
+}
+
+// ScoreSummary A customer's headline scores.
+type ScoreSummary struct {
+	// ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
+	ChurnBand ChurnBand `json:"churn_band"`
+
+	// ChurnRisk 1 − P(alive).
+	ChurnRisk float64 `json:"churn_risk"`
+
+	// Clv A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Clv Decimal `json:"clv"`
+
+	// ComputedAt When the scores were computed.
+	ComputedAt time.Time `json:"computed_at"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// ExpectedPurchases90d Expected purchases in the next 90 days.
+	ExpectedPurchases90d float64 `json:"expected_purchases_90d"`
+
+	// ModelRunId The model run whose parameters produced the scores.
+	ModelRunId openapi_types.UUID `json:"model_run_id"`
+
+	// PAlive The probability that the customer is still active.
+	PAlive float64 `json:"p_alive"`
+}
+
 // Tag A label without spaces or commas.
 //
 // Example: vip
 type Tag = string
+
+// TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
+type TimeUnit string
 
 // Transaction A purchase, refund or cost.
 type Transaction struct {
@@ -763,6 +1588,55 @@ type TransactionPage struct {
 // TransactionType `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionType string
 
+// WhatIf The value of a change in retention.
+type WhatIf struct {
+	// AnnualDiscountRate The discount rate used.
+	AnnualDiscountRate float64 `json:"annual_discount_rate"`
+
+	// BaselineProfit Expected discounted profit over the horizon, Σ m·r^t/(1 + d)^t for t = 1…horizon, at today's retention.
+	BaselineProfit string `json:"baseline_profit"`
+
+	// BaselineRetention Today's annual retention rate.
+	BaselineRetention float64 `json:"baseline_retention"`
+
+	// BaselineValue Total customer value m·r/(1 + d − r) at today's retention, as a decimal string.
+	BaselineValue string `json:"baseline_value"`
+
+	// Currency An ISO 4217 currency code.
+	//
+	// Example: EUR
+	Currency Currency `json:"currency"`
+
+	// Customers Customers with value in the last 365 days.
+	Customers int `json:"customers"`
+
+	// HorizonYears The horizon of the profit figures.
+	HorizonYears int `json:"horizon_years"`
+
+	// Margin The margin used.
+	Margin float64 `json:"margin"`
+
+	// ProfitChange scenario_profit − baseline_profit.
+	ProfitChange string `json:"profit_change"`
+
+	// ScenarioProfit The same with the changed retention.
+	ScenarioProfit string `json:"scenario_profit"`
+
+	// ScenarioRetention The retention rate with the change.
+	ScenarioRetention float64 `json:"scenario_retention"`
+
+	// ScenarioValue The same with the changed retention.
+	ScenarioValue string `json:"scenario_value"`
+
+	// ValueChange scenario_value − baseline_value.
+	ValueChange string `json:"value_change"`
+}
+
+// CurrencyFilter An ISO 4217 currency code.
+//
+// Example: EUR
+type CurrencyFilter = Currency
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -791,6 +1665,84 @@ type TransactionSort string
 
 // TransactionTypeFilter `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionTypeFilter = TransactionType
+
+// GetAcquisitionParams defines parameters for GetAcquisition.
+type GetAcquisitionParams struct {
+	// GroupBy How to group customers.
+	GroupBy *GetAcquisitionParamsGroupBy `form:"group_by,omitempty" json:"group_by,omitempty"`
+
+	// Cohort The length of acquisition cohorts when grouping by cohort.
+	Cohort *GetAcquisitionParamsCohort `form:"cohort,omitempty" json:"cohort,omitempty"`
+
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+}
+
+// GetAcquisitionParamsGroupBy defines parameters for GetAcquisition.
+type GetAcquisitionParamsGroupBy string
+
+// GetAcquisitionParamsCohort defines parameters for GetAcquisition.
+type GetAcquisitionParamsCohort string
+
+// GetConcentrationParams defines parameters for GetConcentration.
+type GetConcentrationParams struct {
+	// Basis What value customers are ranked by.
+	Basis *GetConcentrationParamsBasis `form:"basis,omitempty" json:"basis,omitempty"`
+
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+
+	// Points How many points of the Lorenz curve to return.
+	Points *int `form:"points,omitempty" json:"points,omitempty"`
+}
+
+// GetConcentrationParamsBasis defines parameters for GetConcentration.
+type GetConcentrationParamsBasis string
+
+// ListModelRunsParams defines parameters for ListModelRuns.
+type ListModelRunsParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// GetRetentionParams defines parameters for GetRetention.
+type GetRetentionParams struct {
+	// Cohort The length of cohorts and periods.
+	Cohort *GetRetentionParamsCohort `form:"cohort,omitempty" json:"cohort,omitempty"`
+
+	// From Only cohorts whose first purchase is at or after this instant.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only cohorts whose first purchase is before this instant.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Periods How many periods after acquisition to report.
+	Periods *int `form:"periods,omitempty" json:"periods,omitempty"`
+}
+
+// GetRetentionParamsCohort defines parameters for GetRetention.
+type GetRetentionParamsCohort string
+
+// GetWhatIfParams defines parameters for GetWhatIf.
+type GetWhatIfParams struct {
+	// RetentionPoints The change in annual retention, in percentage points (5 means +5 points).
+	RetentionPoints *float64 `form:"retention_points,omitempty" json:"retention_points,omitempty"`
+
+	// AnnualDiscountRate The annual discount rate d.
+	AnnualDiscountRate *float64 `form:"annual_discount_rate,omitempty" json:"annual_discount_rate,omitempty"`
+
+	// Margin The profit margin applied to net value.
+	Margin *float64 `form:"margin,omitempty" json:"margin,omitempty"`
+
+	// HorizonYears The horizon of the expected-profit figures, in years.
+	HorizonYears *int `form:"horizon_years,omitempty" json:"horizon_years,omitempty"`
+
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+}
 
 // ListCustomersParams defines parameters for ListCustomers.
 type ListCustomersParams struct {
@@ -829,6 +1781,18 @@ type ListCustomersParams struct {
 
 	// ExternalId With `external_source`, the customer a partner knows by this reference.
 	ExternalId *ExternalID `form:"external_id,omitempty" json:"external_id,omitempty"`
+
+	// ChurnBand Only scored customers in this churn-risk band.
+	ChurnBand *ChurnBand `form:"churn_band,omitempty" json:"churn_band,omitempty"`
+
+	// MinChurnRisk Only scored customers whose churn risk is at least this.
+	MinChurnRisk *float64 `form:"min_churn_risk,omitempty" json:"min_churn_risk,omitempty"`
+
+	// MaxChurnRisk Only scored customers whose churn risk is at most this.
+	MaxChurnRisk *float64 `form:"max_churn_risk,omitempty" json:"max_churn_risk,omitempty"`
+
+	// MinClv Only scored customers whose predicted CLV is at least this amount.
+	MinClv *Decimal `form:"min_clv,omitempty" json:"min_clv,omitempty"`
 }
 
 // ListCustomersParamsSort defines parameters for ListCustomers.
@@ -902,6 +1866,12 @@ type ListTransactionsParams struct {
 
 // ListTransactionsParamsSort defines parameters for ListTransactions.
 type ListTransactionsParamsSort string
+
+// CreateModelRunJSONRequestBody defines body for CreateModelRun for application/json ContentType.
+type CreateModelRunJSONRequestBody = ModelRunCreate
+
+// ProjectRetentionJSONRequestBody defines body for ProjectRetention for application/json ContentType.
+type ProjectRetentionJSONRequestBody = RetentionProjectionRequest
 
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
@@ -1006,12 +1976,126 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetAcquisition Acquisition cost and CLV:CAC
+	//
+	// Groups customers by acquisition cohort (the period of `acquired_at`, or of the first
+	// purchase when unset) or by acquisition channel, and reports new customers, acquisition
+	// spend (the customers' `acquisition_cost` plus `cost` transactions in the `acquisition`
+	// category), cost per new customer (CAC), average predicted CLV and CLV:CAC.
+	//
+	// Corresponds with GET /v1/analytics/acquisition (the `GetAcquisition` operationId).
+	GetAcquisition(ctx context.Context, params *GetAcquisitionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetConcentration Revenue concentration (the 80/20 check)
+	//
+	// Ranks customers by value and reports the share of total value that the top 20% bring,
+	// the Lorenz curve and the Gini coefficient. The basis is historical net value (purchases
+	// minus refunds) or predicted CLV from the latest model run.
+	//
+	// Corresponds with GET /v1/analytics/concentration (the `GetConcentration` operationId).
+	GetConcentration(ctx context.Context, params *GetConcentrationParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListModelRuns List model runs
+	//
+	// Lists model runs, newest first.
+	//
+	// Corresponds with GET /v1/analytics/model-runs (the `ListModelRuns` operationId).
+	ListModelRuns(ctx context.Context, params *ListModelRunsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateModelRunWithBody Start a model run
+	//
+	// Fits a purchase model (BG/NBD or MBG/NBD) with Gamma-Gamma spend to every customer's
+	// purchases up to `calibration_end`, then scores every customer with it. The run happens
+	// in the background: the answer is 202 with the queued run, which moves to `running` and
+	// then `succeeded` or `failed`. A fit that does not converge fails with diagnostics rather
+	// than producing scores.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
+	CreateModelRunWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateModelRun Start a model run
+	//
+	// Fits a purchase model (BG/NBD or MBG/NBD) with Gamma-Gamma spend to every customer's
+	// purchases up to `calibration_end`, then scores every customer with it. The run happens
+	// in the background: the answer is 202 with the queued run, which moves to `running` and
+	// then `succeeded` or `failed`. A fit that does not converge fails with diagnostics rather
+	// than producing scores.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
+	CreateModelRun(ctx context.Context, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetLatestModelRun Get the latest successful model run
+	//
+	// Returns the most recent run that succeeded; its parameters score customers.
+	//
+	// Corresponds with GET /v1/analytics/model-runs/latest (the `GetLatestModelRun` operationId).
+	GetLatestModelRun(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetModelRun Get a model run
+	//
+	// Returns one model run with its parameters and diagnostics.
+	//
+	// Corresponds with GET /v1/analytics/model-runs/{run_id} (the `GetModelRun` operationId).
+	GetModelRun(ctx context.Context, runId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetRetention Acquisition-cohort retention
+	//
+	// Groups customers into cohorts by the period of their first purchase and reports, for each
+	// cohort, how many of its customers purchased in each later period (period 0 is the
+	// acquisition period), the share that is, and across cohorts the period retention rate
+	// (customers active in period k and k+1 over those active in k) and churn rate.
+	//
+	// Corresponds with GET /v1/analytics/retention (the `GetRetention` operationId).
+	GetRetention(ctx context.Context, params *GetRetentionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ProjectRetentionWithBody Project retention with the shifted-beta-geometric model
+	//
+	// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
+	// number of customers of one cohort still active at the start of each period, beginning
+	// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+	// projects survival and retention rates with the discounted expected residual lifetime.
+	// It computes and stores nothing.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
+	ProjectRetentionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ProjectRetention Project retention with the shifted-beta-geometric model
+	//
+	// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
+	// number of customers of one cohort still active at the start of each period, beginning
+	// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+	// projects survival and retention rates with the discounted expected residual lifetime.
+	// It computes and stores nothing.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
+	ProjectRetention(ctx context.Context, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetWhatIf The value of a retention change
+	//
+	// Estimates what a change in annual retention is worth. Each customer's annual margin m
+	// (net value of the last 365 days times `margin`) is valued with the retention multiplier
+	// r / (1 + d − r), at today's annual retention r (the share of customers active in the
+	// previous 365 days who were active again in the last 365) and at r plus the change; the
+	// answer gives both totals, the difference, and the expected profit over `horizon_years`.
+	//
+	// Corresponds with GET /v1/analytics/what-if (the `GetWhatIf` operationId).
+	GetWhatIf(ctx context.Context, params *GetWhatIfParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListCustomers List customers
 	//
 	// Lists live customers, one page at a time, filtered and sorted. `parent_id` lists the
 	// direct children of a business account, `descendant_of` its whole subtree (without
 	// itself). Pages stay correct while customers are being created: no customer is skipped
-	// or repeated when paging with any supported sort.
+	// or repeated when paging with any supported sort. Sorting or filtering by churn risk or
+	// CLV lists only scored customers.
 	//
 	// Corresponds with GET /v1/customers (the `ListCustomers` operationId).
 	ListCustomers(ctx context.Context, params *ListCustomersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1089,6 +2173,18 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /v1/customers/{customer_id} (the `UpdateCustomer` operationId).
 	UpdateCustomerWithApplicationMergePatchPlusJSONBody(ctx context.Context, customerId CustomerID, params *UpdateCustomerParams, body UpdateCustomerApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCustomerScores Get a customer's scores
+	//
+	// Returns the customer's live scores in detail: the RFM summary the models read, P(alive)
+	// and churn risk, expected purchases, expected spend, predicted CLV with the horizon,
+	// discount rate and margin that produced it, historical value, RFM scores, and the model
+	// run, unit and parameters behind them. Scores are recomputed as soon as the customer's
+	// transactions change. A live customer without scores (no purchase in the run's currency,
+	// or no model run yet) is a 404 with code `not_found`.
+	//
+	// Corresponds with GET /v1/customers/{customer_id}/scores (the `GetCustomerScores` operationId).
+	GetCustomerScores(ctx context.Context, customerId CustomerID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListCustomerTransactions List a customer's transactions
 	//
@@ -1198,12 +2294,236 @@ func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn
 	return c.Client.Do(req)
 }
 
+// GetAcquisition Acquisition cost and CLV:CAC
+//
+// Groups customers by acquisition cohort (the period of `acquired_at`, or of the first
+// purchase when unset) or by acquisition channel, and reports new customers, acquisition
+// spend (the customers' `acquisition_cost` plus `cost` transactions in the `acquisition`
+// category), cost per new customer (CAC), average predicted CLV and CLV:CAC.
+//
+// Corresponds with GET /v1/analytics/acquisition (the `GetAcquisition` operationId).
+func (c *Client) GetAcquisition(ctx context.Context, params *GetAcquisitionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAcquisitionRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetConcentration Revenue concentration (the 80/20 check)
+//
+// Ranks customers by value and reports the share of total value that the top 20% bring,
+// the Lorenz curve and the Gini coefficient. The basis is historical net value (purchases
+// minus refunds) or predicted CLV from the latest model run.
+//
+// Corresponds with GET /v1/analytics/concentration (the `GetConcentration` operationId).
+func (c *Client) GetConcentration(ctx context.Context, params *GetConcentrationParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetConcentrationRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListModelRuns List model runs
+//
+// Lists model runs, newest first.
+//
+// Corresponds with GET /v1/analytics/model-runs (the `ListModelRuns` operationId).
+func (c *Client) ListModelRuns(ctx context.Context, params *ListModelRunsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListModelRunsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateModelRunWithBody Start a model run
+//
+// Fits a purchase model (BG/NBD or MBG/NBD) with Gamma-Gamma spend to every customer's
+// purchases up to `calibration_end`, then scores every customer with it. The run happens
+// in the background: the answer is 202 with the queued run, which moves to `running` and
+// then `succeeded` or `failed`. A fit that does not converge fails with diagnostics rather
+// than producing scores.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
+func (c *Client) CreateModelRunWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateModelRunRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateModelRun Start a model run
+//
+// Fits a purchase model (BG/NBD or MBG/NBD) with Gamma-Gamma spend to every customer's
+// purchases up to `calibration_end`, then scores every customer with it. The run happens
+// in the background: the answer is 202 with the queued run, which moves to `running` and
+// then `succeeded` or `failed`. A fit that does not converge fails with diagnostics rather
+// than producing scores.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
+func (c *Client) CreateModelRun(ctx context.Context, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateModelRunRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetLatestModelRun Get the latest successful model run
+//
+// Returns the most recent run that succeeded; its parameters score customers.
+//
+// Corresponds with GET /v1/analytics/model-runs/latest (the `GetLatestModelRun` operationId).
+func (c *Client) GetLatestModelRun(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetLatestModelRunRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetModelRun Get a model run
+//
+// Returns one model run with its parameters and diagnostics.
+//
+// Corresponds with GET /v1/analytics/model-runs/{run_id} (the `GetModelRun` operationId).
+func (c *Client) GetModelRun(ctx context.Context, runId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetModelRunRequest(c.Server, runId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRetention Acquisition-cohort retention
+//
+// Groups customers into cohorts by the period of their first purchase and reports, for each
+// cohort, how many of its customers purchased in each later period (period 0 is the
+// acquisition period), the share that is, and across cohorts the period retention rate
+// (customers active in period k and k+1 over those active in k) and churn rate.
+//
+// Corresponds with GET /v1/analytics/retention (the `GetRetention` operationId).
+func (c *Client) GetRetention(ctx context.Context, params *GetRetentionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRetentionRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ProjectRetentionWithBody Project retention with the shifted-beta-geometric model
+//
+// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
+// number of customers of one cohort still active at the start of each period, beginning
+// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+// projects survival and retention rates with the discounted expected residual lifetime.
+// It computes and stores nothing.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
+func (c *Client) ProjectRetentionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewProjectRetentionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ProjectRetention Project retention with the shifted-beta-geometric model
+//
+// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
+// number of customers of one cohort still active at the start of each period, beginning
+// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+// projects survival and retention rates with the discounted expected residual lifetime.
+// It computes and stores nothing.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
+func (c *Client) ProjectRetention(ctx context.Context, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewProjectRetentionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetWhatIf The value of a retention change
+//
+// Estimates what a change in annual retention is worth. Each customer's annual margin m
+// (net value of the last 365 days times `margin`) is valued with the retention multiplier
+// r / (1 + d − r), at today's annual retention r (the share of customers active in the
+// previous 365 days who were active again in the last 365) and at r plus the change; the
+// answer gives both totals, the difference, and the expected profit over `horizon_years`.
+//
+// Corresponds with GET /v1/analytics/what-if (the `GetWhatIf` operationId).
+func (c *Client) GetWhatIf(ctx context.Context, params *GetWhatIfParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetWhatIfRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListCustomers List customers
 //
 // Lists live customers, one page at a time, filtered and sorted. `parent_id` lists the
 // direct children of a business account, `descendant_of` its whole subtree (without
 // itself). Pages stay correct while customers are being created: no customer is skipped
-// or repeated when paging with any supported sort.
+// or repeated when paging with any supported sort. Sorting or filtering by churn risk or
+// CLV lists only scored customers.
 //
 // Corresponds with GET /v1/customers (the `ListCustomers` operationId).
 func (c *Client) ListCustomers(ctx context.Context, params *ListCustomersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1352,6 +2672,28 @@ func (c *Client) UpdateCustomer(ctx context.Context, customerId CustomerID, para
 // Corresponds with PATCH /v1/customers/{customer_id} (the `UpdateCustomer` operationId).
 func (c *Client) UpdateCustomerWithApplicationMergePatchPlusJSONBody(ctx context.Context, customerId CustomerID, params *UpdateCustomerParams, body UpdateCustomerApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateCustomerRequestWithApplicationMergePatchPlusJSONBody(c.Server, customerId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCustomerScores Get a customer's scores
+//
+// Returns the customer's live scores in detail: the RFM summary the models read, P(alive)
+// and churn risk, expected purchases, expected spend, predicted CLV with the horizon,
+// discount rate and margin that produced it, historical value, RFM scores, and the model
+// run, unit and parameters behind them. Scores are recomputed as soon as the customer's
+// transactions change. A live customer without scores (no purchase in the run's currency,
+// or no model run yet) is a 404 with code `not_found`.
+//
+// Corresponds with GET /v1/customers/{customer_id}/scores (the `GetCustomerScores` operationId).
+func (c *Client) GetCustomerScores(ctx context.Context, customerId CustomerID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCustomerScoresRequest(c.Server, customerId)
 	if err != nil {
 		return nil, err
 	}
@@ -1559,6 +2901,561 @@ func NewGetReadinessRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetAcquisitionRequest constructs an http.Request for the GetAcquisition method
+func NewGetAcquisitionRequest(server string, params *GetAcquisitionParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/acquisition")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.GroupBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "group_by", *params.GroupBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cohort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cohort", *params.Cohort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Currency != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "currency", *params.Currency, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetConcentrationRequest constructs an http.Request for the GetConcentration method
+func NewGetConcentrationRequest(server string, params *GetConcentrationParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/concentration")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Basis != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "basis", *params.Basis, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Currency != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "currency", *params.Currency, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Points != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "points", *params.Points, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListModelRunsRequest constructs an http.Request for the ListModelRuns method
+func NewListModelRunsRequest(server string, params *ListModelRunsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/model-runs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateModelRunRequest calls the generic CreateModelRun builder with application/json body
+func NewCreateModelRunRequest(server string, body CreateModelRunJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateModelRunRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateModelRunRequestWithBody constructs an http.Request for the CreateModelRun method, with any body, and a specified content type
+func NewCreateModelRunRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/model-runs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetLatestModelRunRequest constructs an http.Request for the GetLatestModelRun method
+func NewGetLatestModelRunRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/model-runs/latest")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetModelRunRequest constructs an http.Request for the GetModelRun method
+func NewGetModelRunRequest(server string, runId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "run_id", runId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/model-runs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetRetentionRequest constructs an http.Request for the GetRetention method
+func NewGetRetentionRequest(server string, params *GetRetentionParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/retention")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cohort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cohort", *params.Cohort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Periods != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "periods", *params.Periods, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewProjectRetentionRequest calls the generic ProjectRetention builder with application/json body
+func NewProjectRetentionRequest(server string, body ProjectRetentionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewProjectRetentionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewProjectRetentionRequestWithBody constructs an http.Request for the ProjectRetention method, with any body, and a specified content type
+func NewProjectRetentionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/retention/projection")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetWhatIfRequest constructs an http.Request for the GetWhatIf method
+func NewGetWhatIfRequest(server string, params *GetWhatIfParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/analytics/what-if")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.RetentionPoints != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "retention_points", *params.RetentionPoints, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AnnualDiscountRate != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "annual_discount_rate", *params.AnnualDiscountRate, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Margin != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "margin", *params.Margin, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.HorizonYears != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "horizon_years", *params.HorizonYears, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Currency != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "currency", *params.Currency, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListCustomersRequest constructs an http.Request for the ListCustomers method
 func NewListCustomersRequest(server string, params *ListCustomersParams) (*http.Request, error) {
 	var err error
@@ -1722,6 +3619,54 @@ func NewListCustomersRequest(server string, params *ListCustomersParams) (*http.
 		if params.ExternalId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "external_id", *params.ExternalId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ChurnBand != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "churn_band", *params.ChurnBand, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MinChurnRisk != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "min_churn_risk", *params.MinChurnRisk, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MaxChurnRisk != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "max_churn_risk", *params.MaxChurnRisk, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: "double"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MinClv != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "min_clv", *params.MinClv, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1936,6 +3881,40 @@ func NewUpdateCustomerRequestWithBody(server string, customerId CustomerID, para
 			req.Header.Set("If-Match", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewGetCustomerScoresRequest constructs an http.Request for the GetCustomerScores method
+func NewGetCustomerScoresRequest(server string, customerId CustomerID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "customer_id", customerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/customers/%s/scores", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -2388,12 +4367,140 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
 
+	// GetAcquisitionWithResponse Acquisition cost and CLV:CAC
+	//
+	// Groups customers by acquisition cohort (the period of `acquired_at`, or of the first
+	// purchase when unset) or by acquisition channel, and reports new customers, acquisition
+	// spend (the customers' `acquisition_cost` plus `cost` transactions in the `acquisition`
+	// category), cost per new customer (CAC), average predicted CLV and CLV:CAC.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/analytics/acquisition (the `GetAcquisition` operationId).
+	GetAcquisitionWithResponse(ctx context.Context, params *GetAcquisitionParams, reqEditors ...RequestEditorFn) (*GetAcquisitionResponse, error)
+
+	// GetConcentrationWithResponse Revenue concentration (the 80/20 check)
+	//
+	// Ranks customers by value and reports the share of total value that the top 20% bring,
+	// the Lorenz curve and the Gini coefficient. The basis is historical net value (purchases
+	// minus refunds) or predicted CLV from the latest model run.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/analytics/concentration (the `GetConcentration` operationId).
+	GetConcentrationWithResponse(ctx context.Context, params *GetConcentrationParams, reqEditors ...RequestEditorFn) (*GetConcentrationResponse, error)
+
+	// ListModelRunsWithResponse List model runs
+	//
+	// Lists model runs, newest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/analytics/model-runs (the `ListModelRuns` operationId).
+	ListModelRunsWithResponse(ctx context.Context, params *ListModelRunsParams, reqEditors ...RequestEditorFn) (*ListModelRunsResponse, error)
+
+	// CreateModelRunWithBodyWithResponse Start a model run
+	//
+	// Fits a purchase model (BG/NBD or MBG/NBD) with Gamma-Gamma spend to every customer's
+	// purchases up to `calibration_end`, then scores every customer with it. The run happens
+	// in the background: the answer is 202 with the queued run, which moves to `running` and
+	// then `succeeded` or `failed`. A fit that does not converge fails with diagnostics rather
+	// than producing scores.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
+	CreateModelRunWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error)
+
+	// CreateModelRunWithResponse Start a model run
+	//
+	// Fits a purchase model (BG/NBD or MBG/NBD) with Gamma-Gamma spend to every customer's
+	// purchases up to `calibration_end`, then scores every customer with it. The run happens
+	// in the background: the answer is 202 with the queued run, which moves to `running` and
+	// then `succeeded` or `failed`. A fit that does not converge fails with diagnostics rather
+	// than producing scores.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
+	CreateModelRunWithResponse(ctx context.Context, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error)
+
+	// GetLatestModelRunWithResponse Get the latest successful model run
+	//
+	// Returns the most recent run that succeeded; its parameters score customers.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/analytics/model-runs/latest (the `GetLatestModelRun` operationId).
+	GetLatestModelRunWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetLatestModelRunResponse, error)
+
+	// GetModelRunWithResponse Get a model run
+	//
+	// Returns one model run with its parameters and diagnostics.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/analytics/model-runs/{run_id} (the `GetModelRun` operationId).
+	GetModelRunWithResponse(ctx context.Context, runId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetModelRunResponse, error)
+
+	// GetRetentionWithResponse Acquisition-cohort retention
+	//
+	// Groups customers into cohorts by the period of their first purchase and reports, for each
+	// cohort, how many of its customers purchased in each later period (period 0 is the
+	// acquisition period), the share that is, and across cohorts the period retention rate
+	// (customers active in period k and k+1 over those active in k) and churn rate.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/analytics/retention (the `GetRetention` operationId).
+	GetRetentionWithResponse(ctx context.Context, params *GetRetentionParams, reqEditors ...RequestEditorFn) (*GetRetentionResponse, error)
+
+	// ProjectRetentionWithBodyWithResponse Project retention with the shifted-beta-geometric model
+	//
+	// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
+	// number of customers of one cohort still active at the start of each period, beginning
+	// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+	// projects survival and retention rates with the discounted expected residual lifetime.
+	// It computes and stores nothing.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
+	ProjectRetentionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error)
+
+	// ProjectRetentionWithResponse Project retention with the shifted-beta-geometric model
+	//
+	// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
+	// number of customers of one cohort still active at the start of each period, beginning
+	// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+	// projects survival and retention rates with the discounted expected residual lifetime.
+	// It computes and stores nothing.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
+	ProjectRetentionWithResponse(ctx context.Context, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error)
+
+	// GetWhatIfWithResponse The value of a retention change
+	//
+	// Estimates what a change in annual retention is worth. Each customer's annual margin m
+	// (net value of the last 365 days times `margin`) is valued with the retention multiplier
+	// r / (1 + d − r), at today's annual retention r (the share of customers active in the
+	// previous 365 days who were active again in the last 365) and at r plus the change; the
+	// answer gives both totals, the difference, and the expected profit over `horizon_years`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/analytics/what-if (the `GetWhatIf` operationId).
+	GetWhatIfWithResponse(ctx context.Context, params *GetWhatIfParams, reqEditors ...RequestEditorFn) (*GetWhatIfResponse, error)
+
 	// ListCustomersWithResponse List customers
 	//
 	// Lists live customers, one page at a time, filtered and sorted. `parent_id` lists the
 	// direct children of a business account, `descendant_of` its whole subtree (without
 	// itself). Pages stay correct while customers are being created: no customer is skipped
-	// or repeated when paging with any supported sort.
+	// or repeated when paging with any supported sort. Sorting or filtering by churn risk or
+	// CLV lists only scored customers.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2477,6 +4584,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/customers/{customer_id} (the `UpdateCustomer` operationId).
 	UpdateCustomerWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, customerId CustomerID, params *UpdateCustomerParams, body UpdateCustomerApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCustomerResponse, error)
+
+	// GetCustomerScoresWithResponse Get a customer's scores
+	//
+	// Returns the customer's live scores in detail: the RFM summary the models read, P(alive)
+	// and churn risk, expected purchases, expected spend, predicted CLV with the horizon,
+	// discount rate and margin that produced it, historical value, RFM scores, and the model
+	// run, unit and parameters behind them. Scores are recomputed as soon as the customer's
+	// transactions change. A live customer without scores (no purchase in the run's currency,
+	// or no model run yet) is a 404 with code `not_found`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/customers/{customer_id}/scores (the `GetCustomerScores` operationId).
+	GetCustomerScoresWithResponse(ctx context.Context, customerId CustomerID, reqEditors ...RequestEditorFn) (*GetCustomerScoresResponse, error)
 
 	// ListCustomerTransactionsWithResponse List a customer's transactions
 	//
@@ -2655,6 +4776,676 @@ func (r GetReadinessResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadinessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAcquisitionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Acquisition
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAcquisitionResponse) GetJSON200() *Acquisition {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetAcquisitionResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetAcquisitionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetAcquisitionResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetAcquisitionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAcquisitionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAcquisitionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAcquisitionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAcquisitionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetConcentrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Concentration
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetConcentrationResponse) GetJSON200() *Concentration {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetConcentrationResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetConcentrationResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetConcentrationResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetConcentrationResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetConcentrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetConcentrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetConcentrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetConcentrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetConcentrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListModelRunsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ModelRunPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListModelRunsResponse) GetJSON200() *ModelRunPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListModelRunsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListModelRunsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListModelRunsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListModelRunsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListModelRunsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListModelRunsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListModelRunsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListModelRunsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateModelRunResponse202Headers the declared response headers of an HTTP 202 response for CreateModelRun
+type CreateModelRunResponse202Headers struct {
+	Location *string
+}
+
+type CreateModelRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *ModelRun
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CreateModelRunResponse202Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CreateModelRunResponse) GetJSON202() *ModelRun {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateModelRunResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateModelRunResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateModelRunResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateModelRunResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateModelRunResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateModelRunResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateModelRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateModelRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateModelRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateModelRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetLatestModelRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ModelRun
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetLatestModelRunResponse) GetJSON200() *ModelRun {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetLatestModelRunResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetLatestModelRunResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetLatestModelRunResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetLatestModelRunResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetLatestModelRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetLatestModelRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetLatestModelRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetLatestModelRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetModelRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ModelRun
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetModelRunResponse) GetJSON200() *ModelRun {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetModelRunResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetModelRunResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetModelRunResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetModelRunResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetModelRunResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetModelRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetModelRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetModelRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetModelRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetRetentionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Retention
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRetentionResponse) GetJSON200() *Retention {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetRetentionResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetRetentionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetRetentionResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetRetentionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRetentionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRetentionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRetentionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRetentionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ProjectRetentionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RetentionProjection
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ProjectRetentionResponse) GetJSON200() *RetentionProjection {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ProjectRetentionResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ProjectRetentionResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ProjectRetentionResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ProjectRetentionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ProjectRetentionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ProjectRetentionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ProjectRetentionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ProjectRetentionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ProjectRetentionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetWhatIfResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WhatIf
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetWhatIfResponse) GetJSON200() *WhatIf {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetWhatIfResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetWhatIfResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetWhatIfResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetWhatIfResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetWhatIfResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetWhatIfResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetWhatIfResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetWhatIfResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetWhatIfResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3085,6 +5876,82 @@ func (r UpdateCustomerResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateCustomerResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetCustomerScoresResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CustomerScores
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCustomerScoresResponse) GetJSON200() *CustomerScores {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCustomerScoresResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCustomerScoresResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCustomerScoresResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCustomerScoresResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetCustomerScoresResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCustomerScoresResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCustomerScoresResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCustomerScoresResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCustomerScoresResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3522,12 +6389,206 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 	return ParseGetReadinessResponse(rsp)
 }
 
+// GetAcquisitionWithResponse Acquisition cost and CLV:CAC
+//
+// Groups customers by acquisition cohort (the period of `acquired_at`, or of the first
+// purchase when unset) or by acquisition channel, and reports new customers, acquisition
+// spend (the customers' `acquisition_cost` plus `cost` transactions in the `acquisition`
+// category), cost per new customer (CAC), average predicted CLV and CLV:CAC.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/analytics/acquisition (the `GetAcquisition` operationId).
+func (c *ClientWithResponses) GetAcquisitionWithResponse(ctx context.Context, params *GetAcquisitionParams, reqEditors ...RequestEditorFn) (*GetAcquisitionResponse, error) {
+	rsp, err := c.GetAcquisition(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAcquisitionResponse(rsp)
+}
+
+// GetConcentrationWithResponse Revenue concentration (the 80/20 check)
+//
+// Ranks customers by value and reports the share of total value that the top 20% bring,
+// the Lorenz curve and the Gini coefficient. The basis is historical net value (purchases
+// minus refunds) or predicted CLV from the latest model run.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/analytics/concentration (the `GetConcentration` operationId).
+func (c *ClientWithResponses) GetConcentrationWithResponse(ctx context.Context, params *GetConcentrationParams, reqEditors ...RequestEditorFn) (*GetConcentrationResponse, error) {
+	rsp, err := c.GetConcentration(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetConcentrationResponse(rsp)
+}
+
+// ListModelRunsWithResponse List model runs
+//
+// Lists model runs, newest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/analytics/model-runs (the `ListModelRuns` operationId).
+func (c *ClientWithResponses) ListModelRunsWithResponse(ctx context.Context, params *ListModelRunsParams, reqEditors ...RequestEditorFn) (*ListModelRunsResponse, error) {
+	rsp, err := c.ListModelRuns(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListModelRunsResponse(rsp)
+}
+
+// CreateModelRunWithBodyWithResponse Start a model run
+//
+// Fits a purchase model (BG/NBD or MBG/NBD) with Gamma-Gamma spend to every customer's
+// purchases up to `calibration_end`, then scores every customer with it. The run happens
+// in the background: the answer is 202 with the queued run, which moves to `running` and
+// then `succeeded` or `failed`. A fit that does not converge fails with diagnostics rather
+// than producing scores.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
+func (c *ClientWithResponses) CreateModelRunWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error) {
+	rsp, err := c.CreateModelRunWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateModelRunResponse(rsp)
+}
+
+// CreateModelRunWithResponse Start a model run
+//
+// Fits a purchase model (BG/NBD or MBG/NBD) with Gamma-Gamma spend to every customer's
+// purchases up to `calibration_end`, then scores every customer with it. The run happens
+// in the background: the answer is 202 with the queued run, which moves to `running` and
+// then `succeeded` or `failed`. A fit that does not converge fails with diagnostics rather
+// than producing scores.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
+func (c *ClientWithResponses) CreateModelRunWithResponse(ctx context.Context, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error) {
+	rsp, err := c.CreateModelRun(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateModelRunResponse(rsp)
+}
+
+// GetLatestModelRunWithResponse Get the latest successful model run
+//
+// Returns the most recent run that succeeded; its parameters score customers.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/analytics/model-runs/latest (the `GetLatestModelRun` operationId).
+func (c *ClientWithResponses) GetLatestModelRunWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetLatestModelRunResponse, error) {
+	rsp, err := c.GetLatestModelRun(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetLatestModelRunResponse(rsp)
+}
+
+// GetModelRunWithResponse Get a model run
+//
+// Returns one model run with its parameters and diagnostics.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/analytics/model-runs/{run_id} (the `GetModelRun` operationId).
+func (c *ClientWithResponses) GetModelRunWithResponse(ctx context.Context, runId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetModelRunResponse, error) {
+	rsp, err := c.GetModelRun(ctx, runId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetModelRunResponse(rsp)
+}
+
+// GetRetentionWithResponse Acquisition-cohort retention
+//
+// Groups customers into cohorts by the period of their first purchase and reports, for each
+// cohort, how many of its customers purchased in each later period (period 0 is the
+// acquisition period), the share that is, and across cohorts the period retention rate
+// (customers active in period k and k+1 over those active in k) and churn rate.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/analytics/retention (the `GetRetention` operationId).
+func (c *ClientWithResponses) GetRetentionWithResponse(ctx context.Context, params *GetRetentionParams, reqEditors ...RequestEditorFn) (*GetRetentionResponse, error) {
+	rsp, err := c.GetRetention(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRetentionResponse(rsp)
+}
+
+// ProjectRetentionWithBodyWithResponse Project retention with the shifted-beta-geometric model
+//
+// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
+// number of customers of one cohort still active at the start of each period, beginning
+// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+// projects survival and retention rates with the discounted expected residual lifetime.
+// It computes and stores nothing.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
+func (c *ClientWithResponses) ProjectRetentionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error) {
+	rsp, err := c.ProjectRetentionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseProjectRetentionResponse(rsp)
+}
+
+// ProjectRetentionWithResponse Project retention with the shifted-beta-geometric model
+//
+// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
+// number of customers of one cohort still active at the start of each period, beginning
+// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+// projects survival and retention rates with the discounted expected residual lifetime.
+// It computes and stores nothing.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
+func (c *ClientWithResponses) ProjectRetentionWithResponse(ctx context.Context, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error) {
+	rsp, err := c.ProjectRetention(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseProjectRetentionResponse(rsp)
+}
+
+// GetWhatIfWithResponse The value of a retention change
+//
+// Estimates what a change in annual retention is worth. Each customer's annual margin m
+// (net value of the last 365 days times `margin`) is valued with the retention multiplier
+// r / (1 + d − r), at today's annual retention r (the share of customers active in the
+// previous 365 days who were active again in the last 365) and at r plus the change; the
+// answer gives both totals, the difference, and the expected profit over `horizon_years`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/analytics/what-if (the `GetWhatIf` operationId).
+func (c *ClientWithResponses) GetWhatIfWithResponse(ctx context.Context, params *GetWhatIfParams, reqEditors ...RequestEditorFn) (*GetWhatIfResponse, error) {
+	rsp, err := c.GetWhatIf(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetWhatIfResponse(rsp)
+}
+
 // ListCustomersWithResponse List customers
 //
 // Lists live customers, one page at a time, filtered and sorted. `parent_id` lists the
 // direct children of a business account, `descendant_of` its whole subtree (without
 // itself). Pages stay correct while customers are being created: no customer is skipped
-// or repeated when paging with any supported sort.
+// or repeated when paging with any supported sort. Sorting or filtering by churn risk or
+// CLV lists only scored customers.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3658,6 +6719,26 @@ func (c *ClientWithResponses) UpdateCustomerWithApplicationMergePatchPlusJSONBod
 		return nil, err
 	}
 	return ParseUpdateCustomerResponse(rsp)
+}
+
+// GetCustomerScoresWithResponse Get a customer's scores
+//
+// Returns the customer's live scores in detail: the RFM summary the models read, P(alive)
+// and churn risk, expected purchases, expected spend, predicted CLV with the horizon,
+// discount rate and margin that produced it, historical value, RFM scores, and the model
+// run, unit and parameters behind them. Scores are recomputed as soon as the customer's
+// transactions change. A live customer without scores (no purchase in the run's currency,
+// or no model run yet) is a 404 with code `not_found`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/customers/{customer_id}/scores (the `GetCustomerScores` operationId).
+func (c *ClientWithResponses) GetCustomerScoresWithResponse(ctx context.Context, customerId CustomerID, reqEditors ...RequestEditorFn) (*GetCustomerScoresResponse, error) {
+	rsp, err := c.GetCustomerScores(ctx, customerId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCustomerScoresResponse(rsp)
 }
 
 // ListCustomerTransactionsWithResponse List a customer's transactions
@@ -3841,6 +6922,547 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAcquisitionResponse parses an HTTP response from a GetAcquisitionWithResponse call
+func ParseGetAcquisitionResponse(rsp *http.Response) (*GetAcquisitionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAcquisitionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Acquisition
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetConcentrationResponse parses an HTTP response from a GetConcentrationWithResponse call
+func ParseGetConcentrationResponse(rsp *http.Response) (*GetConcentrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetConcentrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Concentration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListModelRunsResponse parses an HTTP response from a ListModelRunsWithResponse call
+func ParseListModelRunsResponse(rsp *http.Response) (*ListModelRunsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListModelRunsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ModelRunPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateModelRunResponse parses an HTTP response from a CreateModelRunWithResponse call
+func ParseCreateModelRunResponse(rsp *http.Response) (*CreateModelRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateModelRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest ModelRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CreateModelRunResponse202Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers202 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetLatestModelRunResponse parses an HTTP response from a GetLatestModelRunWithResponse call
+func ParseGetLatestModelRunResponse(rsp *http.Response) (*GetLatestModelRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetLatestModelRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ModelRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetModelRunResponse parses an HTTP response from a GetModelRunWithResponse call
+func ParseGetModelRunResponse(rsp *http.Response) (*GetModelRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetModelRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ModelRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetRetentionResponse parses an HTTP response from a GetRetentionWithResponse call
+func ParseGetRetentionResponse(rsp *http.Response) (*GetRetentionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRetentionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Retention
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseProjectRetentionResponse parses an HTTP response from a ProjectRetentionWithResponse call
+func ParseProjectRetentionResponse(rsp *http.Response) (*ProjectRetentionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ProjectRetentionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RetentionProjection
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetWhatIfResponse parses an HTTP response from a GetWhatIfWithResponse call
+func ParseGetWhatIfResponse(rsp *http.Response) (*GetWhatIfResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetWhatIfResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WhatIf
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -4231,6 +7853,67 @@ func ParseUpdateCustomerResponse(rsp *http.Response) (*UpdateCustomerResponse, e
 			headers.ETag = &value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCustomerScoresResponse parses an HTTP response from a GetCustomerScoresWithResponse call
+func ParseGetCustomerScoresResponse(rsp *http.Response) (*GetCustomerScoresResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCustomerScoresResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CustomerScores
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil
