@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
