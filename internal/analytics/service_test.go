@@ -1,0 +1,97 @@
+package analytics_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/centric-crm/centric/internal/analytics"
+	"github.com/centric-crm/centric/internal/crm"
+	"github.com/centric-crm/centric/internal/postgres"
+	"github.com/centric-crm/centric/internal/postgres/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestScheduledRefit checks that a service with a refit interval queues and runs a refit with
+// the latest run's settings once that run is older than the interval.
+func TestScheduledRefit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	v := crm.NewValidator()
+	customers := postgres.NewCustomerStore(db)
+	svc := analytics.NewService(postgres.NewAnalyticsStore(db), slog.New(slog.DiscardHandler), time.Now, time.Millisecond)
+	txs := crm.NewTransactionService(postgres.NewTransactionStore(db), customers, svc, v, time.Now)
+	var items []crm.Transaction
+	now := time.Now().UTC()
+	for c := range 40 {
+		for k := range 1 + c%3 {
+			items = append(items, crm.Transaction{
+				CustomerRef: &crm.ExternalRef{Source: "test", ExternalID: fmt.Sprint(c)},
+				Type:        crm.TypePurchase, OccurredAt: now.AddDate(0, 0, -200+30*k+c), Amount: fmt.Sprintf("%d.%02d", 5+(c*7+k*13)%40, c%100), Currency: "EUR",
+			})
+		}
+	}
+	results, err := txs.Record(ctx, crm.Scope{}, items, crm.RecordOptions{CreateCustomers: true, AllOrNone: true})
+	if err != nil || len(results) != len(items) {
+		t.Fatalf("record: %v", err)
+	}
+	first, err := svc.StartRun(ctx, analytics.RunSettings{Model: analytics.ModelMBGNBD, Unit: analytics.UnitDay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	workCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.Work(workCtx)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		runs, _, err := svc.ListRuns(ctx, crm.PageRequest{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refit *analytics.Run
+		for i := range runs {
+			if runs[i].ID != first.ID && runs[i].Status == analytics.RunSucceeded {
+				refit = &runs[i]
+			}
+		}
+		if refit != nil {
+			if refit.Model != analytics.ModelMBGNBD || refit.Unit != analytics.UnitDay || refit.Currency != "EUR" {
+				t.Errorf("refit settings = %+v, want those of the first run", refit.RunSettings)
+			}
+			if refit.Result.ScoredCustomers != 40 {
+				t.Errorf("refit scored %d customers, want 40", refit.Result.ScoredCustomers)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	runs, _, _ := svc.ListRuns(ctx, crm.PageRequest{Limit: 10})
+	for _, r := range runs {
+		t.Logf("run %s %s %+v", r.ID, r.Status, r.Error)
+	}
+	t.Fatal("no scheduled refit ran")
+}
+
+func TestChurnBand(t *testing.T) {
+	t.Parallel()
+	for risk, want := range map[float64]string{0: "low", 0.29: "low", 0.3: "medium", 0.69: "medium", 0.7: "high", 1: "high"} {
+		if got := analytics.ChurnBand(risk); got != want {
+			t.Errorf("ChurnBand(%v) = %q, want %q", risk, got, want)
+		}
+	}
+}
