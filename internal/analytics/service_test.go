@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/centric-crm/centric/internal/crm"
 	"github.com/centric-crm/centric/internal/postgres"
 	"github.com/centric-crm/centric/internal/postgres/pgtest"
+	"github.com/centric-crm/centric/pkg/btyd"
+	"github.com/centric-crm/centric/pkg/rfm"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -29,16 +32,7 @@ func TestScheduledRefit(t *testing.T) {
 	customers := postgres.NewCustomerStore(db)
 	svc := analytics.NewService(postgres.NewAnalyticsStore(db), slog.New(slog.DiscardHandler), time.Now, time.Millisecond)
 	txs := crm.NewTransactionService(postgres.NewTransactionStore(db), customers, svc, v, time.Now)
-	var items []crm.Transaction
-	now := time.Now().UTC()
-	for c := range 40 {
-		for k := range 1 + c%3 {
-			items = append(items, crm.Transaction{
-				CustomerRef: &crm.ExternalRef{Source: "test", ExternalID: fmt.Sprint(c)},
-				Type:        crm.TypePurchase, OccurredAt: now.AddDate(0, 0, -200+30*k+c), Amount: fmt.Sprintf("%d.%02d", 5+(c*7+k*13)%40, c%100), Currency: "EUR",
-			})
-		}
-	}
+	items := simulatedPurchases(t, 300, time.Now().UTC())
 	results, err := txs.Record(ctx, crm.Scope{}, items, crm.RecordOptions{CreateCustomers: true, AllOrNone: true})
 	if err != nil || len(results) != len(items) {
 		t.Fatalf("record: %v", err)
@@ -73,8 +67,8 @@ func TestScheduledRefit(t *testing.T) {
 			if refit.Model != analytics.ModelMBGNBD || refit.Unit != analytics.UnitDay || refit.Currency != "EUR" {
 				t.Errorf("refit settings = %+v, want those of the first run", refit.RunSettings)
 			}
-			if refit.Result.ScoredCustomers != 40 {
-				t.Errorf("refit scored %d customers, want 40", refit.Result.ScoredCustomers)
+			if refit.Result.ScoredCustomers != 300 {
+				t.Errorf("refit scored %d customers, want 300", refit.Result.ScoredCustomers)
 			}
 			return
 		}
@@ -85,6 +79,39 @@ func TestScheduledRefit(t *testing.T) {
 		t.Logf("run %s %s %+v", r.ID, r.Status, r.Error)
 	}
 	t.Fatal("no scheduled refit ran")
+}
+
+// simulatedPurchases draws customers' purchases over the last year from the models' own
+// processes (daily BG/NBD and Gamma-Gamma with typical parameters), seeded.
+func simulatedPurchases(t *testing.T, customers int, now time.Time) []crm.Transaction {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	model, err := btyd.NewBGNBD(btyd.BetaGeoParams{R: 0.8, Alpha: 20, A: 0.8, B: 2.4}, rfm.Day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spend, err := btyd.NewGammaGamma(btyd.GammaGammaParams{P: 6, Q: 4, Gamma: 15})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []crm.Transaction
+	for c := range customers {
+		h, err := model.SimulateHistory(rng, float64(rng.IntN(300)), 365)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spend.SimulateSpend(rng, &h); err != nil {
+			t.Fatal(err)
+		}
+		for i, day := range h.Purchases {
+			items = append(items, crm.Transaction{
+				CustomerRef: &crm.ExternalRef{Source: "test", ExternalID: fmt.Sprint(c)},
+				Type:        crm.TypePurchase, OccurredAt: now.Add(time.Duration((day - 365) * float64(24*time.Hour))),
+				Amount: fmt.Sprintf("%.2f", max(h.Amounts[i], 0.01)), Currency: "EUR",
+			})
+		}
+	}
+	return items
 }
 
 func TestChurnBand(t *testing.T) {
