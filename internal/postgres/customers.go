@@ -268,17 +268,26 @@ func (s *CustomerStore) Customer(ctx context.Context, scope crm.Scope, id uuid.U
 	return &c, nil
 }
 
+// lockCustomer reads a live customer within scope and locks it for update.
+func lockCustomer(tx *gorm.DB, scope crm.Scope, id uuid.UUID) (customerRow, error) {
+	var row customerRow
+	err := live(tx, scope).Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return row, notFound(id)
+	}
+	if err != nil {
+		return row, fmt.Errorf("lock customer: %w", err)
+	}
+	return row, nil
+}
+
 // UpdateCustomer locks the customer, applies update, and writes the result with its subtree.
 func (s *CustomerStore) UpdateCustomer(ctx context.Context, scope crm.Scope, id uuid.UUID, update func(*crm.Customer) error) (*crm.Customer, error) {
 	var updated crm.Customer
 	err := s.db.transact(ctx, func(tx *gorm.DB) error {
-		var row customerRow
-		err := live(tx, scope).Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&row).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return notFound(id)
-		}
+		row, err := lockCustomer(tx, scope, id)
 		if err != nil {
-			return fmt.Errorf("lock customer: %w", err)
+			return err
 		}
 		old := row.customer()
 		c := row.customer()
@@ -399,13 +408,9 @@ func equalPtr[T comparable](a, b *T) bool {
 // DeleteCustomer soft-deletes the customer and releases its external references.
 func (s *CustomerStore) DeleteCustomer(ctx context.Context, scope crm.Scope, id uuid.UUID, check func(*crm.Customer) error) error {
 	return s.db.transact(ctx, func(tx *gorm.DB) error {
-		var row customerRow
-		err := live(tx, scope).Clauses(clause.Locking{Strength: "UPDATE"}).Where("id = ?", id).Take(&row).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return notFound(id)
-		}
+		row, err := lockCustomer(tx, scope, id)
 		if err != nil {
-			return fmt.Errorf("lock customer: %w", err)
+			return err
 		}
 		c := row.customer()
 		if err := check(&c); err != nil {
