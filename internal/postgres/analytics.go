@@ -212,37 +212,44 @@ func (s *AnalyticsStore) MostUsedCurrency(ctx context.Context) (string, error) {
 }
 
 // summarySQL computes every live customer's purchase summary at an observation end into the
-// session's summary_rows table. Purchases on one calendar day (UTC) are one occasion worth that
-// day's purchases minus its refunds; refunds on days without purchases count against repeat
-// spend; costs are kept apart. $1 currency, $2 the first instant after the observation end's
-// day, $3 that day, $4 the customers (NULL for all).
+// session's summary_rows table, as one sorted pipeline (nothing materialised twice, nothing
+// hashed): one aggregate per customer and day, the first purchase day as a window over the same
+// rows, one aggregate per customer. Purchases on one calendar day (UTC) are one occasion worth
+// that day's purchases minus its refunds; refunds on days without purchases count against repeat
+// spend; costs are kept apart. $1 currency, $2 the first instant after the observation end's day,
+// $3 that day. The %s is the filter on customers: empty for everyone, or summaryForCustomers.
 const summarySQL = `INSERT INTO summary_rows
-WITH daily AS (
-	SELECT t.customer_id, (t.occurred_at AT TIME ZONE 'UTC')::date AS day,
-		sum(t.amount) FILTER (WHERE t.type = 'purchase') AS bought,
-		coalesce(sum(t.amount) FILTER (WHERE t.type = 'refund'), 0) AS refunded,
-		coalesce(sum(t.amount) FILTER (WHERE t.type = 'cost'), 0) AS spent,
-		min(t.occurred_at) FILTER (WHERE t.type = 'purchase') AS first_at,
-		max(t.occurred_at) FILTER (WHERE t.type = 'purchase') AS last_at
-	FROM transactions t
-	WHERE t.currency = $1 AND t.occurred_at < $2 AND ($4::uuid[] IS NULL OR t.customer_id = ANY($4))
-	GROUP BY 1, 2
-), firsts AS (
-	SELECT d.customer_id, min(d.day) AS first_day
-	FROM daily d JOIN customers c ON c.id = d.customer_id AND c.deleted_at IS NULL
-	WHERE d.bought IS NOT NULL
-	GROUP BY 1
-)
-SELECT d.customer_id,
-	(count(*) FILTER (WHERE d.bought IS NOT NULL) - 1)::int,
-	(max(d.day) FILTER (WHERE d.bought IS NOT NULL) - f.first_day)::int,
-	($3::date - f.first_day)::int,
-	coalesce(sum(coalesce(d.bought, 0) - d.refunded) FILTER (WHERE d.day > f.first_day), 0),
-	sum(coalesce(d.bought, 0) - d.refunded),
-	min(d.first_at), max(d.last_at),
-	coalesce(sum(d.bought), 0), sum(d.refunded), sum(d.spent)
-FROM daily d JOIN firsts f USING (customer_id)
-GROUP BY d.customer_id, f.first_day`
+SELECT s.* FROM (
+	SELECT d.customer_id,
+		(count(*) FILTER (WHERE d.bought IS NOT NULL) - 1)::int,
+		(max(d.day) FILTER (WHERE d.bought IS NOT NULL) - min(d.first_day))::int,
+		($3::date - min(d.first_day))::int,
+		coalesce(sum(coalesce(d.bought, 0) - d.refunded) FILTER (WHERE d.day > d.first_day), 0),
+		sum(coalesce(d.bought, 0) - d.refunded),
+		min(d.first_at), max(d.last_at),
+		coalesce(sum(d.bought), 0), sum(d.refunded), sum(d.spent)
+	FROM (
+		SELECT daily.*, min(daily.day) FILTER (WHERE daily.bought IS NOT NULL) OVER (PARTITION BY daily.customer_id) AS first_day
+		FROM (
+			SELECT t.customer_id, (t.occurred_at AT TIME ZONE 'UTC')::date AS day,
+				sum(t.amount) FILTER (WHERE t.type = 'purchase') AS bought,
+				coalesce(sum(t.amount) FILTER (WHERE t.type = 'refund'), 0) AS refunded,
+				coalesce(sum(t.amount) FILTER (WHERE t.type = 'cost'), 0) AS spent,
+				min(t.occurred_at) FILTER (WHERE t.type = 'purchase') AS first_at,
+				max(t.occurred_at) FILTER (WHERE t.type = 'purchase') AS last_at
+			FROM transactions t
+			WHERE t.currency = $1 AND t.occurred_at < $2 %s
+			GROUP BY 1, 2
+		) daily
+	) d
+	WHERE d.first_day IS NOT NULL
+	GROUP BY d.customer_id
+) s
+WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id AND c.deleted_at IS NULL)`
+
+// summaryForCustomers limits summarySQL to the customers in $4. It is a statement of its own,
+// not an "IS NULL OR" branch, so a cached generic plan can never lose the customer index.
+const summaryForCustomers = "AND t.customer_id = ANY($4)"
 
 // stagingTablesSQL creates the session's staging tables of a refresh, emptied at commit.
 const stagingTablesSQL = `
@@ -296,11 +303,13 @@ func (s *AnalyticsStore) RefreshScores(ctx context.Context, q analytics.RefreshQ
 		}
 		start := time.Now()
 		endDay := q.ObservationEnd.UTC().Truncate(24 * time.Hour)
-		var ids any
+		args := []any{q.Run.Currency, endDay.Add(24 * time.Hour), pgtype.Date{Time: endDay, Valid: true}}
+		query := fmt.Sprintf(summarySQL, "")
 		if q.CustomerIDs != nil {
-			ids = q.CustomerIDs
+			query = fmt.Sprintf(summarySQL, summaryForCustomers)
+			args = append(args, q.CustomerIDs)
 		}
-		if _, err := tx.Exec(ctx, summarySQL, q.Run.Currency, endDay.Add(24*time.Hour), pgtype.Date{Time: endDay, Valid: true}, ids); err != nil {
+		if _, err := tx.Exec(ctx, query, args...); err != nil {
 			return fmt.Errorf("summarise purchases: %w", err)
 		}
 		rows, err := readSummaries(ctx, tx, &stats)
