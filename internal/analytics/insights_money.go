@@ -21,9 +21,13 @@ func parseDecimal(s string) (*big.Rat, error) {
 	return r, nil
 }
 
-// formatCents formats r with two decimals, rounding halves away from zero.
+// formatCents formats r with two decimals, rounding halves away from zero; an amount that
+// rounds to zero is "0.00", never "-0.00".
 func formatCents(r *big.Rat) string {
-	return r.FloatString(2)
+	if s := r.FloatString(2); s != "-0.00" {
+		return s
+	}
+	return "0.00"
 }
 
 // roundCents rounds a finite float estimate to an exact number of cents, halves away from zero

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/centric-crm/centric/internal/crm"
@@ -13,11 +12,11 @@ import (
 
 // Defaults and bounds of retention projections.
 const (
-	DefaultProjectionPeriods = 12
-	MaxProjectionPeriods     = 200
-	DefaultDiscountRate      = 0.1
-	MaxDiscountRate          = 10
-	MaxSurvivors             = 200
+	DefaultProjectionPeriods      = 12
+	MaxProjectionPeriods          = 200
+	DefaultProjectionDiscountRate = 0.1
+	MaxProjectionDiscountRate     = 10
+	MaxSurvivors                  = 200
 )
 
 // ProjectionRequest asks for a shifted-beta-geometric projection of one survival series: given
@@ -95,7 +94,7 @@ func (s *Insights) ProjectRetention(ctx context.Context, scope crm.Scope, req Pr
 	var fitErr *btyd.FitError
 	if errors.As(err, &fitErr) {
 		return RetentionProjection{}, crm.Errorf(crm.CodeInvalid,
-			"The shifted-beta-geometric model cannot be fitted to these survivors (%s). A series where nearly no customer churns, or where churn does not slow down, has no finite estimate; try a longer or larger cohort.", fitErr.Reason)
+			"The shifted-beta-geometric model could not be fitted to these survivors: %s. Try a longer series or a larger cohort.", fitErr.Reason)
 	}
 	if err != nil {
 		return RetentionProjection{}, fmt.Errorf("fit retention: %w", err)
@@ -122,17 +121,45 @@ func (s *Insights) ProjectRetention(ctx context.Context, scope crm.Scope, req Pr
 		}
 		out.Periods[t] = p
 	}
-	out.ExpectedResidualLifetime, err = model.DiscountedExpectedResidualLifetime(discount, len(survivors)-1)
-	if err != nil || math.IsNaN(out.ExpectedResidualLifetime) || math.IsInf(out.ExpectedResidualLifetime, 0) {
-		return RetentionProjection{}, crm.Errorf(crm.CodeInvalid,
-			"The fitted model (alpha %g, beta %g) has no finite discounted expected residual lifetime at discount rate %g; try a higher discount rate or a longer series.", out.Alpha, out.Beta, discount)
+	erl, ok := residualLifetime(model, discount, len(survivors)-1)
+	if !ok {
+		return RetentionProjection{}, crm.Invalid(crm.FieldError{Pointer: "/discount_rate",
+			Message: fmt.Sprintf("is too small for the expected residual lifetime of this cohort to converge within %d periods", maxLifetimeTerms)})
 	}
+	out.ExpectedResidualLifetime = erl
 	return out, nil
+}
+
+// maxLifetimeTerms bounds the sum of the expected residual lifetime.
+const maxLifetimeTerms = 10_000_000
+
+// residualLifetime returns the discounted expected residual lifetime (Fader & Hardie 2010) of a
+// customer who has made the given number of renewals, at discount rate d > 0 per period:
+// DERL = Σ_{t≥n} S(t)/S(n−1)·(1+d)^−(t−n) with n = renewals+1, summed directly. Each term is
+// the previous one times the retention rate r_t < 1 and 1/(1+d), so the tail after a term is
+// at most term/d, and the sum stops once that is below 1e-12 of the sum; ok is false if that
+// takes more than maxLifetimeTerms terms. It agrees with btyd's closed form, which is not used
+// because its ₂F₁ evaluation can run for minutes when α is large and close to an integer.
+func residualLifetime(m *btyd.ShiftedBetaGeometric, d float64, renewals int) (erl float64, ok bool) {
+	n := renewals + 1
+	term := 1 + d // so that the first term is r_n
+	for t := n; t < n+maxLifetimeTerms; t++ {
+		r, err := m.Retention(t)
+		if err != nil {
+			return 0, false
+		}
+		term *= r / (1 + d)
+		erl += term
+		if term <= 1e-12*d*erl {
+			return erl, true
+		}
+	}
+	return 0, false
 }
 
 // validate checks the request and returns the projection length and discount rate to use.
 func (req ProjectionRequest) validate() (int, float64, error) {
-	periods, discount := DefaultProjectionPeriods, DefaultDiscountRate
+	periods, discount := DefaultProjectionPeriods, DefaultProjectionDiscountRate
 	if req.Periods != nil {
 		periods = *req.Periods
 	}
@@ -153,8 +180,8 @@ func (req ProjectionRequest) validate() (int, float64, error) {
 	if periods < 1 || periods > MaxProjectionPeriods {
 		fields = append(fields, crm.FieldError{Pointer: "/periods", Message: fmt.Sprintf("must be between 1 and %d", MaxProjectionPeriods)})
 	}
-	if !(discount > 0 && discount <= MaxDiscountRate) {
-		fields = append(fields, crm.FieldError{Pointer: "/discount_rate", Message: fmt.Sprintf("must be greater than 0 and at most %d: without discounting the expected residual lifetime can be infinite", MaxDiscountRate)})
+	if !(discount > 0 && discount <= MaxProjectionDiscountRate) {
+		fields = append(fields, crm.FieldError{Pointer: "/discount_rate", Message: fmt.Sprintf("must be greater than 0 and at most %d: without discounting the expected residual lifetime can be infinite", MaxProjectionDiscountRate)})
 	}
 	if fields != nil {
 		return 0, 0, crm.Invalid(fields...)

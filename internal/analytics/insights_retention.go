@@ -10,9 +10,9 @@ import (
 
 // Defaults and bounds of the retention matrix.
 const (
-	DefaultCohortUnit      = CohortMonth
-	DefaultRetentionPeriod = 12
-	MaxRetentionPeriods    = 120
+	DefaultCohortUnit       = CohortMonth
+	DefaultRetentionPeriods = 12
+	MaxRetentionPeriods     = 120
 )
 
 // RetentionQuery asks for the acquisition-cohort matrix. Zero fields take their defaults.
@@ -76,7 +76,7 @@ func (q RetentionQuery) withDefaults() (RetentionQuery, error) {
 		q.Unit = DefaultCohortUnit
 	}
 	if q.Periods == 0 {
-		q.Periods = DefaultRetentionPeriod
+		q.Periods = DefaultRetentionPeriods
 	}
 	var fields []crm.FieldError
 	if !q.Unit.valid() {
@@ -94,8 +94,9 @@ func (q RetentionQuery) withDefaults() (RetentionQuery, error) {
 	return q, nil
 }
 
-// Retention returns the acquisition-cohort retention matrix. Its currency is informational:
-// purchases in every currency count as activity.
+// Retention returns the acquisition-cohort retention matrix. Purchases in every currency count
+// as activity, so its currency is informational: the analytics default (the latest succeeded
+// model run's, else the most used purchase currency, else NoCurrency).
 func (s *Insights) Retention(ctx context.Context, scope crm.Scope, q RetentionQuery) (Retention, error) {
 	q, err := q.withDefaults()
 	if err != nil {

@@ -12,12 +12,12 @@ import (
 
 // Defaults and bounds of what-if analyses.
 const (
-	DefaultRetentionPoints = 5
-	MaxRetentionPoints     = 50
-	DefaultAnnualDiscount  = 0.1
-	DefaultWhatIfMargin    = 1
-	DefaultHorizonYears    = 5
-	MaxHorizonYears        = 50
+	DefaultRetentionPoints    = 5
+	MaxRetentionPoints        = 50
+	DefaultWhatIfDiscountRate = 0.1
+	DefaultWhatIfMargin       = 1
+	DefaultWhatIfHorizonYears = 5
+	MaxWhatIfHorizonYears     = 50
 )
 
 // WhatIfQuery asks what a change in annual retention is worth. Nil fields take their defaults.
@@ -62,8 +62,8 @@ type WhatIf struct {
 // discounting would make the value infinite.
 func (s *Insights) WhatIf(ctx context.Context, scope crm.Scope, q WhatIfQuery) (WhatIf, error) {
 	points, discount, margin, horizon := derefOr(q.RetentionPoints, DefaultRetentionPoints),
-		derefOr(q.AnnualDiscountRate, DefaultAnnualDiscount), derefOr(q.Margin, DefaultWhatIfMargin),
-		derefOr(q.HorizonYears, DefaultHorizonYears)
+		derefOr(q.AnnualDiscountRate, DefaultWhatIfDiscountRate), derefOr(q.Margin, DefaultWhatIfMargin),
+		derefOr(q.HorizonYears, DefaultWhatIfHorizonYears)
 	var fields []crm.FieldError
 	if !(math.Abs(points) <= MaxRetentionPoints) {
 		fields = append(fields, crm.FieldError{Pointer: "query:retention_points", Message: fmt.Sprintf("must be between -%d and %d", MaxRetentionPoints, MaxRetentionPoints)})
@@ -74,8 +74,8 @@ func (s *Insights) WhatIf(ctx context.Context, scope crm.Scope, q WhatIfQuery) (
 	if !(margin >= 0 && margin <= 1) {
 		fields = append(fields, crm.FieldError{Pointer: "query:margin", Message: "must be between 0 and 1"})
 	}
-	if horizon < 1 || horizon > MaxHorizonYears {
-		fields = append(fields, crm.FieldError{Pointer: "query:horizon_years", Message: fmt.Sprintf("must be between 1 and %d", MaxHorizonYears)})
+	if horizon < 1 || horizon > MaxWhatIfHorizonYears {
+		fields = append(fields, crm.FieldError{Pointer: "query:horizon_years", Message: fmt.Sprintf("must be between 1 and %d", MaxWhatIfHorizonYears)})
 	}
 	if fields != nil {
 		return WhatIf{}, crm.Invalid(fields...)

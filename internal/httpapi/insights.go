@@ -2,14 +2,11 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/centric-crm/centric/api"
 	"github.com/centric-crm/centric/internal/analytics"
 )
-
-var errNotYet = errors.New("not implemented yet")
 
 // GetRetention returns the acquisition-cohort retention matrix.
 func (s *Server) GetRetention(ctx context.Context, req api.GetRetentionRequestObject) (api.GetRetentionResponseObject, error) {

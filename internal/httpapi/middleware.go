@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -128,6 +129,10 @@ func (v *contractValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// unsupportedProperty matches the reason kin-openapi gives for a property the schema does not
+// allow; its error points at the object, so the property's name is added to the pointer.
+var unsupportedProperty = regexp.MustCompile(`^property "(.*)" is unsupported$`)
+
 // contractError turns a validation failure into a requestError with a pointer per field:
 // parameters as "in:name", body fields as JSON Pointers.
 func contractError(err error) error {
@@ -165,7 +170,11 @@ func contractError(err error) error {
 			}
 		case *openapi3.SchemaError:
 			out.status = http.StatusUnprocessableEntity
-			out.fields = append(out.fields, crm.FieldError{Pointer: "/" + strings.Join(escapePointer(e.JSONPointer()), "/"), Message: e.Reason})
+			path := e.JSONPointer()
+			if m := unsupportedProperty.FindStringSubmatch(e.Reason); m != nil {
+				path = append(path, m[1])
+			}
+			out.fields = append(out.fields, crm.FieldError{Pointer: "/" + strings.Join(escapePointer(path), "/"), Message: e.Reason})
 		default:
 			out.detail = err.Error()
 		}

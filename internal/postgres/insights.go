@@ -45,23 +45,33 @@ func liveCustomer(c string, scope crm.Scope, args *sqlArgs) string {
 }
 
 // periodIndex numbers the UTC periods of the given length that contain the instant expr, so
-// that consecutive periods have consecutive numbers. Weeks start on Monday; 1970-01-05, the
-// first Monday of the Unix epoch, is 345,600 seconds after it.
+// that consecutive periods have consecutive numbers. It uses date_part, whose double precision
+// arithmetic is far cheaper over millions of rows than extract's numeric. Weeks start on
+// Monday; 1970-01-05, the first Monday of the Unix epoch, is 345,600 seconds after it.
 func periodIndex(unit analytics.CohortUnit, expr string) (string, error) {
 	switch unit {
 	case analytics.CohortWeek:
-		return fmt.Sprintf("floor((extract(epoch FROM %s) - 345600) / 604800)::int", expr), nil
+		return fmt.Sprintf("floor((date_part('epoch', %s) - 345600) / 604800)::int", expr), nil
 	case analytics.CohortMonth:
-		return fmt.Sprintf("(extract(year FROM %[1]s AT TIME ZONE 'UTC') * 12 + extract(month FROM %[1]s AT TIME ZONE 'UTC') - 1)::int", expr), nil
+		return fmt.Sprintf("(date_part('year', %[1]s AT TIME ZONE 'UTC') * 12 + date_part('month', %[1]s AT TIME ZONE 'UTC') - 1)::int", expr), nil
 	case analytics.CohortQuarter:
-		return fmt.Sprintf("(extract(year FROM %[1]s AT TIME ZONE 'UTC') * 4 + extract(quarter FROM %[1]s AT TIME ZONE 'UTC') - 1)::int", expr), nil
+		return fmt.Sprintf("(date_part('year', %[1]s AT TIME ZONE 'UTC') * 4 + date_part('quarter', %[1]s AT TIME ZONE 'UTC') - 1)::int", expr), nil
 	}
 	return "", fmt.Errorf("unknown cohort unit %q", unit)
 }
 
-// query runs one statement in its own transaction and hands its rows to scan.
+// analyticsWorkMem is the memory each sort and hash of an insight query may use before it
+// spills to disk; the queries aggregate whole tables, and the default 4 MB spills at 100,000
+// customers.
+const analyticsWorkMem = "64MB"
+
+// query runs one statement in its own transaction, with analyticsWorkMem, and hands its rows
+// to scan.
 func (s *InsightStore) query(ctx context.Context, sql string, args sqlArgs, scan func(rows pgx.Rows) error) error {
 	return s.db.withPgx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '"+analyticsWorkMem+"'"); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err
@@ -135,13 +145,12 @@ func (s *InsightStore) CohortActivity(ctx context.Context, scope crm.Scope, q an
 			coalesce(lead(period) OVER (PARTITION BY customer_id ORDER BY period) = period + 1, false) AS retained
 		FROM occasions
 		WINDOW customer AS (PARTITION BY customer_id)
-	),
-	latest AS (SELECT max(period) AS period FROM occasions)
-	SELECT date_trunc(` + args.add(string(q.Unit)) + `::text, min(f.acquired_at), 'UTC'), l.period - f.cohort, f.period - f.cohort,
-		count(*), count(*) FILTER (WHERE f.retained)
-	FROM flagged f CROSS JOIN latest l
+	)
+	SELECT date_trunc(` + args.add(string(q.Unit)) + `::text, min(f.acquired_at), 'UTC'), (SELECT max(period) FROM occasions) - f.cohort,
+		f.period - f.cohort, count(*), count(*) FILTER (WHERE f.retained)
+	FROM flagged f
 	WHERE ` + filter + `
-	GROUP BY f.cohort, l.period, f.period - f.cohort
+	GROUP BY f.cohort, f.period - f.cohort
 	ORDER BY f.cohort, f.period - f.cohort`
 	var cells []analytics.CohortCell
 	err = s.query(ctx, sql, args, func(rows pgx.Rows) error {
@@ -172,13 +181,12 @@ func (s *InsightStore) CohortSurvival(ctx context.Context, scope crm.Scope, unit
 		return analytics.CohortLastPurchases{}, err
 	}
 	sql := `WITH occasions AS (` + occasions + `),
-	customers_ AS (SELECT min(period) AS cohort, max(period) AS last FROM occasions GROUP BY customer_id),
-	latest AS (SELECT max(last) AS period FROM customers_)
-	SELECT l.period - p.cohort, p.last - p.cohort, count(*)
-	FROM customers_ p CROSS JOIN latest l
+	spans AS (SELECT min(period) AS cohort, max(period) AS last FROM occasions GROUP BY customer_id)
+	SELECT (SELECT max(last) FROM spans) - p.cohort, p.last - p.cohort, count(*)
+	FROM spans p
 	WHERE p.cohort = ` + cohort + `
-	GROUP BY l.period - p.cohort, p.last - p.cohort
-	ORDER BY p.last - p.cohort`
+	GROUP BY p.cohort, p.last
+	ORDER BY p.last`
 	var out analytics.CohortLastPurchases
 	err = s.query(ctx, sql, args, func(rows pgx.Rows) error {
 		var k, n int
@@ -217,7 +225,7 @@ func (s *InsightStore) RankedValues(ctx context.Context, scope crm.Scope, basis 
 	}
 	sql := `SELECT v::float8, CASE WHEN row_number() OVER (ORDER BY v DESC) = 1 THEN (sum(v) OVER ())::text END
 		FROM (` + values + `) ranked
-		ORDER BY v DESC`
+		ORDER BY ranked.v DESC`
 	out := analytics.RankedValues{Total: "0"}
 	err := s.query(ctx, sql, args, func(rows pgx.Rows) error {
 		var v float64
@@ -251,15 +259,27 @@ func (s *InsightStore) AcquisitionGroups(ctx context.Context, scope crm.Scope, q
 	default:
 		return nil, fmt.Errorf("unknown acquisition grouping %q", q.GroupBy)
 	}
-	sql := `WITH acquired AS (
+	// Within a partner's subtree only its customers' transactions are aggregated; across all
+	// customers the final join drops the deleted ones.
+	inScope := ""
+	if scope.Root != nil {
+		inScope = ` AND t.customer_id IN (SELECT c.id FROM customers c WHERE ` + liveCustomer("c", scope, &args) + `)`
+	}
+	sql := `WITH per_customer AS (
+		SELECT t.customer_id,
+			min(t.occurred_at) FILTER (WHERE t.type = 'purchase') AS first_purchase,
+			sum(t.amount) FILTER (WHERE t.type = 'cost' AND t.currency = ` + cur + `) AS spend
+		FROM transactions t
+		WHERE (t.type = 'purchase' OR (t.type = 'cost' AND t.category = 'acquisition'))` + inScope + `
+		GROUP BY t.customer_id
+	),
+	acquired AS (
 		SELECT c.id,
-			coalesce(c.acquired_at, min(t.occurred_at) FILTER (WHERE t.type = 'purchase')) AS acquired_at,
+			coalesce(c.acquired_at, p.first_purchase) AS acquired_at,
 			coalesce(c.acquisition_channel, ` + args.add(analytics.UnknownChannel) + `) AS channel,
-			CASE WHEN c.acquisition_currency = ` + cur + ` THEN c.acquisition_cost ELSE 0 END
-				+ coalesce(sum(t.amount) FILTER (WHERE t.type = 'cost' AND t.category = 'acquisition' AND t.currency = ` + cur + `), 0) AS cost
-		FROM customers c LEFT JOIN transactions t ON t.customer_id = c.id
+			CASE WHEN c.acquisition_currency = ` + cur + ` THEN c.acquisition_cost ELSE 0 END + coalesce(p.spend, 0) AS cost
+		FROM customers c LEFT JOIN per_customer p ON p.customer_id = c.id
 		WHERE ` + liveCustomer("c", scope, &args) + `
-		GROUP BY c.id
 	)
 	SELECT ` + key + `, count(*), sum(a.cost)::text, count(s.customer_id), coalesce(sum(s.clv), 0)::text
 	FROM acquired a LEFT JOIN customer_scores s ON s.customer_id = a.id AND s.currency = ` + cur + `

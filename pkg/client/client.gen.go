@@ -1674,7 +1674,7 @@ type GetAcquisitionParams struct {
 	// Cohort The length of acquisition cohorts when grouping by cohort.
 	Cohort *GetAcquisitionParamsCohort `form:"cohort,omitempty" json:"cohort,omitempty"`
 
-	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency, else XXX (no currency) with empty results.
 	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
 }
 
@@ -1689,7 +1689,7 @@ type GetConcentrationParams struct {
 	// Basis What value customers are ranked by.
 	Basis *GetConcentrationParamsBasis `form:"basis,omitempty" json:"basis,omitempty"`
 
-	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency, else XXX (no currency) with empty results.
 	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
 
 	// Points How many points of the Lorenz curve to return.
@@ -1719,7 +1719,7 @@ type GetRetentionParams struct {
 	// To Only cohorts whose first purchase is before this instant.
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
 
-	// Periods How many periods after acquisition to report.
+	// Periods How many periods after the acquisition period to report; each cohort has up to periods + 1 entries.
 	Periods *int `form:"periods,omitempty" json:"periods,omitempty"`
 }
 
@@ -1740,7 +1740,7 @@ type GetWhatIfParams struct {
 	// HorizonYears The horizon of the expected-profit figures, in years.
 	HorizonYears *int `form:"horizon_years,omitempty" json:"horizon_years,omitempty"`
 
-	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency.
+	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency, else XXX (no currency) with empty results.
 	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
 }
 
@@ -2047,7 +2047,8 @@ type ClientInterface interface {
 	// Groups customers into cohorts by the period of their first purchase and reports, for each
 	// cohort, how many of its customers purchased in each later period (period 0 is the
 	// acquisition period), the share that is, and across cohorts the period retention rate
-	// (customers active in period k and k+1 over those active in k) and churn rate.
+	// (customers active in period k and k+1 over those active in k) and churn rate. A period is
+	// reached when it starts no later than the period of the latest purchase on record.
 	//
 	// Corresponds with GET /v1/analytics/retention (the `GetRetention` operationId).
 	GetRetention(ctx context.Context, params *GetRetentionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2056,7 +2057,9 @@ type ClientInterface interface {
 	//
 	// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
 	// number of customers of one cohort still active at the start of each period, beginning
-	// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+	// with the cohort's size — given in `survivors` or taken from an acquisition cohort (where a
+	// customer survives to period k when its last purchase is k or more periods after its
+	// first), and
 	// projects survival and retention rates with the discounted expected residual lifetime.
 	// It computes and stores nothing.
 	//
@@ -2069,7 +2072,9 @@ type ClientInterface interface {
 	//
 	// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
 	// number of customers of one cohort still active at the start of each period, beginning
-	// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+	// with the cohort's size — given in `survivors` or taken from an acquisition cohort (where a
+	// customer survives to period k when its last purchase is k or more periods after its
+	// first), and
 	// projects survival and retention rates with the discounted expected residual lifetime.
 	// It computes and stores nothing.
 	//
@@ -2435,7 +2440,8 @@ func (c *Client) GetModelRun(ctx context.Context, runId openapi_types.UUID, reqE
 // Groups customers into cohorts by the period of their first purchase and reports, for each
 // cohort, how many of its customers purchased in each later period (period 0 is the
 // acquisition period), the share that is, and across cohorts the period retention rate
-// (customers active in period k and k+1 over those active in k) and churn rate.
+// (customers active in period k and k+1 over those active in k) and churn rate. A period is
+// reached when it starts no later than the period of the latest purchase on record.
 //
 // Corresponds with GET /v1/analytics/retention (the `GetRetention` operationId).
 func (c *Client) GetRetention(ctx context.Context, params *GetRetentionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2454,7 +2460,9 @@ func (c *Client) GetRetention(ctx context.Context, params *GetRetentionParams, r
 //
 // Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
 // number of customers of one cohort still active at the start of each period, beginning
-// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+// with the cohort's size — given in `survivors` or taken from an acquisition cohort (where a
+// customer survives to period k when its last purchase is k or more periods after its
+// first), and
 // projects survival and retention rates with the discounted expected residual lifetime.
 // It computes and stores nothing.
 //
@@ -2477,7 +2485,9 @@ func (c *Client) ProjectRetentionWithBody(ctx context.Context, contentType strin
 //
 // Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
 // number of customers of one cohort still active at the start of each period, beginning
-// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+// with the cohort's size — given in `survivors` or taken from an acquisition cohort (where a
+// customer survives to period k when its last purchase is k or more periods after its
+// first), and
 // projects survival and retention rates with the discounted expected residual lifetime.
 // It computes and stores nothing.
 //
@@ -4448,7 +4458,8 @@ type ClientWithResponsesInterface interface {
 	// Groups customers into cohorts by the period of their first purchase and reports, for each
 	// cohort, how many of its customers purchased in each later period (period 0 is the
 	// acquisition period), the share that is, and across cohorts the period retention rate
-	// (customers active in period k and k+1 over those active in k) and churn rate.
+	// (customers active in period k and k+1 over those active in k) and churn rate. A period is
+	// reached when it starts no later than the period of the latest purchase on record.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4459,7 +4470,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
 	// number of customers of one cohort still active at the start of each period, beginning
-	// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+	// with the cohort's size — given in `survivors` or taken from an acquisition cohort (where a
+	// customer survives to period k when its last purchase is k or more periods after its
+	// first), and
 	// projects survival and retention rates with the discounted expected residual lifetime.
 	// It computes and stores nothing.
 	//
@@ -4472,7 +4485,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
 	// number of customers of one cohort still active at the start of each period, beginning
-	// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+	// with the cohort's size — given in `survivors` or taken from an acquisition cohort (where a
+	// customer survives to period k when its last purchase is k or more periods after its
+	// first), and
 	// projects survival and retention rates with the discounted expected residual lifetime.
 	// It computes and stores nothing.
 	//
@@ -5242,6 +5257,8 @@ type GetRetentionResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 }
@@ -5264,6 +5281,11 @@ func (r GetRetentionResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r GetRetentionResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetRetentionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -6512,7 +6534,8 @@ func (c *ClientWithResponses) GetModelRunWithResponse(ctx context.Context, runId
 // Groups customers into cohorts by the period of their first purchase and reports, for each
 // cohort, how many of its customers purchased in each later period (period 0 is the
 // acquisition period), the share that is, and across cohorts the period retention rate
-// (customers active in period k and k+1 over those active in k) and churn rate.
+// (customers active in period k and k+1 over those active in k) and churn rate. A period is
+// reached when it starts no later than the period of the latest purchase on record.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6529,7 +6552,9 @@ func (c *ClientWithResponses) GetRetentionWithResponse(ctx context.Context, para
 //
 // Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
 // number of customers of one cohort still active at the start of each period, beginning
-// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+// with the cohort's size — given in `survivors` or taken from an acquisition cohort (where a
+// customer survives to period k when its last purchase is k or more periods after its
+// first), and
 // projects survival and retention rates with the discounted expected residual lifetime.
 // It computes and stores nothing.
 //
@@ -6548,7 +6573,9 @@ func (c *ClientWithResponses) ProjectRetentionWithBodyWithResponse(ctx context.C
 //
 // Fits the shifted-beta-geometric model (Fader & Hardie 2007) to a survival series — the
 // number of customers of one cohort still active at the start of each period, beginning
-// with the cohort's size — given in `survivors` or taken from an acquisition cohort, and
+// with the cohort's size — given in `survivors` or taken from an acquisition cohort (where a
+// customer survives to period k when its last purchase is k or more periods after its
+// first), and
 // projects survival and retention rates with the discounted expected residual lifetime.
 // It computes and stores nothing.
 //
@@ -7341,6 +7368,13 @@ func ParseGetRetentionResponse(rsp *http.Response) (*GetRetentionResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
