@@ -20,14 +20,9 @@ per_batch=$((n_tx / n_batches))
 results="$repo/bench/results/batch_ingest.md"
 tx_cols="customer_id,id,type,occurred_at,amount,currency,source,external_id,metadata,created_at"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() {
-	printf '\nbatch_ingest: %s\n' "$*" >&2
-	exit 1
-}
-now() { date +%s.%N; }
-# calc EXPR [FORMAT]: floating-point arithmetic (bc is not always installed).
-calc() { awk "BEGIN { printf \"${2:-%.3f}\", $1 }"; }
+bench_name=batch_ingest
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 # stat_fields PID: /proc/PID/stat after the command name (utime at [11], stime [12],
 # cutime [13], cstime [14]: CPU clock ticks of the process and of its reaped children).
 stat_fields() {
@@ -59,36 +54,7 @@ pg_ticks() {
 for tool in go curl awk; do
 	command -v "$tool" >/dev/null || die "$tool is not installed"
 done
-pg_bin=${CENTRIC_PG_BIN:-}
-if [[ -z "$pg_bin" ]]; then
-	pg_bin=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V | tail -n1 || true)
-fi
-if [[ -z "$pg_bin" ]] && command -v pg_config >/dev/null; then
-	pg_bin=$(pg_config --bindir)
-fi
-[[ -x "$pg_bin/initdb" && -x "$pg_bin/pg_ctl" && -x "$pg_bin/psql" ]] ||
-	die "PostgreSQL server binaries not found (set CENTRIC_PG_BIN; Debian: apt-get install postgresql)"
-
-# PostgreSQL refuses to run as root: run the server as an unprivileged user.
-as_pg=()
-pg_user=$(id -un)
-if [[ $(id -u) -eq 0 ]]; then
-	pg_user=postgres
-	id "$pg_user" >/dev/null 2>&1 || pg_user=nobody
-	as_pg=(runuser -u "$pg_user" --)
-fi
-
-# free_port START: the first port from START that nothing listens on (loopback).
-free_port() {
-	local p
-	for ((p = $1; p < $1 + 500; p++)); do
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+find_postgres
 
 # --- work directory and cleanup ------------------------------------------------------------
 work=$(mktemp -d /tmp/centric-bench.XXXXXX)

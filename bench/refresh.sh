@@ -36,49 +36,15 @@ pg_settings=(
 	"timezone=UTC"
 )
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-die() {
-	printf '\nrefresh: %s\n' "$*" >&2
-	exit 1
-}
-now() { date +%s.%N; }
-# calc EXPR [FORMAT]: floating-point arithmetic (bc is not always installed).
-calc() { awk "BEGIN { printf \"${2:-%.3f}\", $1 }"; }
+bench_name=refresh
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 # --- prerequisites -------------------------------------------------------------------------
 for tool in go awk; do
 	command -v "$tool" >/dev/null || die "$tool is not installed"
 done
-pg_bin=${CENTRIC_PG_BIN:-}
-if [[ -z "$pg_bin" ]]; then
-	pg_bin=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V | tail -n1 || true)
-fi
-if [[ -z "$pg_bin" ]] && command -v pg_config >/dev/null; then
-	pg_bin=$(pg_config --bindir)
-fi
-[[ -x "$pg_bin/initdb" && -x "$pg_bin/pg_ctl" && -x "$pg_bin/psql" ]] ||
-	die "PostgreSQL server binaries not found (set CENTRIC_PG_BIN; Debian: apt-get install postgresql)"
-
-# PostgreSQL refuses to run as root: run the server as an unprivileged user.
-as_pg=()
-pg_user=$(id -un)
-if [[ $(id -u) -eq 0 ]]; then
-	pg_user=postgres
-	id "$pg_user" >/dev/null 2>&1 || pg_user=nobody
-	as_pg=(runuser -u "$pg_user" --)
-fi
-
-# free_port START: the first port from START that nothing listens on (loopback).
-free_port() {
-	local p
-	for ((p = $1; p < $1 + 500; p++)); do
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+find_postgres
 
 # --- work directory and cleanup ------------------------------------------------------------
 work=$(mktemp -d /tmp/centric-refresh.XXXXXX)
