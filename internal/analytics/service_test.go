@@ -81,6 +81,51 @@ func TestScheduledRefit(t *testing.T) {
 	t.Fatal("no scheduled refit ran")
 }
 
+// TestFailInterruptedRunsSparesRunsInProgress checks that a worker starting up fails a run left
+// running by a stopped process, but not one another process is executing (it holds the run's
+// lock).
+func TestFailInterruptedRunsSparesRunsInProgress(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	store := postgres.NewAnalyticsStore(db)
+	svc := analytics.NewService(store, slog.New(slog.DiscardHandler), time.Now, 0)
+	queued, err := svc.StartRun(ctx, analytics.RunSettings{Currency: "EUR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, err := store.ClaimRun(ctx, time.Now().UTC())
+	if err != nil || running == nil || running.ID != queued.ID {
+		t.Fatalf("claim = %v, %v", running, err)
+	}
+	executing, err := db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := executing.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`, running.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.FailInterruptedRuns(ctx, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := store.Run(ctx, running.ID); err != nil || r.Status != analytics.RunRunning {
+		t.Errorf("a run in progress elsewhere became %v (%v)", r.Status, err)
+	}
+	if err := executing.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.FailInterruptedRuns(ctx, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := store.Run(ctx, running.ID); err != nil || r.Status != analytics.RunFailed || r.Error.Code != "interrupted" {
+		t.Errorf("an abandoned run is %v %+v (%v), want failed/interrupted", r.Status, r.Error, err)
+	}
+}
+
 // simulatedPurchases draws customers' purchases over the last year from the models' own
 // processes (daily BG/NBD and Gamma-Gamma with typical parameters), seeded.
 func simulatedPurchases(t *testing.T, customers int, now time.Time) []crm.Transaction {

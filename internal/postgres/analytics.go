@@ -127,10 +127,16 @@ func (s *AnalyticsStore) FinishRun(ctx context.Context, r *analytics.Run) error 
 	return nil
 }
 
-// FailInterruptedRuns fails runs left running by a stopped process.
+// runLockSQL takes a transaction-scoped advisory lock on a run while it executes, so that
+// FailInterruptedRuns in any process can tell a run in progress from an abandoned one.
+const runLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`
+
+// FailInterruptedRuns fails the runs left running by a stopped process: those whose run lock
+// nobody holds. A run another process is executing keeps its lock and is left alone.
 func (s *AnalyticsStore) FailInterruptedRuns(ctx context.Context, at time.Time) error {
 	e := jsonColumn[analytics.RunError]{analytics.RunError{Code: "interrupted", Message: "the service stopped while the run was in progress; start it again"}}
-	err := s.db.session(ctx).Model(&modelRunRow{}).Where("status = 'running'").
+	err := s.db.session(ctx).Model(&modelRunRow{}).
+		Where("status = 'running' AND pg_try_advisory_xact_lock(hashtextextended(id::text, 0))").
 		Updates(map[string]any{"status": "failed", "finished_at": at, "error": e}).Error
 	if err != nil {
 		return fmt.Errorf("fail interrupted model runs: %w", err)
@@ -297,6 +303,9 @@ func (s *AnalyticsStore) RefreshScores(ctx context.Context, q analytics.RefreshQ
 			return fmt.Errorf("create staging tables: %w", err)
 		}
 		if q.CustomerIDs == nil {
+			if _, err := tx.Exec(ctx, runLockSQL, q.Run.ID); err != nil {
+				return fmt.Errorf("lock run %s: %w", q.Run.ID, err)
+			}
 			if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '256MB'"); err != nil {
 				return fmt.Errorf("raise work_mem: %w", err)
 			}
