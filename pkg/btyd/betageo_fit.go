@@ -232,22 +232,7 @@ func (p *betaGeoProblem) rowRange(rows []betaGeoRow) betaGeoPartial {
 // objective returns the function minimised: the mean negative
 // log-likelihood plus the penalty, over log-parameters.
 func (p *betaGeoProblem) objective() objectiveFunc {
-	theta := make([]float64, 4)
-	g := make([]float64, 4)
-	return func(u, grad []float64) float64 {
-		for i := range theta {
-			theta[i] = math.Exp(u[i])
-		}
-		ll := p.logLikelihood(theta, g)
-		f := -ll / p.customers
-		for i, t := range theta {
-			f += p.penalty * t * t
-			if grad != nil {
-				grad[i] = t * (-g[i]/p.customers + 2*p.penalty*t)
-			}
-		}
-		return f
-	}
+	return penalizedObjective(4, p.customers, p.penalty, p.logLikelihood)
 }
 
 // params converts log-parameters in rescaled time to model parameters.

@@ -120,6 +120,27 @@ func (e *FitError) Unwrap() error { return e.Err }
 // not nil, writes the gradient with respect to u into it.
 type objectiveFunc func(u, grad []float64) float64
 
+// penalizedObjective turns a total log-likelihood over n parameters into the function a fit
+// minimises: the mean negative log-likelihood over customers plus penalty·Σθ², in the
+// log-parameters u = log θ. logLikelihood fills its gradient with respect to θ.
+func penalizedObjective(n int, customers, penalty float64, logLikelihood func(theta, grad []float64) float64) objectiveFunc {
+	theta := make([]float64, n)
+	g := make([]float64, n)
+	return func(u, grad []float64) float64 {
+		for i := range theta {
+			theta[i] = math.Exp(u[i])
+		}
+		f := -logLikelihood(theta, g) / customers
+		for i, t := range theta {
+			f += penalty * t * t
+			if grad != nil {
+				grad[i] = t * (-g[i]/customers + 2*penalty*t)
+			}
+		}
+		return f
+	}
+}
+
 // cachedObjective adapts an objective that computes value and gradient
 // together to gonum's separate Func and Grad calls.
 type cachedObjective struct {

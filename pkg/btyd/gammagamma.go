@@ -244,23 +244,10 @@ func (g *gammaGammaProblem) rowTerms(gamma float64) {
 	wg.Wait()
 }
 
+// objective returns the function minimised: the mean negative log-likelihood of the repeat
+// customers plus the penalty, over log-parameters.
 func (g *gammaGammaProblem) objective() objectiveFunc {
-	theta := make([]float64, 3)
-	grad3 := make([]float64, 3)
-	return func(u, grad []float64) float64 {
-		for i := range theta {
-			theta[i] = math.Exp(u[i])
-		}
-		ll := g.logLikelihood(theta, grad3)
-		f := -ll / g.customers
-		for i, t := range theta {
-			f += g.penalty * t * t
-			if grad != nil {
-				grad[i] = t * (-grad3[i]/g.customers + 2*g.penalty*t)
-			}
-		}
-		return f
-	}
+	return penalizedObjective(3, g.customers, g.penalty, g.logLikelihood)
 }
 
 // FitGammaGamma fits the Gamma-Gamma model by maximum likelihood on the
