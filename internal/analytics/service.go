@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +82,9 @@ type RefreshStats struct {
 	FirstPurchaseAt time.Time
 	LastPurchaseAt  time.Time
 	SummaryDuration time.Duration
+	// ChangedCustomers are, after a full refresh, the customers whose transactions changed
+	// while it ran: their new scores rest on the data as the refresh began.
+	ChangedCustomers []uuid.UUID
 }
 
 // Store persists model runs and scores.
@@ -107,6 +111,9 @@ type Store interface {
 	RefreshScores(ctx context.Context, q RefreshQuery, score func([]SummaryRow) ([]ScoreRow, error)) (RefreshStats, error)
 	// CustomerScores returns a live customer's scores within scope, or a NotFound error.
 	CustomerScores(ctx context.Context, scope crm.Scope, customerID uuid.UUID) (*CustomerScores, error)
+	// CustomersScoredByOtherRuns returns the customers whose stored scores another run than
+	// runID produced.
+	CustomersScoredByOtherRuns(ctx context.Context, runID uuid.UUID) ([]uuid.UUID, error)
 }
 
 // CustomerScores are a customer's stored scores.
@@ -282,7 +289,7 @@ func (s *Service) scheduleRefit(ctx context.Context) {
 // execute fits and scores one claimed run and stores its outcome.
 func (s *Service) execute(ctx context.Context, r *Run) {
 	start := s.now()
-	result, err := s.fitAndScore(ctx, r)
+	result, changed, err := s.fitAndScore(ctx, r)
 	finished := s.now().UTC().Truncate(time.Microsecond)
 	r.FinishedAt = &finished
 	if err != nil {
@@ -295,6 +302,30 @@ func (s *Service) execute(ctx context.Context, r *Run) {
 	}
 	if err := s.store.FinishRun(context.WithoutCancel(ctx), r); err != nil {
 		s.logger.Error("store model run", "run_id", r.ID, "error", err)
+		return
+	}
+	if r.Status == RunSucceeded {
+		s.catchUp(ctx, r, changed)
+	}
+}
+
+// catchUp rescores, with run r, the customers whose transactions changed while r's full
+// refresh ran: those whose data changed before its scores were swapped in, and those a live
+// rescore scored with the previous run after the swap, before r was marked succeeded.
+func (s *Service) catchUp(ctx context.Context, r *Run, changed []uuid.UUID) {
+	stale, err := s.store.CustomersScoredByOtherRuns(ctx, r.ID)
+	if err != nil {
+		s.logger.Error("find customers scored by other runs", "run_id", r.ID, "error", err)
+	}
+	ids := append(changed, stale...)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.Compact(ids)
+	if err := s.rescoreWith(ctx, r, ids); err != nil {
+		s.logger.Error("rescore customers changed during the run", "run_id", r.ID, "customers", len(ids), "error", err)
+		return
+	}
+	if len(ids) > 0 {
+		s.logger.Info("rescored customers changed during the run", "run_id", r.ID, "customers", len(ids))
 	}
 }
 
@@ -313,7 +344,8 @@ func runErrorOf(err error) *RunError {
 }
 
 // fitAndScore fits both models on the summaries at the calibration end and scores everyone.
-func (s *Service) fitAndScore(ctx context.Context, r *Run) (*RunResult, error) {
+// It also returns the customers whose transactions changed while it ran.
+func (s *Service) fitAndScore(ctx context.Context, r *Run) (*RunResult, []uuid.UUID, error) {
 	result := &RunResult{}
 	var fitDuration time.Duration
 	scoreStart := time.Time{}
@@ -338,7 +370,7 @@ func (s *Service) fitAndScore(ctx context.Context, r *Run) (*RunResult, error) {
 			return score(r, model, spend, rows, summaries, edges)
 		})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	result.Customers = stats.Customers
 	result.ScoredCustomers = stats.Customers
@@ -348,7 +380,7 @@ func (s *Service) fitAndScore(ctx context.Context, r *Run) (*RunResult, error) {
 	if !scoreStart.IsZero() {
 		result.ScoreMillis = time.Since(scoreStart).Milliseconds()
 	}
-	return result, nil
+	return result, stats.ChangedCustomers, nil
 }
 
 // summariesOf converts summary rows to model summaries in the unit. A negative mean repeat
@@ -527,15 +559,23 @@ func (s *Service) Rescore(ctx context.Context, customerIDs []uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	model, spend, err := latest.models()
+	return s.rescoreWith(ctx, latest, customerIDs)
+}
+
+// rescoreWith recomputes the scores of the given customers with run r, as of now.
+func (s *Service) rescoreWith(ctx context.Context, r *Run, customerIDs []uuid.UUID) error {
+	if len(customerIDs) == 0 {
+		return nil
+	}
+	model, spend, err := r.models()
 	if err != nil {
-		return fmt.Errorf("rebuild models of run %s: %w", latest.ID, err)
+		return fmt.Errorf("rebuild models of run %s: %w", r.ID, err)
 	}
 	now := s.now().UTC()
 	ids := slices.Clone(customerIDs)
-	_, err = s.store.RefreshScores(ctx, RefreshQuery{Run: latest, ObservationEnd: now, CustomerIDs: ids, ComputedAt: now},
+	_, err = s.store.RefreshScores(ctx, RefreshQuery{Run: r, ObservationEnd: now, CustomerIDs: ids, ComputedAt: now},
 		func(rows []SummaryRow) ([]ScoreRow, error) {
-			return score(latest, model, spend, rows, summariesOf(rows, units[latest.Unit]), latest.Result.RFMEdges)
+			return score(r, model, spend, rows, summariesOf(rows, units[r.Unit]), r.Result.RFMEdges)
 		})
 	if err != nil {
 		return fmt.Errorf("rescore %d customers: %w", len(ids), err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestScheduledRefit(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	v := crm.NewValidator()
 	customers := postgres.NewCustomerStore(db)
-	svc := analytics.NewService(postgres.NewAnalyticsStore(db), slog.New(slog.DiscardHandler), time.Now, time.Millisecond)
+	svc := analytics.NewService(postgres.NewAnalyticsStore(db, 2), slog.New(slog.DiscardHandler), time.Now, time.Millisecond)
 	txs := crm.NewTransactionService(postgres.NewTransactionStore(db), customers, svc, v, time.Now)
 	items := simulatedPurchases(t, 300, time.Now().UTC())
 	results, err := txs.Record(ctx, crm.Scope{}, items, crm.RecordOptions{CreateCustomers: true, AllOrNone: true})
@@ -92,7 +93,7 @@ func TestFailInterruptedRunsSparesRunsInProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	store := postgres.NewAnalyticsStore(db)
+	store := postgres.NewAnalyticsStore(db, 2)
 	svc := analytics.NewService(store, slog.New(slog.DiscardHandler), time.Now, 0)
 	queued, err := svc.StartRun(ctx, analytics.RunSettings{Currency: "EUR"})
 	if err != nil {
@@ -165,5 +166,130 @@ func TestChurnBand(t *testing.T) {
 		if got := analytics.ChurnBand(risk); got != want {
 			t.Errorf("ChurnBand(%v) = %q, want %q", risk, got, want)
 		}
+	}
+}
+
+// refreshHook runs during on the first full refresh after it is armed, while the refresh
+// holds its snapshot's summaries and before it writes the scores.
+type refreshHook struct {
+	analytics.Store
+	armed  atomic.Bool
+	during func()
+}
+
+func (h *refreshHook) RefreshScores(ctx context.Context, q analytics.RefreshQuery, score func([]analytics.SummaryRow) ([]analytics.ScoreRow, error)) (analytics.RefreshStats, error) {
+	if q.CustomerIDs == nil && h.armed.CompareAndSwap(true, false) {
+		inner := score
+		score = func(rows []analytics.SummaryRow) ([]analytics.ScoreRow, error) {
+			h.during()
+			return inner(rows)
+		}
+	}
+	return h.Store.RefreshScores(ctx, q, score)
+}
+
+// TestRunCatchesUpWithTransactionsDuringRefresh checks that a transaction recorded while a
+// model run's full refresh is under way (after its snapshot, its live rescore still using the
+// previous run) ends up scored by the new run with the new transaction counted, for an
+// existing customer and for one created meanwhile.
+func TestRunCatchesUpWithTransactionsDuringRefresh(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{MaxConns: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	store := &refreshHook{Store: postgres.NewAnalyticsStore(db, 3)}
+	svc := analytics.NewService(store, slog.New(slog.DiscardHandler), time.Now, 0)
+	customers := postgres.NewCustomerStore(db)
+	txs := crm.NewTransactionService(postgres.NewTransactionStore(db), customers, svc, crm.NewValidator(), time.Now)
+	now := time.Now().UTC()
+	items := simulatedPurchases(t, 300, now)
+	if _, err := txs.Record(ctx, crm.Scope{}, items, crm.RecordOptions{CreateCustomers: true, AllOrNone: true}); err != nil {
+		t.Fatal(err)
+	}
+	workCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.Work(workCtx)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	runAndWait := func() *analytics.Run {
+		t.Helper()
+		r, err := svc.StartRun(ctx, analytics.RunSettings{Unit: analytics.UnitDay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if r, err = svc.Run(ctx, r.ID); err != nil {
+				t.Fatal(err)
+			}
+			if r.Status == analytics.RunSucceeded {
+				return r
+			}
+			if r.Status == analytics.RunFailed {
+				t.Fatalf("run failed: %+v", r.Error)
+			}
+		}
+		t.Fatal("run did not finish")
+		return nil
+	}
+	first := runAndWait()
+
+	existing := crm.ExternalRef{Source: "test", ExternalID: "7"}
+	newcomer := crm.ExternalRef{Source: "test", ExternalID: "newcomer"}
+	store.during = func() {
+		late := []crm.Transaction{
+			{CustomerRef: &existing, Type: crm.TypePurchase, OccurredAt: now.Add(-time.Minute), Amount: "12.00", Currency: "EUR"},
+			{CustomerRef: &newcomer, Type: crm.TypePurchase, OccurredAt: now.Add(-time.Minute), Amount: "30.00", Currency: "EUR"},
+		}
+		if _, err := txs.Record(ctx, crm.Scope{}, late, crm.RecordOptions{CreateCustomers: true, AllOrNone: true}); err != nil {
+			t.Errorf("record during the refresh: %v", err)
+		}
+	}
+	store.armed.Store(true)
+	second := runAndWait()
+	if second.ID == first.ID || store.armed.Load() {
+		t.Fatal("the second run's refresh did not run the hook")
+	}
+
+	purchasesOf := func(ref crm.ExternalRef) int {
+		n := 0
+		for _, it := range items {
+			if *it.CustomerRef == ref {
+				n++
+			}
+		}
+		return n + 1
+	}
+	for _, ref := range []crm.ExternalRef{existing, newcomer} {
+		page, err := customers.ListCustomers(ctx, crm.Scope{}, crm.CustomerFilter{ExternalRef: &ref, Page: crm.PageRequest{Limit: 1}})
+		if err != nil || len(page.Customers) != 1 {
+			t.Fatalf("%v: %+v (%v)", ref, page, err)
+		}
+		found := page.Customers[0]
+		// The catch-up follows the run's success; wait for it.
+		want := purchasesOf(ref)
+		var scores *analytics.CustomerScores
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			scores, err = svc.CustomerScores(ctx, crm.Scope{}, found.ID)
+			if err == nil && scores.Run.ID == second.ID && scores.Purchases == want {
+				break
+			}
+		}
+		if err != nil {
+			t.Errorf("%v: %v", ref, err)
+		} else if scores.Run.ID != second.ID || scores.Purchases != want {
+			t.Errorf("%v: scores by run %v with %d purchases, want run %s with %d (the late one counted)",
+				ref, scores.Run.ID, scores.Purchases, second.ID, want)
+		}
+	}
+	if stale, err := store.CustomersScoredByOtherRuns(ctx, second.ID); err != nil || len(stale) != 0 {
+		t.Errorf("customers scored by other runs after the catch-up: %v (%v)", stale, err)
 	}
 }

@@ -63,7 +63,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	}
 	validator := crm.NewValidator()
 	customers := postgres.NewCustomerStore(db)
-	a.Analytics = analytics.NewService(postgres.NewAnalyticsStore(db), logger, time.Now, cfg.RefitInterval)
+	a.Analytics = analytics.NewService(postgres.NewAnalyticsStore(db, cfg.RefreshConnections), logger, time.Now, cfg.RefitInterval)
 	a.Insights = analytics.NewInsights(postgres.NewInsightStore(db), time.Now)
 	a.Customers = crm.NewCustomerService(customers, validator, time.Now)
 	a.Transactions = crm.NewTransactionService(postgres.NewTransactionStore(db), customers, a.Analytics, validator, time.Now)

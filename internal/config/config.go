@@ -34,6 +34,10 @@ type Config struct {
 	// RefitInterval, when positive, refits the models once the latest run is that old
 	// (CENTRIC_REFIT_INTERVAL, e.g. 24h; default off).
 	RefitInterval time.Duration
+	// RefreshConnections is how many database connections a model run's full score refresh
+	// summarises the customers on at once (CENTRIC_REFRESH_CONNECTIONS, default 2, at most
+	// CENTRIC_DB_MAX_CONNS). Match it to the database server's spare cores.
+	RefreshConnections int
 }
 
 // defaultGCPercent is serve's garbage collector target when GOGC is not set.
@@ -42,12 +46,13 @@ const defaultGCPercent = 400
 // Load reads the configuration from getenv (os.Getenv in production) and validates it.
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
-		Addr:            orDefault(getenv("CENTRIC_ADDR"), ":8080"),
-		DatabaseURL:     getenv("DATABASE_URL"),
-		DataDir:         getenv("CENTRIC_DATA_DIR"),
-		PostgresBinDir:  getenv("CENTRIC_PG_BIN"),
-		MaxDBConns:      20,
-		ShutdownTimeout: 15 * time.Second,
+		Addr:               orDefault(getenv("CENTRIC_ADDR"), ":8080"),
+		DatabaseURL:        getenv("DATABASE_URL"),
+		DataDir:            getenv("CENTRIC_DATA_DIR"),
+		PostgresBinDir:     getenv("CENTRIC_PG_BIN"),
+		MaxDBConns:         20,
+		ShutdownTimeout:    15 * time.Second,
+		RefreshConnections: 2,
 	}
 	if getenv("GOGC") == "" {
 		c.GCPercent = defaultGCPercent
@@ -65,6 +70,13 @@ func Load(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("CENTRIC_DB_MAX_CONNS=%q: want a whole number from 1 to 1000", v)
 		}
 		c.MaxDBConns = n
+	}
+	if v := getenv("CENTRIC_REFRESH_CONNECTIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > c.MaxDBConns {
+			return Config{}, fmt.Errorf("CENTRIC_REFRESH_CONNECTIONS=%q: want a whole number from 1 to CENTRIC_DB_MAX_CONNS (%d)", v, c.MaxDBConns)
+		}
+		c.RefreshConnections = n
 	}
 	if v := getenv("CENTRIC_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)

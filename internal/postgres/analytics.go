@@ -76,11 +76,15 @@ func (row *modelRunRow) run() analytics.Run {
 
 // AnalyticsStore implements analytics.Store.
 type AnalyticsStore struct {
-	db *DB
+	db             *DB
+	refreshWorkers int
 }
 
 // NewAnalyticsStore returns an AnalyticsStore on db.
-func NewAnalyticsStore(db *DB) *AnalyticsStore { return &AnalyticsStore{db: db} }
+// A full refresh summarises the customers on refreshConnections connections at once (at least 1).
+func NewAnalyticsStore(db *DB, refreshConnections int) *AnalyticsStore {
+	return &AnalyticsStore{db: db, refreshWorkers: max(refreshConnections, 1)}
+}
 
 var _ analytics.Store = (*AnalyticsStore)(nil)
 
@@ -127,12 +131,8 @@ func (s *AnalyticsStore) FinishRun(ctx context.Context, r *analytics.Run) error 
 	return nil
 }
 
-// runLockSQL takes a transaction-scoped advisory lock on a run while it executes, so that
-// FailInterruptedRuns in any process can tell a run in progress from an abandoned one.
-const runLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`
-
 // FailInterruptedRuns fails the runs left running by a stopped process: those whose run lock
-// nobody holds. A run another process is executing keeps its lock and is left alone.
+// (runSessionLockSQL) nobody holds. A run another process is executing keeps its lock and is left alone.
 func (s *AnalyticsStore) FailInterruptedRuns(ctx context.Context, at time.Time) error {
 	e := jsonColumn[analytics.RunError]{analytics.RunError{Code: "interrupted", Message: "the service stopped while the run was in progress; start it again"}}
 	err := s.db.session(ctx).Model(&modelRunRow{}).
@@ -217,15 +217,14 @@ func (s *AnalyticsStore) MostUsedCurrency(ctx context.Context) (string, error) {
 	return currency[0], nil
 }
 
-// summarySQL computes every live customer's purchase summary at an observation end into the
-// session's summary_rows table, as one sorted pipeline (nothing materialised twice, nothing
+// summarySQL selects every live customer's purchase summary at an observation end, as one
+// sorted pipeline (nothing materialised twice, nothing
 // hashed): one aggregate per customer and day, the first purchase day as a window over the same
 // rows, one aggregate per customer. Purchases on one calendar day (UTC) are one occasion worth
 // that day's purchases minus its refunds; refunds on days without purchases count against repeat
 // spend; costs are kept apart. $1 currency, $2 the first instant after the observation end's day,
-// $3 that day. The %s is the filter on customers: empty for everyone, or summaryForCustomers.
-const summarySQL = `INSERT INTO summary_rows
-SELECT s.* FROM (
+// $3 that day. The %s is the filter on customers: summaryForCustomers, or a range of ids.
+const summarySQL = `SELECT s.* FROM (
 	SELECT d.customer_id,
 		(count(*) FILTER (WHERE d.bought IS NOT NULL) - 1)::int,
 		(max(d.day) FILTER (WHERE d.bought IS NOT NULL) - min(d.first_day))::int,
@@ -257,7 +256,7 @@ WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id AND c.deleted
 // not an "IS NULL OR" branch, so a cached generic plan can never lose the customer index.
 const summaryForCustomers = "AND t.customer_id = ANY($4)"
 
-// stagingTablesSQL creates the session's staging tables of a refresh, emptied at commit.
+// stagingTablesSQL creates the session's staging tables of a rescore, emptied at commit.
 const stagingTablesSQL = `
 CREATE TEMP TABLE IF NOT EXISTS summary_rows (
 	customer_id uuid, frequency int, recency_days int, t_days int, repeat_net numeric, total_net numeric,
@@ -268,9 +267,9 @@ CREATE TEMP TABLE IF NOT EXISTS score_rows (
 	rfm_r int2, rfm_f int2, rfm_m int2, segment text
 ) ON COMMIT DELETE ROWS`
 
-// upsertScoresSQL stores the staged scores with their summaries. $1 run, $2 currency, $3
-// observation end, $4 days per unit, $5 computed at.
-const upsertScoresSQL = `INSERT INTO customer_scores (customer_id, model_run_id, currency, observation_end,
+// scoreSelectSQL selects the score rows of customer_scores from the staged scores (sc) and
+// summaries (s). $1 run, $2 currency, $3 observation end, $4 days per unit, $5 computed at.
+const scoreSelectSQL = `(customer_id, model_run_id, currency, observation_end,
 	frequency, recency, t, monetary, purchases, first_purchase_at, last_purchase_at, revenue, refunds, cost, net_value,
 	p_alive, churn_risk, churn_band, expected_purchases_30d, expected_purchases_90d, expected_purchases_365d,
 	expected_spend, clv, rfm_recency, rfm_frequency, rfm_monetary, rfm_segment, computed_at)
@@ -278,7 +277,10 @@ SELECT s.customer_id, $1, $2, $3, s.frequency, s.recency_days / $4::float8, s.t_
 	round(greatest(CASE WHEN s.frequency > 0 THEN s.repeat_net / s.frequency ELSE 0 END, 0), 4), s.frequency + 1,
 	s.first_purchase_at, s.last_purchase_at, s.revenue, s.refunds, s.cost, s.revenue - s.refunds - s.cost,
 	sc.p_alive, 1 - sc.p_alive, sc.band, sc.e30, sc.e90, sc.e365, round(sc.spend::numeric, 2), round(sc.clv::numeric, 2),
-	sc.rfm_r, sc.rfm_f, sc.rfm_m, sc.segment, $5
+	sc.rfm_r, sc.rfm_f, sc.rfm_m, sc.segment, $5`
+
+// upsertScoresSQL stores the staged scores of a rescore with their summaries.
+const upsertScoresSQL = `INSERT INTO customer_scores ` + scoreSelectSQL + `
 FROM score_rows sc JOIN summary_rows s USING (customer_id)
 ON CONFLICT (customer_id) DO UPDATE SET
 	model_run_id = EXCLUDED.model_run_id, currency = EXCLUDED.currency, observation_end = EXCLUDED.observation_end,
@@ -294,34 +296,25 @@ ON CONFLICT (customer_id) DO UPDATE SET
 
 var scoreColumns = []string{"customer_id", "p_alive", "band", "e30", "e90", "e365", "spend", "clv", "rfm_r", "rfm_f", "rfm_m", "segment"}
 
-// RefreshScores computes summaries in SQL, scores them in Go and stores the scores, in one
-// transaction.
+// RefreshScores computes summaries in SQL, scores them in Go and stores the scores. A refresh
+// of some customers upserts their scores in one transaction; a full refresh replaces the table
+// (see refreshAll).
 func (s *AnalyticsStore) RefreshScores(ctx context.Context, q analytics.RefreshQuery, score func([]analytics.SummaryRow) ([]analytics.ScoreRow, error)) (analytics.RefreshStats, error) {
+	if q.CustomerIDs == nil {
+		return s.refreshAll(ctx, q, score)
+	}
 	var stats analytics.RefreshStats
 	err := s.db.withPgx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, stagingTablesSQL); err != nil {
 			return fmt.Errorf("create staging tables: %w", err)
 		}
-		if q.CustomerIDs == nil {
-			if _, err := tx.Exec(ctx, runLockSQL, q.Run.ID); err != nil {
-				return fmt.Errorf("lock run %s: %w", q.Run.ID, err)
-			}
-			if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '256MB'"); err != nil {
-				return fmt.Errorf("raise work_mem: %w", err)
-			}
-		}
 		start := time.Now()
 		endDay := q.ObservationEnd.UTC().Truncate(24 * time.Hour)
-		args := []any{q.Run.Currency, endDay.Add(24 * time.Hour), pgtype.Date{Time: endDay, Valid: true}}
-		query := fmt.Sprintf(summarySQL, "")
-		if q.CustomerIDs != nil {
-			query = fmt.Sprintf(summarySQL, summaryForCustomers)
-			args = append(args, q.CustomerIDs)
-		}
-		if _, err := tx.Exec(ctx, query, args...); err != nil {
+		query := "INSERT INTO summary_rows " + fmt.Sprintf(summarySQL, summaryForCustomers)
+		if _, err := tx.Exec(ctx, query, q.Run.Currency, endDay.Add(24*time.Hour), pgtype.Date{Time: endDay, Valid: true}, q.CustomerIDs); err != nil {
 			return fmt.Errorf("summarise purchases: %w", err)
 		}
-		rows, err := readSummaries(ctx, tx, &stats)
+		rows, err := readSummaries(ctx, tx, "summary_rows", &stats)
 		if err != nil {
 			return err
 		}
@@ -336,26 +329,28 @@ func (s *AnalyticsStore) RefreshScores(ctx context.Context, q analytics.RefreshQ
 		if _, err := tx.Exec(ctx, upsertScoresSQL, q.Run.ID, q.Run.Currency, q.ObservationEnd, q.Run.Unit.Days(), q.ComputedAt); err != nil {
 			return fmt.Errorf("store scores: %w", err)
 		}
-		if q.CustomerIDs == nil {
-			if _, err := tx.Exec(ctx, `DELETE FROM customer_scores WHERE model_run_id <> $1`, q.Run.ID); err != nil {
-				return fmt.Errorf("remove stale scores: %w", err)
-			}
-		}
 		return nil
 	})
 	return stats, err
 }
 
-func readSummaries(ctx context.Context, tx pgx.Tx, stats *analytics.RefreshStats) ([]analytics.SummaryRow, error) {
+// querier runs queries on a connection or in a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// readSummaries reads the summaries staged in table and describes them in stats.
+func readSummaries(ctx context.Context, q querier, table string, stats *analytics.RefreshStats) ([]analytics.SummaryRow, error) {
 	var first, last pgtype.Timestamptz
-	if err := tx.QueryRow(ctx, `SELECT count(*), min(first_purchase_at), max(last_purchase_at) FROM summary_rows`).
+	if err := q.QueryRow(ctx, `SELECT count(*), min(first_purchase_at), max(last_purchase_at) FROM `+table).
 		Scan(&stats.Customers, &first, &last); err != nil {
 		return nil, fmt.Errorf("count summaries: %w", err)
 	}
 	stats.FirstPurchaseAt, stats.LastPurchaseAt = first.Time.UTC(), last.Time.UTC()
-	rows, err := tx.Query(ctx, `SELECT customer_id, frequency, recency_days, t_days,
+	rows, err := q.Query(ctx, `SELECT customer_id, frequency, recency_days, t_days,
 		(CASE WHEN frequency > 0 THEN repeat_net / frequency ELSE 0 END)::float8, total_net::float8
-		FROM summary_rows`)
+		FROM `+table)
 	if err != nil {
 		return nil, fmt.Errorf("read summaries: %w", err)
 	}
@@ -476,4 +471,14 @@ func scoreSummaries(tx *gorm.DB, ids []uuid.UUID) (map[uuid.UUID]*crm.ScoreSumma
 		}
 	}
 	return out, nil
+}
+
+// CustomersScoredByOtherRuns returns the customers whose stored scores another run produced.
+func (s *AnalyticsStore) CustomersScoredByOtherRuns(ctx context.Context, runID uuid.UUID) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := s.db.session(ctx).Raw(`SELECT customer_id FROM customer_scores WHERE model_run_id <> ?`, runID).Scan(&ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("find customers scored by other runs: %w", err)
+	}
+	return ids, nil
 }

@@ -80,15 +80,7 @@ func (db *DB) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
 
 // withPgx runs fn in a pgx transaction on one pooled connection, for COPY and batches.
 func (db *DB) withPgx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	conn, err := db.sql.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire connection: %w", err)
-	}
-	defer conn.Close()
-	return conn.Raw(func(driverConn any) error {
-		pc := driverConn.(*stdlib.Conn).Conn()
-		return pgx.BeginFunc(ctx, pc, fn)
-	})
+	return db.withConn(ctx, func(conn *pgx.Conn) error { return pgx.BeginFunc(ctx, conn, fn) })
 }
 
 // constraintOf returns the name of the constraint a PostgreSQL error violated, if any.
@@ -98,4 +90,17 @@ func constraintOf(err error) (code, constraint string) {
 		return pgErr.Code, pgErr.ConstraintName
 	}
 	return "", ""
+}
+
+// withConn runs fn on one pooled connection, for work spanning several transactions or
+// holding session-level locks.
+func (db *DB) withConn(ctx context.Context, fn func(conn *pgx.Conn) error) error {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(driverConn any) error {
+		return fn(driverConn.(*stdlib.Conn).Conn())
+	})
 }
