@@ -26,6 +26,9 @@ const (
 	// degenerateGap is the distance from a pole below which a transformation
 	// is considered ill-conditioned (it would lose about −log10(gap) digits).
 	degenerateGap = 1e-3
+	// maxCephesGap bounds |c − a − b| for mathext.Hypergeo's integer case, whose
+	// work grows with it.
+	maxCephesGap = 1e4
 )
 
 // numericalError is an error constant of the numerical routines.
@@ -49,8 +52,9 @@ const errPrecision numericalError = "hypergeometric evaluation lost precision"
 // [0, 0.9] before summing: z < 0 by Pfaff's transformation
 // ₂F₁(a,b;c;z) = (1−z)^(−a) ₂F₁(a, c−b; c; z/(z−1)); 0.9 < z < 1 by the
 // 1−z transformation (A&S 15.3.6). When c − a − b is within
-// [degenerateGap] of an integer, that transformation is ill-conditioned and
-// Cephes' own treatment of the integer case (mathext.Hypergeo) is used.
+// [degenerateGap] of an integer, that transformation is ill-conditioned: the
+// series is summed directly when all its terms are positive, and Cephes' own
+// treatment of the integer case (mathext.Hypergeo) is used otherwise.
 func hyp2f1(a, b, c, z float64) (float64, error) {
 	if !isFinite(a) || !isFinite(b) || !isFinite(c) || math.IsNaN(z) {
 		return 0, errors.New("hyp2f1: non-finite argument")
@@ -70,6 +74,17 @@ func hyp2f1(a, b, c, z float64) (float64, error) {
 	case z < 1:
 		d := c - a - b
 		if math.Abs(d-math.Round(d)) < degenerateGap {
+			if a > 0 && b > 0 && c > 0 {
+				// Every term of the series is positive: summing it directly loses nothing to
+				// cancellation, and it ends (converged or not) within maxSeriesTerms, whereas
+				// Cephes' integer case iterates about c−a−b times and stalls when that is huge.
+				if v, err := hypSeries(a, b, c, z); err == nil {
+					return v, nil
+				}
+			}
+			if math.Abs(d) > maxCephesGap {
+				return 0, fmt.Errorf("hyp2f1(%v, %v; %v; %v): %w", a, b, c, z, errSeries)
+			}
 			v := mathext.Hypergeo(a, b, c, z)
 			if !isFinite(v) {
 				return 0, fmt.Errorf("hyp2f1(%v, %v; %v; %v): %w", a, b, c, z, errSeries)

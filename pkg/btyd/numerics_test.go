@@ -179,6 +179,31 @@ func TestDERLMatchesTruncatedSum(t *testing.T) {
 			}
 		}
 	}
+	// Huge α near an integer (a nearly certain churn) at small discount rates puts ₂F₁ in its
+	// degenerate case close to z = 1, where Cephes' recurrence would take about α steps.
+	for _, p := range []SBGParams{{1e7 + 1e-7, 0.5}, {3e8, 5}, {50.0000001, 2}, {2, 1}} {
+		m, err := NewShiftedBetaGeometric(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []float64{0.01, 0.05} {
+			got, err := m.DiscountedExpectedResidualLifetime(d, 3)
+			if err != nil {
+				t.Fatalf("%+v DERL(d=%v): %v", p, d, err)
+			}
+			// S(t)/S(t−1) = (β+t−1)/(α+β+t−1): the ratios keep every digit where the
+			// survival's gamma functions of α would not.
+			var want float64
+			ratio := 1.0
+			for k := 4; k < 20000; k++ {
+				ratio *= (p.Beta + float64(k) - 1) / (p.Alpha + p.Beta + float64(k) - 1)
+				want += ratio / math.Pow(1+d, float64(k-4))
+			}
+			if !approx(got, want, 1e-10*want) {
+				t.Errorf("%+v DERL(d=%v, renewals=3) = %.12g, truncated sum %.12g", p, d, got, want)
+			}
+		}
+	}
 	m, _ := NewShiftedBetaGeometric(SBGParams{1, 1})
 	if _, err := m.DiscountedExpectedResidualLifetime(0, 0); err == nil {
 		t.Error("DERL with d = 0: error = nil")
