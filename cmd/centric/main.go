@@ -361,11 +361,11 @@ func printRun(w io.Writer, r *analytics.Run, wall time.Duration) {
 		res.Customers, res.RepeatCustomers, res.DistinctRows)
 	fmt.Fprintf(w, "  purchases from   %s to %s\n", res.FirstPurchaseAt.Format(time.RFC3339), res.LastPurchaseAt.Format(time.RFC3339))
 	fmt.Fprintf(w, "  %-16s r = %.6g, alpha = %.6g %ss, a = %.6g, b = %.6g\n", r.Model, p.R, p.Alpha, r.Unit, p.A, p.B)
-	fmt.Fprintf(w, "                   log-likelihood %.6f (%s, %s, %d iterations)\n",
-		res.Fit.LogLikelihood, res.Fit.Method, res.Fit.Status, res.Fit.Iterations)
+	fmt.Fprintf(w, "                   log-likelihood %.6f, gradient norm %.2g (%s, %d iterations, last status %s)\n",
+		res.Fit.LogLikelihood, res.Fit.GradientNorm, res.Fit.Method, res.Fit.Iterations, res.Fit.Status)
 	fmt.Fprintf(w, "  %-16s p = %.6g, q = %.6g, gamma = %.6g (%d customers excluded)\n", "gamma-gamma", p.P, p.Q, p.Gamma, res.SpendExcluded)
-	fmt.Fprintf(w, "                   log-likelihood %.6f (%s, %s, %d iterations)\n",
-		res.SpendFit.LogLikelihood, res.SpendFit.Method, res.SpendFit.Status, res.SpendFit.Iterations)
+	fmt.Fprintf(w, "                   log-likelihood %.6f, gradient norm %.2g (%s, %d iterations, last status %s)\n",
+		res.SpendFit.LogLikelihood, res.SpendFit.GradientNorm, res.SpendFit.Method, res.SpendFit.Iterations, res.SpendFit.Status)
 	var run time.Duration
 	if r.StartedAt != nil && r.FinishedAt != nil {
 		run = r.FinishedAt.Sub(*r.StartedAt)

@@ -1012,7 +1012,7 @@ type FitDiagnostics struct {
 	// Method The optimiser or optimisers run.
 	Method string `json:"method"`
 
-	// Status The optimiser's final status.
+	// Status The last optimiser run's termination status, as gonum reports it (for example GradientThreshold, FunctionConvergence, or Failure when the line search could no longer improve the likelihood at machine precision). It does not decide convergence: an estimate is accepted when `gradient_norm` (of the mean negative log-likelihood with respect to the log-parameters) is at most 1e-5, and a fit that is not accepted fails the run with the error code `not_converged`.
 	Status string `json:"status"`
 }
 
