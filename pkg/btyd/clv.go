@@ -317,8 +317,10 @@ func (s *Scorer) NewScoreTable(n int) *ScoreTable {
 }
 
 // ScoreAll scores every customer into table (from [Scorer.NewScoreTable]),
-// splitting the work across GOMAXPROCS goroutines. It returns the error of
-// the first invalid customer, if any.
+// splitting the work across GOMAXPROCS goroutines. Customers with the same
+// purchase history (x, t_x, T) share the purchase model's work, which is
+// most of it; the scores are the same as [Scorer.Score]'s. It returns the
+// error of the first invalid customer, if any.
 func (s *Scorer) ScoreAll(customers []Summary, table *ScoreTable) error {
 	n := len(customers)
 	if len(table.ProbabilityAlive) != n || len(table.ExpectedSpend) != n || len(table.CLV) != n ||
@@ -330,21 +332,12 @@ func (s *Scorer) ScoreAll(customers []Summary, table *ScoreTable) error {
 			return errors.New("score all: table does not match the customers")
 		}
 	}
-	workers := max(1, min(runtime.GOMAXPROCS(0), n/1024))
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	chunk := (n + workers - 1) / workers
-	for w := range workers {
-		lo := min(w*chunk, n)
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	if s.clv.core == nil || len(s.points) > scorePoints {
+		return inParallel(n, func(lo, hi int) error {
 			score := Score{ExpectedPurchases: make([]float64, len(s.horizons))}
 			for i := lo; i < hi; i++ {
 				if err := s.Score(customers[i], &score); err != nil {
-					errs[w] = fmt.Errorf("customer %d: %w", i, err)
-					return
+					return fmt.Errorf("customer %d: %w", i, err)
 				}
 				table.ProbabilityAlive[i] = score.ProbabilityAlive
 				table.ExpectedSpend[i] = score.ExpectedSpend
@@ -353,8 +346,84 @@ func (s *Scorer) ScoreAll(customers []Summary, table *ScoreTable) error {
 					table.ExpectedPurchases[h][i] = v
 				}
 			}
-		}()
+			return nil
+		})
+	}
+
+	// The distinct purchase histories, and each customer's.
+	history := make([]int32, n)
+	first := make([]int32, 0, n/2) // a customer with each history
+	index := make(map[[3]float64]int32, n/2)
+	for i, c := range customers {
+		key := [3]float64{c.Frequency, c.Recency, c.T}
+		h, ok := index[key]
+		if !ok {
+			h = int32(len(first))
+			index[key] = h
+			first = append(first, int32(i))
+		}
+		history[i] = h
+	}
+	nh := len(s.horizons)
+	alive := make([]float64, len(first))
+	expected := make([]float64, len(first)*nh)
+	discounted := make([]float64, len(first)) // discounted expected purchases over the CLV horizon
+	err := inParallel(len(first), func(lo, hi int) error {
+		var buf [scorePoints]float64
+		points := buf[:len(s.points)]
+		for h := lo; h < hi; h++ {
+			c := customers[first[h]]
+			a, err := s.model.ProbabilityAlive(c)
+			if err != nil {
+				return fmt.Errorf("customer %d: score: %w", first[h], err)
+			}
+			if err := s.clv.core.expectedAt(c, a, s.points, points); err != nil {
+				return fmt.Errorf("customer %d: score: %w", first[h], err)
+			}
+			alive[h] = a
+			copy(expected[h*nh:(h+1)*nh], points[:nh])
+			discounted[h] = s.clv.discount(points[nh:])
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return inParallel(n, func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			spend, err := s.clv.spend.ExpectedSpend(customers[i])
+			if err != nil {
+				return fmt.Errorf("customer %d: score: %w", i, err)
+			}
+			h := int(history[i])
+			table.ProbabilityAlive[i] = alive[h]
+			table.ExpectedSpend[i] = spend
+			table.CLV[i] = discounted[h] * spend
+			for k := range nh {
+				table.ExpectedPurchases[k][i] = expected[h*nh+k]
+			}
+		}
+		return nil
+	})
+}
+
+// inParallel calls work on consecutive ranges of [0, n) on up to GOMAXPROCS
+// goroutines and returns the error of the lowest failing range.
+func inParallel(n int, work func(lo, hi int) error) error {
+	workers := max(1, min(runtime.GOMAXPROCS(0), n/1024))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := range workers {
+		lo := min(w*chunk, n)
+		hi := min(lo+chunk, n)
+		wg.Go(func() { errs[w] = work(lo, hi) })
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

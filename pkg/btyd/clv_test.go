@@ -3,6 +3,8 @@ package btyd
 import (
 	"errors"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/centric-crm/centric/pkg/rfm"
@@ -154,6 +156,60 @@ func TestScorer(t *testing.T) {
 		if err := s.ScoreAll([]Summary{{Frequency: 1, Recency: 5, T: 2}}, s.NewScoreTable(1)); err == nil {
 			t.Error("ScoreAll with recency > T: error = nil")
 		}
+	}
+}
+
+// TestScoreAllMatchesScore checks that scoring many customers at once, where
+// customers share purchase histories but not spend, gives exactly the scores
+// of scoring each alone.
+func TestScoreAllMatchesScore(t *testing.T) {
+	t.Parallel()
+	dailyParams := publishedBGNBD
+	dailyParams.Alpha *= 7
+	m, err := NewMBGNBD(dailyParams, rfm.Day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gg, err := NewGammaGamma(publishedGG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewScorer(m, gg, ScorerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	customers := make([]Summary, 5000)
+	for i := range customers {
+		x := float64(i % 7)
+		c := Summary{Frequency: x, T: float64(300 + i%11)}
+		if x > 0 {
+			c.Recency = float64(i % 290)
+			c.Monetary = float64(i%97) + 0.5
+		}
+		customers[i] = c
+	}
+	table := s.NewScoreTable(len(customers))
+	if err := s.ScoreAll(customers, table); err != nil {
+		t.Fatal(err)
+	}
+	score := Score{ExpectedPurchases: make([]float64, s.Horizons())}
+	for i, c := range customers {
+		if err := s.Score(c, &score); err != nil {
+			t.Fatal(err)
+		}
+		got := []float64{table.ProbabilityAlive[i], table.ExpectedSpend[i], table.CLV[i]}
+		want := []float64{score.ProbabilityAlive, score.ExpectedSpend, score.CLV}
+		for h := range score.ExpectedPurchases {
+			got = append(got, table.ExpectedPurchases[h][i])
+			want = append(want, score.ExpectedPurchases[h])
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("customer %d %+v: ScoreAll %v, Score %v", i, c, got, want)
+		}
+	}
+	bad := append(slices.Clone(customers[:3000]), Summary{Frequency: 1, Recency: 5, T: 2})
+	if err := s.ScoreAll(bad, s.NewScoreTable(len(bad))); err == nil || !strings.Contains(err.Error(), "customer 3000") {
+		t.Errorf("ScoreAll with customer 3000 invalid: error = %v", err)
 	}
 }
 
