@@ -173,6 +173,39 @@ func (e ModelRunStatus) Valid() bool {
 	}
 }
 
+// Defines values for Permission.
+const (
+	Admin             Permission = "admin"
+	AnalyticsRead     Permission = "analytics:read"
+	AnalyticsWrite    Permission = "analytics:write"
+	CustomersRead     Permission = "customers:read"
+	CustomersWrite    Permission = "customers:write"
+	TransactionsRead  Permission = "transactions:read"
+	TransactionsWrite Permission = "transactions:write"
+)
+
+// Valid indicates whether the value is a known member of the Permission enum.
+func (e Permission) Valid() bool {
+	switch e {
+	case Admin:
+		return true
+	case AnalyticsRead:
+		return true
+	case AnalyticsWrite:
+		return true
+	case CustomersRead:
+		return true
+	case CustomersWrite:
+		return true
+	case TransactionsRead:
+		return true
+	case TransactionsWrite:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemCode.
 const (
 	Conflict             ProblemCode = "conflict"
@@ -183,6 +216,7 @@ const (
 	NotFound             ProblemCode = "not_found"
 	PayloadTooLarge      ProblemCode = "payload_too_large"
 	PreconditionFailed   ProblemCode = "precondition_failed"
+	RateLimited          ProblemCode = "rate_limited"
 	Unauthorized         ProblemCode = "unauthorized"
 	Unavailable          ProblemCode = "unavailable"
 	UnsupportedMediaType ProblemCode = "unsupported_media_type"
@@ -207,6 +241,8 @@ func (e ProblemCode) Valid() bool {
 	case PayloadTooLarge:
 		return true
 	case PreconditionFailed:
+		return true
+	case RateLimited:
 		return true
 	case Unauthorized:
 		return true
@@ -513,6 +549,87 @@ func (e ListTransactionsParamsSort) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// APIKey An API key, without its secret.
+type APIKey struct {
+	// CreatedAt When the key was issued.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The key's id (UUIDv7).
+	Id openapi_types.UUID `json:"id"`
+
+	// Name What the key is for.
+	Name string `json:"name"`
+
+	// Permissions What the key may do.
+	Permissions []Permission `json:"permissions"`
+
+	// Prefix The key's public start (`ck_` and 12 hex digits), to recognise it in logs.
+	//
+	// Example: ck_839a687f208f
+	Prefix string `json:"prefix"`
+
+	// RevokedAt When the key was revoked; null while it is active.
+	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
+
+	// RootCustomerId The business customer whose subtree the key is confined to; null for a key that sees every customer.
+	RootCustomerId nullable.Nullable[openapi_types.UUID] `json:"root_customer_id"`
+}
+
+// APIKeyCreate A key to issue.
+type APIKeyCreate struct {
+	// Name What the key is for.
+	Name string `json:"name"`
+
+	// Permissions What the key may do; only permissions the calling key holds can be granted.
+	Permissions []Permission `json:"permissions"`
+
+	// RootCustomerId Confine the key to this live business customer's subtree. Required for a caller that is confined itself.
+	RootCustomerId *openapi_types.UUID `json:"root_customer_id,omitempty"`
+}
+
+// APIKeyCreated A newly issued key with its secret, which is shown only in this response.
+type APIKeyCreated struct {
+	// CreatedAt When the key was issued.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The key's id (UUIDv7).
+	Id openapi_types.UUID `json:"id"`
+
+	// Name What the key is for.
+	Name string `json:"name"`
+
+	// Permissions What the key may do.
+	Permissions []Permission `json:"permissions"`
+
+	// Prefix The key's public start (`ck_` and 12 hex digits), to recognise it in logs.
+	//
+	// Example: ck_839a687f208f
+	Prefix string `json:"prefix"`
+
+	// RevokedAt When the key was revoked; null while it is active.
+	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
+
+	// RootCustomerId The business customer whose subtree the key is confined to; null for a key that sees every customer.
+	RootCustomerId nullable.Nullable[openapi_types.UUID] `json:"root_customer_id"`
+
+	// Secret The key to send as `Authorization: Bearer <secret>`. Store it now; it cannot be shown again.
+	//
+	// Example: ck_839a687f208f_Blk2RVz-OXNkrvTHiqleen1w16K2t7_vQHDCNO_jG2w
+	Secret string `json:"secret"`
+}
+
+// APIKeyPage One page of API keys.
+type APIKeyPage struct {
+	// Data The keys on this page.
+	Data []APIKey `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
 }
 
 // Acquisition Acquisition cost and value by group.
@@ -1232,6 +1349,9 @@ type PeriodRate struct {
 	RetentionRate float64 `json:"retention_rate"`
 }
 
+// Permission What an API key may do; `admin` grants every permission and key management.
+type Permission string
+
 // Problem An RFC 9457 problem document.
 type Problem struct {
 	// Code A stable machine-readable code.
@@ -1636,6 +1756,9 @@ type WhatIf struct {
 	ValueChange string `json:"value_change"`
 }
 
+// APIKeyID defines model for APIKeyID.
+type APIKeyID = openapi_types.UUID
+
 // CurrencyFilter An ISO 4217 currency code.
 //
 // Example: EUR
@@ -1669,6 +1792,9 @@ type TransactionSort string
 
 // TransactionTypeFilter `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionTypeFilter = TransactionType
+
+// TooManyRequests An RFC 9457 problem document.
+type TooManyRequests = Problem
 
 // GetAcquisitionParams defines parameters for GetAcquisition.
 type GetAcquisitionParams struct {
@@ -1746,6 +1872,15 @@ type GetWhatIfParams struct {
 
 	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency, else XXX (no currency) with empty results.
 	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+}
+
+// ListApiKeysParams defines parameters for ListApiKeys.
+type ListApiKeysParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListCustomersParams defines parameters for ListCustomers.
@@ -1877,6 +2012,9 @@ type CreateModelRunJSONRequestBody = ModelRunCreate
 // ProjectRetentionJSONRequestBody defines body for ProjectRetention for application/json ContentType.
 type ProjectRetentionJSONRequestBody = RetentionProjectionRequest
 
+// CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
+type CreateApiKeyJSONRequestBody = APIKeyCreate
+
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
 
@@ -1927,6 +2065,18 @@ type ServerInterface interface {
 	// GetWhatIf The value of a retention change
 	// (GET /v1/analytics/what-if)
 	GetWhatIf(ctx echo.Context, params GetWhatIfParams) error
+	// ListApiKeys List API keys
+	// (GET /v1/api-keys)
+	ListApiKeys(ctx echo.Context, params ListApiKeysParams) error
+	// CreateApiKey Issue an API key
+	// (POST /v1/api-keys)
+	CreateApiKey(ctx echo.Context) error
+	// RevokeApiKey Revoke an API key
+	// (DELETE /v1/api-keys/{api_key_id})
+	RevokeApiKey(ctx echo.Context, apiKeyId APIKeyID) error
+	// GetApiKey Get an API key
+	// (GET /v1/api-keys/{api_key_id})
+	GetApiKey(ctx echo.Context, apiKeyId APIKeyID) error
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
@@ -2199,6 +2349,72 @@ func (w *ServerInterfaceWrapper) GetWhatIf(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetWhatIf(ctx, params)
+	return err
+}
+
+// ListApiKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) ListApiKeys(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListApiKeysParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListApiKeys(ctx, params)
+	return err
+}
+
+// CreateApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateApiKey(ctx)
+	return err
+}
+
+// RevokeApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeApiKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "api_key_id" -------------
+	var apiKeyId APIKeyID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "api_key_id", ctx.Param("api_key_id"), &apiKeyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter api_key_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeApiKey(ctx, apiKeyId)
+	return err
+}
+
+// GetApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) GetApiKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "api_key_id" -------------
+	var apiKeyId APIKeyID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "api_key_id", ctx.Param("api_key_id"), &apiKeyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter api_key_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetApiKey(ctx, apiKeyId)
 	return err
 }
 
@@ -2675,10 +2891,26 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/analytics/concentration", wrapper.GetConcentration, options.OperationMiddlewares["getConcentration"]...)
 	router.GET(options.BaseURL+"/v1/analytics/acquisition", wrapper.GetAcquisition, options.OperationMiddlewares["getAcquisition"]...)
 	router.GET(options.BaseURL+"/v1/analytics/what-if", wrapper.GetWhatIf, options.OperationMiddlewares["getWhatIf"]...)
+	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
+	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
+	router.DELETE(options.BaseURL+"/v1/api-keys/:api_key_id", wrapper.RevokeApiKey, options.OperationMiddlewares["revokeApiKey"]...)
+	router.GET(options.BaseURL+"/v1/api-keys/:api_key_id", wrapper.GetApiKey, options.OperationMiddlewares["getApiKey"]...)
 
 }
 
 type ProblemApplicationProblemPlusJSONResponse Problem
+
+type TooManyRequestsResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
+}
 
 type GetHealthRequestObject struct {
 }
@@ -2838,6 +3070,34 @@ func (response GetAcquisition403ApplicationProblemPlusJSONResponse) VisitGetAcqu
 	return err
 }
 
+type GetAcquisition429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAcquisition429ApplicationProblemPlusJSONResponse) VisitGetAcquisitionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAcquisitiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -2935,6 +3195,34 @@ func (response GetConcentration404ApplicationProblemPlusJSONResponse) VisitGetCo
 	return err
 }
 
+type GetConcentration429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetConcentration429ApplicationProblemPlusJSONResponse) VisitGetConcentrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetConcentrationdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3014,6 +3302,34 @@ func (response ListModelRuns403ApplicationProblemPlusJSONResponse) VisitListMode
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelRuns429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListModelRuns429ApplicationProblemPlusJSONResponse) VisitListModelRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3139,6 +3455,34 @@ func (response CreateModelRun422ApplicationProblemPlusJSONResponse) VisitCreateM
 	return err
 }
 
+type CreateModelRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateModelRun429ApplicationProblemPlusJSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateModelRundefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3217,6 +3561,34 @@ func (response GetLatestModelRun404ApplicationProblemPlusJSONResponse) VisitGetL
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLatestModelRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetLatestModelRun429ApplicationProblemPlusJSONResponse) VisitGetLatestModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3318,6 +3690,34 @@ func (response GetModelRun404ApplicationProblemPlusJSONResponse) VisitGetModelRu
 	return err
 }
 
+type GetModelRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetModelRun429ApplicationProblemPlusJSONResponse) VisitGetModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetModelRundefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3411,6 +3811,34 @@ func (response GetRetention422ApplicationProblemPlusJSONResponse) VisitGetRetent
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRetention429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetRetention429ApplicationProblemPlusJSONResponse) VisitGetRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3512,6 +3940,34 @@ func (response ProjectRetention422ApplicationProblemPlusJSONResponse) VisitProje
 	return err
 }
 
+type ProjectRetention429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ProjectRetention429ApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ProjectRetentiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3609,12 +4065,536 @@ func (response GetWhatIf422ApplicationProblemPlusJSONResponse) VisitGetWhatIfRes
 	return err
 }
 
+type GetWhatIf429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetWhatIf429ApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetWhatIfdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
 }
 
 func (response GetWhatIfdefaultApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeysRequestObject struct {
+	Params ListApiKeysParams
+}
+
+type ListApiKeysResponseObject interface {
+	VisitListApiKeysResponse(w http.ResponseWriter) error
+}
+
+type ListApiKeys200JSONResponse APIKeyPage
+
+func (response ListApiKeys200JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListApiKeys400ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListApiKeys401ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListApiKeys403ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListApiKeys429ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeysdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListApiKeysdefaultApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKeyRequestObject struct {
+	Body *CreateApiKeyJSONRequestBody
+}
+
+type CreateApiKeyResponseObject interface {
+	VisitCreateApiKeyResponse(w http.ResponseWriter) error
+}
+
+type CreateApiKey201ResponseHeaders struct {
+	Location *string
+}
+
+type CreateApiKey201JSONResponse struct {
+	Body    APIKeyCreated
+	Headers CreateApiKey201ResponseHeaders
+}
+
+func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey400ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey401ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateApiKey401ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey403ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateApiKey403ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey422ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateApiKey422ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey429ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateApiKeydefaultApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKeyRequestObject struct {
+	ApiKeyId APIKeyID `json:"api_key_id"`
+}
+
+type RevokeApiKeyResponseObject interface {
+	VisitRevokeApiKeyResponse(w http.ResponseWriter) error
+}
+
+type RevokeApiKey200JSONResponse APIKey
+
+func (response RevokeApiKey200JSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeApiKey400ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey401ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeApiKey401ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey403ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeApiKey403ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey404ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeApiKey404ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeApiKey429ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RevokeApiKeydefaultApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKeyRequestObject struct {
+	ApiKeyId APIKeyID `json:"api_key_id"`
+}
+
+type GetApiKeyResponseObject interface {
+	VisitGetApiKeyResponse(w http.ResponseWriter) error
+}
+
+type GetApiKey200JSONResponse APIKey
+
+func (response GetApiKey200JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetApiKey400ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetApiKey401ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetApiKey403ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetApiKey404ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetApiKey429ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetApiKeydefaultApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3688,6 +4668,34 @@ func (response ListCustomers403ApplicationProblemPlusJSONResponse) VisitListCust
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers429ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3817,6 +4825,34 @@ func (response CreateCustomer422ApplicationProblemPlusJSONResponse) VisitCreateC
 	return err
 }
 
+type CreateCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer429ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCustomerdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3937,6 +4973,34 @@ func (response DeleteCustomer412ApplicationProblemPlusJSONResponse) VisitDeleteC
 	return err
 }
 
+type DeleteCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCustomer429ApplicationProblemPlusJSONResponse) VisitDeleteCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCustomerdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4040,6 +5104,34 @@ func (response GetCustomer404ApplicationProblemPlusJSONResponse) VisitGetCustome
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer429ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4196,6 +5288,34 @@ func (response UpdateCustomer422ApplicationProblemPlusJSONResponse) VisitUpdateC
 	return err
 }
 
+type UpdateCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer429ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateCustomerdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4289,6 +5409,34 @@ func (response GetCustomerScores404ApplicationProblemPlusJSONResponse) VisitGetC
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerScores429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomerScores429ApplicationProblemPlusJSONResponse) VisitGetCustomerScoresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4391,6 +5539,34 @@ func (response ListCustomerTransactions404ApplicationProblemPlusJSONResponse) Vi
 	return err
 }
 
+type ListCustomerTransactions429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerTransactions429ApplicationProblemPlusJSONResponse) VisitListCustomerTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomerTransactionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4470,6 +5646,34 @@ func (response ListTransactions403ApplicationProblemPlusJSONResponse) VisitListT
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions429ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4609,6 +5813,34 @@ func (response CreateTransaction422ApplicationProblemPlusJSONResponse) VisitCrea
 	return err
 }
 
+type CreateTransaction429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTransaction429ApplicationProblemPlusJSONResponse) VisitCreateTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTransactiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4720,6 +5952,34 @@ func (response CreateTransactionBatch422ApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type CreateTransactionBatch429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTransactionBatch429ApplicationProblemPlusJSONResponse) VisitCreateTransactionBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTransactionBatchdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4817,6 +6077,34 @@ func (response GetTransaction404ApplicationProblemPlusJSONResponse) VisitGetTran
 	return err
 }
 
+type GetTransaction429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction429ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetTransactiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4869,6 +6157,18 @@ type StrictServerInterface interface {
 	// GetWhatIf The value of a retention change
 	// (GET /v1/analytics/what-if)
 	GetWhatIf(ctx context.Context, request GetWhatIfRequestObject) (GetWhatIfResponseObject, error)
+	// ListApiKeys List API keys
+	// (GET /v1/api-keys)
+	ListApiKeys(ctx context.Context, request ListApiKeysRequestObject) (ListApiKeysResponseObject, error)
+	// CreateApiKey Issue an API key
+	// (POST /v1/api-keys)
+	CreateApiKey(ctx context.Context, request CreateApiKeyRequestObject) (CreateApiKeyResponseObject, error)
+	// RevokeApiKey Revoke an API key
+	// (DELETE /v1/api-keys/{api_key_id})
+	RevokeApiKey(ctx context.Context, request RevokeApiKeyRequestObject) (RevokeApiKeyResponseObject, error)
+	// GetApiKey Get an API key
+	// (GET /v1/api-keys/{api_key_id})
+	GetApiKey(ctx context.Context, request GetApiKeyRequestObject) (GetApiKeyResponseObject, error)
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx context.Context, request ListCustomersRequestObject) (ListCustomersResponseObject, error)
@@ -5221,6 +6521,127 @@ func (sh *strictHandler) GetWhatIf(ctx echo.Context, params GetWhatIfParams) err
 		return err
 	} else if validResponse, ok := response.(GetWhatIfResponseObject); ok {
 		return validResponse.VisitGetWhatIfResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListApiKeys operation middleware
+func (sh *strictHandler) ListApiKeys(ctx echo.Context, params ListApiKeysParams) error {
+	var request ListApiKeysRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListApiKeys(ctx.Request().Context(), request.(ListApiKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListApiKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListApiKeysResponseObject); ok {
+		return validResponse.VisitListApiKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateApiKey operation middleware
+func (sh *strictHandler) CreateApiKey(ctx echo.Context) error {
+	var request CreateApiKeyRequestObject
+
+	var body CreateApiKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateApiKey(ctx.Request().Context(), request.(CreateApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateApiKeyResponseObject); ok {
+		return validResponse.VisitCreateApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RevokeApiKey operation middleware
+func (sh *strictHandler) RevokeApiKey(ctx echo.Context, apiKeyId APIKeyID) error {
+	var request RevokeApiKeyRequestObject
+
+	request.ApiKeyId = apiKeyId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeApiKey(ctx.Request().Context(), request.(RevokeApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeApiKeyResponseObject); ok {
+		return validResponse.VisitRevokeApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetApiKey operation middleware
+func (sh *strictHandler) GetApiKey(ctx echo.Context, apiKeyId APIKeyID) error {
+	var request GetApiKeyRequestObject
+
+	request.ApiKeyId = apiKeyId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetApiKey(ctx.Request().Context(), request.(GetApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetApiKeyResponseObject); ok {
+		return validResponse.VisitGetApiKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5623,242 +7044,283 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3dchs5miD6KgiembB0KkmRlGyXpDgxY6vsak+5qjyWqqfPlNwkmAmSaCUBFoCUilXriL6c69l9g42Y",
-	"+9m92Pt9gH6IfpINfPhJZCaSTMqyu7q3JmamLGYm8AH48P3//NxL+WrNGWFK9s5+7i0JzoiAf764wgv9",
-	"34zIVNC1opz1znpXS4LSQiq+IuKRRLdESMoZwhJhJJXgbIEIU1RtkMKLcyQJyxBVaIbTG0QZmr6a97/G",
-	"Kl1OB72kJ9MlWWE9CfkRr9Y56Z31rnvH171e0lObtf5TKkHZovf+/fukt8YCr4iy8F0UQhCWbl7SXBHR",
-	"Bql5BymOMMP5RpJzlJE5LnKF1JKgHCsiFVrxjORIFOyRTBDJJYGHKy4VKiTJ0LoQ6RLLckD71u9+9zt0",
-	"wLj/+RDdUbVEZLVWGySILHIl9UKpBuiHgohNL+kxvNIrc99U9uHvBJn3znr/z1F5LEfmqTxyC+7pvbgo",
-	"hOQtq54y8qOapPDGFPE5LGYtyC3lhURrvCBbYNKjhhCt8I+vCVuoZe9sNByfNA9Gw2Lw4dUXO/GFZn7q",
-	"NVbLcGbzzoRmvaQnyA8FFSTrnSlRkBCcORcrrHpnvaKAN5vQvJoDgrVsjcbqKcqxVEgQnJ3D3twJqgha",
-	"4vWaMIk4yzeIml1zYCEqkVQ0zxHWiIOVw3y/HHNzygU5RG/bzCfRrXxNV1TFQdfnhiT9qfXwcvg2nM5i",
-	"eu/s8TDRc9NVseqdjYf6L8rMXyMPBmWKLIgAOL5NAT2zl4KvmuB8q3dICcwkTvVPUu8KFwjPFRFILalE",
-	"lEmFmWqDldvxJ3M9QfSAM6xIX9EViZ6yA/CKdwFvRuZckP0gU/w+cF3yQqSkjSY1IZMblpIM6W0w4EkY",
-	"oA0687QzyXjxoyKC4dxABQBelbNfchHBNf0r4iIj4hxhlBOcUbZA0/4USS6URPptwvSPA3RFiURYEDQT",
-	"/IYwNNuEN7wBu2hBz17f7zrWrxCmMfP7XvXX2kupIFj5Z8Ff72LnEiz7arPe44CAfFKJ9JBtK4Ppup5J",
-	"DRLD2gSRa84kAc72RvBZTuDepZwpwuCU8Hqd0xTr747W5o3P/iA11AH71F9kGqRbnNMMXp7MMc2JppUZ",
-	"UZjmlpxoEqtZ3xJLNEKUwQdoTkkOB0iE4JrPfv9zb0WkxAs96KqQCs0Iwsi8TVaY5ghnmSBS9pLemmsa",
-	"InpnvSN41Hv/ztByIpUm7Ge94eh0/DR9TPqn2XDUfzo7Jv3P8clJ/zF5Mn+KP5+dpkMNqVRYFbJ3djIe",
-	"Jz1FFUgGv/VLQn5J9qALwc5SwpSg6Zndm7NyB/r29fddj8gdABxNkxK7rTPDnlv2Cp+gjKfFijCFJN5I",
-	"dLfcDAD97Mh64mfpDwWV1IxXx7/gIUq1+IFZpje7IPpuLQQv1vp01oKviVDU4IuXJDoLEEkPhprMNk0Q",
-	"fsPvPNuT6I4IYuYlBi/s1Uz50lzndIkZI3nk1tlJZOyWEST4HVoTUa6JKrKSu5YQ7M+X+kM9i50WC4GN",
-	"bFRKD9+X60xCgcsCVsLMZ38gqdKjNWbY54z4HHFm90v/4fexeWi4HGWiR9m18i9ISlc41yDiWyLwgkzS",
-	"/DYCnXmo5b2Mpopk6OL1b50QCIA9kkimXJCsBO8csSLPQXjlhTKPAWb9M57p62cEscYRpzjtsEP6oBkp",
-	"8SoxCkNm1oTMcDUgKnu3G478dqL4JA6O3RLYiFsi0MWzCzfZkjBEqFoaEa9gN4zfMS3LXDy70L/8RATX",
-	"AJTsnxcajlaQWLGaaSEq6d2QTYs8DHdHH4PCQqGDty8v0PHx8emhnhekTnOn0MHUAjQ1gBZMEnU46EXW",
-	"z8jdxO9Yc9oLf6EB74S5zBHBL7w7egH1kZMm4hokqKJl5UCi10wpQWeFspchy2BAnL8JLonZ19hCEPaf",
-	"Jwijf7r89htkxtaYjpVR3Z6coK/oc6BaJX/M+QbnajNJsdAM6fVFfzw+HgV0pITxuZbfXymyeqGZYXNT",
-	"/2W5geuuKRfMi2b6C8sXInQaWHMDOzUazHKCVjhdUkb6Wi+BH/T7cFO04mx50rSynCibb+CG4+UxXKww",
-	"fpkY/RX2841h5np2xQEtLd/rTKxf6jHN3jXIdFKKFc1txQrdaR56JzhbDKJydoinsK/lgH7BMbx7XkjK",
-	"iJRveU7iOyJ4Tuxp2ncRTlNeGJXB8T+i92YtqCQgE0pFVQGDJL2MSoOcoElnBOegFwoiSW7+yTW9iXLM",
-	"i9e/vSRKUbbYci/mOJeNi6HZdpXmU4n0oRQqhouYsQLnk4xKWNpEYEUqMvlwMIrJPuY75L5D+rtzlGK5",
-	"RPOc3wGurjhTS3QDikFGb2lGMi29HIzQZyg7/P3BzdFofBgnql5JHQUq6jBCXJdc0J84m8BcsgL5aBwD",
-	"3H6QeABBtD9+8ngwfnw0GqMMb4DTlBDs1JP1y2JBWXX22ORrwedUIfM6AkmeZEhxRH5cEzgwQW4JK8g5",
-	"GqEFvSXS/aBP0lz5NC8kvSVfO4AMdbz3FsYI3sWyEOw5ZlmEgehHSFB5g2aYZWdomvO7KZqRnN+h4eA4",
-	"QdMVyWixmhpddjg41utzz58maLqki6V/+jS8TDm/g/urv+8lPf1i/HYYoXOrkUmiORVaTeHFYqn0aWsS",
-	"vSaC8iwBUW3J79AKs417BS8wZWAJFDExTdFbso2hWtHKMHV0t+TeWpjp2QlOl3Z6ax8JGCg6oCwjP6Kh",
-	"vqx6lPCZ+ejw3P5DIsYV2hAwXKVLksH9wjNJWJUkN9G0TnoF0UplVAEx6w2vraQ/kQQkOANHZa4m+jVu",
-	"an1yPd62/bxbcknsIXq765zkud5NULU8GM2VgkQVRxAjbFVO65EMButo4AkZj5nNLilxuBLub4wFGSy+",
-	"JDlJlREr9iDzz1gFR8w6EjC8KIlyMC4Clus/Ab4mTrds0jO2ccYxt9V+m+xx7LVZSa9gbcZMC2j8NGRI",
-	"G+4IudHEQZPsXtL7ocBCRZln7WxgbocQ8WNgYDLA8YsAarB/hTgNj0qEV5wttql2Myxpi7hlBqmp1wKz",
-	"G7hr4boZURN428jSUXp4H8W/k5JgIIpfsQVlNL64LymjKOVkPqcp1fIbn5sFx3l9g1LkXBD2U3NskEQ9",
-	"oX0Nb6G0ELckCbbS7qK1pFrvjZ5ey9KdZVYzOswYI16Kryfj4WRNhEaMiVxi0SJGwiOAmSuc24P3wCm+",
-	"RuPh3zdsBF3oqR4vMmc5TVS7RgcrvEEzghhZYE2nDncL1gaRK5aTUBM0kLRsikUUf6rRKxjgb4PMvbr8",
-	"Fp2MR09LJ56W86vqz4vv3urbh5UiQn/2+++f9f/13c/H7/8uRo4cfsd0sJQzWayI0Cp4TO6PGG+sJTqi",
-	"vxBWdR7dYYnujK8oSjh3WjcqOrc1uMWlIGs5ABfVHa/CUd27NabZRBIswEe1HwjWXoXz/Ns52Ii3Xamv",
-	"OSMbMAXH9DzKmMbOyn7p8bdYfUoEwiwlUrUrtxlQDXJLxKYcHc/4rfUFcUYSo9pyrgyTi4s3cW9jkz7g",
-	"illjqyWzfFNTZY1nov0iHI+ePOmPEM7XS9wfI/t65EZ8+byTtaz0lnREX/tFd95vHACx9VS8BlXocYb/",
-	"0f41SMExuHMpxLq4JoLMZQf/M2io7iMkN1KfdeJtRlZZCN1wXdiGc7S9JfMYWtCsA2To4LvvXn1x+7Sq",
-	"GrdhHmVZIaMoowd2JEwPbF/sZEa9oUb52y5NGKC/0u++d06wqMuaCMnZI+nsmgFU+qPq2T/LMHrNb0mO",
-	"0040kd+xtrAPS7e1locXRCDrXaOznKC5s7EGRHHnXGssNGdrO8Y6w0AZFSRV+SakNeGE9dPdDcCSs6jt",
-	"EB4gIx1U9/OzkxM0HqKnpydP0HA4HHaZRpA5AQ/rbLMdYUHPdW97WnqvpQlrievGTCr2uyZP2W7As0Z/",
-	"jQKO33fzLhiHSHcoL/X7l8VqhcWmBcpcq9lmXAtWwZSmi2UwEvhmraumI8qWrFHhRYQcvsYzkssEXPkk",
-	"A0XR+VuywviXjeOnE9W7wlEmWKyzPbgLxOJouWWxD3ux4TfNCV6xVJAVYcpYLyzvh+GNp9aGAIHBhUp7",
-	"dTRT+KHgdvH+Eh0H4FCmnpzsdpoA0gMZtagdUo9QYrGE03FKd8dLWSCg8fY4K/KFo4BJRRqNy4pRr014",
-	"2et81KN8udO1iIvgkOOivTneC/hmXyNHxVn40cXvjyhuV6Lnhh3F6g7C9F9M0mzoWuO4rrWH+Bfs0fjx",
-	"yV+LiLfCP74yn42HEYHvPtLZTmT55NJZeDTWG+Ih/LgiWX3mfUSyZ4a5NqQyxdFaS5dV6lCwLC6U3V8I",
-	"C4A/Ge4rZlno95e0WiWr7vLUdrFhX7mgvCKPhzvCdACzt/GRr2jMKzV1YtwUkAhbnE7Q1B2+e7DNl+sG",
-	"6SU991rc/WRheRN1W3/LbIzu9rifDCu8y4MFjIQGodpdNt1btyIS2RLLyYqLqLOdQPALZuCUNiuY8zzn",
-	"dzIwEM44zwlmJtLEB5dHTLVYb7FEUxd9rjhaEBNrrz+E8a28a9klyH9upTsk8RrWwF4Gq6sCtw2d3rgQ",
-	"8b2kEoiLWBGx0Cet0qXRMty5naOpBn+K0pxgIREuoylXlIXDj/527Il1nvVXake8ZzTS1xoXsjJCRkv2",
-	"Wq3yw50jjG7IBkkC7MciCJVIkBW/JdYjbX82v4EjeIVwnncC/QPlufr4n0C++1CT3lsCXFzqLSrFPGCR",
-	"RGtX59v288NFvRbwH1b0++UZ6raLgp/SWleH5EOsd18b81xAMw6887yYKUHIoREQDUOuSxEJbBj3Lj2I",
-	"njPY93HNfDUJ88MMe/eWOH9Jtr1Odry4dFshKDmIuh9OQ6Iy8Hba8X6LwHLpLZANz2Wp+hqbjdZ+TaqH",
-	"4S53mj+uBc+K1BgSV5HQ1GUh2GSGOxAVHyOmmQ98Jqi8aUI2Qn/+t39Hbw5w7pzNHZzbNqS9YyB8mt9O",
-	"ZBAuuRXuILIS2KaJjNwucdkNhSiNMJaymxlpz7D+D4nmmOzyMHVSGF004sTFXcnJ8TAy8AsXtejfcwFD",
-	"IOMfD300ZYcjj0365PE9Zn3y+AOnPb3HWk/vt1a5JruvWoAb4Jr2oEaRVp92NWquO6bOIbQ7GonxlqwJ",
-	"DiLxeJpiCZlxB+U/9U0fHZ4390jiFUF6VlQwqoz0iTgzZrdmbJHWBXev0miMDqBi7Tgwn0kibk2GGGF7",
-	"XFTwuOxMCrMTfq1f/kaLUu7LiShY6wUsvTkmsLFMYq/Q5CDnZuc1XXFGFBabPfCnjCZrBrpRrbXQtIwe",
-	"cqHH+lQFmRcsMyes6dkesUWlK3I0Hp4MHg9jawnObEJY1pakYKISYZ+MV03vqESKdz/k9QQ4UYsALPgM",
-	"z2gOhQuWWLUlf0OEZ8fLXi1XsF2zzUj+pnxdf+xuUsTG0ryKW+9A85oJksYv+5W+qT5IzVATOzBcOjdj",
-	"4u63v9od98Si0x6Ya5Fxny/mq11vv335NQhUIBN22wa39JaNvveO6PcnLlB2q0BJV+Q7/V4j/aVSOqFC",
-	"kRxpC6ephPPVr19VMAoZQ4k1essCIhTiaoxRRah6eaolRlhxKakEvro7W5E0k1BabRVaWjl8u8TR4M9G",
-	"Hq3JmQbBKtc7Zml0CBmR2BlnfUcpPSW1fmhXSIWyhU3Gcm6r0WNkrzDK6EJrqFq4P3EDyDrJPR2cDqsO",
-	"u4Phf/l+1D999/2wf/ru52EyOnl/eHB9PTB/j5KT94f/EDX2OHtIrMDHMyRIykVmQpgoQ7jhe6tBNhyO",
-	"6lahxztdS6FJZl+zbScAq/qQN0HRrKux6NUXECliKi3sX5ehklfgqjyEYMSQrDZOPBAZllhZNc0gMYct",
-	"NAdNEBksBghryUQx0CNfvH1TPTPGhVreUZb1iVhXD+/JSf3saiZE3P9J41f5z8HkrP/u/40iWpAxGPWv",
-	"VLIVjR0gSEqsHuH2/EIqTXahuWOGzLvSB37ZZb2Dmrwji3Spr+p1bzQePB7GChYF1RB+jjsSbIKlyf99",
-	"cjocHTreYpZnGYqrNjDj2SZxBjpPfMA+h9aCzOmPxATzmEwQbkpFoIMpFKs4g+ow0wRNTaGaM1+IKUHT",
-	"NVbLs4CNTGvy2xFYPI6Oj/BKC/A748bdysuczBjyvqTqC4oXjEtFUxnPwMAM8bWiKyrNau5ILBx7XrDU",
-	"sDCI94fCHREnJr0hOV1ynqHgvZYkB4EzSpiaMC5WbVqIWOhzca8if8+RlR+JVHSFFUEHcoXzHK0IZhKl",
-	"nN2C26CrTYQqItrW9Mo/M5ntehq7YUSAjBxf34qoJW+RtsvvuSj/kHq0aOq5K9axdSzIIQKKC2/vzj2w",
-	"EPrhK/uQxI+8fm4xrPsNwblatqaIKeLyTLRgRI2i2kifiq53ym9snv4S5thULxG/6ZJPpkeOgR3mpWzP",
-	"N4lkmvhnW/zS/vp3yWnx4yRb8m06oDbAuncWjVqSDZrpHew0TZu47PJUQiBiW1/XzhqAvqQKDESlZu9q",
-	"rjlNzRgBDkSC/vSfCcIJmh2C9Mbn6Eu8WuE+/H8EUic6WCfohwT96X8eRiLfYrNr9UQu8dqjbib4mheq",
-	"H2q1Piud1h3HracDPsNIgagU56S+xL7QVyecxGtEUFZvb71oFpmYpJxlH2WpC73/zRkrhxMu25wU/NTV",
-	"GrBjdLcoM/KaiLAMVcc5fug4x/1WEJFkLsMR21HhPtcUAlsBAZOe/r+Zvgs9vUZ3Wq139W3B4uLjnPoE",
-	"YLiRRoVy1jct2DWzhaxEFSGYOKczscNyRcwlB0zFCodTg1NhbkjHPsGpHVwkdV/HPRwLxAnhXWMzzL7b",
-	"ah+RGI2NowVBeZSdwQ1zyqhc7vLS6EEJy7a4ZnY6Btust4Z20ayjXfa+ZuQ1YThXLSEDr8fIPodipJ0t",
-	"baA2dNm7OyyRf707Ipr6pvvjyFvzXdzBq6+o88BnpXaQgNPAQyyLNCUk64hFkAPeZSPsi/dHo1I07LIR",
-	"l+btBzEC0oqoHLX61ehVxQ7oENBZvCrYU9nB6qX0WOAoxjaifK9cANDWFdeIcQ8a/NKiE3hXEGeBh8rZ",
-	"zMuSoGVpYMbvfmkE2ROXbpctQmbgvrmKm7MFm2UN0uNq/0SqTvC1ObCQHLkITr7ol8JvordVKoKzjT40",
-	"iGbNqVK5YYG76v5Uiu4MdxnMu21GeWsqewClJaJRF1V2Fi38hWu8rEuprynjE70H0wRNGVcTbwqYalV7",
-	"CkYThvNp3fgWvBnlOx0raSWlsSvUywMyu3etrW3XfXeYtPeN7hUnDZ6/e4VIe+nw1xDp9hDpGpuOIxU2",
-	"LFjKeWGc21aQ9bQ2a7cwbK08YlwepebsKzcTFBD7dtemVjsoS9VE8LvIRF/Yx+jAe7YSZB1bCbo6RPqz",
-	"mO6uZaSKsN6c+l4xGk5JbpLGrfEauyWFmnX1nsEV94Iu54tJ7o2tLQ73yvY+ksBEyo8S8PPrzb4lYu8S",
-	"KR/keRcQ8DLZA1sVygm2iWWiGi7T5n+HKbb4+MspZhvnGuTz+ugSHQwTNErQn//4Hwl6YsL9nmpeou/6",
-	"YWKd1PZeYmmdC4DFBq2Nw7N7Zo+JBnLCxXMaJaWGAHTbQZve7BlT1cgcVvZaE5ZNoAxeRrJtQ+ZkrhAv",
-	"VNXSoRWLA8brWwgeFcbRmksK/lj7HD463AbKve6g+bTLBQkNN9vuhoV37ypCdKWl0cmqxfGSQycPnC61",
-	"KKclZX5jSifSPKcSDHERpj2P1ft6SUHyRTOultb40bKvaZT/XlrbDPAWZf5dNdK0DGfz7xsDPi9onrlk",
-	"EfMWNSFrl//8ukNdXDewocMO7iYvrXvFSjLToJEtmFGtt9SgTI1bUed/neMxGlfWr83jegVnIjRsmyxx",
-	"2eYy+aEgBcm0PCwKSODR//TavRGLjYw9DTP2zGcaCvOVBtR9pEE3pXBjOXwmiWj/mnsrE7moZVZGNhHD",
-	"vPGMfsxo3xo6eV+sHyl2Am+got5bX921GtppyxQaJ05ZJzNSqNJ6prXw2BY9LqKTjGwYoZ0K3uoaDN6t",
-	"njWQber0AVvoE2hjWVtQmtDTtpp25qvW3JiWLdHsCitbWVLCJrbx+3D1e6/GW6lBPbAr45LE376Psd2u",
-	"vwFpEh5teCBRVCvbVjTuz9uXF+j05PHTRp+Eh6mSHdIGGyMysSYs4+BrFMkuGC4U1AQ2FIOLGc0ywrSC",
-	"xNVkzgswkRkv9ET/hLXCR0yIHJvnNFUAOrBCWh18jTc5x9lEcT6BMAGYUBbrNZRdmaxIRvHEdg0pGL7F",
-	"1Kh0Sc/ZAKLEyzXw2KHnO2mKerMusO47LjLpc6RRiplGIKvOlOaGb3jp/FhiCJryXTue4pNZ/2maHvdP",
-	"szHpn8xHeDw7Tk+yx2Swf+VxKDJb4LxZhNwaZQUxNW7Z5oFqjoe9SOIF45zQ6DcO55I7NWj6u/5b83v/",
-	"VTZ1iWoEmZCavYMjfnN19cbGQzQruZ0MT2KkxDZDiVwPKD/soqPtKm6o8T/ZW1c/aIUcnrcUtmtO893b",
-	"VyZAmmaaUMypyY3aPlOsPQvjqt8ye4042XtiVh4Yua0pKjjTFqr0B4jpfLOFxjslVBbilt7iHCiuKNkj",
-	"FwF3bJIsp2a1xMA4JcyPDrEGgObWtCEJSKCusPNOar6z90QHhiYpSysFp+/Huy4P1CE6QpcH6s//9u+j",
-	"w6DElp1neM8luN3aFRhS1t62MfpBlxEN3AfxQw9EhDX6U4+iXcP+3hR+wQY/RQfPvzz65vkXCXqpqUiC",
-	"foNFRgm6LobD8RP0mhA0Hg4fQ3OQ6cp987X76DlWVOZ4hYhCOB/od58eDtB3kLRqXgq2xNnXJGWLPLDC",
-	"UIlwfoc3+j/0lpwjOz7KCaTCpsugPAXIBCHLNc6EpGegi7IuH3Hf2IZ/LrBQNPfJdgejP//xv54k6ATN",
-	"iFTnzjoHWSlCkuywlO3qbWyS0p9PFtCFCUKFVnhtM0Vq2mp71hMY6txjM09LIF2QixOjK+bpthHakzGA",
-	"DaW7IGjRmvXXaimI31cMaby2qUgZwHpyfHLdq5Lrk+OTKCszexqf6u3Lr92ml6NP3wiyosUKOQG35tmo",
-	"P97JCsoUhDAxIUhFMJtRwhq7mk0b1m579ILeErbFEBeLIDepBNsGbzPHOQEOQ1L8pqO61M6FgmYFjhc1",
-	"Z7iPmVKffPumnJfOixllmsZc955+Vse2cYdTr8ERrLXM2Wg569ZOB0GTqr5lIJ7Ex7SS9tYTZTF7p2xi",
-	"E8J171r2iZ1vR+80V/2f5xn0o2vUL95qWDArikjJ93FPm9UCa5TbLA16Z4B/GJvD9u4YgdEhKeOb3SYD",
-	"9jqRiXZfeGAS2dU9ruxyF1RAtydTW/NW7LNCaBQPr0oiIJd0rkjWnxGF+wvCV0SLzJY2uKiYtR8rYoWK",
-	"R2wGU/zpP7vGXxK1Y6T/sW/SsyAS9L1JTucEnEcx/5w11IStccxnyH0G2qy9Xkm1BpMPvS/j7krxG4Ts",
-	"zr0Idpvoq2b5etR/V1/VFtS4jKsjZS8WG34dStrdrkBNKYo5cWDuVu3daiymLpT3je7Vh6Zuz7TBnoB4",
-	"MQO5B6iyaVvxq+OltEr93ollpUJndwPClBIrLXBhTgd7Ou26D80xVI2xq9jGbHYTcN9Hxji/9+vmVWnj",
-	"FeCVr7vTfgl3xvHsCOOx93dH567fuF5NrgeSTzeoNVGsbmf3XtdbET1wUwbp3+6i+4ZCARNLzK80TCxz",
-	"2in9iZxD7idlqSBY2vwFf18i21VpNVYWoTJrcn92KSNTKUi9vYjMkuAspyysSPA3USvmUxR8uU+g9V+i",
-	"DslfpGzFJy7AUM8nq+bF3zOz3CSQ26zwUCYskSvGc67wIlp2C89I0HV3DUWooDj9aoVrCd23dK/E299f",
-	"X8vk3WfRLFsfDrnVFuoTds7QNMObaYKmWn+ZooOngGrWIKV1mSk6qDZSPAy1ngzrLaroPjGNJ+iLHq2A",
-	"5gM2TMUAs0+xxN/9XbFYkQVvs+EYdFfIvQURI6aoLPQ2hvJa1EhBcg1trxg6gJzqaaDMGMc2eIBMeu3u",
-	"Ji1dCnNSDdgKTD28WCwHD9L9xa7G5M1/bAL4sCWsTLvV1rHM49iu7V3brlYioJ6X66oNADErywzcOxMl",
-	"yAa7R7eYsFFpfeSF4FK63qQEC0aCaiaVWd3xRosAVcnV8eeD06dd1rsiCrtY3+6FV18KQvp61T40sUFz",
-	"eQrgbkfzJV6vCdsHxS052EorfEmFy6++63ToPxSYKapauvGDAKwp8bZmJaFEu6UaRK3yhSdcG5ba5nnd",
-	"Cila9+DWqPsSd67069GUlWrxGuvqC48uiQS6lKcQEO9gFz2+l0Q0pAxJvMBGgIsVGhll6OXafJfwrQHT",
-	"DtG0ohLpGb4lH7tT76gEFSwn0piUYewyM2F32T+X5bC1OGe1GfoelOqDYIP+uC3OekVWj6SN3OQMuqSD",
-	"MjVNXJfhth6x8WA0e+aaU5MfIY5uYSLQYIMqAWj2VcAg82YkA6rFnG2WlGzL9q+j1/0MFMEoYJsw/Ny1",
-	"RG4tnILzfMLFhPlStFY7j87xlkDXfX20d0ueE4POCboTFLRgxtUSahnROdJkzJ9/S+qE2dh67PA2CExW",
-	"GUhjtoWjFs5AJ5/6SyTIfGpYMcMrIhELglw2RMVh8Zr5Vhzfoy1C+ZFNhavo9aPhsKrZj3ZYzMyk3fCn",
-	"I2mCbdtNmyz2t3MrAM12tw2kyOZl9Nen01g4F5BX5sYsjSxQaDLlTNmYskh6honO2jVPSZtiDjG9jW1O",
-	"GXgIRjQ9EohQrnaPBlbcB0/qzGWXEdVBmMQpVCMwNooy9+zZFNyJktoM0DdG0A60+dkmuJnURvlWruov",
-	"Uqnr1KLnvkrb7oE/pmrVPcc9PKY9y+g/mGq2SxXrXq1tb7Uooveco1rx01qbrP4/3Lvu3kPoRmXfqycn",
-	"6Cv6/JeuK+1s/LSPrhSmFdv/2ekOuFcBv4fRiDqqPzvI9+6827r00jXzNvzufhm4oZHv1yTc9iTcOqY0",
-	"lRVnD52aDjLGKDpFKw45bFBd9RxNNTObWlYsDVdznXK4MCXOYk1z0MEtlVTJBFmTZeJdhVXbroPCF3J1",
-	"dVxjFl4tbb6ax1HLVPYyvnxo1mnEp9Z4HMxYgfNJxOO53ce5RwWVGZYkp4xM1oJHE9u8SyYroxbMu2WI",
-	"IqQYcJagP/13tPrf/0v8Xh0djNBnKDv8vTJeVvT/odGf//gf/kUod5HhzSNZXX9jOz18oj3I6cqOZLYr",
-	"iCHYIw3Hz9NSQPwKSrN5/DEnqddqV2oSgA6jC2u1JD6o/LM7h9cATYObHrYTaHIJe1qTDcFtERL2FV8d",
-	"yyDGnC4K6zCL+XjbxREriOyBv2bGiblOzUFlShgWlFv0hlOqoXw8o6H6XUt4iBbhSg+46e67A5/9wNvw",
-	"GWJiQySuz9Jxc/xkbUh9z0WYYoI799zgW2XL4acOBTgCr2OQrRkhBtEdTeKUM7CYVlG7cf0bW1dbc5Nu",
-	"NlGmjpvR1FlJ0kJQtbnUF9sQ/RnBgohnRax+5zOGnr15Bc3WrOpruzHZxBP9RNpH0wRJqNMq0fSZTQOD",
-	"/LAz9BymgOD74/SGbOAfBBRSoDAgZMA75UktlVr33r8Ha+WcmwAeprARfE3Trd6FgcLoQRVC5MEjawnq",
-	"52qN2eaRDALuD3y3cmD29dZHEAmA0ZISgUW63CA+v2a+/h4XMrHKla93R4OaCqYSpUmoDlV4h/grE7dk",
-	"Xdzymrkv+25nMcP5RtHUR+dARYRsQcTgml2zC85uDfbJM/13H72AyZxxJMUCoqe2HgVeUxQcB3qB0yXS",
-	"AoGpB2KsejYgYU0QVdcMIUaIaQY8/bHv7lAfXpjaXuA4W1E2tR8tBNababYCfhpoaK/oikiFV/p4BIFU",
-	"xuPj41M97ndXFwMEKcWQQdFoi7GjdruG0ZVvP7Sh5qZr38l49NS72yBm/1yrYFQiRiAOFs0ow2KD5jnH",
-	"irJFH2ouuw5hGuzXVCqp+QUycqaWXSmze7vW8u80kEKnQQ6wFq23yMYaas7IAF3Ac7MrfI1/KIhBT16w",
-	"zMXuSi5MBa45zZWNed8YYx6VsiAQagbwviU4k7VoTkFUIaBiu+nafq7vbaZ3YobTGwDS17HWcvr0zbOr",
-	"i98Yg9IXL16/uHqhodcAr/CNsULdCarAUujUaXQwPRmNpz7pMJCELcW3YsGKaMVzRQ4HJQ6DyR/OPshx",
-	"neK1aaVPOTuy+W6f/UFyNvVprz4PxyS1TvUJTxM9jQZ2Wua0TZ38YEx3/tJgliUgP7rcScrWhUqsr0J+",
-	"/27qpqjUGjebAVbeGbYJl4NrTfZzmhImSUCynq1xuiT98WDYS3qFyC2lk2dHR3d3dwMMjwdcLI7st/Lo",
-	"9auLF99cvoBvymRFT+OevXkVNJQ/640GQ/MiXxOG17R31jseDAfHxoCyBJp/ZIop/6T/vSAqRvjlnUas",
-	"8XCI7pY0J07cSjWJpBIV6wF6pVDGwe6vhdAiXfqyNjNbpcXTkldZ76z3JVG2UDRYfSHNE8AZD4eOwNtc",
-	"mPCw9SGb5A/rBy+rRff4jZE7tJi6S4i1cwNPiVpO3NogiGlguIp1ksRH9os4cmnaIY/tnX3/LiiY0XtN",
-	"bwlwGI29ID9B47zvy12SvXd6gCOwx3c9HBdkZyprQwaysB4H6Q8jQY+Hxwi0/DvacjaaVpg+zb/A43HL",
-	"g/RrnG2AFAL5EXg+pykc1+Ph8R5H9cDH67dv9/nejo48ez8KwplaT/xLwYt1KLzMNpWcDhsNe6DKTFQ+",
-	"t5FSxuY1BWO8I3tUSHXNfKIiIFHBJFEQf1Yf3BjYExswv4Y8EUbuKimC5fvXzFbcDsm+fFSJ25oYE8o6",
-	"L6Qzp1TMYC41PAz1umbOr3CYGHvKmogKHOjg4tnFYYLwLRGa3a4FySjYEi5e/xagv3j927OLZxeGODcu",
-	"QJC8VG1Fc/Z9zCqqObg+l2qZIK1q9qA7RM81h+3Ba5PZphfehbJkok+IKXunuwwZ6/iIub+3J001sUOa",
-	"YwZYoHLQxj5og9pDEYPZpVvtnYWlAY9dtnK7vbXhJUg3UF/yHvSoG9UJzzxCep5VttGICNauMduYvQTK",
-	"c2JA6kx5ToajPd//FJTN07Losu3lCQibJ2L6nOvaQO+sfH6maXavSftSzkDfwVup31vMbmrEzxxBSJBU",
-	"e2MDG/is+BqNh39vmhwk10z/ZjpAaGH+lvg85y8poyjlRPMVSpgaIGgyjSUF8WBZ9vZjRNlZDnw48zVb",
-	"UVZI1+QPKGqVEvl0ixwrLXb6sPAWunRR2aUdlAmiDwxM5Y7pbRGY3ZAMzTZt9x0W2HLdw/5h7sqHv6X5",
-	"7cPc9aTV/wS6mO8CUTk4cIwrmz8fW5r5Nr628bC1Uu44UrXsYxKj6kG3SEKVO+N7k/wiqdDJ8ORTUq23",
-	"tsVmdYdADvl8eDQeonRJ0pvDhyRgcHX7ojBthKLUy5gMyqq8iZZZKpnF1Quv33cl3mTztu+4T6/piqpe",
-	"t4sn+UdmrpWixRF0bitb/LfHUPWhBkv8ABRMemvbAbtREFKGNX5tdxxbcYQLV3zEmsSaHXIUrxWAfCRL",
-	"FcFVdp/WisMb8wpzKV4tbT6QrTBtox3kNbMC/gynN1qIYtkZ/I1Bs9VMdjwcl14CU5lQj5CguyVNl8j2",
-	"j+dliUPNvYGns9Zah+gZFCwFgcAbLlwRcBM/aeYMincjgbXSrEfGzIZXQLM6k6IVYdgm0MtXxfa1lJ7z",
-	"bLOfGt0oxN8bnZ4+7Q9P+8fDq+HwDP73X8MghrPed5df+FYFZ76GTFDe3RZoT/a8wi62suo5UaIg7xsE",
-	"ZPzgBKSNF7pGGwZBNC01VcMAkNe2W1/cD/Xd29e+LJkpj1uCVBdj3v8ieevpfu+Px5+S4F1CHi8uad69",
-	"SB7Ylbey3SMjQ7frDiAXyrKZGlS7UYA5JovI0YpzUwiiTMk07S0qyn1DNH8Ns1cu+0fmpW1XweoS1Qry",
-	"g79BKe9L6zVpLvjDcG2nhHf0s0l0fb8T2Tir5Pq69qEBbmlVs9YiooFbvwSsKnHo/2rNQuMcfhD82qG9",
-	"19tjgTK7xmBTs7qsz7ausuGQf+2I7X3/roHlleiQbiZoyhT3psWZ6URW2p6NP7zWliGw1yQ+oeSauUoe",
-	"S6fq8zncl3IuNwK4DcG5oW+/L6xx4Gq1aMkR3H2h+dM8PEwCE5EptmlL2+EUgpLLCkh+HdWgmGt2kEZq",
-	"Ctt3b2Csm89G8VrCN4dBlSaIE0PP3KdUXjNXcunOxgXb8seM25WC+NnYYkcE/Q5rUE2KQNyU9DaIWdmJ",
-	"iDtLcH1aq3Fdd8w3gWVb73a9CYhEWGkFwNTACptStQE/F3zVi96kLSHZ94TNN2HZDZbiDwBUo+qL25ZK",
-	"vVKHX2BS0zf13Nw362FaYqcJulE+QyMEnmjSihKuKk0UJ0bj0Pw23hFK/lHNFeXlaDW9wSassBL0R0PN",
-	"9P37ZXLITyvvbyv895DimB/0qFrja4tRxJD9LUXgDqBGrKsNayvFQslXjei4UZHqz3/8b4bLlFUaS8bA",
-	"57YiaFg9t0OJoxlZmBjya1YrcvRIQpkjmNYUwaJg47AVlsDGofANsdX/oAJ50zVs6iLjMtLMLsuYUTwT",
-	"s/xH1lsWSXTjWuDUCAhV8poBeTtMjBHGnkxr5We4NKV1J+tSnm5wzV4pHy/n25YYI86SskWM4dliZCHT",
-	"u7cxphYUD7W/fLktTcSCklffj4bDYfLkeJScPPk8Of58nByPnyTjz0+T8ZNxMj4Zvetsf9lSWK2TLeYj",
-	"UMeg7mILnayUX3VetbDE4q/00m5icCvKrNsttOohSendEqs+nbdK/C9szUWb4hLmkDQyH6hEd1yopY0h",
-	"DVIg7as20n51zQ5Kp6kXYoPUACiRJNHUfDA91EPD22E/Kz/vqsgVXeeUiGsm0BGqJEdU0j6ayRrGM9Rs",
-	"v1/pAEI0OSO3lBeyBPFuyW3qtCXsC0xZPdHBCPxYIWHiXMpw93Oroxhj9wJoMPRxAre1TCxVnM+JICwl",
-	"ZQFuTx7DhJhpJbZ82iL42zShDlJ/+ym7EqEpYQria4xH9uAxRHFK9Nlj+9NhmyRYlnvf5pF9vLUI4uNQ",
-	"ROw/HkZqlMWWZRdTTVzK2gBtieePAAuMYFvNxq0lG+Ow2uO1dwZItqkk4K9OG9w+4SAmaT84nLVsHIee",
-	"/WpaDqANIGcb1PXsiDhOxDEgpiT8skKM7NVr4ZUVSuiybX7lj7X0xZJs+4yYD+SDlTS2LY77XBP4INKx",
-	"DObXLNFUTjZh+K5TK7QjGqDpGgvCTLh5DkMB1c+o0Hw/XdI8E4TZkiC15JMETTUshGWYqQmfT0EkN7Vg",
-	"ZDFTghB0YEscXjOqJMnnhwP0Bi8I1G7doJQLmMcEb1cjgWaEsoVL6DmrlG2hEskbul6T7Jpx1wfRmaUg",
-	"12HhUio2yPdegjUP0CU3RVq5sDviwgyN0YtKrUJcs4vXv7Ubwlm+afSbiDEwfRQXQWLWR46JaBA7vTJT",
-	"b+QcYZRDpO8CTftTWLlE9rC0GoKutIoI2yy4Vspmm9CWW6N8st1WFhTLapRIMj/2K38V6yx4VPkLJkt6",
-	"ffvfSnHOfrVUJxTh7LeHc8UMXaHuC+asG8paV6yf9bpqP+7Mv9Iftc3fzNwKWnXxvJVX6medIXluJ3mr",
-	"P2qDJHK3AYqw2GLUQOYoRW8fK/6u08BsY5T+Gcn5XRUSJ6z69LY20Cpk6EHBS7EQm7LtqKarhgtKgjRt",
-	"Rwe29QUoj+6SmkT5H9c5NLQzjo+oyRQvKtB2K6SAF/Wq0JEa7moD+Td6/RFScYEl6VMmCbO9b2Uxs5lr",
-	"kuitRjazzmQIrjDN2/b+h8oK6jU8qmVq9919Sx/2tpA7ugKNrh7AKv0vkE4a1JoxEUVB7wF99ooRgW4Y",
-	"v7OeJsgCsepRG6R+TF+XsNtNr1ch2QmzGf/h4abZ3jC/+qL16Ots1je4BPrfB+48w+10u1LEuSP1LiuV",
-	"dwXKOEsCgcE4cUwrcA1uq+JD2aTCyWKI+cFKz15AQ7jJVpjxj39hmKtx6fW9tg16t245yAvd0MHXEfu4",
-	"MdR2iV1iToPYnr/RkNOwmoFTmCoNZyMKk3++I+LUhATKsEgkFw1pbICeVVShdaEkZF3XBBBUQHM9fM3q",
-	"I6AD7OqYmXcgsbHMxE8QZtCbxtNe85oq65+pJVbXTPIcrChUHQ6QI5klQTZSe8HoD4Vp22EIu74FbFHT",
-	"A9sDP4O2a/fyNdheJWZDAe1LH1u50S6zz1V0Q2tMMytguOIRMFGZAdg7642H4yf94XF/OLoaBeGjlcQ8",
-	"V2qvp0ec+BHryXth+cDeyXjweFiNQ33x3VvTIKJgyoTQPNeC2wpa7fZwhv/RrneQgssd1IKzcuGeyjzL",
-	"MHrNb0mO01DrZ+RO5kRBtMB7Xwevvl/b0cbbky2nfiQRv2MI+K7fQc+OBZkbbbNSGK83Gg5HZfHjsx7j",
-	"Qi3vKMv6RKzBsGSX5tC6XNo37lX0baFyooxiazWBs16XBsEay3huBHXYAKB4+1HKfUJ7Rw9Op1t97T6I",
-	"HLsKI/UA3xe2A0RsGvva0Qsr03cOBg4TSn+NCn5gnlSWFQ6aU+7NlqpRwf73o5+D0pzvzUHnJNpel89V",
-	"3zyUATBnUAODpHxFJDoZnpggGJzJRAtFt/Cu4quZVFpZhW68VsSXG5Ym18yUm4GYgyCb2fhv5oIQ84xE",
-	"OM8cjG2FhLAwj/qWbUEMwRI7W6SzLqSYMa4BRmYpGTo4GZ4enplydVzYn6HcjE02inCtL+ClgGvtZ1t7",
-	"NYdCITEL+sn28qhwsS3kfxMxpnvfvdEnvXvmoB/o7iXbA6BxVVzSSO1wNDQ1nwxPopHPFRnqI+sJu/jP",
-	"vXnO+1/Dpk3Y9AfhW0vU9E5Dvvn+1RdAmNZAopp1VMCxKl05nxWkgcG76ODtywv09Pj0yeEZwqaijwsa",
-	"1kozFDoTZJ1DcykT1AUKNoiNyTWbsiLPpyjNCRaa6ttIY4bwDL41I1KJcjKHkmlQh2qAngmBNxIdTPVO",
-	"TfVAFflzemhSuc3MmfEInaMpVkaqJXKqB4WVZFC2bbbR/7HTwy+SKKhYZEEEk5TmGNkAXSwxAxdPqLDZ",
-	"VLsK5XYZDRWPVIy7fAfmwgfiLveM3Npbpt5bgn5jgHyfVECBU+gDPn0WAas8M/1XThY43UxSMGvrk0l6",
-	"Od/gXG0mKRbgA7voj8fHIyjNbdQo85q7U6aXWUUvuu86Pmlc2S5C7CzVvxLkTyBjfGJ9wJCHT6IPHJmM",
-	"3U6JgkH4GsgxNruZMpQRhWlukpWhO79Zik0vzEhuylMlvu3mNQvSPqi8SYIgLpdbHfwGqdhJzS7r7RSu",
-	"nDEUogzCmPQUNlgImJRvJqkZT1CuxHAnAzgsqQwtA+CvGaRYF4yaii9BwtqMLKl5dTVAl2Y/sG1EYto0",
-	"ai4mOWf6v9VNvGaV4k42yAU9qwqJZctGM/oB40H8MXOZumHHNIhRYDzItdsQdWiqRmr9DTZOk1Q0ZVxN",
-	"5rxgWVuAnCNDZm2fQvK0M+2QPx9J3w70V4GyKlD6rXnIfLx9JMsdFCfE+h1RRqrRCMCkEVRuSCz4aLA1",
-	"ViZsVvVJwmZ2vBnAc8mF2vOTq82aBHWCdnz4rW348FLw1T7vX/Eubxvv8KcIH6w3odjh06rxr2pXil8p",
-	"CHjFcNsOBYSk8nOcloSvPCA52YdshCTD5bFui1WMk4u/BjIRcWrXCWanWKtqb8y9wpl+pVQPS6l+6aTp",
-	"IUjNQ1OXqCf+rW1Fg9sbeqOrWut3fR2yaNe42Qbha+ZcG95JAVmH1YZy6NIEvWriEhS5N+kwlS6C12x6",
-	"YFykCQr8p4dTr4CEvQZtNb+KZU3TMhhyPByeB+OW8NnSTSZtRvmxrDZw2u6yD/snfZjX3hxONYod6mdC",
-	"lLfEOZEImgBVfPTOjT5+PBwMh2H73bPQ7950sDc7x+3lm661KLPhAeP+eHg1PC3DAywlhNVpDPftiWrO",
-	"dq+sBX2P9aqXfG0bI0dXPRqfDk7rqy4yyreudx8PeXVTIIy7//nnn4/GZYeOsrd2bEuO+8Px1ejk7Nht",
-	"ie/B1rv86rv+ycloFHZKPhsFe66XX26i37s9/PSRDqef1kJX6S/WUp4buguGjS6wbDQWdd0WzO0mGSqY",
-	"7QYA5P8hows6gFyHNmypep8qYozchWP+Gjvw4NU9odFyhdV8AEetGg3DR0cz5y7azm1NHYzRMBkOh43y",
-	"5UEzaNO3WRHLEt9wqRaCXP7zazS9+PbN/28rF1qfjSSqP8OSZDaTFtoGLwjUdjR9aM9QvKf2wW5eG23s",
-	"G72qh0GLbvPZP11++801sy0vbPUfk4trOl4jExUd9LmeQpKQaeYhiKkIUGtpbXOJrtnJeAySAJxKmdNv",
-	"B633r54mtq8wwysQPxgq2A3jd+ya1dpTp41G1nYTsApCsbuIBtA1+EMqCFRagNt2v83O3DalweQffB/y",
-	"ydPB6en+MsBFvyICADt6H+eJo67sbydze3cf5lZpyv6XY3Fhb++2XiFE9OFi2s7QsbbUv0QCPzr+KyDw",
-	"dUo6K/Kbj0Pnfw7+6lzXr8biG36EujLxl5PJKpD+avkzvoOHER461/ILvtpW06+KiB9Y26/ao6ba4O/7",
-	"d+/f6cfiNg7zM5TzFOdlgz94FTr1lc2qzo6O4K0ll+rs8+HnQzAr2b1sZAls77KX2EqBPg8gMdUPcmJr",
-	"83n1d9C04cmIZfBN6VW1HRi8iUFrsGAodN16IV3btuut1HltHktsqq99Pe9Ine1Gme3DpLS/OO9rkNZe",
-	"VtjzBZRM8KiIVbVPajWebIsOW9LFNA+U1KYp+JoWzjXWXIrvTWUqNVU6GZnoVEPoeGV/gsZG79+9/z8B",
-	"AAD//w==",
+	"7L3dciM3uiD4KgjuTJTUTlIkpfqRFBszKrnKrnHZrpbkPr1jVZNgJkiilQToBFIy7a2IvjzXZ88bbMS5",
+	"P7sXe78P0A/RTzKB7wMykUkkmZRU/umoiTntEjMT+AB8+P5/fu7EcrGUggmtOic/d+aMJiyDf766ojPz",
+	"34SpOONLzaXonHSu5ozEudJywbInityyTHEpCFWEEqUzKWaECc31img6OyWKiYRwTSY0viFckPGbafdr",
+	"quP5uNeJOiqeswU1k7Af6WKZss5J57pzeN3pRB29Wpo/lc64mHU+fIg6F1Szt3zBNfxPGDTFf2JETok2",
+	"YNI0BSC1vGGCTPL4hukIHi2k0iRjP+RMaWXgW9AVwko1kSJmDdAN+v0CMi40m7GsCtoFW1AuDMRr4H0p",
+	"78iCilU5bwlkOb+Qdw1zb51ZscCmXLJYikSRXGieVrcFN4RwRaZ5mhI6o1w0zD0Mz810tjqbapY1z6sl",
+	"uaMGAdhUZgwAEOzHYvPJHU9TMmGEpqm8Y0nTvgfm/xB1ljSjC6Ytwp69e/MVW735PIwZZ+/ekBu2eqII",
+	"h1m4ebCket6JOoIuzNh0yUc3bDXiSSfqGAB5xpLOic5y5kM1ldmC6s5JJ8/hzXVMPc+zjIl49Zqnwc3B",
+	"S4TvmB2igqYrxU5JwqY0TzVsU0q12aCFTFhKslw8URFhqWIlAueKJWSZZ/GcqnJA+9af//xnsidk8fM+",
+	"ueN6TthiqQ0KqjzVqtiHH3KWrcqNcN9UDuO/ZGzaOen8bwclxTjAp+rALditXsmGVY/N4Y9ieGPsLuoy",
+	"Y7dc5oos6YxtgMmM6kO0oD++ZWKm5+ZiDo/CJ4GkqgkrPFLWiBbunYfjxZsp0L6GrTEEd0xSCqSJJqew",
+	"N3cZ14zM6XLJhCJSpCvCLXmzYJkLrLS5RtQgDtWOKBfLQaJeLsjR4KbNfBbcyg1U15wbkN6mw0vhW386",
+	"i+mdk6f9yMzNF/miczI09HXBBf41CFKdb2NAz+R1Jhfr4HxrdkhnVCgam58UUPSMUEOmiJ5zRbhQmgrd",
+	"BKu044+mZoLgASdUs67mCxY8ZQfglWwDXkEYd4BMy/vAdSnzLGZNNGkdMrUSMUuI2QYET8EATdDh09Yk",
+	"49WPmmWCpggVAHhVzn4psxAzk5k5zIRlp4SSlNGEixkZd8dEyUwrYt5mwvzYI1ecKUIzRiYZsv+Vf8PX",
+	"YM8a0LPTLXadmleYMJj5faf6a+2lOGNUF8+8v96HzsVb9tVqucMBAfnkipghm1YG07U9kxokyGQzppZS",
+	"KAY89l0mJymDexdLoZmAU6LLZcpjar47WOIbn/1VGag9Hm6+SAxItzTlCbw8mlKeMkMrE6YpTy05cbLB",
+	"nCoyIFzAB2TKWQoHyLJMGo7//c+dBVOKzsygi1xpkCMIvm3ksJTQJMmYUp2os5SGhmSdk84BPOp8eI+0",
+	"nCltCPtJpz84Hj6Pn7LucdIfdJ9PDln3BT066j5lz6bP6YvJcdw3kCpNda46J0dDIxRxDULrn4olkWJJ",
+	"9qDzTJzETOiMxyd2b07KHeja1z+0PSJ3AHA065TYbR0Oe2rZK3xCEhnnCyY0UXSlyN181TPTXkn5NRWr",
+	"CyuUPuhkM6rZCGh9/VC5cgKYEXONVAM0jwoy6Pc9SVwQSiZ5poBmly897ZMly4gCofKUZEbwNC8PCMgw",
+	"DzvH4/Icr6QkZjdIsR0bz9Gst+vW+1hHuL5PnsJABeFaETMxgYlRcFZuT5DNjUEy74JoPra7BhvlqXeF",
+	"4tAtGHsIaPvFQU358jWPbkXpaTVI+UVtIKvDtBzEvO30kG6hiGz8uFRZPsD+20Mp9Yd1wnsm3JlEIEPL",
+	"XMMhKBZnDJj1MpNLlmmONNKj92tj/cucCbiU5oTvqCJcqRzVnjZcPOoYFA+JYE61IXvffffm89vn+5Uh",
+	"wxKpYxLrQFJdAGnUQ5n1Ql8vWbbgyoiaassgRr1NJPAozRZq6w0pBjbT2HlpltEVTJuxKf9x0zYs80nK",
+	"Y6I0zTTZG8c3ozGhIiGDIZmzH0nCZ1yr/cioXhmL5UxwxQjXhqKkcgY3pTRIxDejF4fH9NmL59Nh/8U0",
+	"tBEZu5U3bU/cvnxKhNG67+Y8xbkVMZz3ljXignmfTgxMqHmsgyGl0a1KbSW4RZNcccGUKhWIu7lUjKh8",
+	"ojPG/IOPpZhywRKipQV3akRpeAyahmJMEXbLslUxWgjvtkD+wdeqvu/gJxTWbM+6imuBldZkLu9ASpFL",
+	"Tv7KYiAYeNPP4QvgcknCzQ7R9J13k6c0VaxOoc9w8RIv7vrl3+lGeTqX03wKhfYR7tsp6oveZ4UByMjN",
+	"5sW5TBNFYiqM7DTLqNBIjO5xTRf0xzf41XNYif1jsH6Bt+PpOSJesR4tUdJN+W0AgZ8oh7w9YNwGkSym",
+	"WvMaIKuP0Fwrlk5b0Mgabjq09E5iG4LB8miafjsFkXXThloO9CH6uYZVyGoaSZ7ZH7ReKjI+y/VcZvwn",
+	"ENpOyEtGM5aR67zfP4xxHPg3G/fIpTbiBddEyLtT89+YCiFBjlZzeSdKm2AjORy9TG+GF3/6qfvtn7+5",
+	"yW6vvuQ/pIyJwd3g2VdD/Xx0+8cvPz//5tvRX78Y3m3dXbvM9R19v34NBbtLV5Z9Im3leu7x5ciQ1ngO",
+	"1hFYC9pOBCKSU2p65Wm9A0ViXeuy5g05dVKAWr/1CdW08XQUkXbWwr7V5nYVyLB2f+ZUjYxgGGQ2es4y",
+	"QoWE/wLkUwkiosfCJ1KmjMKt9exx68O9o0oBTjmDnZZkxnRpxTXjW84ghbVaKl2scze6D5vora4KXPCa",
+	"xT/kXHGEdk1sKx+SWCoNEsAtTXNGJisyy2S+DMhuzpDZ2uAZdWCo0WQVNvk7IqXIHcsYzos01pkSYjlH",
+	"80M8p0KwNGAlsJOoMH5m8g7Uo2JN7fCr3J8vzIfrmFY7n2KdkW8gtoBtOR6cYZczklMihd0v80exj+uH",
+	"RstRRmaUbSv/nMV8QVMDIr1lGZ2xUZzeBqDDh2SZsYTHmiXk/O2fnNEaADOcJ5aG3RTgObnOKgrwWPXa",
+	"iG8xjVvskDlowUq8itD3luCaCA5XA6Kyd9vhSG9HWo7C4NgtgY24ZRk5PzsvJFkmCONAd7giubgRQHbh",
+	"HfPLTyyTVeFW5gaORpBEvpgYRS3q3IT0MrDfw90xx4Cy/sXrc3J4eHi8b+YFYQfvFNkbW4DGCGguFNP7",
+	"QbVGsLtCOgncuPPiQgPeZXiZA4Zq/+6YBdRHjtYRF5GgipaVAwleM60zPsm1vQxBWRb3NbQQQovPI0LJ",
+	"/7j89huCYxtMpxpdTc+OyFf8ZUUS+LmTyhVN9WoU0yzpnHTenneHw8OBR0dKGF9SHc+NRPgqy0Kc5l/m",
+	"K7juhnLBvGRivrB2rACdBoPTGnYaNJikjCxoPOeCdTNGE/jBvA83hQsytgaYcVWwCZkl13DD2R5DuFgx",
+	"VCq0FeB+vkPjo5kdJNnCpNOaWL82Y+LeBQSCwgwaVArumNDkLpNi1tsqgcG+lgMWCw7h3Usrh1/IlIV3",
+	"JJMps6fpZHYaxzJHF4fjf8zszTLjioENW2mucxgk6iRcIXKC5y9hNAU/VsYUS/GfIOcEOeb52z9dMq25",
+	"mKkddTzDtqs0H1SHxTLXIVykQuQ0HSVcwdJGmdUqCx9CvzcIGfrwO+K+A6PeKYmpmpOpEdgMri6k0HNy",
+	"A46MhN/yhCVGetkbkM9Isv+XvZuDwXA/TFQLp9rAc6n1A8QVtAUpRjCXqkA+GIYAtx9EBYDgijh89rQ3",
+	"fHowGJKEooxcQrDVr2dezmZcVGcPTb7M5BQCNszrBOzTYKAg7MclgwPL2C0TOTslAzLjt0y5H8xJ4pWP",
+	"01zxW/a1Awip4723METwzud5Jl5SEVJuzSOScXVDJlQkJ2ScyrsxmbBU3pF+7zAi4wVLeL4Yo++t3zs0",
+	"63PPn0dkPOezefH0uX+ZUnkH99d8b4RpPpuHbwcKnRud4opMeaY0mch8NgfrmCHRS5ZxmUQgqs1dTIt9",
+	"BfRFiFzIQmKa5rdsE0N1gTsAG7mbyyK6ITGzMxrP7fTW0O0xULLHRcJ+JH1zWc0o/jP8aP/U/kMRo+Wu",
+	"GDja4zlL4H7RiWKiSpLX0XTNlsE0E2EFBNfrX1vFf2IRSHAIR2WudfRbu6n1yc14m/YTDXt4iEWcyJSl",
+	"KerBzANjfaUgUTVEWYGwVTmtJ8obrKVDuqL6w2x2SZHDFX9/QywIsfiSpSzWKFbsYsoTFRzBdUTgKNaK",
+	"pGCIAywHo4KBbx2nGzbpTKycM99tdbFN9jh22qyok4um4AsLaPg0lE8b7hi7McTBkOxO1Pkhp5kOMs/a",
+	"2cDcDiHCxyDANUbDFwHU4OIV5jQ8rghdSDHbpNpNqOIN4hYOUlOvMypu4K756xZMj+BtlKWD9PA+in8r",
+	"JQEhCl+xGRc8vLgvuOAklmw65TE38puc4oLDvH6NUqQyY+KngEXHSKIFoX0Lb5E4z25Z5G2l3UUb+WGj",
+	"zcz0RpZuLbPi6DBjiHhpuRwN+6MlywxijNScZg1iJDwCmKWmqT34Ajgtl2TY/69rNoI29NSMF5iznCao",
+	"XZO9BV2RCSOCzaihU/vbBWtE5IrlxNcEEZKGTbGIUpxq8Ap6+LtG5t5cfkuOhoPnZdChkfOr6s+r7y7M",
+	"7aNas8x89pfvz7r/8/3Phx/+S4gcOfwO6WCxFCpfsMyo4CG5P2C8ybY5z0pfFVXkDmPb7uckq+jc1uAW",
+	"loKs5QB8B3eyCkd175aUJyPFaAYxdbuBYO1V7RwEX0vBVgFzOOp5XAiDnZX9MuNvsPqUCERFzJRuVm4T",
+	"oBpVXx+hE3lrY9ekYBhbnUmpkcmFxZsmX3SdPtCKWWOjJbN801Blg2dZ80U4HDx71h0Qmi7ntDsk9vXA",
+	"jfjiZStrWRtvfwV97RfteT8GLIXWU4lyqkJPE/rf7V+9GAIZty6F2ZC8UcamqkW8LGio7iOiVsqcdVTY",
+	"jKyy4IcNtmEbLjDwgk1DaNHk1q5AtlsUBBdJroIo4/vLzcD2xVZm1BuOyt9maQKB/sq82xiPcYWSupLi",
+	"iXJ2TQ8q81H17M8SSt7KW5bSuBVNlHeiKUzd0m2j5dEZy5zjjE9SBi7WOlHcOteSZoazbY1OcBMnPGOx",
+	"Tlc+rXlArEHUWc6lCNoO4QFB6aC6n58dHZFhnzw/PnpG+v1+v1UwBpsyiAidrDYjLOi57u2Clt5raZm1",
+	"xLVjJhX73TpP2WzA8+JBHL9v511Ah0h7KC/N+5f5YkGzVQOUEBWA41qwMNuFlskTEEtqXTUtUbZkjZrO",
+	"AuTwLZ2wVEUQeswSUBSdvyXJMWoSHT+tqN4VDTLBfJnswF3A+Wrkltku7MWmC6xP8EbEGVswodF6YXk/",
+	"DI+RpTZlAQwuXNmrY5jCD7m0iy8u0aEHDhf62dF2pwkgPZBRi9o+9fAlliJcCDmlu+OlLODReHucFfnC",
+	"UcCoIo2GZcWg18a/7HU+WqB8udO1aCXvkMOiPR7vPeOVfGfhRxe/P6K4Xcn26bcUq1sI07+apLmmaw3D",
+	"utYO4p8fUPb06Pci4pWRY8N+QOC7j3S2FVl+celsx1i/RxTJ6jPvIpKd1ULu3NxakqWRLqvUIRdJWCi7",
+	"vxDmAX/U31XMstDvLmk1Slbt5anNYsOuckF5RZ72t4TpAGZv4iNf8ZBXauzEuLENnUScjsjYHb57sMmX",
+	"6wbpRB33Wtj9ZGHZHnS3wTjcHHVXmjLvFXpXWLc+Bd81B9+VR2hTWneSSiAuYsGymTlpHc9Ry3DndkrG",
+	"BvwxiVNGM0Vomf214MIffvDPY0+s86zfqR3xntFIXxtcSMoIGSPZG7WqGO7UJh4oBuzHIgjE8i7kLbMe",
+	"afsz/gaO4AWhadoK9AfKc/XxfwH57qEmvQsGXFyZLSrFPGCRzGhXp5v28+GiXgP4jyv6/fYMdZtFwV/S",
+	"WleH5CHWu6/RPOfRjL3CeY7ZGfsoICJDrksREWyYLFx6ED2H2PdxzXw1CfNhhr17S5y/JdteKzteWLqt",
+	"EJQURN2H05CgDLyZdnzYILBcFhbINc+ll1AELxntF7OYkbvcGf64zGSSx2hIXARCU+d5JkYT2oKoFDFi",
+	"hvnAZxlXN+uQDcg//vXfyLs9mjpncwvntg1pbxkIH6e3I+WFS26E24usBLaJkZGbJS67oRCl4cdStjMj",
+	"7RjW/5BojtE2D1MrhdFFI45c3JUaHfYDA79yUYvFey5gCGT8w34RTdniyEOTPnt6j1mfPX3gtMf3WOvx",
+	"/daqlmz7VfNwA1zTBahBpDWnXY2aa4+pUwjtDkZiXLAlo14knoxjimmZe+U/zU0f7J+u75GiC0bMrCQX",
+	"XKP0WdQqW48tMrrg9lWixugAypeOA8uJYtktVrRgYoeLCh6XrYmjdsKvzcvfGFHKfTnKctF4AUtvDgY2",
+	"luW/KjTZy7nZek0XUjBNs9UO+FNGk60HunGjtfC4jB5yocfmVDM2zUWCJ2zo2Q6xRaUrcjDsH/We9kNr",
+	"8c5sxETSlKSAUYmwT+hVMzuqiJbtD3k5Ak7UIABnckInPIUagC4pOVCsKpDs3njZq4XeNmu2CUvfla+b",
+	"j91NCthY1q/ixjuwfs0yFocv+5W5qUWQGlITOzBcOjdj5O53cbVb7olFpx0w1yLjLl9MF9vevnj9NQhU",
+	"IBO22wa39IaNvveOmPdHLlB2o0DJF+w7895a+kulpECFIjnS5k9TCeerX7+qYOQzhhJrzJZ5RMjH1RCj",
+	"ClD18lRLjLDiUlQJfHV3tiJpRr602ii0NHL4ZoljjT+jPFqTMxHBKtc7ZGl0CBmQ2IUUXUcpC0pq/dCu",
+	"JikXM5uM5dxWg6fEXmFbCwSE+yM3gKqT3OPecb/qsNvr/5/fD7rH77/vd4/f/9yPBkcf9veur3v49yA6",
+	"+rD/34LGHmcPCRUkPINqJFmCIUxcELrme6tB1u8P6lahp1tdS75JZlezbSsAq/pQYYLiSVtj0ZvPIVIE",
+	"K8PtXkeuklfgqtL5YISQrDZOOBAZllhZNU8gMUfMDAeNCOvNeoQayUQL0CNfXbyrnpmQmZ7fcZF0Wbas",
+	"Ht6zo/rZ1UyItPuTwa/yn73RSff9H4KI5mUMBv0rlWxFtAN4SYnVI9ycX8gVZhfiHUMy70q1Fcsu67PV",
+	"5B2Vx3NzVa87g2HvaT9U+9er3vZz2JFgEywx//fZcX+w73gLLs8yFFcdbSKTVeQMdAXxAfscwYozLCnr",
+	"SaQSC6CRvTEU1zuBwlvjiIyxqtRJUdM4IuMl1fMTj42Ma/LbAVg8Dg4P6MII8Fvjxt3Ky5zMEPK+5vpz",
+	"TmdCKs1jFc7AoILIpeYLrnA1dywUjj3NRYwsDOL9dbjYzFt+w1I+lzIh3nsNSQ4ZTTgTeiRktmjSQrKZ",
+	"ORf3KinuObHyI1OaL6hmZE8taJqSBaMCyrncgtugrU2Ea5Y1relN8Qwz2800dsNYBjJyeH0LpueyQdou",
+	"v5dZ+YcyowVTz11Ruo1jQQ4RUFx4e3vugYWwGL6yD1H4yOvnFsK6LxlN9bwxRUwXlbiNYMRjFkyfCq53",
+	"LG9snv4c5lhVL5G8aZNPZkYOge3npWzONwlkmhTPNvili+vfJqelGCfakG/TArUB1p2zaPScrcjE7GCr",
+	"aZrEZZen4gMR2vq6drYG6GuuwUBUavauRrTT1NAIsJdF5O//GREakck+SG9ySr6giwXtwv8SkDrJ3jIi",
+	"P0Tk7//vfiDyLTS7UU/UnC4L1E0yuZS57vpabZGVzuuO48bTAZ9hoKBtTFNWX2IXqjv6kxQaEZQB31kv",
+	"mjSVZ/8oS52Z/V+fsXI4/rLxpOCnttaALaO7ReHIS5b5ZXNbzvFDyznut4JQwXx/xGZUuM81hcBWQMCo",
+	"Y/5vYu5Cx6zRnVbjXb3IRVh8nPIiARhuJKpQzvpmBLv1bCErUQUIJk35JNtiuWJ4yQFTqab+1OBUmCLp",
+	"2CU4tYWLpO7ruIdjgTkhvG1sBu67rfYRiNFYOVrglUfZGtww5YKr+TYvjRmUiWSDa2arY7DJeou0iyct",
+	"7bL3NSMvmaCpbggZeDsk9jk0T2htaQO1oc3eYYFP+3p7RMR+DLvjyAV+F3bwmivqPPBJqR1E4DQoIFZ5",
+	"HDOWtMQiyAFvsxH2xfujUSkattmIS3z7UYyAvCIqB61+NXpVsQM6BHQWrwr2VHaweikLLHAUYxNRvlcu",
+	"AJYIlQYx7kGDX1t0Au8KkcLzUDmbednCoGxlYhva/JYIckFc2l22AJmB++Y6BExmYpKskR5X+ydQdUIu",
+	"8cB8cuQiOOWsWwq/UKFYaUaTlTk0iGZNudYpssBtdX8qRXf62wzm7TajvDWVPYDSEsGoiyo7Cxb+ojVe",
+	"1qbU11jIkdmDcUTGQupRYQoYG1V7DEYTQdNx3fjmvRnkOy0raUWlscvXyz0yu3OtrU3XfXuYdOEb3SlO",
+	"Gjx/9wqRLqTDTyHSzSHSNTYdRiqKLFipaY7ObSvIFrQ2abYwbKw8gi6PUnP2WnB5xL7ZtWnUDi5iPcrk",
+	"XWCiz+1jsld4tiJiHVsRudon5rOQ7m5kpIqwvj71vWI0nJK8Tho3xmtslxRq1tV7BlfcC7pUzkZpYWxt",
+	"cLhXtveJAiZSfhSBn99s9i3Ldi6R8iDPewYBL6MdsFWTlFGbWJZVw2Wa/O8wxQYffznFZOVcg3JaH12R",
+	"vX5EBhH5x9/+IyLPMNzvuetCsh9ZJ7W9l1RZ5wJgMaI1OjzbZ/ZgNJATLl7yIClFAtBuB216c8GYqkZm",
+	"v7LXkolkBGXwEpZsGjJlU01krquWDqNY7AlZ30LwqAhJllJx8Mfa5/DR/iZQ7nUH8dM2F8Q33Gy6Gxbe",
+	"nasI8YWRRkeLBsdLCk0xaTw3opyRlOUNlk7kacq95iw1R0yo3tdrDpIvmUg9t8aPhn2Ng/z30tpmgLdo",
+	"/Pd6+4bAcDb/fm3AlzlPE5csgm9xDFm7/OPbFnVx3cBIhx3c67y07hUrycwajWzAjGq9pTXKtHYr6vyv",
+	"dTzG2pUt1lbgegVnAjRskyxx2eQy+SFnOUuMPJzlkMBj/llo9ygWo4w99jP28DMDBX5lAHUfGdCxFG4o",
+	"hw+TiHavubfAyEUjswq2Chjm0TP6MaN9a+hU+GKLkUIn8A4q6l0U1V2roZ22TCE6cco6mYFCldYzbYTH",
+	"pujxLDjJwIYR2qngrbbB4O3qWQPZdj0SXKFPoI1lbUGFoadNNe3wq8bcmIYtMeyKaltZUsEmNvF7f/U7",
+	"r6awUoN6YFcmFQu/fR9ju13/GqSRf7T+gTSgmuus0qA0FD2pil4vY5osuBhjFxfXladsVAIrx/cFnUFZ",
+	"j0riroPnJGO0Qi1PoAWpWbfXe9C9VfnNvQjtbA2bdm+VPxSvGFiDVMXrMLhGOi5en5Pjo6fP11raPU6B",
+	"cH8/bHjMyFrv0Le5Vh88F9R2W0FiKbMJTxImjG4o9Wgqc7AOogN+ZH6yfY4hRk9MUx5r7HJkpABeHXxJ",
+	"V6mkyUhLOYIICZhQ5cslVJwZLVjC6cg2eKy13ssFvaUclduo46whwQ13Xfq2WDycXMkLAzcIMXcyS1SR",
+	"LQ6dhGisrWJXGl6+kaUbaE4hfKzo0/ecHk26z+P4sHucDFn3aDqgw8lhfJQ8Zb3da7BDud2cpuvl2K15",
+	"OmNY7VesHqn6ut99MFw6z4nPxcbRVEmnEI7/3LXdBrtvknHRmYZgcNHOYSJfXl29s5Eh6zXtjvpHIaJq",
+	"2x8GbgsUYnZx4nYVNxw9cfYS1g9aE4f2DSX+1qf57uKNbdGUGJI55ZgltnmmUENGIXW3YfYambbXBlfu",
+	"mfutUc470yB9zuRfIbr13QZu59RxlWe3/JamQIGzUlCQmScnrFMwp3A2RAM5dbQYHaIuAM2tkUcxkMVd",
+	"ieutfG1rF44WrF1xEVdKb9+Pi1/u6X1yQC739D/+9d8G+16xMTtP/55LcLu1LUSmrEJusxW8fisGuAdJ",
+	"BgUQASGhOPUg2q15ItbVAPBGjMneyy8Ovnn5eUReGyoSkS9plnAGbcCGz8hbxsiw338KbVLGC/fN1+6j",
+	"l1RzldIFYZrQtGfefb7fI99B+i6+5G2JszQqLmapZ4/iitD0jq7Mf/gtOyV2fJIySAqO516hDpCOfA6M",
+	"bpWog9AFWVeRe7C2DX/MaaZ5WqQd7g3+8bf/6ygiR2TClD51dkrIz8kUS/ZLKbfe0CcqIxvYDPrnQtDU",
+	"gi5tzkxNb2/O/wKTpXuM8zSEFHpZSSG6gk83jdCclgJsKN4GQYP9wHyt5xkr9pVCQrNtr1KG8h4dHl13",
+	"quT66PAoyMpwT8NTXbz+2m16Ofr4XcYWPF8QJ+rXfDz1x1tZQZmM4adoeEkZuBklrKGruW7N226Zn/Fb",
+	"JjaYJEOx9JhUsWnwJsOkE+AolAdYtVQcm7mQ17bB8aL1Ge5jsDUn37wpp6UbZ8KFoTHXneef1bFt2OLU",
+	"a3B4ay2zVxrOurHng9euq2sZSEHiQ0pKcxOOsqy/U7spBrPdu6p/ZOfb0kXO9UGQaQKdxNcqOW80seCK",
+	"AlLyfRz1uFpgjWqTzcXsDPAPtL5s7hPimV+iMtLbbTJgrxOZuN6lF6ozDm3ro1f2+/NqwduTqa15I/ZZ",
+	"ITSIh1clEVBzPtUs6U6Ypt0ZkwtmRGZLG1x80LIYK2CPC8euelP8/T/bRqIyvWWk/2fX9O+MKdD3Rimf",
+	"MnCjhTyV1mTlNwnCz4j7DLRZe72iajWqIgmhjEAsxW8Qslt3ZdjurKg6KOr5D229dhtQ4zKsjpRdaWwg",
+	"ui9pt7sCNaUo5M6CuRu1d6uxYIWswku8U0eeumXXhr0C4oVcBQVAlU3biF8tL6VV6ndOsSsVOrsbELAV",
+	"WWlBZng6tKDTrg/TlEL9HLuKTcxmOwEvOupgGMBufc0qDc08vCoqEDVfwq0RTVsCmuz93dLD7EvXtcp1",
+	"gyoSL2rtJKvbWYDRopvZBkT3HLZeIry76EVrJY+JRfgr91PsnHbKf2KnkAXLRZwxqmwmR3FfAttVabpW",
+	"luPq+127h20K6lRKc28upzNnNEm58Gsz/FNUzfklSt/cJ+T816jI8qsU8PiFS1HUM+uqFQLumWOPqfQ2",
+	"P96XCUvkCvGcKzoLFiCjE+b1H15COS4o079Y0Fpq+y3fKQX5L9fXKnr/WTDfuAgM3WgLLVKXTsg4oatx",
+	"RMZGfxmTveeAatYgZXSZMdmrtpTc97WehJotqug+IY3nqvRPBWvBFaErWDsB9ymUAr27U5pqNpNNNhxE",
+	"d03cWxA7g+V1ocszFBrjKAWpJTQAE2QPssvHnjKDLn5wCGGi8fZ2NW1KlHID2AJMPTKfzXuP0gfHrgYr",
+	"CHxsAvi4xbyw8WzjWPg4tGs7V/mrFUuoZyi7ugtAzMqCC/fOyfHct/fom+O3bK2PPMukUq5LK6OZYF5d",
+	"l8qs7niD5ZCq5OrwRe/4eZv1LpimLuq5fQna1xljXbPqIkhzjebKGMDdjOZzulwysQuKW3KwkVYUxSUu",
+	"v/qu1aH/kFOheSgVqhCADSXe1LbFl2g31MWo1QApCNdKxLaNYLuSktY9uDH/oMSdK/N6MHmnWsbHuvr8",
+	"o4sCIT/lKXjE29vFAt9LIupThihcasTDxQqNDDL0cm1Fv/SNoeMO0YyiEuieviEzvVUXrYjkImUKTcow",
+	"dpmjsb0Aosv32FimtNoWfgdK9SDYoFNwg7Nes8UTZWNYpYB+8aBMjSPXb7mpW244LM+eueHU7EeIKJxh",
+	"LB5sUCUUz74KGIRvBnLBGszZuKRoU92DOnrdz0DhjQK2CeTnrjl0YwkZmqYjmY1EUZTXaufBOS6YgRmO",
+	"9m4uU4boHJG7jIMWLKSeQ1UnPiWGjBXn35BEghtbj6LeBAHm14E0ZptZGuEMdPJxcYkyNh0jKxZ0wRQR",
+	"XpDLiukwLIVmvhHHd2gQUX5kkwIrev2g369q9oMtFjOctB3+tCRNsG3baZPF/mZuBaDZPr+eFLl+GYvr",
+	"02osmmaQYefGLI0sUHIzlkLbELNAogoGa22bp6RNIYeY2cYmpww8BCOaGQlEKFfFyACb3QdP6sxlmxHV",
+	"QRiFKdRaiHAQZe7Zvcq7EyW16ZFvUND2tPnJyruZ3MY7V67qb1Kpa9Ws6L5K2/aBP6Zq1T7b3z+mHRsK",
+	"PJpqtk0Va1+3bme1KKD3nJJaGdhaw7Duf7t3BcLH0I3KDmDPjshX/OVvXVfa2gJrF13JT7C2/2+rO+Be",
+	"pQwfRyNqqf5sId/bM5Dr0kvbHGT/u/vlIvtGvk/pyM3pyHVMWVdWnD10jL100Cg6JgsJ2XxQZ/aUjA0z",
+	"G1tWrJCruZ5BMsNib6H2QWTvliuuVUSsyTIqXIVV266Doihp6yrahiy8Rtp8Mw2jFtY4Q18+tC1F8akx",
+	"HocKkdN0FPB4bvZx7lBLZkIVS7lgo2Umgyl+hUsmKaMW8N0yRBEyDqSIyN//b7L4//+/7C/6YG9APiPJ",
+	"/l80elnJ/04G//jbfxQvQuGPhK6eqOr617azgC9rDnK6siPhdnkxBDskJBXzNJRSv4IidQX+4EmatdqV",
+	"YirUfnBhjZbER5V/tmczI9Dcu+l+Y4V1LmFPa7RitClCwr5S1AlDxJjyWW4dZiEfb7M4YgWRHfAXZxzh",
+	"dVofVMVM0IxLi95wSjWUD2c0VL9rCA8xIlzpAcc+x1vwuRh4Ez5DTKyPxPVZWm5OMVkTUt9zEVhWceue",
+	"I75Vthx+alGKxPM6enmrAWIQ3NEoTDk9i2kVtdeu/9rW1da8TjfXUaaOm8EkYsXiPON6dWkuNhL9CaMZ",
+	"y87yUCXTszLNzqq+ti+VTTwxT5R9NI6Igoq1iozPbFYYpIudkJcwBQTfH8Y3bAX/YKCQAoUBIQPeKU9q",
+	"rvWy8+EDWCunEgN4hKYo+GL7sc45QoF6UIUQFeCxpQL1c7GkYvVEeQH3e0XfdmD29SZQEAlAyZyzjGbx",
+	"fEXk9FoUlQhlpiKrXBWV/7hXXQJrcmIOoq/CO8RfYNySdXGra+G+7LqdLXIGXXQO1IZIZizrXYtrcS7F",
+	"LWKfOjF/d8krmMwZR2KaQfTUxqOgS0684yCvaDwnRiDAyiho1bMBCUtGuL4WhAjGsC3y+Meuu0NdeGFs",
+	"u6LbREz8qJKOCT/1DLRXfMGUpgtzPBmDzMbDw8NjM+53V+c9AsnVkEGx1iBkSxV7A6MrZL9vQ82xf+HR",
+	"cPC8cLdBzP6pUcG4IoJBHCyZcEGzFZmmkmouZl2oPu16pRmw33KlleEXBOVMI7tyYfd2aeTfsSeFjr1s",
+	"aCNab5CNDdRSsB45h+e4K3JJf8gZoqfMReJid5XMsBbZlKfaxryv0JjHlcoZhJoBvBeMJqoWzZkxnWdQ",
+	"ux7715+ae5uYnZjQ+AaALCp6Gzl9/O7s6vxLNCh9/urtq6tXBnoD8ILeoBUK0lpJkcNJU7I3PhoMx0XS",
+	"oScJW4pvxYIFM4rngu33ShwGkz+cvZfyOqbLZcqxEvmBzXf77K9KinGRBVvk4WCO69ic8Dgy0xhgx2VO",
+	"29jJD2i6Ky4NFUkE8qPLneRimevI+irU9+/HbopK1XXcDLDyTqhNuITl/OEP77AQPtDJ3h/+QM6qecsT",
+	"2LQpt4ZiLCIBvQINhAZvCrLkdRUEDC8pUUQUXe2fIIkoY3Yd/YFRWCrvCNc9cglZJABAZnAjIqlB6YhY",
+	"okdFYoans1nGZlQzo5KmK49sum5MFsyS9lX02KJ4kzq1Vx9QBJAmV9oc0YpwoXjCAKwrib4G3AoDHcj5",
+	"BfG1efFgP1Qkk1KfYEaplPqJguMtWjNCU1RQMkGJoyJmyhDsMS5184J6pIzbIzIzI/v0W+YaYPa3gCsy",
+	"PuofWWS33UpLDF9SPUdqT8vOotZjaYYHNjORyYrseWuIQPt0jRbNn75xN6qZdiMyLgyB4wixXcqyvgcU",
+	"4kcPEWE/0linK9QRKgB5NAJwKZHg1NEEjN3kH3/7dySUgCBmzYeG50vnjgpuTkyFwXIQjG5ZxpIeebXe",
+	"ZxWoXS74DzlsSdlSn9AYLIaQolBmpKk1dDHzpIxmNjaEkvEejhARz5C5P4bhKQfyoukNE4ZS9Y/H+xGZ",
+	"5NoygsmK3M3l4hRijm0kqr3IUIXwTljwVI9gOQIzbB0es3OJNDhroEcsORyfkIW8Beddxro3XCTWbJCw",
+	"lIFzz81gDjBy97EIgKVlEKElMRdGXofMd6AwwMMdjYFUczuelma1kzy+YfqEjM1nb81XXfjfsSOCCghT",
+	"LBcecuaZ0hAixtMUehIDkUWnETQlwDqARm6Q2RNFxuevvrm6eHM+uji7ejV6++brN1djt5Lqs5ffXVxe",
+	"jU/NjruCmU/7JSiACFiqGwgvQAL8bNDv7/eQXwA65npuxKGY2rhqzCEvpKC11e5hb1qzGRBEvB/5L12w",
+	"BeVQQ8YMvlfAA/WghLxD8a7ygWJmVFvOiORC85R4c3BFpkCSZpSL/R45MwMX/TjYStocSzhI5H3KMPSE",
+	"jI+Gx5bvjC+Yzlbds6lmWXAyJ0m4gSEDFQou7NskIcN8lbuxvWujm6Q8ZkIxT64+W9J4zrrDXr8TdfIs",
+	"teK4Ojk4uLu761F43JPZ7MB+qw7evjl/9c3lK/imzKgvBPGzd2+MTsMyZWOTe318US6ZoEveOekc9vq9",
+	"Q7Tyz0ExOcDeBz+Zf8+YDmknZosUGfb75G7OU+ZsArFhmFyRfNkjbzw6pqXhfq4K3cQWVSsE3jdJ56Tz",
+	"BdO2rwO4JgGPAJxhv++0EJuw6UskRhLBDEUbrFU2d+jIG1SO5wwLw2+ytNi5QfEJmvfd2iDStoeqj/Xk",
+	"h0cuFnHgSov4imDn5Pv3Xn2rzlt+y0DeMCIWKPnQ5/b7cpdU570Z4ACcxm0Px0WCYyMMoNaZdYur4jAi",
+	"8rR/SMAUfccbzsYItCAQ/RaPxy0PaoQY6mhkOpCRMzqd8hiO62n/cIejeuTjLbZv+/neDg4KHfTAi7lt",
+	"PPEvMpkvfQ17sqokHtqUDaC8NiNGTm04LzpmxuAxdrI5z5S+FkU2PSBRLhTTECRdHxy9wJHN6lpCMqNg",
+	"d5U89vL9a2EbZPi6iXpSCS4eoZ1/mebK2fwrMq6rX+LHI18L5/zej9Dob1iYDwfZOz87348IvWWZ0QmX",
+	"GUs4GLzP3/4JoD9/+6eT87NzJM5rF8DLsK12jjv5PuS6M2qmOZdqVT9uHkMzp47r5d6B10aTVce/C2WF",
+	"4yJrs4jWKtI4rXc+FKO1ObN3HTsUHjPAAoX+VvZBE9QFFCGYXU7wzqnCBvDQZSu3uzCJvwYVHMpB34Me",
+	"taM6/pkHSM9ZZRtRj7XG98kK9xIozxGC1JryHPUHO76/G2U7Gh5vf/9Kyq+pWNlgPXV/iljQwOB22Uvn",
+	"EcSC+Bn8qJu6Oif1Kl/rNDOWAox5dCPVvKDipkY08eh8Qqab+xfZrB4tl2TY/6/Yyyi6FuY3bPRE4jy7",
+	"LRR18gUXnMSSGX7EmTC6t5FSqeIgVszLFr6CaTvLXpGrcy0WXOTK9fIFSlylYEUuYUq1EUF9dSVEz84r",
+	"u7SFooGyhTCVO2a2JaPihiVksmqiE7DABjLhtwl1pML/LU5vH4dGRI3BFWBoLJo9VQ4Oor60LQ4TWhp+",
+	"G17bsN9YEH8YKE76MYlY9aAbJKjKnSlakP02qVf/6PdA7S5sB+7qzoLc86J/MOyTeM7im/3HJHxw5btZ",
+	"jl0Gg1QP7ehl0f7IyEiVchtVQmHedxVg1TqV2HIPQUfvtLuwSn5kZl7paRC4Bk1dDT4x8FJH9fmKegDq",
+	"Rp2lVOE608pvHWCb7tnyXTJzlbysf2m98Z6WtbrST1SpyriGMeNazxn0VQiXL93QPYzYxhU2dFBdC6uI",
+	"TGh8Y4Q9kaBtHC1IhqkP+8PS5Y4Fj80IEbmb83gO4U2Qy1BUTkZjHQDTVEKZnEEd9Kqh2PUWsaZmmNPr",
+	"CUIyapR7MzIVNlYReuBivjM5c/0flJV+gjthzb9gZfWcJ/RaeEZnA42tJSAY2TvqH+6Ds29B0fFhqQ5u",
+	"wFymCVnKZZ4idfTysmEjrG8EDMTSj++FPLmAXIPB3kWPkKKe4kuZrHazUqy1JeoMjo+fd/vH3cP+Vb9/",
+	"Av//f/qBjCed7y4/Lxo3nRR15LxmN7ZdTbQjxXL5FdXoCZ3l7MMavRw+Or1sEhlc2zHEa8M6sHIoAPLW",
+	"9i4Ox6J8d/G2KE2KzQJKkOrS3offpAhyvCO9Hv4e6Psl3FvP03EvCo+lljdJJweoojSrZiB2q7IlLVTK",
+	"04BxmIHsSOMpFpEqyQY2CavYXNY0n7cwe4VIfGSRo+kKWVWt2oen90mILjDyCxupsb5RD8PRrQL0wc9Y",
+	"XOPDViQ1bM6rL+Kat1dZWb1B1xpO/hawscS9TwrfPXGVPgpebjHG1Juagm1iScG0ak0TRWWYqrjg89kt",
+	"eUgf3q/djkokaztPBBdaFhbmCQaXlC4IjF+pNdPyzG9RkfxqREGsOjZ3lhs5hXtWzuVGgAAQ8HEZqlEU",
+	"AdtzdeUgAmHOroVvBceH+5Fn8cPC4LYMrw2HKKs1FuuoBvBei7040AnCvnuDzRA+G4Q7QNzsexUlIaad",
+	"nLlPuboWrjzknc1hssE5QtqVgnS/tsWOeBY7bEDFdMawZfDCi6/diohby4X+ss6DukqfrjwHh9nteus2",
+	"iG2Sma3X6bcSbQJ+mslFJ3iTNqSP3RO2onXedrC0fASg1irUuW2p1FZ3+AUWUnNTT/G+WUfjnDpF243y",
+	"GRkQCEhgjSjhKugFcWIw9K2pwy1pbx/VilRejkZLKmzCguqM/4jUzNy/36gdafg7cxytFTd+TPGvGPSg",
+	"Wsd0g60K2cWGQrd7UAff1b+31fChrD1G/tWrbv7jb/+O3KmsRF0yFBubWu0Q0KKM44TNME/uWtQKOT5R",
+	"EIUF02KhTw6mJ1tFEkxPGK6H1T9FMLIAez/QMpreLgutWwXzs3xL1RtUKnLjGh7WCA/X6loAWdy3IXn2",
+	"ZBq7W8BlK41uSZsSvL1r8UYXOQFFk7p6vFaVUdqCqz6zvLexqZb4B/VNi5Kihvh5ZT2/H/T7/ejZ4SA6",
+	"evYiOnwxjA6Hz6Lhi+No+GwYDY8G71vblzYUj21la/oIVNWrLd1AXysl5p1z1S8j/YnO3pfO2s33blNZ",
+	"kWQDjXtMEnw3p7rLp40axitbj9qm//r5tWtZoVyRO5npuc2v8czH9lWbhbi4Fnulz70Qmr20SSgfqcgY",
+	"Pxjvm6Hhbb/raTHvIk81X6acZdciIwekkjhaSYldT2RFB2ERchAHu8oxQwbZLZe5KkG8m0tbVsYyhBnl",
+	"op4EigoG1STD8KoyFfDU6kTou5gB7YZunxD1oCJLTac2crxsTlKQVT9ZeFzJuxs3KBo2hbqFltF8yq58",
+	"esyEhrAudOjvPYUMF0U+e2p/2m+SPMtWOJsc+k83Foh+6ouk3af9QP3W0LLsYqpJ3UkToA25jgFggYFs",
+	"qme9sZx1GFZ7vPbOAKlH/09xdZrgLpIxQ5L9o8NZy1R26NmtpiwD2gByNkFdzxwN40QYA0JKyW8rss1e",
+	"vQYeW6GELhP5E1+9L1+tlYQoyX2RZfxQ/rnk3Ru22hb2YV6JSMZu5Q30wIeq29h2uBYHQs7W3bxFapFi",
+	"NjsNo90wFdm9afghRynfZXYFiL+B52zJvzIw/66DSs7evfmKrdqElEAm4qdgkmowic2XqoSSOFxuuAHQ",
+	"wLUxgOSNUrlR4QB9C9kMNduyJ63CjFPM7VlL2IscNivCNSSZgil4LSP0SYniBLMQ4gwzjlw33yIfytyW",
+	"U0yANDfj8suz7vDps2uR8JlNFwKFMykuHhWYwI3f+JBzDWETkF/G0qnLcPSv67Wo3FczGKQn42DB+2rd",
+	"qvjB3vqegP0Z4lLcieDEkFRqOGaRHwrG1ED6rEuF3W+O20CKcF9FGu62TReEC1zaj/ys3SdYH9hsQ1Qh",
+	"cB7JcmUgvNQsYTSJOy4S+Br7Jbkzedw+xoZc1ba/c9Jp07XWltdYyswVofT3wMzYBQwoXgGsAYG9GukT",
+	"WH857PalhxZa41zvgVruQmN3CYIZPDJ9P7flJxvEJaA1VNkaAKdkjJQA8qHVXN4JvHhC3t03SkawOzPL",
+	"7zBS5vchoQHb8Jqb78yPaoLYwc90yUc3bOVCCCDLONi/3whjjmFRQ+9jdgK0CCq3eQmlR/0B8hnzptJG",
+	"50+5KkrDgKl0bIW7EdXjU5T0MLXZmgPqeaiW3fgJ5DFNU5+3AeU/6h+FyDZC75HtjyplNcYtWIEWLsin",
+	"+IUHBKzLmwddgmhzpEwplMkc60kgnWyJhcQgYTAz71fGv0949/C4mYcg3W7qI57lm887RYRLpbDeBvU5",
+	"5bfMT2stywtpQgn2csTCQCxBJ5LMtJHp/RIpWAoFbK0Jz1isSTznaZIxYYuU18phQYURFTORUKFHcjqG",
+	"i4PV6Qt53d6pa4E6wX6PGI1UYbWXWGYwD2bqV9O3JsywB1ti7KRSSN7ILjd8uTTqhMxsO1wXfALVl2au",
+	"yNPKFdZkuOYeubTypczsjricUgxt4eoGarycv/2TXxum3gG7yXJw7pWK+8i2gzUTo1kZVkA/JZSkkNY9",
+	"I+PuGFauiD0sYK5X3FZYmWRYA2TlR2zV7I2qOSLGa9+x1rQBf+xW/sqXifeo8hdMFnW69r+VdmHdavMw",
+	"aAvWbc7BC4Wz+J5q0IBvuGhcsXnWaasEuDP/ynzUNP96LTlrAjC6uEwbLdTmWWtIXtpJLsxHTZAE7jZA",
+	"4bd/CobBOErR2SVWb9tpULFCFz0q4RVInIuoqPnUBFqFDD0qeDHNspW5RqiFGrqKeo9ixDADsmebcWNZ",
+	"J3tJsXTvj8tUJkXl4mBgFJ1VoG1X2pnO6n0qA11l9QqKrZj1B0jFOVWsy4ViQnFwyal8YmvpKWa2mtha",
+	"f1gzbEF52rT3P1RWUK8qXm2ct+vuW/qwcxycoyuKi5g9QuzZv4A1zisahWlZXmW1ohjUjZB3Np4UrGzW",
+	"KdkEaTFm0Smp3U2v10XfCjOO//hw82RnmI2A03D0dTZbmCuB/neBO09oM92utJVsSb3L3qltgcKQSE9g",
+	"wFDNlFGlAdxGdyMXowonCyHmg12NOwENSSwbYaY//sowV4sJ1PeaYN3+jVsO8kI7dCg6m3zcxHe7xDbe",
+	"GS9j6JOLpuKi8esyO82s/C2smtUswo3eGrSrKr/dlczWpLgeOauoUMtcgxukLriQXCSG3F6L+ghkj7qO",
+	"LPgOVL/yK3lSAV32C5qNr+myk4ueU30tlEytr2B/Wz3FSjHFhRSzmv5orR7XIuxkBccKlEGk1RKbrnbn",
+	"Rv8qbux5ac6/v0fFnUzdnVCcmKsj5ZrckCXliZVwfEeCV2+qc9IZ9ofPuv3Dbn9wNfCyaStloFz3oY4Z",
+	"cVSMWC8V5XdU6hwNe0/71bTcV99dYM/sXGi0OLw0kqORt8CMQP+7XW8vhsh+0EtOyoUXZO4soeStvGUp",
+	"jX2nvWB3KmUakhI+FK2B1lxQG/GvcFVaUeEJ1o4Exl/sYCEPZGyK6m6lV1Bn0O8Pyn6Qns+qy7Il+MHt",
+	"0tz9KJf2TeHe+jbXKdOoWVtVpKX3KUI96sRtwA4uHoepv46Tp7gnTSH9RSkA6oqu1/OdX9mm2KFp7GsH",
+	"r6xSsZPXx1cYPyVJ/waYYtmhsaSuu/PFapJ08fvBz57Xd6Pj6FJOdRcfKg+YEygnzmK5YGAwxxwdrDfN",
+	"6C28q+ViorTRsqdQSB11E7UScXQtsHI/pDZ4Xlx09k8zxvAZC7C+KVgJc1Ut5Wz5JqQqzKkzojqziC0Y",
+	"MWFYhpclZO+of7x/gp1/XHVecAksKqFJTWzTlf/Fz4qYBKhDEWKUn8OLHqPczZ74Zgrl2kMxRkebm9QB",
+	"LbGL/ufwHux63Qe/i+uOCPJI132rg6wiIhpUd9fCN8s3+cEq4t5H1qm2scp7s8cPnxxpD0tAfxCeNuSf",
+	"b3WW4PfgVINC0nGopw2EjCvXxGEB9YrgXbJ38fqcPD88frZ/Qij2cXDp12SZMWhvk7Glkbttyh1Ey2FQ",
+	"bXQtxiJP0zGJU0Yzw6BsUJwgdALf4ojc1hGnqD0aDSzL6EqRvbHZqbEZqCJij/exxiHOnKDX7ZSMqUbB",
+	"nSkI8YGVYPX5yQrjysqYPMUwhNCCCGY/w9ySHjmfUwFuNF+/szWhKpzC1ZSoeP22M0Jkop5PRqSrMj7X",
+	"NsJBfunYrS2Nj8Ekmznnd2D+fSTOec+8uZ1VlJ0VkncI5IeoAgqceBdw97MAWCV+mL9SNqPxahSDm8Jg",
+	"QdRJ5YqmejWKaQY+zfPucHg4gOavqJXia+7+3vIldFn01Mz7ruMXzerbxiyc5+ET0/hF5KffhbyFZOUX",
+	"Ua8OsMpdqzJUXsw3yGi2QB4XJGGa8hQr/128/prYpdjiVQlLsSZ9RN7tQeuA/WvhFfng6ibyUuhcoULv",
+	"N6hrGNXs84W5yDXahBZpXhIZxGZjqhYwUqz5xxIg/F6tYeSgCDgsqUzsA+CvBdQrzAXHcs1eWaMJm3N8",
+	"ddEjl7gf1LbIh0zqxHBaJaUw/61u4rWoVHS3KUbkrCoAF7Fidrf3hPSyxoWrHwfd5dDaF0GsipBeRaYV",
+	"0/vYz8yow7BxhhSTsZB6NJW5SJrSEx35wrX9ElK1nWmLbP1EucKNn6LOHklYLrb0Mas27SI1b6FU/m3Z",
+	"EqWm11pbY9GIys0KBa/1NsZaXfkQ/BJhV1ve9OC5lJne8ZOr1ZJ5xcG3fPitbWH+OpOLXd6/km3exuiC",
+	"XyLps95WfYtPtMb3qn3WP1GeB3lVadPOegSo8nOYBq1n2jwKGdqF3FS6D9oqaZtiZMNk5vdAXgLBFHVC",
+	"2yrGz0/s2jGM7hOFe1wK95snab8iiXpsqhSMALmAQoR+zffI9jghMoMuMZjz5Nu/zTVKyGRVbc3pelNd",
+	"C+fRKntsclHr29kjlxikbYiS12YUs6TKqjd0wa5FQ0fLQlGCzuoWfW3LkIqV0tBAGHLY759645bw2Xrt",
+	"WFxFF2NZreW4OcLDw/cHBnng4VRrFkCTHshKUDRlitxyBf3Oy5AOF3UxfNrv9SHswnbhMvJxpWFWLR6j",
+	"zI8dAX7uGMoQdaSlQH40ybA77F/1j8toEktBYXUGwx2O1WMzCqVSrYRRkrHWGVFzuSRqpTRbBFc9GB73",
+	"juurzhMuN653l4CK6qZA2kH3xYsXg2HZ4/6kc/iid/y8E96Sw25/eDU4Ojl0W4KGAPPC5VffdY+OBgOs",
+	"qSk0dK0beHtull9uYrF3O4R1eOi5S2THR+EHjb0Dze2ttIqnitAU+whinVSsM462e3O7WUJyYftpA9t4",
+	"zGCUFiDXoXVQPiS72BvzU6jJbyYj05xrlUU9gBNXjaL+o4OJc9lt5tJY1XXQj/r9/lpPRsPmLAeKoOu4",
+	"ZpaVvpNKzzJ2+ce3ZHz+7bv/w7Y5sX4zxXR3QhV0qMbOpGxBZkxjm2yVp/qEjG3U1TgiY2iKDc1S9rbz",
+	"6AorLxhr6IpDSzVsOG8/+x+X335zLWyzeVvLGiu9wSJ7BKP/aZqOZDYSUrAxJMNhG/2MYZ1KaNMPjjvY",
+	"ZJszdy2OhkOQIOBUvIxsHBTXW9SAUOMI9gWEHxBbBMnFjZB34lpURRsboObH1NpNoLoUiU4hXIc2V/nB",
+	"2j7FEFwR6wTFzKZ0VeQSFR7JJxhs00paeQkI9wDXn7frnZMpTRWLOvVNK7KCMIXne591H/eOj3cXS867",
+	"FakEOOSHMJsetOXIW/nt+/vwW9jgX6ma5zoY5hY39lZmWRfuPF52LM3m6h7AXv42VbPB4T8xz6kT90me",
+	"3nwc1vOz91frhhs1aWXNdVPXi3498bIC6Sej6cPcNY8jB7VusuF9tanZRhWBH9h0o9pD/OfOhNGMZWe5",
+	"nndOvn//4b15nN2GYT4jqYxpSsax7f4Pr44N2HmWdk46c62XJwcH8NZcKn3yov+iDxY5u5drCTqW/2NR",
+	"7LX06si28ChScCIsE5oy2zSjsAD01s2fKmBUfVc6wG2n28LKYpR4sLHeYSlzrLDAsluoYOA3fFo/ltBU",
+	"Xxd9DAP9BdfaC+5HpQnKOcq9Oo5l64uiQjmGTWehLqBRrYi6bYVsax8TcCwqbssfFMVfnTdyfSmuit6J",
+	"LfMG0dKwglrJOyM2SviKpkWkmJHZIijDYEupQxkYcOtfi011IBdUQJWJdlXlqqtxpT3WF/OW3zJEMgCm",
+	"0jYfg8yR2svKYXtd9D+8//C/AgAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -238,6 +238,28 @@ type Scope struct {
 	Root *uuid.UUID
 }
 
+// Contains reports whether the customer with the given id and ancestors lies in the scope.
+func (s Scope) Contains(id uuid.UUID, ancestors []uuid.UUID) bool {
+	return s.Root == nil || id == *s.Root || slices.Contains(ancestors, *s.Root)
+}
+
+// Confine shows c as a caller confined to the scope sees it: the hierarchy starts at the
+// scope's root, so the root has no parent and ancestors lists only customers in the subtree.
+// Nothing outside the subtree, not even an id, reaches the caller.
+func (s Scope) Confine(c *Customer) {
+	if s.Root == nil {
+		return
+	}
+	if c.ID == *s.Root {
+		c.ParentID = nil
+		c.Ancestors = []uuid.UUID{}
+		return
+	}
+	if i := slices.Index(c.Ancestors, *s.Root); i >= 0 {
+		c.Ancestors = c.Ancestors[i:]
+	}
+}
+
 // CustomerStore persists customers. Every method honours the scope: a customer outside it is
 // reported as not found.
 type CustomerStore interface {
@@ -284,22 +306,39 @@ func (s *CustomerService) Create(ctx context.Context, scope Scope, c Customer) (
 	if err := s.store.CreateCustomer(ctx, scope, &c); err != nil {
 		return nil, err
 	}
+	scope.Confine(&c)
 	return &c, nil
 }
 
 // Get returns a live customer.
 func (s *CustomerService) Get(ctx context.Context, scope Scope, id uuid.UUID) (*Customer, error) {
-	return s.store.Customer(ctx, scope, id)
+	c, err := s.store.Customer(ctx, scope, id)
+	if err != nil {
+		return nil, err
+	}
+	scope.Confine(c)
+	return c, nil
 }
 
 // Update applies a merge patch. With ifMatch set, it fails with PreconditionFailed unless the
 // stored customer still has that entity tag.
+// A caller confined to a subtree may change its root's profile but not move the root or make it
+// a consumer: that is Forbidden, since it would take the subtree away from under the key.
 func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID, ifMatch string, patch CustomerPatch) (*Customer, error) {
-	return s.store.UpdateCustomer(ctx, scope, id, func(c *Customer) error {
+	c, err := s.store.UpdateCustomer(ctx, scope, id, func(c *Customer) error {
 		if err := checkIfMatch(c, ifMatch); err != nil {
 			return err
 		}
+		oldParent, oldKind := c.ParentID, c.Kind
 		patch.Apply(c)
+		if scope.Root != nil && c.ID == *scope.Root {
+			if !equalID(c.ParentID, oldParent) {
+				return Errorf(CodeForbidden, "This API key is confined to the subtree of customer %s and cannot move that customer itself; an unconfined key can.", c.ID)
+			}
+			if c.Kind != oldKind {
+				return Errorf(CodeForbidden, "This API key is confined to the subtree of customer %s and cannot change that customer's kind; an unconfined key can.", c.ID)
+			}
+		}
 		c.normalize()
 		if fields := s.validate.Struct(c, ""); fields != nil {
 			return Invalid(fields...)
@@ -314,15 +353,40 @@ func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID,
 		c.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	scope.Confine(c)
+	return c, nil
+}
+
+func equalID(a, b *uuid.UUID) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // Delete soft-deletes a customer. With ifMatch set, it fails with PreconditionFailed unless the
-// stored customer still has that entity tag.
+// stored customer still has that entity tag. A caller confined to a subtree cannot delete the
+// subtree's root (Forbidden).
 func (s *CustomerService) Delete(ctx context.Context, scope Scope, id uuid.UUID, ifMatch string) error {
-	return s.store.DeleteCustomer(ctx, scope, id, func(c *Customer) error { return checkIfMatch(c, ifMatch) })
+	return s.store.DeleteCustomer(ctx, scope, id, func(c *Customer) error {
+		if scope.Root != nil && c.ID == *scope.Root {
+			return Errorf(CodeForbidden, "This API key is confined to the subtree of customer %s and cannot delete that customer itself; an unconfined key can.", c.ID)
+		}
+		return checkIfMatch(c, ifMatch)
+	})
 }
 
 // List returns one page of live customers.
 func (s *CustomerService) List(ctx context.Context, scope Scope, f CustomerFilter) (CustomerPage, error) {
-	return s.store.ListCustomers(ctx, scope, f)
+	page, err := s.store.ListCustomers(ctx, scope, f)
+	if err != nil {
+		return CustomerPage{}, err
+	}
+	for i := range page.Customers {
+		scope.Confine(&page.Customers[i])
+	}
+	return page, nil
 }
