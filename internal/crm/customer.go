@@ -329,10 +329,12 @@ func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID,
 		if err := checkIfMatch(c, ifMatch); err != nil {
 			return err
 		}
-		oldParent, oldKind := c.ParentID, c.Kind
+		oldKind := c.Kind
 		patch.Apply(c)
 		if scope.Root != nil && c.ID == *scope.Root {
-			if !equalID(c.ParentID, oldParent) {
+			// Any parent given for the root is refused, even the current one, so that the key
+			// cannot find out what lies above its subtree.
+			if patch.ParentID.IsSpecified() {
 				return Errorf(CodeForbidden, "This API key is confined to the subtree of customer %s and cannot move that customer itself; an unconfined key can.", c.ID)
 			}
 			if c.Kind != oldKind {
@@ -358,13 +360,6 @@ func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID,
 	}
 	scope.Confine(c)
 	return c, nil
-}
-
-func equalID(a, b *uuid.UUID) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
 }
 
 // Delete soft-deletes a customer. With ifMatch set, it fails with PreconditionFailed unless the

@@ -10,16 +10,8 @@ import (
 	"github.com/centric-crm/centric/internal/crm"
 )
 
-// errConfinedModelRun refuses a model run to a key confined to a subtree: a run fits and
-// rescores every customer, not only the key's.
-var errConfinedModelRun = crm.Errorf(crm.CodeForbidden,
-	"A model run fits the models to every customer and rescores them all, so starting one needs an API key that is not confined to a customer subtree. This key may read runs and its customers' scores.")
-
 // CreateModelRun queues a fit of the models.
 func (s *Server) CreateModelRun(ctx context.Context, req api.CreateModelRunRequestObject) (api.CreateModelRunResponseObject, error) {
-	if scopeOf(ctx).Root != nil {
-		return nil, errConfinedModelRun
-	}
 	if req.Body == nil {
 		return nil, errEmptyBody
 	}
