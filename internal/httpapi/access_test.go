@@ -118,7 +118,9 @@ const (
 	asSibling               // partner a's confined key, on partner b's records
 )
 
-func (c caller) String() string { return [...]string{"admin", "reader", "partner own", "partner sibling"}[c] }
+func (c caller) String() string {
+	return [...]string{"admin", "reader", "partner own", "partner sibling"}[c]
+}
 
 // cell is the expected outcome of one caller's request: a status, and for errors a problem
 // code; check, when set, asserts the body.
@@ -344,7 +346,9 @@ func transactionsOf(ids func(fx *accessFixture) []string, wantCount int) func(t 
 }
 
 func subtreeA(fx *accessFixture) []string { return fx.a.ids }
-func everyone(fx *accessFixture) []string { return append(append([]string{fx.hq}, fx.a.ids...), fx.b.ids...) }
+func everyone(fx *accessFixture) []string {
+	return append(append([]string{fx.hq}, fx.a.ids...), fx.b.ids...)
+}
 
 // newConsumer creates a consumer below the side's dealer as the unconfined admin.
 func newConsumer(t *testing.T, fx *accessFixture, s *partnerSide) string {
@@ -392,8 +396,10 @@ func accessCases() []accessCase {
 			}), ok(200, emptyList)},
 		},
 		{
-			name:  "get a customer",
-			build: func(_ *testing.T, _ *accessFixture, s *partnerSide) request { return get("/v1/customers/" + s.customer) },
+			name: "get a customer",
+			build: func(_ *testing.T, _ *accessFixture, s *partnerSide) request {
+				return get("/v1/customers/" + s.customer)
+			},
 			cells: [4]cell{ok(200, field("id", ownCustomer)), ok(200, field("id", ownCustomer)), ok(200, func(t *testing.T, fx *accessFixture, res response) {
 				c := res.json(t)
 				if diff := cmp.Diff([]any{fx.a.dist, fx.a.dealer}, c["ancestors"]); diff != "" {
@@ -517,8 +523,10 @@ func accessCases() []accessCase {
 			cells: [4]cell{fails(409, "conflict"), forbidden, forbidden, notFound},
 		},
 		{
-			name:  "list a customer's transactions",
-			build: func(_ *testing.T, _ *accessFixture, s *partnerSide) request { return get("/v1/customers/" + s.customer + "/transactions") },
+			name: "list a customer's transactions",
+			build: func(_ *testing.T, _ *accessFixture, s *partnerSide) request {
+				return get("/v1/customers/" + s.customer + "/transactions")
+			},
 			cells: [4]cell{ok(200, transactionsOf(func(fx *accessFixture) []string { return []string{fx.a.customer} }, -1)), ok(200, nil), ok(200, transactionsOf(func(fx *accessFixture) []string { return []string{fx.a.customer} }, -1)), notFound},
 		},
 		{
@@ -527,8 +535,10 @@ func accessCases() []accessCase {
 			cells: [4]cell{ok(200, nil), ok(200, nil), ok(200, transactionsOf(subtreeA, -1)), ok(200, transactionsOf(subtreeA, -1))},
 		},
 		{
-			name:  "list transactions of one customer",
-			build: func(_ *testing.T, _ *accessFixture, s *partnerSide) request { return get("/v1/transactions?customer_id=" + s.customer) },
+			name: "list transactions of one customer",
+			build: func(_ *testing.T, _ *accessFixture, s *partnerSide) request {
+				return get("/v1/transactions?customer_id=" + s.customer)
+			},
 			cells: [4]cell{ok(200, nil), ok(200, nil), ok(200, transactionsOf(func(fx *accessFixture) []string { return []string{fx.a.customer} }, -1)), ok(200, emptyList)},
 		},
 		{
@@ -601,8 +611,10 @@ func accessCases() []accessCase {
 			twin:  twinNone,
 		},
 		{
-			name:  "get a customer's scores",
-			build: func(_ *testing.T, _ *accessFixture, s *partnerSide) request { return get("/v1/customers/" + s.customer + "/scores") },
+			name: "get a customer's scores",
+			build: func(_ *testing.T, _ *accessFixture, s *partnerSide) request {
+				return get("/v1/customers/" + s.customer + "/scores")
+			},
 			cells: [4]cell{ok(200, field("customer_id", ownCustomer)), ok(200, nil), ok(200, field("model_run_id", func(fx *accessFixture) any { return fx.run })), notFound},
 		},
 		{
@@ -611,8 +623,10 @@ func accessCases() []accessCase {
 			cells: [4]cell{ok(200, oneRun), ok(200, oneRun), ok(200, oneRun), ok(200, oneRun)},
 		},
 		{
-			name:  "get the latest model run",
-			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request { return get("/v1/analytics/model-runs/latest") },
+			name: "get the latest model run",
+			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request {
+				return get("/v1/analytics/model-runs/latest")
+			},
 			cells: [4]cell{ok(200, nil), ok(200, nil), ok(200, field("id", func(fx *accessFixture) any { return fx.run })), ok(200, nil)},
 		},
 		{
@@ -625,13 +639,17 @@ func accessCases() []accessCase {
 			cells: [4]cell{invalid, forbidden, ok(403, confinedRunRefused), ok(403, confinedRunRefused)},
 		},
 		{
-			name:  "concentration",
-			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request { return get("/v1/analytics/concentration") },
+			name: "concentration",
+			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request {
+				return get("/v1/analytics/concentration")
+			},
 			cells: [4]cell{ok(200, field("customers", count(52))), ok(200, nil), ok(200, field("customers", count(26))), ok(200, field("customers", count(26)))},
 		},
 		{
-			name:  "retention cohorts",
-			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request { return get("/v1/analytics/retention?cohort=month") },
+			name: "retention cohorts",
+			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request {
+				return get("/v1/analytics/retention?cohort=month")
+			},
 			cells: [4]cell{ok(200, cohortTotal(52)), ok(200, nil), ok(200, cohortTotal(26)), ok(200, cohortTotal(26))},
 		},
 		{
@@ -642,13 +660,17 @@ func accessCases() []accessCase {
 			cells: [4]cell{ok(200, projectionMatches(false)), ok(200, nil), ok(200, projectionMatches(true)), ok(200, projectionMatches(true))},
 		},
 		{
-			name:  "acquisition",
-			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request { return get("/v1/analytics/acquisition?group_by=channel") },
+			name: "acquisition",
+			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request {
+				return get("/v1/analytics/acquisition?group_by=channel")
+			},
 			cells: [4]cell{ok(200, acquisitionMatches(false)), ok(200, nil), ok(200, acquisitionMatches(true)), ok(200, acquisitionMatches(true))},
 		},
 		{
-			name:  "what-if",
-			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request { return get("/v1/analytics/what-if?retention_points=5") },
+			name: "what-if",
+			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request {
+				return get("/v1/analytics/what-if?retention_points=5")
+			},
 			cells: [4]cell{ok(200, whatIfMatches(false)), ok(200, nil), ok(200, whatIfMatches(true)), ok(200, whatIfMatches(true))},
 		},
 		{
