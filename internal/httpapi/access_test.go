@@ -212,11 +212,19 @@ func TestAccessMatrix(t *testing.T) {
 					}
 				})
 			}
-			if who == asSibling {
+			if who == asOwn || who == asSibling {
 				t.Run(name+" names nothing of the sibling", func(t *testing.T) { fx.assertNoSiblingIDs(t, req, res) })
 			}
 		}
 	}
+}
+
+// other is the side that is not s.
+func (fx *accessFixture) other(s *partnerSide) *partnerSide {
+	if s == &fx.a {
+		return &fx.b
+	}
+	return &fx.a
 }
 
 // siblingIDs are the ids of partner b's records.
@@ -366,6 +374,26 @@ func accessCases() []accessCase {
 	}
 	ownCustomer := func(fx *accessFixture) any { return fx.a.customer }
 	return []accessCase{
+		{
+			name: "get a customer referred from another subtree",
+			build: func(t *testing.T, fx *accessFixture, s *partnerSide) request {
+				fx.e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + s.customer, Body: map[string]any{"referred_by": fx.other(s).customer}}, http.StatusOK)
+				return get("/v1/customers/" + s.customer)
+			},
+			// The referral stays, but a confined key does not see who it points to.
+			cells: [4]cell{ok(200, field("referred_by", func(fx *accessFixture) any { return fx.b.customer })), ok(200, nil), ok(200, field("referred_by", func(*accessFixture) any { return nil })), notFound},
+		},
+		{
+			name: "get a transaction through another subtree's dealer",
+			build: func(t *testing.T, fx *accessFixture, s *partnerSide) request {
+				tx := fx.e.mustDo(request{Method: "POST", Path: "/v1/transactions", Body: map[string]any{
+					"customer_id": s.customer, "dealer_id": fx.other(s).dealer, "type": "cost",
+					"occurred_at": "2026-01-01T10:00:00Z", "amount": "1.00", "currency": "EUR",
+				}}, http.StatusCreated).json(t)
+				return get("/v1/transactions/" + tx["id"].(string))
+			},
+			cells: [4]cell{ok(200, field("dealer_id", func(fx *accessFixture) any { return fx.b.dealer })), ok(200, nil), ok(200, field("dealer_id", func(*accessFixture) any { return nil })), notFound},
+		},
 		{
 			name:  "list customers",
 			build: customerList(""),

@@ -260,6 +260,9 @@ func (s *CustomerStore) Customer(ctx context.Context, scope crm.Scope, id uuid.U
 		return nil, fmt.Errorf("read customer %s: %w", id, err)
 	}
 	c := row.customer()
+	if err := hideForeign(s.db.session(ctx), scope, []**uuid.UUID{&c.ReferredBy}); err != nil {
+		return nil, err
+	}
 	scores, err := scoreSummaries(s.db.session(ctx), []uuid.UUID{id})
 	if err != nil {
 		return nil, err
@@ -328,6 +331,9 @@ func (s *CustomerStore) UpdateCustomer(ctx context.Context, scope crm.Scope, id 
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := hideForeign(s.db.session(ctx), scope, []**uuid.UUID{&updated.ReferredBy}); err != nil {
 		return nil, err
 	}
 	scores, err := scoreSummaries(s.db.session(ctx), []uuid.UUID{id})
@@ -553,9 +559,14 @@ func (s *CustomerStore) ListCustomers(ctx context.Context, scope crm.Scope, f cr
 		return crm.CustomerPage{}, err
 	}
 	result := crm.CustomerPage{Customers: make([]crm.Customer, len(page1))}
+	referrers := make([]**uuid.UUID, len(page1))
 	for i := range page1 {
 		result.Customers[i] = page1[i].customer()
 		result.Customers[i].Scores = scores[page1[i].ID]
+		referrers[i] = &result.Customers[i].ReferredBy
+	}
+	if err := hideForeign(s.db.session(ctx), scope, referrers); err != nil {
+		return crm.CustomerPage{}, err
 	}
 	if len(rows) > limit {
 		last := rows[limit-1]

@@ -77,6 +77,9 @@ func (s *TransactionStore) Transaction(ctx context.Context, scope crm.Scope, id 
 		return nil, fmt.Errorf("read transaction %s: %w", id, err)
 	}
 	t := row.transaction()
+	if err := hideForeign(s.db.session(ctx), scope, []**uuid.UUID{&t.DealerID}); err != nil {
+		return nil, err
+	}
 	return &t, nil
 }
 
@@ -134,8 +137,15 @@ func (s *TransactionStore) ListTransactions(ctx context.Context, scope crm.Scope
 		return crm.TransactionPage{}, fmt.Errorf("list transactions: %w", err)
 	}
 	result := crm.TransactionPage{Transactions: make([]crm.Transaction, 0, min(len(rows), limit))}
+	dealers := make([]**uuid.UUID, 0, cap(result.Transactions))
 	for i := range rows[:min(len(rows), limit)] {
 		result.Transactions = append(result.Transactions, rows[i].transaction())
+	}
+	for i := range result.Transactions {
+		dealers = append(dealers, &result.Transactions[i].DealerID)
+	}
+	if err := hideForeign(s.db.session(ctx), scope, dealers); err != nil {
+		return crm.TransactionPage{}, err
 	}
 	if len(rows) > limit {
 		last := rows[limit-1]
