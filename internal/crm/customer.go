@@ -238,11 +238,6 @@ type Scope struct {
 	Root *uuid.UUID
 }
 
-// Contains reports whether the customer with the given id and ancestors lies in the scope.
-func (s Scope) Contains(id uuid.UUID, ancestors []uuid.UUID) bool {
-	return s.Root == nil || id == *s.Root || slices.Contains(ancestors, *s.Root)
-}
-
 // Confine shows c as a caller confined to the scope sees it: the hierarchy starts at the
 // scope's root, so the root has no parent and ancestors lists only customers in the subtree.
 // Nothing outside the subtree, not even an id, reaches the caller.
@@ -261,7 +256,8 @@ func (s Scope) Confine(c *Customer) {
 }
 
 // CustomerStore persists customers. Every method honours the scope: a customer outside it is
-// reported as not found.
+// reported as not found, and the customers returned are shown as the scope sees them (Confine),
+// with a referrer outside the scope cleared.
 type CustomerStore interface {
 	// CreateCustomer inserts c with its external references. It returns a NotFound or Invalid
 	// error for a bad parent or referrer and a Conflict error for a taken external reference.
@@ -306,18 +302,12 @@ func (s *CustomerService) Create(ctx context.Context, scope Scope, c Customer) (
 	if err := s.store.CreateCustomer(ctx, scope, &c); err != nil {
 		return nil, err
 	}
-	scope.Confine(&c)
 	return &c, nil
 }
 
 // Get returns a live customer.
 func (s *CustomerService) Get(ctx context.Context, scope Scope, id uuid.UUID) (*Customer, error) {
-	c, err := s.store.Customer(ctx, scope, id)
-	if err != nil {
-		return nil, err
-	}
-	scope.Confine(c)
-	return c, nil
+	return s.store.Customer(ctx, scope, id)
 }
 
 // Update applies a merge patch. With ifMatch set, it fails with PreconditionFailed unless the
@@ -325,7 +315,7 @@ func (s *CustomerService) Get(ctx context.Context, scope Scope, id uuid.UUID) (*
 // A caller confined to a subtree may change its root's profile but not move the root or make it
 // a consumer: that is Forbidden, since it would take the subtree away from under the key.
 func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID, ifMatch string, patch CustomerPatch) (*Customer, error) {
-	c, err := s.store.UpdateCustomer(ctx, scope, id, func(c *Customer) error {
+	return s.store.UpdateCustomer(ctx, scope, id, func(c *Customer) error {
 		if err := checkIfMatch(c, ifMatch); err != nil {
 			return err
 		}
@@ -355,11 +345,6 @@ func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID,
 		c.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	scope.Confine(c)
-	return c, nil
 }
 
 // Delete soft-deletes a customer. With ifMatch set, it fails with PreconditionFailed unless the
@@ -376,12 +361,5 @@ func (s *CustomerService) Delete(ctx context.Context, scope Scope, id uuid.UUID,
 
 // List returns one page of live customers.
 func (s *CustomerService) List(ctx context.Context, scope Scope, f CustomerFilter) (CustomerPage, error) {
-	page, err := s.store.ListCustomers(ctx, scope, f)
-	if err != nil {
-		return CustomerPage{}, err
-	}
-	for i := range page.Customers {
-		scope.Confine(&page.Customers[i])
-	}
-	return page, nil
+	return s.store.ListCustomers(ctx, scope, f)
 }

@@ -9,6 +9,20 @@ import (
 	"github.com/centric-crm/centric/internal/crm"
 )
 
+// confineCustomers shows customers as a caller confined to scope sees them: the hierarchy
+// from the scope's root down, and no referrer outside the scope.
+func confineCustomers(tx *gorm.DB, scope crm.Scope, customers ...*crm.Customer) error {
+	if scope.Root == nil {
+		return nil
+	}
+	referrers := make([]**uuid.UUID, len(customers))
+	for i, c := range customers {
+		scope.Confine(c)
+		referrers[i] = &c.ReferredBy
+	}
+	return hideForeign(tx, scope, referrers)
+}
+
 // hideForeign clears every reference that names a customer outside the scope, such as the
 // referrer of a customer or the dealer of a transaction that an unconfined key set across
 // subtrees, so that a confined caller never sees the id of a record it cannot read. Customers
