@@ -119,4 +119,6 @@ func TestScopeConfine(t *testing.T) {
 	}
 }
 
-func equalPtr(a, b *uuid.UUID) bool { return (a == nil && b == nil) || (a != nil && b != nil && *a == *b) }
+func equalPtr(a, b *uuid.UUID) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
