@@ -46,7 +46,7 @@ func TestKeysCreateWithRoot(t *testing.T) {
 		return out.String(), err
 	}
 
-	out, err := centric("keys", "create", "-root", dist.ID.String(), "northwind sync", "customers:read", "transactions:write")
+	out, err := centric("keys", "create", "-root", dist.ID.String(), "-rate", "2.5", "-burst", "20", "northwind sync", "customers:read", "transactions:write")
 	if err != nil {
 		t.Fatalf("keys create -root: %v", err)
 	}
@@ -64,8 +64,8 @@ func TestKeysCreateWithRoot(t *testing.T) {
 			row = line
 		}
 	}
-	if fields := strings.Fields(row); len(fields) != 8 || fields[1] != "northwind" || fields[4] != "customers:read,transactions:write" || fields[5] != dist.ID.String() {
-		t.Errorf("keys list row = %q, want the key with its root", row)
+	if fields := strings.Fields(row); len(fields) != 9 || fields[1] != "northwind" || fields[4] != "customers:read,transactions:write" || fields[5] != dist.ID.String() || fields[6] != "2.5/s,burst=20" {
+		t.Errorf("keys list row = %q, want the key with its root and rate limit", row)
 	}
 	for _, bad := range []struct {
 		args []string
@@ -74,7 +74,8 @@ func TestKeysCreateWithRoot(t *testing.T) {
 		{[]string{"keys", "create", "-root", "nope", "x", "admin"}, `-root "nope" is not a customer id`},
 		{[]string{"keys", "create", "-root", consumer.ID.String(), "x", "admin"}, "must be a business account"},
 		{[]string{"keys", "create", "-root", uuid.NewString(), "x", "admin"}, "names no live customer"},
-		{[]string{"keys", "create", "-root", dist.ID.String(), "x"}, "want [-root ID] a name and at least one permission"},
+		{[]string{"keys", "create", "-root", dist.ID.String(), "x"}, "want [-root ID] [-rate N -burst N] a name and at least one permission"},
+		{[]string{"keys", "create", "-rate", "5", "x", "admin"}, "/rate_limit/burst: must be from 1 to 1000000"},
 	} {
 		if _, err := centric(bad.args...); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("centric %v: error %v, want one saying %q", bad.args, err, bad.want)

@@ -2,9 +2,10 @@
 //
 //	centric serve                      run the API (private PostgreSQL unless DATABASE_URL is set)
 //	centric migrate                    apply database migrations and exit
-//	centric keys create [-root ID] NAME PERM...
+//	centric keys create [-root ID] [-rate N -burst N] NAME PERM...
 //	                                   issue an API key (permissions: customers:read, …, admin),
-//	                                   with -root confined to that business customer's subtree
+//	                                   with -root confined to that business customer's subtree,
+//	                                   with -rate and -burst limited by a rate of its own
 //	centric keys list                  list API keys
 //	centric keys revoke ID             revoke an API key
 //	centric demo [flags]               fill an empty database with a synthetic customer base
@@ -40,9 +41,10 @@ const usage = `usage: centric <command> [arguments]
 commands:
   serve                         run the API
   migrate                       apply database migrations and exit
-  keys create [-root ID] NAME PERMISSION…
+  keys create [-root ID] [-rate N -burst N] NAME PERMISSION…
                                 issue an API key; permissions: %s;
-                                -root confines it to that business customer's subtree
+                                -root confines it to that business customer's subtree,
+                                -rate (requests per second) and -burst give it its own rate limit
   keys list                     list API keys
   keys revoke ID                revoke an API key
   demo [flags]                  fill an empty database with a synthetic customer base
@@ -141,12 +143,14 @@ func keys(ctx context.Context, ks *crm.KeyService, args []string, stdout io.Writ
 		flags := flag.NewFlagSet("centric keys create", flag.ContinueOnError)
 		flags.SetOutput(io.Discard)
 		root := flags.String("root", "", "confine the key to the subtree of this business customer (its id)")
+		rate := flags.Float64("rate", 0, "the key's own rate limit in requests per second, with -burst")
+		burst := flags.Int("burst", 0, "the key's own burst of requests, with -rate")
 		if err := flags.Parse(args[1:]); err != nil {
 			return fmt.Errorf("keys create: %w", err)
 		}
 		rest := flags.Args()
 		if len(rest) < 2 {
-			return fmt.Errorf("keys create: want [-root ID] a name and at least one permission (%s)", permissionList())
+			return fmt.Errorf("keys create: want [-root ID] [-rate N -burst N] a name and at least one permission (%s)", permissionList())
 		}
 		req := crm.NewAPIKey{Name: rest[0]}
 		for _, p := range rest[1:] {
@@ -159,6 +163,9 @@ func keys(ctx context.Context, ks *crm.KeyService, args []string, stdout io.Writ
 			}
 			req.RootCustomerID = &id
 		}
+		if *rate != 0 || *burst != 0 {
+			req.RateLimit = &crm.RateLimit{PerSecond: *rate, Burst: *burst}
+		}
 		k, token, err := ks.Issue(ctx, nil, req)
 		if err != nil {
 			return fmt.Errorf("keys create: %w", err)
@@ -167,7 +174,7 @@ func keys(ctx context.Context, ks *crm.KeyService, args []string, stdout io.Writ
 		return nil
 	case "list":
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tNAME\tPREFIX\tPERMISSIONS\tROOT\tCREATED\tREVOKED")
+		fmt.Fprintln(w, "ID\tNAME\tPREFIX\tPERMISSIONS\tROOT\tRATE LIMIT\tCREATED\tREVOKED")
 		page := crm.PageRequest{Limit: crm.MaxPageSize}
 		for {
 			list, err := ks.List(ctx, crm.Scope{}, page)
@@ -175,18 +182,21 @@ func keys(ctx context.Context, ks *crm.KeyService, args []string, stdout io.Writ
 				return err
 			}
 			for _, k := range list.Keys {
-				revoked, root := "-", "-"
+				revoked, root, limit := "-", "-", "default"
 				if k.RevokedAt != nil {
 					revoked = k.RevokedAt.Format(time.RFC3339)
 				}
 				if k.RootCustomerID != nil {
 					root = k.RootCustomerID.String()
 				}
+				if k.RateLimit != nil {
+					limit = fmt.Sprintf("%g/s,burst=%d", k.RateLimit.PerSecond, k.RateLimit.Burst)
+				}
 				perms := make([]string, len(k.Permissions))
 				for i, p := range k.Permissions {
 					perms[i] = string(p)
 				}
-				fmt.Fprintf(w, "%s\t%s\tck_%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, strings.Join(perms, ","), root, k.CreatedAt.Format(time.RFC3339), revoked)
+				fmt.Fprintf(w, "%s\t%s\tck_%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, strings.Join(perms, ","), root, limit, k.CreatedAt.Format(time.RFC3339), revoked)
 			}
 			if list.NextCursor == "" {
 				return w.Flush()

@@ -32,14 +32,14 @@ type App struct {
 	Insights     *analytics.Insights
 
 	logger    *slog.Logger
-	rateLimit httpapi.RateLimit
+	rateLimit crm.RateLimit
 	embedded  *pgembed.Server
 }
 
 // Open connects to cfg.DatabaseURL, or starts the private PostgreSQL in cfg.DataDir, and
 // applies the migrations.
 func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
-	a := &App{logger: logger, rateLimit: httpapi.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}}
+	a := &App{logger: logger, rateLimit: crm.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}}
 	url := cfg.DatabaseURL
 	if url == "" {
 		srv, err := pgembed.Start(ctx, pgembed.Options{

@@ -38,6 +38,18 @@ var Permissions = []Permission{
 // keyPrefix starts every API key, so leaked keys are easy to recognise and scan for.
 const keyPrefix = "ck_"
 
+// RateLimit is a token bucket: Burst requests at once, refilled at PerSecond requests a second.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
+}
+
+// The bounds of a key's own rate limit.
+const (
+	maxRatePerSecond = 1e6
+	maxRateBurst     = 1000000
+)
+
 // APIKey is an API key without its secret; only a SHA-256 digest of the secret is stored.
 type APIKey struct {
 	ID          uuid.UUID
@@ -46,8 +58,10 @@ type APIKey struct {
 	Permissions []Permission
 	// RootCustomerID confines the key to that business customer's subtree; nil is unconfined.
 	RootCustomerID *uuid.UUID
-	CreatedAt      time.Time
-	RevokedAt      *time.Time
+	// RateLimit is the key's own rate limit; nil means the server's default.
+	RateLimit *RateLimit
+	CreatedAt time.Time
+	RevokedAt *time.Time
 }
 
 // NewAPIKey is what a caller asks for when issuing a key.
@@ -56,6 +70,8 @@ type NewAPIKey struct {
 	Permissions []Permission
 	// RootCustomerID confines the new key to the subtree of this business customer.
 	RootCustomerID *uuid.UUID
+	// RateLimit gives the new key a rate limit of its own instead of the server's default.
+	RateLimit *RateLimit
 }
 
 // APIKeyPage is one page of API keys.
@@ -69,6 +85,8 @@ type Principal struct {
 	KeyID       uuid.UUID
 	Permissions []Permission
 	Scope       Scope
+	// RateLimit is the key's own rate limit; nil means the server's default.
+	RateLimit *RateLimit
 }
 
 // Allows reports whether the caller holds perm, directly or through admin.
@@ -114,7 +132,8 @@ func (s *KeyService) Create(ctx context.Context, name string, perms []Permission
 
 // Issue issues a key and returns it with its secret token, which is shown only this once. An
 // issuer (nil for the operator) may grant only permissions it holds, and a confined issuer
-// only keys confined within its own subtree: a new key never reaches further than its issuer.
+// only keys confined within its own subtree that carry its own rate limit: a new key never
+// reaches further, nor sends faster, than its issuer.
 func (s *KeyService) Issue(ctx context.Context, issuer *Principal, req NewAPIKey) (*APIKey, string, error) {
 	var fields []FieldError
 	if strings.TrimSpace(req.Name) == "" {
@@ -134,11 +153,25 @@ func (s *KeyService) Issue(ctx context.Context, issuer *Principal, req NewAPIKey
 			fields = append(fields, FieldError{Pointer: pointer, Message: fmt.Sprintf("cannot be granted: the calling key does not hold %s itself", p)})
 		}
 	}
-	scope := Scope{}
+	if l := req.RateLimit; l != nil {
+		if !(l.PerSecond > 0 && l.PerSecond <= maxRatePerSecond) {
+			fields = append(fields, FieldError{Pointer: "/rate_limit/per_second", Message: fmt.Sprintf("must be more than 0 and at most %g", float64(maxRatePerSecond))})
+		}
+		if l.Burst < 1 || l.Burst > maxRateBurst {
+			fields = append(fields, FieldError{Pointer: "/rate_limit/burst", Message: fmt.Sprintf("must be from 1 to %d", maxRateBurst)})
+		}
+	}
+	scope, limit := Scope{}, req.RateLimit
 	if issuer != nil {
 		scope = issuer.Scope
-		if scope.Root != nil && req.RootCustomerID == nil {
-			fields = append(fields, FieldError{Pointer: "/root_customer_id", Message: "is required: this API key may only issue keys confined to its own subtree"})
+		if scope.Root != nil {
+			if req.RootCustomerID == nil {
+				fields = append(fields, FieldError{Pointer: "/root_customer_id", Message: "is required: this API key may only issue keys confined to its own subtree"})
+			}
+			if req.RateLimit != nil {
+				fields = append(fields, FieldError{Pointer: "/rate_limit", Message: "cannot be set by a key confined to a subtree: the new key gets this key's own rate limit"})
+			}
+			limit = issuer.RateLimit
 		}
 	}
 	if fields != nil {
@@ -166,7 +199,7 @@ func (s *KeyService) Issue(ctx context.Context, issuer *Principal, req NewAPIKey
 	}
 	k := &APIKey{
 		ID: id, Name: strings.TrimSpace(req.Name), Prefix: prefix, Permissions: perms,
-		RootCustomerID: req.RootCustomerID, CreatedAt: s.now().UTC().Truncate(time.Microsecond),
+		RootCustomerID: req.RootCustomerID, RateLimit: limit, CreatedAt: s.now().UTC().Truncate(time.Microsecond),
 	}
 	digest := sha256.Sum256([]byte(secret))
 	if err := s.store.CreateAPIKey(ctx, scope, k, digest[:]); err != nil {
@@ -197,7 +230,7 @@ func (s *KeyService) Authenticate(ctx context.Context, token string) (*Principal
 	if subtle.ConstantTimeCompare(digest[:], stored) != 1 || k.RevokedAt != nil {
 		return nil, unauthorized
 	}
-	return &Principal{KeyID: k.ID, Permissions: k.Permissions, Scope: Scope{Root: k.RootCustomerID}}, nil
+	return &Principal{KeyID: k.ID, Permissions: k.Permissions, Scope: Scope{Root: k.RootCustomerID}, RateLimit: k.RateLimit}, nil
 }
 
 // Get returns one key within scope.

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 
+	"github.com/oapi-codegen/nullable"
+
 	"github.com/centric-crm/centric/api"
 	"github.com/centric-crm/centric/internal/crm"
 )
@@ -13,6 +15,9 @@ func (s *Server) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestOb
 		return nil, errEmptyBody
 	}
 	in := crm.NewAPIKey{Name: req.Body.Name, RootCustomerID: req.Body.RootCustomerId}
+	if l := req.Body.RateLimit; l != nil {
+		in.RateLimit = &crm.RateLimit{PerSecond: l.PerSecond, Burst: l.Burst}
+	}
 	for _, p := range req.Body.Permissions {
 		in.Permissions = append(in.Permissions, crm.Permission(p))
 	}
@@ -25,7 +30,7 @@ func (s *Server) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestOb
 	return api.CreateApiKey201JSONResponse{
 		Body: api.APIKeyCreated{
 			Id: out.Id, Name: out.Name, Prefix: out.Prefix, Permissions: out.Permissions,
-			RootCustomerId: out.RootCustomerId, CreatedAt: out.CreatedAt, RevokedAt: out.RevokedAt, Secret: secret,
+			RootCustomerId: out.RootCustomerId, RateLimit: out.RateLimit, CreatedAt: out.CreatedAt, RevokedAt: out.RevokedAt, Secret: secret,
 		},
 		Headers: api.CreateApiKey201ResponseHeaders{Location: &location},
 	}, nil
@@ -65,7 +70,11 @@ func (s *Server) RevokeApiKey(ctx context.Context, req api.RevokeApiKeyRequestOb
 func apiKeyToAPI(k *crm.APIKey) api.APIKey {
 	out := api.APIKey{
 		Id: k.ID, Name: k.Name, Prefix: "ck_" + k.Prefix, Permissions: make([]api.Permission, len(k.Permissions)),
-		RootCustomerId: nullableOf(k.RootCustomerID), CreatedAt: k.CreatedAt, RevokedAt: nullableOf(k.RevokedAt),
+		RootCustomerId: nullableOf(k.RootCustomerID), RateLimit: nullable.NewNullNullable[api.RateLimit](),
+		CreatedAt: k.CreatedAt, RevokedAt: nullableOf(k.RevokedAt),
+	}
+	if l := k.RateLimit; l != nil {
+		out.RateLimit.Set(api.RateLimit{PerSecond: l.PerSecond, Burst: l.Burst})
 	}
 	for i, p := range k.Permissions {
 		out.Permissions[i] = api.Permission(p)

@@ -23,7 +23,7 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	if res.Header.Get("Location") != "/v1/api-keys/"+id || !strings.HasPrefix(secret, created["prefix"].(string)+"_") {
 		t.Errorf("Location %q, secret %q, prefix %v", res.Header.Get("Location"), secret, created["prefix"])
 	}
-	if created["name"] != "shop sync" || !cmp.Equal(created["permissions"], []any{"customers:read"}) || created["root_customer_id"] != nil || created["revoked_at"] != nil {
+	if created["name"] != "shop sync" || !cmp.Equal(created["permissions"], []any{"customers:read"}) || created["root_customer_id"] != nil || created["rate_limit"] != nil || created["revoked_at"] != nil {
 		t.Errorf("created key = %v", created)
 	}
 	got := e.mustDo(request{Method: "GET", Path: "/v1/api-keys/" + id}, http.StatusOK).json(t)
@@ -67,6 +67,8 @@ func TestAPIKeyValidation(t *testing.T) {
 		{"unknown field", map[string]any{"name": "x", "permissions": []string{"admin"}, "scopes": []string{}}, 422, []string{"/scopes"}},
 		{"root is a consumer", map[string]any{"name": "x", "permissions": []string{"admin"}, "root_customer_id": consumer}, 422, []string{"/root_customer_id"}},
 		{"root does not exist", map[string]any{"name": "x", "permissions": []string{"admin"}, "root_customer_id": uuid.NewString()}, 422, []string{"/root_customer_id"}},
+		{"rate limit out of range", map[string]any{"name": "x", "permissions": []string{"admin"}, "rate_limit": map[string]any{"per_second": 0, "burst": 0}}, 422, []string{"/rate_limit/burst", "/rate_limit/per_second"}},
+		{"rate limit half given", map[string]any{"name": "x", "permissions": []string{"admin"}, "rate_limit": map[string]any{"per_second": 5}}, 422, []string{"/rate_limit/burst"}},
 	} {
 		p := problem(t, e.do(request{Method: "POST", Path: "/v1/api-keys", Body: c.body}), c.status, "validation_failed")
 		if diff := cmp.Diff(c.pointers, pointers(p)); diff != "" {
@@ -162,5 +164,47 @@ func TestIssuerCannotGrantWhatItLacks(t *testing.T) {
 	}
 	if _, _, err := e.app.Keys.Issue(t.Context(), issuer, crm.NewAPIKey{Name: "x", Permissions: []crm.Permission{crm.PermCustomersWrite}}); err != nil {
 		t.Errorf("granting a held permission: %v", err)
+	}
+}
+
+// TestKeyWithItsOwnRateLimit checks that a key's own rate limit replaces the server's default
+// (here none), and that a confined key's new keys get its limit and cannot set another.
+func TestKeyWithItsOwnRateLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dist := createCustomer(e, map[string]any{"kind": "business", "role": "distributor"})["id"].(string)
+	created := e.mustDo(request{Method: "POST", Path: "/v1/api-keys", Body: map[string]any{
+		"name": "partner", "permissions": []string{"admin"}, "root_customer_id": dist,
+		"rate_limit": map[string]any{"per_second": 0.01, "burst": 2},
+	}}, http.StatusCreated).json(t)
+	if diff := cmp.Diff(map[string]any{"per_second": 0.01, "burst": float64(2)}, created["rate_limit"]); diff != "" {
+		t.Errorf("rate_limit (-want +got):\n%s", diff)
+	}
+	partner := created["secret"].(string)
+	if res := e.mustDo(request{Method: "GET", Path: "/v1/customers"}, http.StatusOK); res.Header.Get("RateLimit-Limit") != "" {
+		t.Errorf("the admin key, without a limit of its own or a default, got RateLimit-Limit %q", res.Header.Get("RateLimit-Limit"))
+	}
+
+	p := problem(t, e.do(request{Method: "POST", Path: "/v1/api-keys", Key: partner, Body: map[string]any{
+		"name": "faster", "permissions": []string{"customers:read"}, "root_customer_id": dist,
+		"rate_limit": map[string]any{"per_second": 1000, "burst": 1000},
+	}}), 422, "validation_failed")
+	if diff := cmp.Diff([]string{"/rate_limit"}, pointers(p)); diff != "" {
+		t.Errorf("pointers (-want +got):\n%s", diff)
+	}
+	res := e.mustDo(request{Method: "POST", Path: "/v1/api-keys", Key: partner, Body: map[string]any{
+		"name": "dealer", "permissions": []string{"customers:read"}, "root_customer_id": dist,
+	}}, http.StatusCreated)
+	if diff := cmp.Diff(created["rate_limit"], res.json(t)["rate_limit"]); diff != "" {
+		t.Errorf("the confined key's new key's rate limit (-issuer +new):\n%s", diff)
+	}
+	if res.Header.Get("RateLimit-Limit") != "2" || res.Header.Get("RateLimit-Remaining") != "0" {
+		t.Errorf("partner headers: limit %q remaining %q after two requests, want 2 and 0",
+			res.Header.Get("RateLimit-Limit"), res.Header.Get("RateLimit-Remaining"))
+	}
+	limited := e.do(request{Method: "GET", Path: "/v1/customers", Key: partner})
+	problem(t, limited, http.StatusTooManyRequests, "rate_limited")
+	if limited.Header.Get("Retry-After") != "100" {
+		t.Errorf("Retry-After = %q, want 100", limited.Header.Get("Retry-After"))
 	}
 }

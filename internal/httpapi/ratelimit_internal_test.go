@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
+
+	"github.com/centric-crm/centric/internal/crm"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -16,7 +18,8 @@ func (c *fakeClock) now() time.Time { return c.t }
 func TestKeyBuckets(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	b := newKeyBuckets(RateLimit{PerSecond: 2, Burst: 3}, clock.now)
+	b := newKeyBuckets(clock.now)
+	limit := crm.RateLimit{PerSecond: 2, Burst: 3}
 	key, other := uuid.New(), uuid.New()
 	steps := []struct {
 		name    string
@@ -35,16 +38,20 @@ func TestKeyBuckets(t *testing.T) {
 	}
 	for _, s := range steps {
 		clock.t = clock.t.Add(s.advance)
-		got := b.take(s.key)
+		got := b.take(s.key, limit)
 		if diff := cmp.Diff(s.want, got, cmp.AllowUnexported(rateDecision{})); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", s.name, diff)
 		}
 	}
 	// Full buckets are dropped once a minute; the next request finds a full bucket again.
 	clock.t = clock.t.Add(sweepEvery)
-	b.take(key)
+	b.take(key, limit)
 	if len(b.buckets) != 1 {
 		t.Errorf("%d buckets after the sweep, want only the key just used", len(b.buckets))
+	}
+	// A key with a limit of its own fills to its own burst.
+	if got := b.take(other, crm.RateLimit{PerSecond: 1, Burst: 10}); got.remaining != 9 || got.reset != time.Second {
+		t.Errorf("own limit: %+v, want 9 remaining and a reset in 1s", got)
 	}
 }
 
@@ -58,7 +65,8 @@ func TestSecondsRoundUp(t *testing.T) {
 }
 
 func BenchmarkKeyBuckets(b *testing.B) {
-	buckets := newKeyBuckets(RateLimit{PerSecond: 1e9, Burst: 1 << 30}, time.Now)
+	buckets := newKeyBuckets(time.Now)
+	limit := crm.RateLimit{PerSecond: 1e9, Burst: 1 << 30}
 	keys := make([]uuid.UUID, 100)
 	for i := range keys {
 		keys[i] = uuid.New()
@@ -67,7 +75,7 @@ func BenchmarkKeyBuckets(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			buckets.take(keys[i%len(keys)])
+			buckets.take(keys[i%len(keys)], limit)
 			i++
 		}
 	})

@@ -45,7 +45,9 @@ var _ api.StrictServerInterface = (*Server)(nil)
 
 // New returns the HTTP handler of the API: routing, request ids, logging, authentication, rate
 // limits per API key, contract validation, the handlers, and problem+json errors.
-func New(services Services, limit RateLimit, logger *slog.Logger) (*echo.Echo, error) {
+// Every API key is limited by its own rate limit or else by limit, the default (no limit when
+// limit.PerSecond is 0).
+func New(services Services, limit crm.RateLimit, logger *slog.Logger) (*echo.Echo, error) {
 	spec, err := api.GetSpec()
 	if err != nil {
 		return nil, err

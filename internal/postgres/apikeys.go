@@ -21,6 +21,8 @@ type apiKeyRow struct {
 	SecretHash     []byte
 	Scopes         textArray
 	RootCustomerID *uuid.UUID
+	RateLimit      *float64
+	RateBurst      *int
 	CreatedAt      time.Time
 	RevokedAt      *time.Time
 }
@@ -32,10 +34,14 @@ func (r *apiKeyRow) key() crm.APIKey {
 	for i, s := range r.Scopes {
 		perms[i] = crm.Permission(s)
 	}
-	return crm.APIKey{
+	k := crm.APIKey{
 		ID: r.ID, Name: r.Name, Prefix: r.Prefix, Permissions: perms, RootCustomerID: r.RootCustomerID,
 		CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt),
 	}
+	if r.RateLimit != nil && r.RateBurst != nil {
+		k.RateLimit = &crm.RateLimit{PerSecond: *r.RateLimit, Burst: *r.RateBurst}
+	}
+	return k
 }
 
 // APIKeyStore implements crm.APIKeyStore.
@@ -67,6 +73,9 @@ func (s *APIKeyStore) CreateAPIKey(ctx context.Context, scope crm.Scope, k *crm.
 	row := apiKeyRow{
 		ID: k.ID, Name: k.Name, Prefix: k.Prefix, SecretHash: secretHash, Scopes: scopes,
 		RootCustomerID: k.RootCustomerID, CreatedAt: k.CreatedAt,
+	}
+	if k.RateLimit != nil {
+		row.RateLimit, row.RateBurst = &k.RateLimit.PerSecond, &k.RateLimit.Burst
 	}
 	return s.db.transact(ctx, func(tx *gorm.DB) error {
 		if k.RootCustomerID != nil {

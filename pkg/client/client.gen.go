@@ -566,6 +566,9 @@ type APIKey struct {
 	// Example: ck_839a687f208f
 	Prefix string `json:"prefix"`
 
+	// RateLimit The key's own rate limit; null when the server's default applies.
+	RateLimit nullable.Nullable[RateLimit] `json:"rate_limit"`
+
 	// RevokedAt When the key was revoked; null while it is active.
 	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
 
@@ -580,6 +583,11 @@ type APIKeyCreate struct {
 
 	// Permissions What the key may do; only permissions the calling key holds can be granted.
 	Permissions []Permission `json:"permissions"`
+
+	// RateLimit A rate limit of a key's own, replacing the server's default for that key: `burst`
+	// requests at once, refilled at `per_second` requests a second. Only a key that is not
+	// confined to a subtree can set one; a confined key's new keys get its own.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 
 	// RootCustomerId Confine the key to this live business customer's subtree. Required for a caller that is confined itself.
 	RootCustomerId *openapi_types.UUID `json:"root_customer_id,omitempty"`
@@ -603,6 +611,9 @@ type APIKeyCreated struct {
 	//
 	// Example: ck_839a687f208f
 	Prefix string `json:"prefix"`
+
+	// RateLimit The key's own rate limit; null when the server's default applies.
+	RateLimit nullable.Nullable[RateLimit] `json:"rate_limit"`
 
 	// RevokedAt When the key was revoked; null while it is active.
 	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
@@ -1421,6 +1432,21 @@ type RFMScore struct {
 	//
 	// Example: Premium Customer
 	Segment string `json:"segment"`
+}
+
+// RateLimit A rate limit of a key's own, replacing the server's default for that key: `burst`
+// requests at once, refilled at `per_second` requests a second. Only a key that is not
+// confined to a subtree can set one; a confined key's new keys get its own.
+type RateLimit struct {
+	// Burst Requests at once, the size of the key's token bucket.
+	//
+	// Example: 200
+	Burst int `json:"burst"`
+
+	// PerSecond Requests per second on average.
+	//
+	// Example: 20
+	PerSecond float64 `json:"per_second"`
 }
 
 // RepeatPurchaseBin Customers with a given number of repeat purchases.
@@ -2247,10 +2273,11 @@ type ClientInterface interface {
 	// CreateApiKeyWithBody Issue an API key
 	//
 	// Issues a key with the given permissions and, with `root_customer_id`, confines it to
-	// that business customer's subtree. The secret is in this response only; only its SHA-256
-	// digest is stored. A key can grant only permissions it holds itself, and a key confined
-	// to a subtree can issue only keys confined within that subtree (`root_customer_id` is
-	// then required, and must name its root or a business customer below it).
+	// that business customer's subtree; `rate_limit` gives it a rate limit of its own. The
+	// secret is in this response only; only its SHA-256 digest is stored. A key can grant only
+	// permissions it holds itself, and a key confined to a subtree can issue only keys
+	// confined within that subtree (`root_customer_id` is then required, and must name its
+	// root or a business customer below it) that carry its own rate limit.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2260,10 +2287,11 @@ type ClientInterface interface {
 	// CreateApiKey Issue an API key
 	//
 	// Issues a key with the given permissions and, with `root_customer_id`, confines it to
-	// that business customer's subtree. The secret is in this response only; only its SHA-256
-	// digest is stored. A key can grant only permissions it holds itself, and a key confined
-	// to a subtree can issue only keys confined within that subtree (`root_customer_id` is
-	// then required, and must name its root or a business customer below it).
+	// that business customer's subtree; `rate_limit` gives it a rate limit of its own. The
+	// secret is in this response only; only its SHA-256 digest is stored. A key can grant only
+	// permissions it holds itself, and a key confined to a subtree can issue only keys
+	// confined within that subtree (`root_customer_id` is then required, and must name its
+	// root or a business customer below it) that carry its own rate limit.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2755,10 +2783,11 @@ func (c *Client) ListApiKeys(ctx context.Context, params *ListApiKeysParams, req
 // CreateApiKeyWithBody Issue an API key
 //
 // Issues a key with the given permissions and, with `root_customer_id`, confines it to
-// that business customer's subtree. The secret is in this response only; only its SHA-256
-// digest is stored. A key can grant only permissions it holds itself, and a key confined
-// to a subtree can issue only keys confined within that subtree (`root_customer_id` is
-// then required, and must name its root or a business customer below it).
+// that business customer's subtree; `rate_limit` gives it a rate limit of its own. The
+// secret is in this response only; only its SHA-256 digest is stored. A key can grant only
+// permissions it holds itself, and a key confined to a subtree can issue only keys
+// confined within that subtree (`root_customer_id` is then required, and must name its
+// root or a business customer below it) that carry its own rate limit.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2778,10 +2807,11 @@ func (c *Client) CreateApiKeyWithBody(ctx context.Context, contentType string, b
 // CreateApiKey Issue an API key
 //
 // Issues a key with the given permissions and, with `root_customer_id`, confines it to
-// that business customer's subtree. The secret is in this response only; only its SHA-256
-// digest is stored. A key can grant only permissions it holds itself, and a key confined
-// to a subtree can issue only keys confined within that subtree (`root_customer_id` is
-// then required, and must name its root or a business customer below it).
+// that business customer's subtree; `rate_limit` gives it a rate limit of its own. The
+// secret is in this response only; only its SHA-256 digest is stored. A key can grant only
+// permissions it holds itself, and a key confined to a subtree can issue only keys
+// confined within that subtree (`root_customer_id` is then required, and must name its
+// root or a business customer below it) that carry its own rate limit.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5018,10 +5048,11 @@ type ClientWithResponsesInterface interface {
 	// CreateApiKeyWithBodyWithResponse Issue an API key
 	//
 	// Issues a key with the given permissions and, with `root_customer_id`, confines it to
-	// that business customer's subtree. The secret is in this response only; only its SHA-256
-	// digest is stored. A key can grant only permissions it holds itself, and a key confined
-	// to a subtree can issue only keys confined within that subtree (`root_customer_id` is
-	// then required, and must name its root or a business customer below it).
+	// that business customer's subtree; `rate_limit` gives it a rate limit of its own. The
+	// secret is in this response only; only its SHA-256 digest is stored. A key can grant only
+	// permissions it holds itself, and a key confined to a subtree can issue only keys
+	// confined within that subtree (`root_customer_id` is then required, and must name its
+	// root or a business customer below it) that carry its own rate limit.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5031,10 +5062,11 @@ type ClientWithResponsesInterface interface {
 	// CreateApiKeyWithResponse Issue an API key
 	//
 	// Issues a key with the given permissions and, with `root_customer_id`, confines it to
-	// that business customer's subtree. The secret is in this response only; only its SHA-256
-	// digest is stored. A key can grant only permissions it holds itself, and a key confined
-	// to a subtree can issue only keys confined within that subtree (`root_customer_id` is
-	// then required, and must name its root or a business customer below it).
+	// that business customer's subtree; `rate_limit` gives it a rate limit of its own. The
+	// secret is in this response only; only its SHA-256 digest is stored. A key can grant only
+	// permissions it holds itself, and a key confined to a subtree can issue only keys
+	// confined within that subtree (`root_customer_id` is then required, and must name its
+	// root or a business customer below it) that carry its own rate limit.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7907,10 +7939,11 @@ func (c *ClientWithResponses) ListApiKeysWithResponse(ctx context.Context, param
 // CreateApiKeyWithBodyWithResponse Issue an API key
 //
 // Issues a key with the given permissions and, with `root_customer_id`, confines it to
-// that business customer's subtree. The secret is in this response only; only its SHA-256
-// digest is stored. A key can grant only permissions it holds itself, and a key confined
-// to a subtree can issue only keys confined within that subtree (`root_customer_id` is
-// then required, and must name its root or a business customer below it).
+// that business customer's subtree; `rate_limit` gives it a rate limit of its own. The
+// secret is in this response only; only its SHA-256 digest is stored. A key can grant only
+// permissions it holds itself, and a key confined to a subtree can issue only keys
+// confined within that subtree (`root_customer_id` is then required, and must name its
+// root or a business customer below it) that carry its own rate limit.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7926,10 +7959,11 @@ func (c *ClientWithResponses) CreateApiKeyWithBodyWithResponse(ctx context.Conte
 // CreateApiKeyWithResponse Issue an API key
 //
 // Issues a key with the given permissions and, with `root_customer_id`, confines it to
-// that business customer's subtree. The secret is in this response only; only its SHA-256
-// digest is stored. A key can grant only permissions it holds itself, and a key confined
-// to a subtree can issue only keys confined within that subtree (`root_customer_id` is
-// then required, and must name its root or a business customer below it).
+// that business customer's subtree; `rate_limit` gives it a rate limit of its own. The
+// secret is in this response only; only its SHA-256 digest is stored. A key can grant only
+// permissions it holds itself, and a key confined to a subtree can issue only keys
+// confined within that subtree (`root_customer_id` is then required, and must name its
+// root or a business customer below it) that carry its own rate limit.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
