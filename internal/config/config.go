@@ -36,7 +36,8 @@ type Config struct {
 	// (CENTRIC_REFIT_INTERVAL, e.g. 24h; default off).
 	RefitInterval time.Duration
 	// RateLimit is how many requests per second each API key may send on average
-	// (CENTRIC_RATE_LIMIT, default 50); 0 turns rate limiting off.
+	// (CENTRIC_RATE_LIMIT, default 50) unless a key has a limit of its own; 0 turns the default
+	// off.
 	RateLimit float64
 	// RateBurst is how many requests each API key may send at once, the size of its token
 	// bucket (CENTRIC_RATE_BURST, default 100).
