@@ -173,6 +173,39 @@ func (e ModelRunStatus) Valid() bool {
 	}
 }
 
+// Defines values for Permission.
+const (
+	Admin             Permission = "admin"
+	AnalyticsRead     Permission = "analytics:read"
+	AnalyticsWrite    Permission = "analytics:write"
+	CustomersRead     Permission = "customers:read"
+	CustomersWrite    Permission = "customers:write"
+	TransactionsRead  Permission = "transactions:read"
+	TransactionsWrite Permission = "transactions:write"
+)
+
+// Valid indicates whether the value is a known member of the Permission enum.
+func (e Permission) Valid() bool {
+	switch e {
+	case Admin:
+		return true
+	case AnalyticsRead:
+		return true
+	case AnalyticsWrite:
+		return true
+	case CustomersRead:
+		return true
+	case CustomersWrite:
+		return true
+	case TransactionsRead:
+		return true
+	case TransactionsWrite:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemCode.
 const (
 	Conflict             ProblemCode = "conflict"
@@ -183,6 +216,7 @@ const (
 	NotFound             ProblemCode = "not_found"
 	PayloadTooLarge      ProblemCode = "payload_too_large"
 	PreconditionFailed   ProblemCode = "precondition_failed"
+	RateLimited          ProblemCode = "rate_limited"
 	Unauthorized         ProblemCode = "unauthorized"
 	Unavailable          ProblemCode = "unavailable"
 	UnsupportedMediaType ProblemCode = "unsupported_media_type"
@@ -207,6 +241,8 @@ func (e ProblemCode) Valid() bool {
 	case PayloadTooLarge:
 		return true
 	case PreconditionFailed:
+		return true
+	case RateLimited:
 		return true
 	case Unauthorized:
 		return true
@@ -513,6 +549,98 @@ func (e ListTransactionsParamsSort) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// APIKey An API key, without its secret.
+type APIKey struct {
+	// CreatedAt When the key was issued.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The key's id (UUIDv7).
+	Id openapi_types.UUID `json:"id"`
+
+	// Name What the key is for.
+	Name string `json:"name"`
+
+	// Permissions What the key may do.
+	Permissions []Permission `json:"permissions"`
+
+	// Prefix The key's public start (`ck_` and 12 hex digits), to recognise it in logs.
+	//
+	// Example: ck_839a687f208f
+	Prefix string `json:"prefix"`
+
+	// RateLimit The key's own rate limit; null when the server's default applies.
+	RateLimit nullable.Nullable[RateLimit] `json:"rate_limit"`
+
+	// RevokedAt When the key was revoked; null while it is active.
+	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
+
+	// RootCustomerId The business customer whose subtree the key is confined to; null for a key that sees every customer.
+	RootCustomerId nullable.Nullable[openapi_types.UUID] `json:"root_customer_id"`
+}
+
+// APIKeyCreate A key to issue.
+type APIKeyCreate struct {
+	// Name What the key is for.
+	Name string `json:"name"`
+
+	// Permissions What the key may do; only permissions the calling key holds can be granted.
+	Permissions []Permission `json:"permissions"`
+
+	// RateLimit A rate limit of a key's own, replacing the server's default for that key: `burst`
+	// requests at once, refilled at `per_second` requests a second. Only a key that is not
+	// confined to a subtree can set one; a confined key's new keys get its own.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+
+	// RootCustomerId Confine the key to this live business customer's subtree. Required for a caller that is confined itself.
+	RootCustomerId *openapi_types.UUID `json:"root_customer_id,omitempty"`
+}
+
+// APIKeyCreated A newly issued key with its secret, which is shown only in this response.
+type APIKeyCreated struct {
+	// CreatedAt When the key was issued.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Id The key's id (UUIDv7).
+	Id openapi_types.UUID `json:"id"`
+
+	// Name What the key is for.
+	Name string `json:"name"`
+
+	// Permissions What the key may do.
+	Permissions []Permission `json:"permissions"`
+
+	// Prefix The key's public start (`ck_` and 12 hex digits), to recognise it in logs.
+	//
+	// Example: ck_839a687f208f
+	Prefix string `json:"prefix"`
+
+	// RateLimit The key's own rate limit; null when the server's default applies.
+	RateLimit nullable.Nullable[RateLimit] `json:"rate_limit"`
+
+	// RevokedAt When the key was revoked; null while it is active.
+	RevokedAt nullable.Nullable[time.Time] `json:"revoked_at"`
+
+	// RootCustomerId The business customer whose subtree the key is confined to; null for a key that sees every customer.
+	RootCustomerId nullable.Nullable[openapi_types.UUID] `json:"root_customer_id"`
+
+	// Secret The key to send as `Authorization: Bearer <secret>`. Store it now; it cannot be shown again.
+	//
+	// Example: ck_839a687f208f_Blk2RVz-OXNkrvTHiqleen1w16K2t7_vQHDCNO_jG2w
+	Secret string `json:"secret"`
+}
+
+// APIKeyPage One page of API keys.
+type APIKeyPage struct {
+	// Data The keys on this page.
+	Data []APIKey `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
 }
 
 // Acquisition Acquisition cost and value by group.
@@ -1232,6 +1360,9 @@ type PeriodRate struct {
 	RetentionRate float64 `json:"retention_rate"`
 }
 
+// Permission What an API key may do; `admin` grants every permission and key management.
+type Permission string
+
 // Problem An RFC 9457 problem document.
 type Problem struct {
 	// Code A stable machine-readable code.
@@ -1305,6 +1436,21 @@ type RFMScore struct {
 	//
 	// Example: Premium Customer
 	Segment string `json:"segment"`
+}
+
+// RateLimit A rate limit of a key's own, replacing the server's default for that key: `burst`
+// requests at once, refilled at `per_second` requests a second. Only a key that is not
+// confined to a subtree can set one; a confined key's new keys get its own.
+type RateLimit struct {
+	// Burst Requests at once, the size of the key's token bucket.
+	//
+	// Example: 200
+	Burst int `json:"burst"`
+
+	// PerSecond Requests per second on average.
+	//
+	// Example: 20
+	PerSecond float64 `json:"per_second"`
 }
 
 // RepeatPurchaseBin Customers with a given number of repeat purchases.
@@ -1636,6 +1782,9 @@ type WhatIf struct {
 	ValueChange string `json:"value_change"`
 }
 
+// APIKeyID defines model for APIKeyID.
+type APIKeyID = openapi_types.UUID
+
 // CurrencyFilter An ISO 4217 currency code.
 //
 // Example: EUR
@@ -1669,6 +1818,9 @@ type TransactionSort string
 
 // TransactionTypeFilter `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionTypeFilter = TransactionType
+
+// TooManyRequests An RFC 9457 problem document.
+type TooManyRequests = Problem
 
 // GetAcquisitionParams defines parameters for GetAcquisition.
 type GetAcquisitionParams struct {
@@ -1746,6 +1898,15 @@ type GetWhatIfParams struct {
 
 	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency, else XXX (no currency) with empty results.
 	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+}
+
+// ListApiKeysParams defines parameters for ListApiKeys.
+type ListApiKeysParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListCustomersParams defines parameters for ListCustomers.
@@ -1877,6 +2038,9 @@ type CreateModelRunJSONRequestBody = ModelRunCreate
 // ProjectRetentionJSONRequestBody defines body for ProjectRetention for application/json ContentType.
 type ProjectRetentionJSONRequestBody = RetentionProjectionRequest
 
+// CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
+type CreateApiKeyJSONRequestBody = APIKeyCreate
+
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
 
@@ -1927,6 +2091,18 @@ type ServerInterface interface {
 	// GetWhatIf The value of a retention change
 	// (GET /v1/analytics/what-if)
 	GetWhatIf(ctx echo.Context, params GetWhatIfParams) error
+	// ListApiKeys List API keys
+	// (GET /v1/api-keys)
+	ListApiKeys(ctx echo.Context, params ListApiKeysParams) error
+	// CreateApiKey Issue an API key
+	// (POST /v1/api-keys)
+	CreateApiKey(ctx echo.Context) error
+	// RevokeApiKey Revoke an API key
+	// (DELETE /v1/api-keys/{api_key_id})
+	RevokeApiKey(ctx echo.Context, apiKeyId APIKeyID) error
+	// GetApiKey Get an API key
+	// (GET /v1/api-keys/{api_key_id})
+	GetApiKey(ctx echo.Context, apiKeyId APIKeyID) error
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
@@ -2199,6 +2375,72 @@ func (w *ServerInterfaceWrapper) GetWhatIf(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetWhatIf(ctx, params)
+	return err
+}
+
+// ListApiKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) ListApiKeys(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListApiKeysParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListApiKeys(ctx, params)
+	return err
+}
+
+// CreateApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateApiKey(ctx)
+	return err
+}
+
+// RevokeApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RevokeApiKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "api_key_id" -------------
+	var apiKeyId APIKeyID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "api_key_id", ctx.Param("api_key_id"), &apiKeyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter api_key_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RevokeApiKey(ctx, apiKeyId)
+	return err
+}
+
+// GetApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) GetApiKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "api_key_id" -------------
+	var apiKeyId APIKeyID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "api_key_id", ctx.Param("api_key_id"), &apiKeyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter api_key_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetApiKey(ctx, apiKeyId)
 	return err
 }
 
@@ -2675,10 +2917,26 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/analytics/concentration", wrapper.GetConcentration, options.OperationMiddlewares["getConcentration"]...)
 	router.GET(options.BaseURL+"/v1/analytics/acquisition", wrapper.GetAcquisition, options.OperationMiddlewares["getAcquisition"]...)
 	router.GET(options.BaseURL+"/v1/analytics/what-if", wrapper.GetWhatIf, options.OperationMiddlewares["getWhatIf"]...)
+	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
+	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
+	router.DELETE(options.BaseURL+"/v1/api-keys/:api_key_id", wrapper.RevokeApiKey, options.OperationMiddlewares["revokeApiKey"]...)
+	router.GET(options.BaseURL+"/v1/api-keys/:api_key_id", wrapper.GetApiKey, options.OperationMiddlewares["getApiKey"]...)
 
 }
 
 type ProblemApplicationProblemPlusJSONResponse Problem
+
+type TooManyRequestsResponseHeaders struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
+}
 
 type GetHealthRequestObject struct {
 }
@@ -2838,6 +3096,34 @@ func (response GetAcquisition403ApplicationProblemPlusJSONResponse) VisitGetAcqu
 	return err
 }
 
+type GetAcquisition429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAcquisition429ApplicationProblemPlusJSONResponse) VisitGetAcquisitionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetAcquisitiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -2935,6 +3221,34 @@ func (response GetConcentration404ApplicationProblemPlusJSONResponse) VisitGetCo
 	return err
 }
 
+type GetConcentration429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetConcentration429ApplicationProblemPlusJSONResponse) VisitGetConcentrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetConcentrationdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3014,6 +3328,34 @@ func (response ListModelRuns403ApplicationProblemPlusJSONResponse) VisitListMode
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelRuns429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListModelRuns429ApplicationProblemPlusJSONResponse) VisitListModelRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3139,6 +3481,34 @@ func (response CreateModelRun422ApplicationProblemPlusJSONResponse) VisitCreateM
 	return err
 }
 
+type CreateModelRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateModelRun429ApplicationProblemPlusJSONResponse) VisitCreateModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateModelRundefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3217,6 +3587,34 @@ func (response GetLatestModelRun404ApplicationProblemPlusJSONResponse) VisitGetL
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLatestModelRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetLatestModelRun429ApplicationProblemPlusJSONResponse) VisitGetLatestModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3318,6 +3716,34 @@ func (response GetModelRun404ApplicationProblemPlusJSONResponse) VisitGetModelRu
 	return err
 }
 
+type GetModelRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetModelRun429ApplicationProblemPlusJSONResponse) VisitGetModelRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetModelRundefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3411,6 +3837,34 @@ func (response GetRetention422ApplicationProblemPlusJSONResponse) VisitGetRetent
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRetention429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetRetention429ApplicationProblemPlusJSONResponse) VisitGetRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3512,6 +3966,34 @@ func (response ProjectRetention422ApplicationProblemPlusJSONResponse) VisitProje
 	return err
 }
 
+type ProjectRetention429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ProjectRetention429ApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ProjectRetentiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3609,12 +4091,536 @@ func (response GetWhatIf422ApplicationProblemPlusJSONResponse) VisitGetWhatIfRes
 	return err
 }
 
+type GetWhatIf429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetWhatIf429ApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetWhatIfdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
 }
 
 func (response GetWhatIfdefaultApplicationProblemPlusJSONResponse) VisitGetWhatIfResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeysRequestObject struct {
+	Params ListApiKeysParams
+}
+
+type ListApiKeysResponseObject interface {
+	VisitListApiKeysResponse(w http.ResponseWriter) error
+}
+
+type ListApiKeys200JSONResponse APIKeyPage
+
+func (response ListApiKeys200JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListApiKeys400ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListApiKeys401ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListApiKeys403ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListApiKeys429ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeysdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListApiKeysdefaultApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKeyRequestObject struct {
+	Body *CreateApiKeyJSONRequestBody
+}
+
+type CreateApiKeyResponseObject interface {
+	VisitCreateApiKeyResponse(w http.ResponseWriter) error
+}
+
+type CreateApiKey201ResponseHeaders struct {
+	Location *string
+}
+
+type CreateApiKey201JSONResponse struct {
+	Body    APIKeyCreated
+	Headers CreateApiKey201ResponseHeaders
+}
+
+func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey400ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey401ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateApiKey401ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey403ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateApiKey403ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey422ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateApiKey422ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey429ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateApiKeydefaultApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKeyRequestObject struct {
+	ApiKeyId APIKeyID `json:"api_key_id"`
+}
+
+type RevokeApiKeyResponseObject interface {
+	VisitRevokeApiKeyResponse(w http.ResponseWriter) error
+}
+
+type RevokeApiKey200JSONResponse APIKey
+
+func (response RevokeApiKey200JSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeApiKey400ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey401ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeApiKey401ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey403ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeApiKey403ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey404ApplicationProblemPlusJSONResponse Problem
+
+func (response RevokeApiKey404ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeApiKey429ApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeApiKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RevokeApiKeydefaultApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKeyRequestObject struct {
+	ApiKeyId APIKeyID `json:"api_key_id"`
+}
+
+type GetApiKeyResponseObject interface {
+	VisitGetApiKeyResponse(w http.ResponseWriter) error
+}
+
+type GetApiKey200JSONResponse APIKey
+
+func (response GetApiKey200JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetApiKey400ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetApiKey401ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetApiKey403ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetApiKey404ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetApiKey429ApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetApiKeydefaultApplicationProblemPlusJSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3688,6 +4694,34 @@ func (response ListCustomers403ApplicationProblemPlusJSONResponse) VisitListCust
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers429ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3817,6 +4851,34 @@ func (response CreateCustomer422ApplicationProblemPlusJSONResponse) VisitCreateC
 	return err
 }
 
+type CreateCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer429ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCustomerdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -3937,6 +4999,34 @@ func (response DeleteCustomer412ApplicationProblemPlusJSONResponse) VisitDeleteC
 	return err
 }
 
+type DeleteCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCustomer429ApplicationProblemPlusJSONResponse) VisitDeleteCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteCustomerdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4040,6 +5130,34 @@ func (response GetCustomer404ApplicationProblemPlusJSONResponse) VisitGetCustome
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer429ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4196,6 +5314,34 @@ func (response UpdateCustomer422ApplicationProblemPlusJSONResponse) VisitUpdateC
 	return err
 }
 
+type UpdateCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer429ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateCustomerdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4289,6 +5435,34 @@ func (response GetCustomerScores404ApplicationProblemPlusJSONResponse) VisitGetC
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerScores429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomerScores429ApplicationProblemPlusJSONResponse) VisitGetCustomerScoresResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4391,6 +5565,34 @@ func (response ListCustomerTransactions404ApplicationProblemPlusJSONResponse) Vi
 	return err
 }
 
+type ListCustomerTransactions429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerTransactions429ApplicationProblemPlusJSONResponse) VisitListCustomerTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomerTransactionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4470,6 +5672,34 @@ func (response ListTransactions403ApplicationProblemPlusJSONResponse) VisitListT
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTransactions429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListTransactions429ApplicationProblemPlusJSONResponse) VisitListTransactionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4609,6 +5839,34 @@ func (response CreateTransaction422ApplicationProblemPlusJSONResponse) VisitCrea
 	return err
 }
 
+type CreateTransaction429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTransaction429ApplicationProblemPlusJSONResponse) VisitCreateTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTransactiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4720,6 +5978,34 @@ func (response CreateTransactionBatch422ApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type CreateTransactionBatch429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTransactionBatch429ApplicationProblemPlusJSONResponse) VisitCreateTransactionBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTransactionBatchdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4817,6 +6103,34 @@ func (response GetTransaction404ApplicationProblemPlusJSONResponse) VisitGetTran
 	return err
 }
 
+type GetTransaction429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetTransaction429ApplicationProblemPlusJSONResponse) VisitGetTransactionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetTransactiondefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -4869,6 +6183,18 @@ type StrictServerInterface interface {
 	// GetWhatIf The value of a retention change
 	// (GET /v1/analytics/what-if)
 	GetWhatIf(ctx context.Context, request GetWhatIfRequestObject) (GetWhatIfResponseObject, error)
+	// ListApiKeys List API keys
+	// (GET /v1/api-keys)
+	ListApiKeys(ctx context.Context, request ListApiKeysRequestObject) (ListApiKeysResponseObject, error)
+	// CreateApiKey Issue an API key
+	// (POST /v1/api-keys)
+	CreateApiKey(ctx context.Context, request CreateApiKeyRequestObject) (CreateApiKeyResponseObject, error)
+	// RevokeApiKey Revoke an API key
+	// (DELETE /v1/api-keys/{api_key_id})
+	RevokeApiKey(ctx context.Context, request RevokeApiKeyRequestObject) (RevokeApiKeyResponseObject, error)
+	// GetApiKey Get an API key
+	// (GET /v1/api-keys/{api_key_id})
+	GetApiKey(ctx context.Context, request GetApiKeyRequestObject) (GetApiKeyResponseObject, error)
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx context.Context, request ListCustomersRequestObject) (ListCustomersResponseObject, error)
@@ -5221,6 +6547,127 @@ func (sh *strictHandler) GetWhatIf(ctx echo.Context, params GetWhatIfParams) err
 		return err
 	} else if validResponse, ok := response.(GetWhatIfResponseObject); ok {
 		return validResponse.VisitGetWhatIfResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListApiKeys operation middleware
+func (sh *strictHandler) ListApiKeys(ctx echo.Context, params ListApiKeysParams) error {
+	var request ListApiKeysRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListApiKeys(ctx.Request().Context(), request.(ListApiKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListApiKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListApiKeysResponseObject); ok {
+		return validResponse.VisitListApiKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateApiKey operation middleware
+func (sh *strictHandler) CreateApiKey(ctx echo.Context) error {
+	var request CreateApiKeyRequestObject
+
+	var body CreateApiKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateApiKey(ctx.Request().Context(), request.(CreateApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateApiKeyResponseObject); ok {
+		return validResponse.VisitCreateApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RevokeApiKey operation middleware
+func (sh *strictHandler) RevokeApiKey(ctx echo.Context, apiKeyId APIKeyID) error {
+	var request RevokeApiKeyRequestObject
+
+	request.ApiKeyId = apiKeyId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RevokeApiKey(ctx.Request().Context(), request.(RevokeApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RevokeApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RevokeApiKeyResponseObject); ok {
+		return validResponse.VisitRevokeApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetApiKey operation middleware
+func (sh *strictHandler) GetApiKey(ctx echo.Context, apiKeyId APIKeyID) error {
+	var request GetApiKeyRequestObject
+
+	request.ApiKeyId = apiKeyId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetApiKey(ctx.Request().Context(), request.(GetApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetApiKeyResponseObject); ok {
+		return validResponse.VisitGetApiKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5623,245 +7070,293 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3dchs5miD6KgiembB0KkmRlGyXpDgxY6vsak+5qjyWqqfPlNwkmAmSaCUBFoCUilXriL6c69l9g42Y",
-	"+9m92Pt9gH6IfpINfPhJZCaSTMqyu7q3JmamLGYm8AH48P3//NxL+WrNGWFK9s5+7i0JzoiAf764wgv9",
-	"34zIVNC1opz1znpXS4LSQiq+IuKRRLdESMoZwhJhJJXgbIEIU1RtkMKLcyQJyxBVaIbTG0QZmr6a97/G",
-	"Kl1OB72kJ9MlWWE9CfkRr9Y56Z31rnvH171e0lObtf5TKkHZovf+/fukt8YCr4iy8F0UQhCWbl7SXBHR",
-	"Bql5BymOMMP5RpJzlJE5LnKF1JKgHCsiFVrxjORIFOyRTBDJJYGHKy4VKiTJ0LoQ6RLLckD71u9+9zt0",
-	"wLj/+RDdUbVEZLVWGySILHIl9UKpBuiHgohNL+kxvNIrc99U9uHvBJn3znr/z1F5LEfmqTxyC+7pvbgo",
-	"hOQtq54y8qOapPDGFPE5LGYtyC3lhURrvCBbYNKjhhCt8I+vCVuoZe9sNByfNA9Gw2Lw4dUXO/GFZn7q",
-	"NVbLcGbzzoRmvaQnyA8FFSTrnSlRkBCcORcrrHpnvaKAN5vQvJoDgrVsjcbqKcqxVEgQnJ3D3twJqgha",
-	"4vWaMIk4yzeIml1zYCEqkVQ0zxHWiIOVw3y/HHNzygU5RG/bzCfRrXxNV1TFQdfnhiT9qfXwcvg2nM5i",
-	"eu/s8TDRc9NVseqdjYf6L8rMXyMPBmWKLIgAOL5NAT2zl4KvmuB8q3dICcwkTvVPUu8KFwjPFRFILalE",
-	"lEmFmWqDldvxJ3M9QfSAM6xIX9EViZ6yA/CKdwFvRuZckP0gU/w+cF3yQqSkjSY1IZMblpIM6W0w4EkY",
-	"oA0687QzyXjxoyKC4dxABQBelbNfchHBNf0r4iIj4hxhlBOcUbZA0/4USS6URPptwvSPA3RFiURYEDQT",
-	"/IYwNNuEN7wBu2hBz17f7zrWrxCmMfP7XvXX2kupIFj5Z8Ff72LnEiz7arPe44CAfFKJ9JBtK4Ppup5J",
-	"DRLD2gSRa84kAc72RvBZTuDepZwpwuCU8Hqd0xTr747W5o3P/iA11AH71F9kGqRbnNMMXp7MMc2JppUZ",
-	"UZjmlpxoEqtZ3xJLNEKUwQdoTkkOB0iE4JrPfv9zb0WkxAs96KqQCs0Iwsi8TVaY5ghnmSBS9pLemmsa",
-	"InpnvSN41Hv/ztByIpUm7Ge94eh0/DR9TPqn2XDUfzo7Jv3P8clJ/zF5Mn+KP5+dpkMNqVRYFbJ3djIe",
-	"Jz1FFUgGv/VLQn5J9qALwc5SwpSg6Zndm7NyB/r29fddj8gdABxNkxK7rTPDnlv2Cp+gjKfFijCFJN5I",
-	"dLfcDAD97Mh64mfpDwWV1IxXx7/gIUq1+IFZpje7IPpuLQQv1vp01oKviVDU4IuXJDoLEEkPhprMNk0Q",
-	"fsPvPNuT6I4IYuYlBi/s1Uz50lzndIkZI3nk1tlJZOyWEST4HVoTUa6JKrKSu5YQ7M+X+kM9i50WC4GN",
-	"bFRKD9+X60xCgcsCVsLMZ38gqdKjNWbY54z4HHFm90v/4fexeWi4HGWiR9m18i9ISlc41yDiWyLwgkzS",
-	"/DYCnXmo5b2Mpopk6OL1b50QCIA9kkimXJCsBO8csSLPQXjlhTKPAWb9M57p62cEscYRpzjtsEP6oBkp",
-	"8SoxCkNm1oTMcDUgKnu3G478dqL4JA6O3RLYiFsi0MWzCzfZkjBEqFoaEa9gN4zfMS3LXDy70L/8RATX",
-	"AJTsnxcajlaQWLGaaSEq6d2QTYs8DHdHH4PCQqGDty8v0PHx8emhnhekTnOn0MHUAjQ1gBZMEnU46EXW",
-	"z8jdxO9Yc9oLf6EB74S5zBHBL7w7egH1kZMm4hokqKJl5UCi10wpQWeFspchy2BAnL8JLonZ19hCEPaf",
-	"Jwijf7r89htkxtaYjpVR3Z6coK/oc6BaJX/M+QbnajNJsdAM6fVFfzw+HgV0pITxuZbfXymyeqGZYXNT",
-	"/2W5geuuKRfMi2b6C8sXInQaWHMDOzUazHKCVjhdUkb6Wi+BH/T7cFO04mx50rSynCibb+CG4+UxXKww",
-	"fpkY/RX2841h5np2xQEtLd/rTKxf6jHN3jXIdFKKFc1txQrdaR56JzhbDKJydoinsK/lgH7BMbx7XkjK",
-	"iJRveU7iOyJ4Tuxp2ncRTlNeGJXB8T+i92YtqCQgE0pFVQGDJL2MSoOcoElnBOegFwoiSW7+yTW9iXLM",
-	"i9e/vSRKUbbYci/mOJeNi6HZdpXmU4n0oRQqhouYsQLnk4xKWNpEYEUqMvlwMIrJPuY75L5D+rtzlGK5",
-	"RPOc3wGurjhTS3QDikFGb2lGMi29HIzQZyg7/P3BzdFofBgnql5JHQUq6jBCXJdc0J84m8BcsgL5aBwD",
-	"3H6QeABBtD9+8ngwfnw0GqMMb4DTlBDs1JP1y2JBWXX22ORrwedUIfM6AkmeZEhxRH5cEzgwQW4JK8g5",
-	"GqEFvSXS/aBP0lz5NC8kvSVfO4AMdbz3FsYI3sWyEOw5ZlmEgehHSFB5g2aYZWdomvO7KZqRnN+h4eA4",
-	"QdMVyWixmhpddjg41utzz58maLqki6V/+jS8TDm/g/urv+8lPf1i/HYYoXOrkUmiORVaTeHFYqn0aWsS",
-	"vSaC8iwBUW3J79AKs417BS8wZWAJFDExTdFbso2hWtHKMHV0t+TeWpjp2QlOl3Z6ax8JGCg6oCwjP6Kh",
-	"vqx6lPCZ+ejw3P5DIsYV2hAwXKVLksH9wjNJWJUkN9G0TnoF0UplVAEx6w2vraQ/kQQkOANHZa4m+jVu",
-	"an1yPd62/bxbcknsIXq765zkud5NULU8GM2VgkQVRxAjbFVO65EMButo4AkZj5nNLilxuBLub4wFGSy+",
-	"JDlJlREr9iDzz1gFR8w6EjC8KIlyMC4Clus/Ab4mTrds0jO2ccYxt9V+m+xx7LVZSa9gbcZMC2j8NGRI",
-	"G+4IudHEQZPsXtL7ocBCRZln7WxgbocQ8WNgYDLA8YsAarB/hTgNj0qEV5wttql2Myxpi7hlBqmp1wKz",
-	"G7hr4boZURN428jSUXp4H8W/k5JgIIpfsQVlNL64LymjKOVkPqcp1fIbn5sFx3l9g1LkXBD2U3NskEQ9",
-	"oX0Nb6G0ELckCbbS7qK1pFrvjZ5ey9KdZVYzOswYI16Kryfj4WRNhEaMiVxi0SJGwiOAmSuc24P3wCm+",
-	"RuPh3zdsBF3oqR4vMmc5TVS7RgcrvEEzghhZYE2nDncL1gaRK5aTUBM0kLRsikUUf6rRKxjgb4PMvbr8",
-	"Fp2MR09LJ56W86vqz4vv3urbh5UiQn/2+++f9f/13c/H7/8uRo4cfsd0sJQzWayI0Cp4TO6PGG+sJTqi",
-	"vxBWdR7dYYnujK8oSjh3WjcqOrc1uMWlIGs5ABfVHa/CUd27NabZRBIswEe1HwjWXoXz/Ns52Ii3Xamv",
-	"OSMbMAXH9DzKmMbOyn7p8bdYfUoEwiwlUrUrtxlQDXJLxKYcHc/4rfUFcUYSo9pyrgyTi4s3cW9jkz7g",
-	"illjqyWzfFNTZY1nov0iHI+ePOmPEM7XS9wfI/t65EZ8+byTtaz0lnREX/tFd95vHACx9VS8BlXocYb/",
-	"0f41SMExuHMpxLq4JoLMZQf/M2io7iMkN1KfdeJtRlZZCN1wXdiGc7S9JfMYWtCsA2To4LvvXn1x+7Sq",
-	"GrdhHmVZIaMoowd2JEwPbF/sZEa9oUb52y5NGKC/0u++d06wqMuaCMnZI+nsmgFU+qPq2T/LMHrNb0mO",
-	"0040kd+xtrAPS7e1locXRCDrXaOznKC5s7EGRHHnXGssNGdrO8Y6w0AZFSRV+SakNeGE9dPdDcCSs6jt",
-	"EB4gIx1U9/OzkxM0HqKnpydP0HA4HHaZRpA5AQ/rbLMdYUHPdW97WnqvpQlrievGTCr2uyZP2W7As0Z/",
-	"jQKO33fzLhiHSHcoL/X7l8VqhcWmBcpcq9lmXAtWwZSmi2UwEvhmraumI8qWrFHhRYQcvsYzkssEXPkk",
-	"A0XR+VuywviXjeOnE9W7wlEmWKyzPbgLxOJouWWxD3ux4TfNCV6xVJAVYcpYLyzvh+GNp9aGAIHBhUp7",
-	"dTRT+KHgdvH+Eh0H4FCmnpzsdpoA0gMZtagdUo9QYrGE03FKd8dLWSCg8fY4K/KFo4BJRRqNy4pRr014",
-	"2et81KN8udO1iIvgkOOivTneC/hmXyNHxVn40cXvjyhuV6Lnhh3F6g7C9F9M0mzoWuO4rrWH+Bfs0fjx",
-	"yV+LiLfCP74yn42HEYHvPtLZTmT55NJZeDTWG+Ih/LgiWX3mfUSyZ4a5NqQyxdFaS5dV6lCwLC6U3V8I",
-	"C4A/Ge4rZlno95e0WiWr7vLUdrFhX7mgvCKPhzvCdACzt/GRr2jMKzV1YtwUkAhbnE7Q1B2+e7DNl+sG",
-	"6SU991rc/WRheRN1W3/LbIzu9rifDCu8y4MFjIQGodpdNt1btyIS2RLLyYqLqLOdQPALZuCUNiuY8zzn",
-	"dzIwEM44zwlmJtLEB5dHTLVYb7FEUxd9rjhaEBNrrz+E8a28a9klyH9upTsk8RrWwF4Gq6sCtw2d3rgQ",
-	"8b2kEoiLWBGx0Cet0qXRMty5naOpBn+K0pxgIREuoylXlIXDj/527Il1nvVXake8ZzTS1xoXsjJCRkv2",
-	"Wq3yw50jjG7IBkkC7MciCJVIkBW/JdYjbX82v4EjeIVwnncC/QPlufr4n0C++1CT3lsCXFzqLSrFPGCR",
-	"RGtX59v288NFvRbwH1b0++UZ6raLgp/SWleH5EOsd18b81xAMw6887yYKUHIoREQDUOuSxEJbBj3Lj2I",
-	"njPY93HNfDUJ88MMe/eWOH9Jtr1Odry4dFshKDmIuh9OQ6Iy8Hba8X6LwHLpLZANz2Wp+hqbjdZ+TaqH",
-	"4S53mj+uBc+K1BgSV5HQ1GUh2GSGOxAVHyOmmQ98Jqi8aUI2Qn/+t39Hbw5w7pzNHZzbNqS9YyB8mt9O",
-	"ZBAuuRXuILIS2KaJjNwucdkNhSiNMJaymxlpz7D+D4nmmOzyMHVSGF004sTFXcnJ8TAy8AsXtejfcwFD",
-	"IOMfD300ZYcjj0365PE9Zn3y+AOnPb3HWk/vt1a5JruvWoAb4Jr2oEaRVp92NWquO6bOIbQ7GonxlqwJ",
-	"DiLxeJpiCZlxB+U/9U0fHZ4390jiFUF6VlQwqoz0iTgzZrdmbJHWBXev0miMDqBi7Tgwn0kibk2GGGF7",
-	"XFTwuOxMCrMTfq1f/kaLUu7LiShY6wUsvTkmsLFMYq/Q5CDnZuc1XXFGFBabPfCnjCZrBrpRrbXQtIwe",
-	"cqHH+lQFmRcsMyes6dkesUWlK3I0Hp4MHg9jawnObEJY1pakYKISYZ+MV03vqESKdz/k9QQ4UYsALPgM",
-	"z2gOhQuWWLUlf0OEZ8fLXi1XsF2zzUj+pnxdf+xuUsTG0ryKW+9A85oJksYv+5W+qT5IzVATOzBcOjdj",
-	"4u63v9od98Si0x6Ya5Fxny/mq11vv335NQhUIBN22wa39JaNvveO6PcnLlB2q0BJV+Q7/V4j/aVSOqFC",
-	"kRxpC6ephPPVr19VMAoZQ4k1essCIhTiaoxRRah6eaolRlhxKakEvro7W5E0k1BabRVaWjl8u8TR4M9G",
-	"Hq3JmQbBKtc7Zml0CBmR2BlnfUcpPSW1fmhXSIWyhU3Gcm6r0WNkrzDK6EJrqFq4P3EDyDrJPR2cDqsO",
-	"u4Phf/l+1D999/2wf/ru52EyOnl/eHB9PTB/j5KT94f/EDX2OHtIrMDHMyRIykVmQpgoQ7jhe6tBNhyO",
-	"6lahxztdS6FJZl+zbScAq/qQN0HRrKux6NUXECliKi3sX5ehklfgqjyEYMSQrDZOPBAZllhZNc0gMYct",
-	"NAdNEBksBghryUQx0CNfvH1TPTPGhVreUZb1iVhXD+/JSf3saiZE3P9J41f5z8HkrP/u/40iWpAxGPWv",
-	"VLIVjR0gSEqsHuH2/EIqTXahuWOGzLvSB37ZZb2Dmrwji3Spr+p1bzQePB7GChYF1RB+jjsSbIKlyf99",
-	"cjocHTreYpZnGYqrNjDj2SZxBjpPfMA+h9aCzOmPxATzmEwQbkpFoIMpFKs4g+ow0wRNTaGaM1+IKUHT",
-	"NVbLs4CNTGvy2xFYPI6Oj/BKC/A748bdysuczBjyvqTqC4oXjEtFUxnPwMAM8bWiKyrNau5ILBx7XrDU",
-	"sDCI94fCHREnJr0hOV1ynqHgvZYkB4EzSpiaMC5WbVqIWOhzca8if8+RlR+JVHSFFUEHcoXzHK0IZhKl",
-	"nN2C26CrTYQqItrW9Mo/M5ntehq7YUSAjBxf34qoJW+RtsvvuSj/kHq0aOq5K9bRqqpVAHokkSJiRZk5",
-	"UPMxaBULzooVEmQNZWaoQgdzLpDFQvSl3earpSByyfMsQS/tsV/YHWUpgQvyEtO8EMTkzIPsShlBJtRd",
-	"q6B5hhhHmv5p2X61Fs4InJcYormuycfWlyulWvQ7HKBXCmWcmFQ8TRMy4s+TpeQMqKw7dQq2SbJW+l5q",
-	"UKYVrJqiA5vRovHCq04o54t+AAjcaEGkFky8LM4X/VL8OISZnJRA+o+N2Q+jObW1qqgB2EMzxzQ3+Yag",
-	"lzoKCGnT4BlCU8bVxGPqdHeqiEUojw0VtE3iN7R+zWJE4jcE52rZmtGniEsL0nIsNXaFRrZbFD2n/MaW",
-	"VVjCHJsqzeM3XdL/9MgxsMM0ou3pQZHEIP9sSxiBp9ZdUpD8OMmW9KgOlAhg3TvpSS3JBs30Dnaapk27",
-	"cWlFIRCxra8r0w1AX1IF9rzSEONK5DnF2thsDkSC/vSfCcIJmh3CleJz9CVerXAf/j8CJQEdrBP0Q4L+",
-	"9D8PI4GKsdm1NimXeO1RNxN8zQvVD40QvogArfv5W08HXLyRel4pzkl9iX2hr044iVdgLY3eU42dRSYm",
-	"KWfZR1nqQu9/c8bK4YTLNicFP3U13uwY3S3KjLwmIqwa1nGOHzrOcb8VRATPy3DEdlS4zzWFOGRAwKSn",
-	"/2+m70JPr9GdVutdfVuwuLSv+ZdjkfpFo/E6Y6mWw5vJXVYAjhBMnNOZ2GFoJOaSA6ZihcOpwQc0N6Rj",
-	"n1jiDh6tumvqHn4g4nSmrqE0Zt9tcZZISM3GiwdlNZudsShzyqhc7nKq6UEJy7Z40nb6cduM7YZ20ayj",
-	"Gf2+Vv81YThXLREer8fIPofasZ0No6Dlddm7OyyRf707IppytPvjyFvzXdwfr6+oC5jISmUuAR+Ph1gW",
-	"aUpI1hGLIGW/y0bYF++PRqVo2GUjLs3bD2KzpRVROWqkrdGritnWIaAzUFawp7KD1UvpscBRjG1E+V6p",
-	"G2BcUVwjxj1o8EuLTuAMQ5wFDkXn4igruJaVnBm/+6URZE9cul22CJmB++YKpM4WbJY1SI8r1RQpEsLX",
-	"5sBCcuQCbivaY6K3VSqCs40+NAg+zqlSuWGBu8o0VWokDXf5N7ptRnlrKnsAlUCiQTJVdhat04ZrvKxL",
-	"ZbYp4xO9B9Okrg8jLtAUbFwM59O6rTR4M8p3OhY+S0rN3FtQHlXI7N6l0bZd991R7d6VvVdYOzhq7xXR",
-	"7qXDXyPa2yPaa2w6jlTYsGAp54WJRbCCrKe1WbuFYWuhGOOhKjVnX2iboIDYt3uitdpBWaomgt9FJvrC",
-	"PkYH3hGZIOuHTNDVIdKfxXR3LSNVhPXm1PcKqXFKcpM0bg2v2S0p1Izh94yFuRd0OV9MSoNjS3xEZXsf",
-	"yZqVMoGwDL3Zt0TsXdHmgwIlBMQnTfbAVoVygm0eoKhGN7WFS8AUW0IyyilmG+fJ5fP66BIdDBM0StCf",
-	"//gfCXpizLRPNS/Rd/0wsTEF9l5iaX1BgMUGrY1/unsilgnecsLFcxolpYYAdNtBm43uGVPVJxAWYlsT",
-	"lk2gamFGsm1D5mSuEC9U1dKhFYsDxutbCPZ9xtGaSwrWcvscPjrcBsq97qD5tMsFCQ032+6GhXfvok90",
-	"paXRyarFT5ZD4xWcLrUopyVlfmMqXdI8pxIMcRGmPY+VZ3tJQfJFM66W1vjRsq9plP9eWtsM8BZl/l01",
-	"0rQMZ8slNAZ8XtA8c7k95i1qIgwv//l1hzLGbmBDhx3cTV5ad2KWZKZBI1swo1oeq0GZGreizv86h880",
-	"rqxfm8f1Cs5EaNg2WeKyzWXyQ0EKkml5WBSQb6X/6bV7IxYbGXsaJliazzQU5isNqPtIg24qF8dSLk3O",
-	"1/4lElcm0FTLrIxsIoZ548j+mMHZNXTyrnM/UuwE3kABxLe+GG81EtdWlTROnLKsaaSuqHUUauGxLdhf",
-	"RCcZ2ahPOxW81TV2v1v5cSDb1OkDti4r0MayFKQ0kcJtJQjNV62pTC1botkVVrYQqIRNbOP34er3Xo23",
-	"UoN6YFfGJYm/fR9ju11/A9IkPNrwQKKoVnYZadyfty8v0OnJ46eNthYPU9Q8pA02pGdiTVjGwdeoaV4w",
-	"XCgo4WwoBhczmmWEaQWJq8mcF2AiM17oif4Ja4WPmIhGNs9pqgB0YIW0Ovgab3KOs4nifAJRHTChLNZr",
-	"qJIzWZGM4olt8lIwfIupUemSnrMBRImX67eyQ8930hT1Zl1g3XdcZNKntKMUM41AVp0pzQ3f8NL5scQQ",
-	"4+abrDzFJ7P+0zQ97p9mY9I/mY/weHacnmSPyWD/QvFQE7jAebNmvDXKCmJKErPNA5WID1vHxOv7OaHR",
-	"bxzOJXdq0PR3/bfm9/6rbOryCgkyEVB7x7L85urqjY1XaRbeOxmexEiJ7V0TuR5QLdoFs9tV3FDjf7K3",
-	"rn7QCjk8b6lD2Jzmu7evbAhIpgnFnJpUtu0zxbrpMK76LbPXiJO9J2blgZHbmqKCM22hSn+AENw3W2i8",
-	"U0JlIW7pLc6B4oqSPXIRcMcmyXJqVkv4k1PC/OgQawBobk0bkoAE6upw76TmO1uFdGBokrK0Uh/8frzr",
-	"8kAdoiN0eaD+/G//PjoMKqLZeYb3XILbrV2BIWWpdJtSETSF0cB9ED/0QERYoz/1KNo17O9N4Rds8FN0",
-	"8PzLo2+ef5Ggl5qKJOg3WGSUoOtiOBw/Qa8JQePh8DH0cpmu3Ddfu4+eY0VljleIKITzgX736eEAfQc5",
-	"xualYEucfU1StsgDKwyVCOd3eKP/Q2/JObLjo5xA5nK6DKqJgEwQslzjTEh6Broo6/IJEo1t+OcCC0Vz",
-	"nxt5MPrzH//rSYJO0IxIde6sc5BEJCTJDkvZrt51KCn9+WQBTbMgVGiF1zaxp6attiepgaHOPTbztMQ9",
-	"BqlTMbpinm4boT13BthQuguCFq1Zf62Wgvh9xZB1bXvAlPHGJ8cn170quT45PomyMrOn8anevvzabXo5",
-	"+vSNICtarJATcGuejfrjnaygzBgJ80iCzBGzGSWssavZtGHttkcv6C1hWwxxsYB/k/mxbfA2c5wT4CBm",
-	"1Ag/HdSldi4U9JZwvKg5w33MlPrk2zflvHRezCjTNOa69/SzOraNO5x6DY5grWWKTctZtzamCHqK9S0D",
-	"8SQ+ppW0dwopew84ZRObEK57tx5I7Hw7Wt25Zg08z6B9YKPc9FbDgllRREq+j3varBZYo9xmadA7A/zD",
-	"2By2NzMJjA5JGY7uNhmw14lMtPvCA5PIrmZ/ZVPCoGC9PZnamrdinxVCo3h4VRIBuaRzRbL+jCjcXxC+",
-	"IlpktrTBRcWs/VgRK1Q8YjOY4k//2TX+kqgdI/2PfXPUBZGg701yOifgPIr556yhJuxkZD5D7jPQZu31",
-	"Sqols3ymRBl3V4rfIGR3bh2x20RfC6yvJWl09VVtQY3LuDpSts6x4dehpN3tCtSUopgTB+Zu1d6txmLK",
-	"eHnf6F5tg+r2TBvsCYgXM5B7gCqbthW/Ol5Kq9TvnQdYKnR2NyBMKbHSAhfmdLCn065Z1BxDkR+7im3M",
-	"ZjcB921/jPN7v+Zrla5rAV75Mkntl3BnHM+OMB57f3c0WvuNa63lWlb5dINaz8vqdnZvTb4V0QM3ZZCt",
-	"7y667/8UMLHE/ErDPECnndKfyDmk6lKWCoKlzV/w9yWyXZXOcGXNMLMm92eXqj+V+uHba/4sCc5MfpMv",
-	"IPE3UdrnU9TnuU+g9V+ibMxfpMrIJ66XUc8nq5YxuGchAJPvb5P4Q5mwRK4Yz7nCi2iVNDwjQZPkNdQM",
-	"g4y51QrX8u9v6V550r+/vpbJu8+iSdE+HHKrLdQn7JyhaYY30wRNtf4yRQdPAdWsQUrrMlN0UO17eRhq",
-	"PRnWW1TRfWIaT9DGPlqwzgdsmAIPZp9iedr7u2KxIgveZsMx6K6QewsiRkwNYGhFDdXQqJGC5Bq6lDF0",
-	"ACnw00CZMY5t8ACZbOjdPXW61FGlGrAVmHp4sVgOHqRZj12NKXPwsQngw1YcM91xW8cyj2O7tncpwlpF",
-	"h3oatSsOAcSsrApx70yUIBvsHs19wr6y9ZEXgkvpWskSLBgJis9UZnXHG63ZVCVXx58PTp92We+KKOxi",
-	"fbvXyX0pCOnrVfvQxAbN5SmAux3Nl3i9JmwfFLfkYCut8BUwLr/6rtOh/1BgpmgsAcgLwJoSb+stE0q0",
-	"W4p31AqVeMK1Yantddit7qV1D26Nui9x50q/Hk1ZqdYasq6+8OiSSKBLeQoB8Q520eN7SURDypDE66EE",
-	"uFihkVGGXq7NN3XfGjDtEE0rKpEW71vysTu1+kpQwXIijUkZxi4zE3ZXaXRZDltrqVZ71+9BqT4INmhn",
-	"3OKsV2T1SNrITc6gqT0oU9PENYVua+kbD0azZ645NfkR4ugWJgINNqgSgGZfBQwyb0YyoFrM2WZJybZs",
-	"/zp63c9AEYwCtgnDz10H69Y6NzjPJ1xMmK8cbLXz6BxvyR+gjsSSaEUhJwadE3QnKGjBjKsllJ6ic6TJ",
-	"mD//ltQJs7H12OFtEJisMpDGbMdNqPKhdfKpv0SCzKeGFTO8gnIbpXKxISoOi9fMt+L4Hl0syo9sKlxF",
-	"rx8Nh1XNfrTDYmYm7YY/HUkTbNtu2mSxv51bAWi2GXEgRTYvo78+ncbCuYC8MjdmaWSBuqApZ8rGlEXS",
-	"M0x01q55StoUc4jpbWxzysBDMKLpkUCEcqWWNLDiPnhSZy67jKgOwiROoRqBsVGUuWeLreBOlNRmgL4x",
-	"gnagzc82wc2kNsq3clV/kUpdp45K91Xadg/8MVWr7jnu4THt2fXgwVSzXapY9+J6e6tFEb3nHNVq1da6",
-	"mvX/4d5lEh9CNyrblD05QV/R5790XWlnn659dKUwrdj+z053wL3qLT6MRtRR/dlBvnfn3dall66Zt+F3",
-	"98vADY18vybhtifh1jGlqaw4e+jUNPwxRtEpWnHIYYNiuOdoqpnZ1LJiabiaa2zEhSlxFutxhA5uqaRK",
-	"JsiaLBPvKqzadh0Uvu6uK7sbs/BqafPVPI5aprKX8eVDb1UjPrXG42DGCpxPIh7P7T7OPSqozLAkOWVk",
-	"shY8mtjmXTJZGbVg3i1DFCHFgLME/em/o9X//l/i9+roYIQ+Q9nh75XxsqL/D43+/Mf/8C9CuYsMbx7J",
-	"6vob2+nhE+1BTld2JLNdQQzBHmk4fp6Weu9XUJrN4485Sb1Wu1KTAHQYXVirJfFB5Z/dObwGaBrc9LD7",
-	"Q5NL2NOabAhui5Cwr/jqWAYx5nRRWIdZzMfbLo5YQWQP/DUzTsx1ag4qU8KwoNyiN5xSDeXjGQ3V71rC",
-	"Q7QIV3rATTPmHfjsB96GzxATGyJxfZaOm+Mna0Pqey7CFBPcuecG3ypbDj91KMAReB2DbM0IMYjuaBKn",
-	"nIHFtIrajevf2Lrampt0s4kyddyMps5KkhaCqs2lvtiG6M8IFkQ8K2L1O58x9OzNK+iNZ1Vf2zzLJp7o",
-	"J9I+miZIQlldiabPbBoY5IedoecwBQTfH6c3ZAP/IKCQAoUBIQPeKU9qqdS69/49WCvn3ATwMIWN4Gt6",
-	"pPUuDBRGD6oQIg8eWUtQP1drzDaPZBBwf+CbywOzr3eqgkgAjJaUCCzS5Qbx+TXz9fe4kIlVrny9OxrU",
-	"VDCVKE1CdajCO8Rfmbgl6+KW18x92Xc7ixnON4qmPjoHKiJkCyIG1+zaVNMF7JNn+u8+egGTOeNIigVE",
-	"T209CrymKDgO9AKnS6QFAlMPxFj1bEDCmiCqrhlCjBDTu3n6Y9/doT68MLWt23G2omxqP1oIrDfTbAX8",
-	"NNDQXtEVkQqv9PEIAqmMx8fHp3rc764uBghSiiGDotHFZEepfQ2jq7Z/aEPNTZPFk/HoqXe3Qcz+uVbB",
-	"qESMQBwsmlGGxQbNc44VZYs+lMh2Dd002K+pVFLzC2TkTC272iLJZ2it5d9pIIVOgxxgLVpvkY011JyR",
-	"AbqA52ZX+Br/UBCDnrxgmYvdlVyYClxzmisb874xxjwqZUEg1AzgfUtwJmvRnIKoQkCBfdNk/1zf20zv",
-	"xAynNwCkLzuu5fTpm2dXF78xBqUvXrx+cfVCQ68BXuEbY4W6E1SBpdCp0+hgejIaT8vizqUkbCm+FQtW",
-	"RCueK3I4KHHYVDjWZx/kuE7xep1TUy79yOa7ffYHydnUp736PByT1DrVJzxN9DQa2GmZ0zZ18oMx3flL",
-	"g1mWgPzocicpWxcqsb4K+f27qZuiUhrebAZYeWfYJlwOrjXZz2lKmCQByXq2xumS9MeDYS/pFSK3lE6e",
-	"HR3d3d0NMDwecLE4st/Ko9evLl58c/kCvimTFT2Ne/bmVdD//6w3GgzNi3xNGF7T3lnveDAcHBsDyhJo",
-	"/pEppvyT/veCqBjhl3cascbDIbpb0pw4cSvVJJJKVKyrZbYVL9KlL2szs1VaPC15lfXOel8SZQtFg9UX",
-	"0jwBnPFw6Ai8zYUJD1sfskn+sH7wslp0j98YuUOLqbuEWDs38JSo5cStDYKYBoarWCdJfGS/iCOXph3y",
-	"2N7Z9++Cghm91/SWAIfR2AvyE/Q5/L7cJdl7pwc4Ant818NxQXamsjZkIAvrcZD+MBL0eHiMQMu/oy1n",
-	"o2mFaav9CzwetzxIv8bZBkghkB+B53OawnE9Hh7vcVQPfLx++3af7+3oyLP3oyCcqfXEvxS8WIfCy2xT",
-	"yemw0bAHqsxE5XMbKWVsXlMwxjuyR4VU18wnKgISFUwSBfFn9cGNgT2xAfOm8D8jd5UUwfL9a2Yrbodk",
-	"Xz6qxG1NjAllnRfSmVMqZjCXGh6Gel0z51c4TIw9ZU1EBQ50cPHs4jBB+JYIzW7XgmQUbAkXr38L0F+8",
-	"/u3ZxbMLQ5wbFyBIXqp2Djr7PmYV1Rxcn0u1TJBWNXvQzKPnevn24LXJbNML70JZMtEnxJSt7l2GjHV8",
-	"xNzf25OmmtghzTEDLFA5aGMftEHtoYjB7NKt9s7C0oDHLlu53d7a8BKkG6gveQ961I3qhGceIT3PKtto",
-	"RARr15htzF4C5TkxIHWmPCfD0Z7vfwrK5mlZdNn28gSEzRMxfc51baB3Vj4/0zS716R9KWeg7+Ct1O8t",
-	"Zjc14meOICRIqr2xgQ18VnyNxsO/N00OkmumfzMdILQwf0t8nvOXlFGUcqL5CiVMDRD0BMeSgniwLFsx",
-	"MqLsLAc+nPmarSgrpOvJCBS1Sol8ukWOlRY7fVh4C126qOzSDsoE0QcGpnLH9LYIzG5IhmabtvsOC2y5",
-	"7mG7N3flw9/S/PZh7nrS6n8CXcx3gagcHDjGlc2fjy3NfBtf23jYWil3HKla9jGJUfWgWyShyp3xvUl+",
-	"kVToZHjyKanWW9sRtbpDIId8PjwaD1G6JOnN4UMSMLi6fVGYrk9R6mVMBmVV3kTLLJXM4uqF1++7Em+y",
-	"edt33KfXdEVVr9vFk/wjM9dK0eIIOreVLf7bY6j6UIMlfgAKJr21bVjeKAgpwxq/tjuOrTjChSs+Yk1i",
-	"zQ45itcKQD6SpYrgKrtPa8XhjXmFuRSvljYfyFaYttEO8ppZAX+G0xstRLHsDP7GoNlqJjsejksvgalM",
-	"qEdI0N2Spktk2/3zssSh5t7A01lrrUP0rGy25Q0Xrgi4bbcFcwbFu5HAWmnWI2Nmwyugt6BJ0YowbBPo",
-	"5ati+1pKz3m22U+NbhTi741OT5/2h6f94+HVcHgG//uvYRDDWe+7yy98q4IzX0MmKO9uC7Qne15hF1tZ",
-	"9ZwoUZD3DQIyfnAC0sYLXaMNgyCalpqqYQDIa9tcMe6H+u7ta1+WzJTHLUGqizHvf5G89XS/98fjT0nw",
-	"LiGPF5c0714kD+zKW9nukZGh23UHkAtl2UwNqt0owByTReRoxbkpBFGmZJr2FhXlviGav4bZK5f9I/PS",
-	"tqtgdYlqBfnB36CU96X1mjQX/GG4tlPCO/rZJLq+34lsnFVyfV231wC3tKpZaxHRwK1fAlaVOPR/tWah",
-	"cQ4/CH7t0N7r7bFAmV1jsKlZXdZnW1fZcMi/dsT2vn/XwPJKdEg3EzRlinvT4sx0Iittz8YfXmvLENhr",
-	"Ep9Qcs1cJY+lU/X5HO5LOZcbAdyG4NzQt98X1jhwtVq05AjuvtD8aR4eJoGJyPZbtS1YUwhKLisg+XVU",
-	"g2Ku2UEaqSls372BsW4+G8VrCd8cBlWaIE4MPXOfUnnNXMmlOxsXbMsfM25XCuJnY4sdEfQ7rEE1KQJx",
-	"U9LbIGZlJyLuLMH1aa3Gdd0x3wSWbb3b9SYg0G+XC1sDK2xK1Qb8XPBVL3qTtoRk3xM234RlN1iKPwBQ",
-	"jaovblsq9UodfoFJTd/Uc3PfrIdpiZ0m6Eb5DI0QeKJJK0q4qjRRnBiNQ/PbeEco+Uc1V5SXo9X0Bpuw",
-	"wkrQHw010/fvl8khP628v63w30OKY37Qo2qNry1GEUP2txSBO4Aasa42rK0UCyVfNaLjRkWqP//xvxku",
-	"U1ZpLBkDn9uKoGH13A4ljmZkYWLIr1mtyNEjCWWOYFpTBIuCjcNWWAIbh8I3xFb/gwrkTdewqYuMy0gz",
-	"uyxjRvFMzPIfWW9ZJNGNa4FTIyBUyWsG5O0wMUYYezKtlZ/h0pTWnaxLebrBNXulfLycb1tijDhLyhYx",
-	"hmeLkYVM797GmFpQPNT+8uW2NBELSl59PxoOh8mT41Fy8uTz5PjzcXI8fpKMPz9Nxk/Gyfhk9K6z/WVL",
-	"YbVOtpiPQB2DuostdLJSftV51cISi7/SS7uJwa0os2630KqHJKV3S6z6dN4q8b+wNRdtikuYQ9LIfKAS",
-	"3XGhljaGNEiBtK/aSPvVNTsonaZeiA1SA6BEkkRT88H0UA8Nb4f9rPy8qyJXdJ1TIq6ZQEeokhxRSfto",
-	"JmsYz1Cz/X6lAwjR5IzcUl7IEsS7Jbep05awLzBl9UQHI/BjhYSJcynD3c+tjmKM3QugwdDHCdzWMrFU",
-	"cT4ngrCUlAW4PXkME2KmldjyaYvgb9OEOkj97afsSoSmhCmIrzEe2YPHEMUp0WeP7U+HbZJgWe59m0f2",
-	"8dYiiI9DEbH/eBipURZbll1MNXEpawO0JZ4/Aiwwgm01G7eWbIzDao/X3hkg2aaSgL86bXD7hIOYpP3g",
-	"cNaycRx69qtpOYA2gJxtUNezI+I4EceAmJLwywoxslevhVdWKKHLtvmVP9bSF0uy7TNiPpAPVtLYtjju",
-	"c03gg0jHMphfs0RTOdmE4btOrdCOaICmaywIM+HmOQwFVD+jQvP9dEnzTBBmS4LUkk8SNNWwEJZhpiZ8",
-	"PgWR3NSCkcVMCULQgS1xeM2okiSfHw7QG7wgULt1g1IuYB4TvF2NBJoRyhYuoeesUraFSiRv6HpNsmvG",
-	"XR9EZ5aCXIeFS6nYIN97CdY8QJfcFGnlwu6ICzM0Ri8qtQpxzS5e/9ZuCGf5ptFvIsbA9FFcBIlZHzkm",
-	"okHs9MpMvZFzhFEOkb4LNO1PYeUS2cPSagi60ioibLPgWimbbUJbbo3yyXZbWVAsq1EiyfzYr/xVrLPg",
-	"UeUvmCzp9e1/K8U5+9VSnVCEs98ezhUzdIW6L5izbihrXbF+1uuq/bgz/0p/1DZ/M3MraNXF81ZeqZ91",
-	"huS5neSt/qgNksjdBijCYotRA5mjFL19rPi7TgOzjVH6ZyTnd1VInLDq09vaQKuQoQcFL8VCbMq2o5qu",
-	"Gi4oCdK0HR3Y1hegPLpLahLlf1zn0NDOOD6iJlO8qEDbrZACXtSrQkdquKsN5N/o9UdIxQWWpE+ZJMz2",
-	"vpXFzGauSaK3GtnMOpMhuMI0b9v7HyorqNfwqJap3Xf3LX3Y20Lu6Ao0unoAq/S/QDppUGvGRBQFvQf0",
-	"2StGBLph/M56miALxKpHbZD6MX1dwm43vV6FZCfMZvyHh5tme8P86ovWo6+zWd/gEuh/H7jzDLfT7UoR",
-	"547Uu6xU3hUo4ywJBAbjxDGtwDW4rYoPZZMKJ4sh5gcrPXsBDeEmW2HGP/6FYa7Gpdf32jbo3brlIC90",
-	"QwdfR+zjxlDbJXaJOQ1ie/5GQ07DagZOYao0nI0oTP75johTExIowyKRXDSksQF6VlGF1oWSkHVdE0BQ",
-	"Ac318DWrj4AOsKtjZt6BxMYyEz9BmEFvGk97zWuqrH+mllhdM8lzsKJQdThAjmSWBNlI7QWjPxSmbYch",
-	"7PoWsEVND2wP/Azart3L12B7lZgNBbQvfWzlRrvMPlfRDa0xzayA4YpHwERlBmDvrDcejp/0h8f94ehq",
-	"FISPVhLzXKm9nh5x4kesJ++F5QN7J+PB42E1DvXFd29Ng4iCKRNC81wLbitotdvDGf5Hu95BCi53UAvO",
-	"yoV7KvMsw+g1vyU5TkOtn5E7mRMF0QLvfR28+n5tRxtvT7ac+pFE/I4h4Lt+Bz07FmRutM1KYbzeaDgc",
-	"lcWPz3qMC7W8oyzrE7EGw5JdmkPrcmnfuFfRt4XKiTKKrdUEznpdGgRrLOO5EdRhA4Di7Ucp9wntHT04",
-	"nW71tfsgcuwqjNQDfF/YDhCxaexrRy+sTN85GDhMKP01KviBeVJZVjhoTrk3W6pGBfvfj34OSnO+Nwed",
-	"k2h7XT5XffNQBsCcQQ0MkvIVkehkeGKCYHAmEy0U3cK7iq9mUmllFbrxWhFfbliaXDNTbgZiDoJsZuO/",
-	"mQtCzDMS4TxzMLYVEsLCPOpbtgUxBEvsbJHOupBixrgGGJmlZOjgZHh6eGbK1XFhf4ZyMzbZKMK1voCX",
-	"Aq61n23t1RwKhcQs6Cfby6PCxbaQ/03EmO5990af9O6Zg36gu5dsD4DGVXFJI7XD0dDUfDI8iUY+V2So",
-	"j6wn7OI/9+Y5738NmzZh0x+Eby1R0zsN+eb7V18AYVoDiWrWUQHHqnTlfFaQBgbvooO3Ly/Q0+PTJ4dn",
-	"CJuKPi5oWCvNUOhMkHUOzaVMUBco2CA2Jtdsyoo8n6I0J1hoqm8jjRnCM/jWjEglyskcSqZBHaoBeiYE",
-	"3kh0MNU7NdUDVeTP6aFJ5TYzZ8YjdI6mWBmplsipHhRWkkHZttlG/8dOD79IoqBikQURTFKaY2QDdLHE",
-	"DFw8ocJmU+0qlNtlNFQ8UjHu8h2YCx+Iu9wzcmtvmXpvCfqNAfJ9UgEFTqEP+PRZBKzyzPRfOVngdDNJ",
-	"waytTybp5XyDc7WZpFiAD+yiPx4fj6A0t1GjzGvuTpleZhW96L7r+KRxZbsIsbNU/0qQP4GM8Yn1AUMe",
-	"Pok+cGQydjslCgbhayDH2OxmylBGFKa5SVaG7vxmKTa9MCO5KU+V+Lab1yxI+6DyJgmCuFxudfAbpGIn",
-	"Nbust1O4csZQiDIIY9JT2GAhYFK+maRmPEG5EsOdDOCwpDK0DIC/ZpBiXTBqKr4ECWszsqTm1dUAXZr9",
-	"wLYRiWnTqLmY5Jzp/1Y38ZpVijvZIBf0rCokli0bzegHjAfxx8xl6oYd0yBGgfEg125D1KGpGqn1N9g4",
-	"TVLRlHE1mfOCZW0Bco4MmbV9CsnTzrRD/nwkfTvQXwXKqkDpt+Yh8/H2kSx3UJwQ63dEGalGIwCTRlC5",
-	"IbHgo8HWWJmwWdUnCZvZ8WYAzyUXas9PrjZrEtQJ2vHht7bhw0vBV/u8f8W7vG28w58ifLDehGKHT6vG",
-	"v6pdKX6lIOAVw207FBCSys9xWhK+8oDkZB+yEZIMl8e6LVYxTi7+GshExKldJ5idYq2qvTH3Cmf6lVI9",
-	"LKX6pZOmhyA1D01dop74t7YVDW5v6I2uaq3f9XXIol3jZhuEr5lzbXgnBWQdVhvKoUsT9KqJS1Dk3qTD",
-	"VLoIXrPpgXGRJijwnx5OvQIS9hq01fwqljVNy2DI8XB4HoxbwmdLN5m0GeXHstrAabvLPuyf9GFee3M4",
-	"1Sh2qJ8JUd4S50QiaAJU8dE7N/r48XAwHIbtd89Cv3vTwd7sHLeXb7rWosyGB4z74+HV8LQMD7CUEFan",
-	"Mdy3J6o5272yFvQ91qte8rVtjBxd9Wh8Ojitr7rIKN+63n085NVNgTDu/ueffz4alx06yt7asS057g/H",
-	"V6OTs2O3Jb4HW+/yq+/6JyejUdgp+WwU7LlefrmJfu/28NNHOpx+Wgtdpb9YS3lu6C4YNrrAstFY1HVb",
-	"MLebZKhgthsAkP+HjC7oAHId2rCl6n2qiDFyF475a+zAg1f3hEbLFVbzARy1ajQMHx3NnLtoO7c1dTBG",
-	"w2Q4HDbKlwfNoE3fZkUsS3zDpVoIcvnPr9H04ts3/7+tXGh9NpKo/gxLktlMWmgbvCBQ29H0oT1D8Z7a",
-	"B7t5bbSxb/SqHgYtus1n/3T57TfXzLa8sNV/TC6u6XiNTFR00Od6CklCppmHIKYiQK2ltc0lumYn4zFI",
-	"AnAqZU6/HbTev3qa2L7CDK9A/GCoYDeM37FrVmtPnTYaWdtNwCoIxe4iGkDX4A+pIFBpAW7b/TY7c9uU",
-	"BpN/8H3IJ08Hp6f7ywAX/YoIAOzofZwnjrqyv53M7d19mFulKftfjsWFvb3beoUQ0YeLaTtDx9pS/xIJ",
-	"/Oj4r4DA1ynprMhvPg6d/zn4q3NdvxqLb/gR6srEX04mq0D6q+XP+A4eRnjoXMsv+GpbTb8qIn5gbb9q",
-	"j5pqg7/v371/px+L2zjMz1DOU5yXDf7gVejUVzarOjs6greWXKqzz4efD8GsZPeykSWwvcteYisF+jyA",
-	"xFQ/yImtzefV30HThicjlsE3pVfVdmDwJgatwYKh0HXrhXRt2663Uue1eSyxqb729bwjdbYbZbYPk9L+",
-	"4ryvQVp7WWHPF1AywaMiVtU+qdV4si06bEkX0zxQUpum4GtaONdYcym+N5Wp1FTpZGSiUw2h45X9CRob",
-	"vX/3/v8EAAD//w==",
+	"7L3fchs51if4KgjuTFjqSlIkJdslKTZmZJVd5SlXlT9b1V/vlNwkmAmSaCUBVgKUilXriL6c69l5g42Y",
+	"+2/3Yu/3Ab6H6CeZwDkAEplEkklZrj8d3tj5uixmIg+Ag4Pz93d+6aRysZSCCa06Z7905oxmrID/fH5F",
+	"Z+Z/M6bSgi81l6Jz1rmaM5KulJYLVjxS5JYViktBqCKUKF1IMSNMaK7XRNPZOVFMZIRrMqHpDeGCjF9O",
+	"u99Qnc7HvU7SUemcLaj5CPuJLpY565x1rjvH151O0tHrpfmn0gUXs87790nnDdXsFV9wDf8nTpriPzMi",
+	"p0QbMmmeA5Fa3jBBJqv0hukEflpIpUnBflwxpZWhb0HXSCvVRIqUNVA36Pc9ZVxoNmNFlbQ3bEG5MBRv",
+	"kPeVvCMLKtbld0siy+8Ledfw7Z1fViyyKG9ZKkWmyEponleXBReEcEWmqzwndEa5aPj2MP5tpov1xVSz",
+	"ovm7WpI7ahiATWXBgADBfvKLT+54npMJIzTP5R3LmtY98v33SWdJC7pg2jLsxeuXX7P1yy/inHHx+iW5",
+	"YetHinD4Cjc/LKmed5KOoAszNl3y0Q1bj3jWSTqGQF6wrHOmixULqZrKYkF156yzWsGTm5x6uSoKJtL1",
+	"C55HFwcPET5jVogKmq8VOycZm9JVrmGZcqrNAi1kxnJSrMQjlRCWK1Yy8EqxjCxXRTqnqhzQPvWXv/yF",
+	"HAjp/3xI7rieE7ZYasOCapVr5dfhxxUr1uVCuHcqm/EfCjbtnHX+t6NSYhzhr+rITdjNXsmGWY/N5o9S",
+	"eGLsDuqyYLdcrhRZ0hnbQpMZNaRoQX96xcRMz83BHJ7EdwJFVRNXBKKskS3cMx/OFy+nIPsalsYI3DHJ",
+	"KYgmmp3D2twVXDMyp8slE4pIka8Jt+LNkmUOsNLmGFHDOFQ7oeyng0K9nJCTwU2L+SS6lFukrtk3EL1N",
+	"m5fDu+HnLKd3zh73E/NtvlgtOmdDI18XXOC/BlGp810K7Jm9KORik5zvzArpggpFU/MnBRK9INSIKaLn",
+	"XBEulKZCN9Eq7fijqflAdIMzqllX8wWL7rIj8Eq2Ic8Lxj0o0/I+dL2VqyJlTTJpkzK1FinLiFkGJE/B",
+	"AE3U4a+tRcbznzQrBM2RKiDwqvz6W1nELjNZmM3MWHFOKMkZzbiYkXF3TJQstCLmaSbMH3vkijNFaMHI",
+	"pMDrfx2e8A3aiwb27HT9qlPzCBOGM3/oVP9aeygtGNX+t+Bf72L7Ekz7ar3cY4NAfHJFzJBNM4PPtd2T",
+	"GiV4yRZMLaVQDO7Y14Wc5AzOXSqFZgJ2iS6XOU+pee9oiU989jdlqA7ucPNGZki6pTnP4OHRlPKcGVmZ",
+	"MU15bsWJ0w3mVJEB4QJeIFPOcthAVhTS3Pg//NJZMKXozAy6WCkNegTBp40elhOaZQVTqpN0ltLIkKJz",
+	"1jmCnzrv36EsZ0obwX7W6Q9Oh0/Tx6x7mvUH3aeTY9b9nJ6cdB+zJ9On9PPJado3lCpN9Up1zk6GRini",
+	"GpTWP/spET8lu9GrQpylTOiCp2d2bc7KFejax9+33SK3AbA1m5LYLR0Oe26vV3iFZDJdLZjQRNG1Infz",
+	"dc989krKb6hYv7FK6QftbEE1G4Gsr28qV04BM2qu0WpA5lFBBv1+oIkLQslkVSiQ2eVDj/tkyQqiQKk8",
+	"J4VRPM3DAwI6zIft42m5j1dSErMaxC/H1n008+26+T7UFm6uU2AwUEG4VsR8mMCHUXFWbk3wmhuDZt4F",
+	"1XxsVw0WKjDvvOHQ9Rd7jGj7xlHN+Aotj27F6Gk1SPlGbSBrw7QcxDzt7JCuN0S2vlyaLO9h/e2mlPbD",
+	"puC9EG5PEtCh5UrDJiiWFgwu62Uhl6zQHGVkIO83xvrXORNwKM0O31FFuFIrNHva3OJJx7B4TAVzpg05",
+	"+P77l1/cPj2sDBnXSN0lsUkk1Z5IYx7Kohd7e8mKBVdG1VQ7BjHmbSbhjtJsoXaeED+w+Yz9Li0KuobP",
+	"FmzKf9q2DMvVJOcpUZoWmhyM05vRmFCRkcGQzNlPJOMzrtVhYkyvgqVyJrhihGsjUXI5g5NSOiTSm9Hn",
+	"x6f0yedPp8P+59PYQpRyD2Rmnn83hetp2xw9G8NN1DQTeSeCw35OhLHU7xwTKVbcgu3i7EYQ1wwmYJ6k",
+	"EzMDtFMs0XLyN5bCqSnYrbxpy6b2YU8Az3HBFDHqwi1rZOAGMoK1k9IYhKWJFd3XyUpxwZQqrZ67uVSM",
+	"qNVEF4yF3JpKMeWCZURLS+7U6P/wM5hHijFF2C0r1n602GHZQfn70BT8oYOvUJizZdDqAYnMtMI4Na0x",
+	"2J13kc1DWXUJbwDPZRk3y0Xz14EsmtJcsTpzXeBKSBQ9m+JrL5kQWI3OdvMm+QNIjHO0eIPXvAvLaP7m",
+	"wbnMM0VSKoz2Nyuo0ChO7yFoFvSnl/jWU5iJ/cdgUwRVD3zLY96G1y+Ref0yaIkqfs5vI4fgkXIHoAca",
+	"i2FGy+3WrwgMHx4KrhXLpy0uhxp/O9YONnAXX2bthaG9et8nv9SYEe/YRllv1gfdtoqML1Z6Lgv+M2ir",
+	"Z+QZowUryPWq3z9OcRz4bzbukbfa6FVcEyHvzs3/plQICQaEmhuZ652hjffA6Fl+M3zz55+73/3l25vi",
+	"9uor/mPOmBjcDZ58PdRPR7f/8tUXl99+N/rbl8O7natrp7m5ou82T69gd/na6g0on7meBwpJYsRzOge3",
+	"EMwFnUYCGclZc71yt16DBbVpblq/jpw69UdtCouMatq4O4pI+1Xv2GtzKD0zbBy7OVUjoxFHLyw9ZwWh",
+	"QsL/AuVTCbpxoLtMpMwZhcMeOCI3h3tNlQKecp5KLcmM6dJ9bca3t4sU1l2rtJ/nfncHLGIwuypx0WOW",
+	"/rjiiiO1G/pq+SNJpdKg+tzSfMXIZE1mhVwtI0qr8+C29vQmHRhqNFnHYx1OSClyxwqG30XR7HwoqZyj",
+	"3yWdUyFYHnGP2I+oOH8W8g7sQj+ndvxVrs+X5sVNTqvtj59nEnrGLWE7tge/sM8eySmRwq6X+Ydfx81N",
+	"o+UoIzPKrpl/wVK+oLkhkd6ygs7YKM1vI9Thj2RZsIynmmXk8tWfnbceCDM3TyrNdePJc7qhtZDgZ9Vr",
+	"owKmNG2xQmajBSv5KsGgY4ZzIjhcjYjK2u2mI78daTmKk2OXBBbilhXk8uIyVMcZB7nDFVmJGwFiF54x",
+	"f/mZFbKqIMuVoaORJLFaTIyFmnRuYgYpBC7g7JhtQCPnzYtLcnx8fHpovgs6Ep4pcjC2BI2R0JVQTB9G",
+	"7TnB7rx2Ejlxl/5AA98VeJgjHvrw7JgJ1EdONhkXmaDKlpUNiR4zrQs+WWl7GKIqMK5rbCKE+tcTQsl/",
+	"efvdtwTHNpxONcbYnpyQr/mziibwSyeXa5rr9SilRdY567y67A6Hx4NAjpQ0PqM6nRtF8nlRxG6af52v",
+	"4bgbyQXfJRPzhnXgReQ0eNo2uNOwwSRnZEHTOResWzCawR/M83BSuCBj63kaVxWbmD92gzec0zXGixUP",
+	"rUInCa7na/S6mq+DJut9Wa2F9QszJq5dRCHw/t+oLXHHhCZ3hRSz3k4NDNa1HNBPOMZ3z6we/kbmLL4i",
+	"hcyZ3U2ns9M0lSuM7bj7j5m1WRZcMXDeK831CgZJOhlXyJwQ8swYzSGAVzDFcvxP0HOiN+blqz+/ZVpz",
+	"MVN7mobm2q7KfDAdFsuVjvEiFWJF81HGFUxtVFhj1AdP+r1BzLWB7xH3Hjg4zklK1ZxMjcJmeHUhhZ6T",
+	"G4jgZPyWZywz2svBgHxGssO/HtwcDYaHcaHqo4mDIJbYjwhXsBakGMG3VIXywTBGuH0h8QRCDOb4yePe",
+	"8PHRYEgyijpyScHOgKZ5uJhxUf167OPLQk4hU8U8bj09mVFM2U9LBhtWsFsmVuycDMiM3zLl/mB2Eo98",
+	"mq8Uv2XfOIJQOt57CWMC73K+KsQzKmLGrfmJFFzdkAkV2RkZ5/JuTCYsl3ek3ztOyHjBMr5ajDHo2O8d",
+	"m/m5358mZDzns7n/9Wl4mHJ5B+fXvG+UaT6bx08HKp1bswEUmfJCaTKRq9kc3IJGRC9ZwWWWgKo2d8k8",
+	"9hGwFyFlo4ipaZrfsm0XqstYAtrI3Vz6tI7MfJ3RdG4/bz38wQVKDrjI2E+kbw6rGSX8DV86PLf/oYix",
+	"ctcMMgzSOcvgfNGJYqIqkjfZdMMFwjQTcQME5xseW8V/ZglocEhH5Vub7LdxUusfN+NtW090DuIm+gSZ",
+	"KctztINZQMbmTEGjakgvA2WrsluPVDBYy0h8xfSHr9kpJY5XwvWNXUHIxW9ZzlKNasU+HkBR4RGcRwIR",
+	"cq1IDv474HJwKhj6Nnm6YZEuxNplMbil9stkt2OvxUo6K9GUdWIJje+GCmXDHWM3RjgYkd1JOj+uaKGj",
+	"l2dtb+DbjiHi2yAgJkjjBwHMYP8IcxYeV4QupJhtM+0mVPEGdQsHqZnXBRU3cNbCeQumR/A06tJReXgf",
+	"w7+VkYAUxY/YjAsen9yXXHCSSjad8pQb/U1OccLxu35DUuSyYOLniEfHaKJe0L6Cp0i6Km5ZEiylXUWb",
+	"8mLT7MznjS7dWmfF0eGLMeGl5XI07I+WrDCMMVJzWjSokfAT0Cw1ze3Ge+K0XJJh/z9u+AjayFMzXuSb",
+	"5Wei1jU5WNA1mTAi2IwaOXW4W7FGRq54TkJLEClpWBTLKH5Xo0cw4N8NMffy7XfkZDh4WmZbGj2/av48",
+	"//6NOX1Ua1aY1/76w0X3v7775fj9f4iJI8ffMRsslUKtFqwwJnhM7484b4pdAbgy3kUVucOkvvsF2io2",
+	"t3W4xbUg6zmA2MGdrNJRXbsl5dlIMVpAMuF+JFh/VbsAwTdSsHXEHY52HhfCcGdlvcz4reKgVKRM6Wbj",
+	"NgOpUY0XEjqRtzZpTwqGSeWFlBovubh60xSEr8sHWnFrbPVklk8aqWz4rGg+CMeDJ0+6A0Lz5Zx2h8Q+",
+	"HjkRXz5r5S1rk+ZQYV/7Rvu7HzO1YvOppHdVqacZ/c/2X70UMjh3ToXZXMRRwaaqRaIwWKjuJaLWyux1",
+	"4n1G1lgI8yXbXBsuI/INm8bYoik0XqFsv/QPLrKVirJMGHM3A9sHW7lRbzgaf9u1CST6a/NsYyLKFWrq",
+	"SopHyvk1A6rMS9W9v8goeSVvWU7TVjJR3omm/Hwrt42VR2escIEzPskZhFjrQnHnt5a0MDfbzgwH9+GM",
+	"FyzV+TqUNR+Qr5B0lnMpor5D+IGgdlBdz89OTsiwT56enjwh/X6/3yqhg00ZpMJO1tsZFuxc97SXpfea",
+	"WmE9ce0uk4r/Lp590+zAC3JK3H3fLrqAAZH2VL41z79dLRa0WDdQCVkBOK4lC8t8aFk1Akm0NlTTkmXL",
+	"q1HTWUQcvqITlqsEcq5ZBoaii7dkK0wXxcBPK6l3RaOX4GqZ7XG7QPDV6C2zfa4XWyex+YGXIi3YggmN",
+	"3gt798PwmFJrazXA4cKVPTrmUvhxJe3k/SE6DsjhQj852R00AaYHMWpZO5QeocbiU47wpnRnvNQFAhlv",
+	"t7OiXzgJmFS00biuGI3ahIe9fo96li9XupbkFGxyXLXH7b1nmlMYLPzo6vdHVLcrZU79lmp1C2X6N9M0",
+	"N2ytYdzW2kP9C/PQHp/8UVS8MuFs2I8ofPfRznYyy6+une2ZIviAKln9y/uoZBe1lDv3bS3J0miXVemw",
+	"EllcKbu/EhYQf9LfV82y1O+vaTVqVu31qe1qw756QXlEHvd3pOkAZ2+7R77msajU2KlxY5s6iTydkLHb",
+	"fPfDtliuG6STdNxj8fCTpWV30t0W53Bz1l3pyrxX6p33bn1KvmtOviu30Nby7qWVQF7EghUzs9M6naOV",
+	"4fbtnIwN+WOS5owWitCy7G3BRTj84J/Hn1i/s/6gfsR7ZiN9Y3ghKzNkjGZvzCo/3LktXlAMrh/LIJDL",
+	"u5C3zEak7Z/xbxAIXhCa561I/0B9rj7+r6DffahL7w2DW1yZJSrVPLgimbGuzret54ereg3kP6zq9/tz",
+	"1G1XBX9Nb12dkg/x3n2D7rlAZhz44DlWZxyigogXcl2LSGDBpA/pQfYcct/HdfPVNMwPc+zdW+P8Pfn2",
+	"Wvnx4tptRaDkoOp+uAyJ6sDbZcf7LQrLW++B3IhcBgVF8JCxfrF8G2+XO3M/LguZrVJ0JC4iqanzVSFG",
+	"E9pCqPgcMXP5wGsFVzeblA3IP/7bfyevD2jugs0tgts2pb1lInya345UkC65le4gsxKuTcyM3K5x2QWF",
+	"LI0wl7KdG2nPtP4PyeYY7YowtTIYXTbiyOVdqdFxPzLwc5e16J9zCUOg4x/3fTZliy2PffTJ43t89cnj",
+	"D/zs6T3menq/uaol233UAt6A0LQnNcq0ZrerWXPtOXUKqd3RTIw3bMlokIkn05RiNedB+Z/mpA8OzzfX",
+	"SNEFI+arZCW4Ru3Tg7Rt5hYZW3D3LNFidAStlu4GlhPFiluE8mBij4MKEZed9ab2g9+Yh781qpR7c1Ss",
+	"ROMBLKM5mNhY4p5VZHJQc7PzmC6kYJoW6z34p8wm20x048Zq4WmZPeRSj82uFmy6EhnusJFne+QWlaHI",
+	"wbB/0nvcj80l2LMRE1lTkQJmJcI6YVTNrKgiWrbf5OUIbqIGBbiQEzrhOYAfulrmCEpXpGC+8bBXEe62",
+	"W7YZy1+Xj5uX3UmK+Fg2j+LWM7B5zAqWxg/7lTmpPkkNpYkdGA6d+2Lizrc/2i3XxLLTHpxrmXGfN6aL",
+	"nZXdL74BhQp0wnbL4KbesND3XhHz/Mglym5VKPmCfW+e2yh/qcASVCSSE23hZyrpfPXjV1WMwouh5Bqz",
+	"ZIEQCnk1dlFFpHq5qyVHWHUpqSS+ujNb0TSTUFttVFoab/hmjWPjfkZ9tKZnIoNVjnfM0+gYMqKxCym6",
+	"TlJ6SWrj0A6MlYuZLcZyYavBY2KPsAVBAeX+xA2g6iL3tHfarwbsDvr/5w+D7um7H/rd03e/9JPByfvD",
+	"g+vrHv57kJy8P/xPUWeP84fEkBgvAIalyDCFiQtCN2JvNcr6/UHdK/R4Z2gpdMns67ZtRWDVHvIuKJ61",
+	"dRa9/AIyRRASb38AvUpdgYPjC8mIMVltnHgiMkyxMmueQWGOmJkbNCGsN+sRajQTLcCOfP7mdXXPhCz0",
+	"/I6LrMuKZXXznpzU967mQqTdnw1/lf/ZG5113/0pymhBxWA0vlKpVkQ/QFCUWN3C7fWFXGF1IZ4xFPMO",
+	"o85PuwSmq+k7apXOzVG97gyGvcf9GOhxAFv3SzyQYAsssf73yWl/cOjuFpyevVAcLNxEZuvEOei88AH/",
+	"HEHUGpaVeBK5ROQ3cjAGVMEzQDwZJ2SMcFpnHsw5IeMl1fOz4BoZ1/S3I/B4HB0f0YVR4HfmjbuZlzWZ",
+	"MeZ9wfUXnM6EVJqnKl6BQQWRS80XXOFs7lgsHXu6EileYZDvr+MYNa/4Dcv5XMqMBM81FDkUNONM6JGQ",
+	"xaLJCilmZl/co8Sfc2L1R6Y0X1DNyIFa0DwnC0YFwLncQtigrU+Ea1Y0zeml/w0r281n7IKxAnTk+PwW",
+	"TM9lg7Zdvi+L8h/KjBYtPXdofI2mWoWgR4poViy4wA3Fl8GqmEmxWpCCLQEPlGtyMJUFsVxIvrTLfDUv",
+	"mJrLPEvIC7vtl3ZFRcrggLygPF8VrMTayrlgBFPdjQmaZ0RIYuSf0e0Xy8I5gfOSQ8yti/XY5nCl3Kh+",
+	"hz3yUpNMMizFMzIhY34/RcrOQMq6XQeArZQttTmXhpRxhavG5MBWtBi+8KYTyeWsGxACJ7pgyigmXheX",
+	"s26pfhzCl5yWwLqP0e1HyZRrDyJkCPbUTCnPsd4Q7FInAaFsGiJDZCykHnlOHe8uFbEM5bmhwrZJ/ITW",
+	"j1lMSHzFaK7njRV92iPGGz2Wpyxa7RZlz7G8sbAKc/jGuirz5E2b8j8zcozssIxoe3lQpDDI/7YljcBL",
+	"6zYlSH6cZEt5VAtJBLTuXfSk52xNJmYFW32mybpxZUUhEbGlrxvTG4S+4Br8eaUjxmGZO8MafTYHRUL+",
+	"/d8SQhMyOYQjJafkS7pY0C78XwJGAjlYJuTHhPz7/3sYSVSMfd1Yk2pOl551s0Iu5Up3QyeEBxHg9Th/",
+	"4+5AiDcCvJzSnNWn2AVgwvAj3oC1MnpPM3bS1Ebgo0x1ZtZ/84uVzQmnjTsFf2rrvNkxupsUjrxkRQjv",
+	"3PIbP7b8xv1mEGvsEI7YzAr3OaaQhwwMmHTM/5uYs9Axc3S71XhW36xEXNs395e7Is2DaPE6Z6nRwzeL",
+	"u6wCHBGYNOeTYoejkeEhB06lmoafhhjQFEXHPrnELSJa9dDUPeJAzNlMbVNpcN0tOEskpWbt1YMSzWZn",
+	"LsqUC67mu4JqZlAmsi2RtJ1x3CZnO8ounrV0o9/X679kgua6IcPj1ZDY36HJR2vHKFh5bdYOMV3t4+0Z",
+	"EfuG7M8jb/C9eDzeHFGXMJGVxlwCMR5PsVqlKWNZSy6Ckv02C2EfvD8blaphm4V4i08/iM+WV1TlqJO2",
+	"Jq8qblvHgM5BWeGeygpWD6XnAicxtgnle5VuIBCsNIxxDxn8wrITBMOIFEFA0YU4ylYbZcsd23jp9ySQ",
+	"vXBpd9giYgbOm+tkMZmJSbYhehxUUwQkRC5xw0Jx5BJuK9YjIGkrzWi2NpsGycc51zrHK3AXTFMFI6m/",
+	"K77RbjHKU1NZA0ACiSbJVK+zKE4brd1lbZDZxkKOzBqMk7o9TGRBxuDjEjQf132lwZPRe6cl8FlSWube",
+	"g/KoImb3hkbbdtx3Z7X7UPZeae0QqL1XRrvXDj9ltDdntNeu6ThTUbyClZquMBfBKrJe1mbNHoatQDEY",
+	"oSot56BVXCDsmyPRxuzgItWjQt5FPvSF/Zkc+EBkQmwcMiFXh8S8FrPdjY5UUdY3P32vlBpnJG+Kxq3p",
+	"Nbs1hZoz/J65MPeiLpezUelwbMiPqCzvI1XzUiaQlmEW+5YVeyPafFCiRAH5SaM9uFWTnFFbB1hUs5ua",
+	"0iXgE1tSMspPTNYukiun9dEVOegnZJCQf/z9fybkCbppn7puOYeJzSmw55IqGwsCLka2xvh0+0IsTN5y",
+	"ysUzHhWlKADaraCtRvcXUzUmEAKxLZnIRoBamLFs25A5m2oiV7rq6TCGxYGQ9SUE/76QZCkVB2+5/R1e",
+	"OtxGyr3OIL7a5oCEjpttZ8PSuzfoE18YbXS0aIiT5dC8laZzo8oZTVneINIlz3MeNBGqxc1i8GwvOGi+",
+	"ZCL13Do/GtY1jd6/b61vBu4Wjf+92bEjMpyFS9gY8NmK55mr7cGnOGYYvv2XVy1gjN3AKIcd3Zt3aT2I",
+	"WYqZDRnZwBlVeKwNybRxKur3X+v0mY0j6+fmeb3CMxEZtk2XeNsUMvlxxVYsM/pwsYJ6K/Of3rpHtRh1",
+	"7HFYYImvGSrwLUOoe8mQjsjFsZJLrPnaHyJxgYmmRmcVbB1xzGMg+2MmZ9fYyYfO/UixHXgNAIhvPBhv",
+	"NRPXokpiEKeENY3gitpAoVEem5L9i+hHBjbr034Knmqbu98OfhzEtmtp4XBZQTaWUJAKM4WbIAjxrcZS",
+	"poYlMdcV1RYIVMEiNt334ez3no33UoN5YGcmFYs/fR9nu53/BqVJuLXhhjSwmuuf02A0+N5pvqPPmGYL",
+	"LsbYq8c1Yir7ysDM8XlBZ4DCUqmzdvScFYxWpOUZtMo18w56ZLqnKn9zD0LbZXNNu6fKP/hHDK1RqRJ0",
+	"wtwQHW9eXJLTk8dPN1ovPgyee7geNptpZL13GNvcgHNfCWqb46CwlMWEZxkTxjaUejSVK/AOYgB+ZP5k",
+	"+3FDSqWY5jzV2NjKaAG8OviSrnNJs5GWcgQJLfBBtVouASBotGAZpyPbiLTWInIl6C3laNwmHecNiS64",
+	"6ya5w+Ph9EruHdygxNzJIlO+uB/6RdFUW8OudLx8K8sw0JxCtp/vJ/mUnky6T9P0uHuaDVn3ZDqgw8lx",
+	"epI9Zr39IfMBHXlF8030fOueLhiCM4v1A4Hlh10y40iHTn32C0dzJZ1BOP5L13bF7L7Mxr6REMFcsL2z",
+	"er66unptM3c2IQhP+icxoWrbdEZOC+Bmu7R+O4sbjpE4ewjrG62JY/sGRMbNz3z/5qVNhsmMyJxyLOrb",
+	"/qVY41Ahdbfh6zUxbY8Nzjxw91unXLCnUflcyL9BMvLrLbedM8fVqrjltzQHCVyUioIsAj1hU4I5g7Mh",
+	"EcyZo350yLoANrdOHsVAF3eI5DvvtZ1NU1pc7YqLtIKUfr9b/O2BPiRH5O2B/sd/+++DwwAbzn6nf88p",
+	"uNXalSJTgsbb4pKgPY4h7oM0A09EREnwux5lu41IxKYZANGIMTl49uXRt8++SMgLI0US8hUtMs6ga9vw",
+	"CXnFGBn2+4+hq8144d75xr30jGqucrogTBOa98yzTw975HuotsaHgiVxnkbFxSwP/FFcEZrf0bX5H37L",
+	"zokdn+QMarjTeYCrAtpReANjWCXpIHXRq8uXimwsw7+saKF57qtEDwb/+Pv/dZKQEzJhSp87PyWUUxWK",
+	"ZYelllvvv5SUmQ1sBn2eIWlqQZe2xKlmtzeX64HL0v2M32nIAA2KyGJyBX/dNkJzFRFcQ+kuChr8B+Zt",
+	"PS+YX1cK9ee2G06ZeX1yfHLdqYrrk+OT6FWGaxr/1JsX37hFL0cfvy7Ygq8WxKn6tRhP/eedV0FZOxNW",
+	"1AQ1NLgYJa2xo1n2o9y7AqLsOQ1J875BbUIKKH737pV6V1oEYKDavHJGxtDfe3wtfFtriuWcZpwpz3MA",
+	"PyHjJStG6HUalx2wqe1m3SPQDj/o6or5qdciaP8KIQvsD2v0PcXAX3tuJIJ7CCch2B32K5wxbO0s70Tv",
+	"WmyC8hvKY0Z1fSKwDPxnL6PxM1reMEEmq/QG20Z7XkAwjCAeav6/XX1jyvXZQlHZNZ0Y0wq7a9W+fb/G",
+	"MBtE9lvcK47gxC5llEM3/M27Y0czfsvEFqd5rDgHq7S2Dd7kOncmBuR3o3rewrXRrCcFfWCctrT5hfuE",
+	"FIxsal6U8zLQOOHCHKDrztPP6vJw2EIu1egI5lqWwzXsdWMTmaD/X9eqOF4JiZnRzV19yj4hzjFEMd3y",
+	"3m1CEvu9HW0pXWMVmWdMxaDhtzoBcUYRO+4+qSQ4W1De1DavoFkZ0HDQP7i98VDgIEzK0hG3yMC9Tqnn",
+	"ep+ezM59uasxZ9lANGguYXemNuet3GfNpCgfXpVCQM35VLOsO2GadmdMLpgx6qxscBlsSz9WxGMcz64O",
+	"PvHv/9Y2V5rpHSP9P/viSRRMgUdilPMpg0BvLJZunaph1zF8jbjXwN9ij1dShbfzVU1ljmxpIIIZ2LrN",
+	"y+5wWq0IplZQ1TauvIU13sYN5rLNlS2VCG3BdkegZrbHAq7w7Ub/krWpEXLP5zHs1eKrHnuwidnAeLFg",
+	"lieosmhb+avlobTazN4aa+lysKsBKYWJ1RZkgbtDvZx2jd2mFAC57Cy2XTa7Bbhv0YWJKvs1Sqx0SAz4",
+	"ykOaNR/CnTl3O1Lu7Pnd0RTxK9cGz7WX86VBtf601eX0ZLRoj7iF0YOUggBZwx1036stuMQS/CsPa3ad",
+	"/4T/zM6hrJ6LtGBU2Vojf14iy1Xp4lji++Gc3D/bIHRVsP6343PNGc2wFtGDvfxTwHD9Glha9ymK+C0g",
+	"nn4TRKBfGdumXvtZhRy5J2gHYnNYwI1QJyyZK3bnXNFZFNGQTljQ0HwJ+H5Q3bpY0BpWxi3fC9Pgr9fX",
+	"Knn3WRTAwKcub/XW++K6MzLO6HqckLGxX8bk4CmwmnWZGltmTA6qPWoPQ6sno2aJKrZPzOK5KiOoUXBJ",
+	"n1yFYCy4TjFMhf3TJqhmM9nkZUR218Q9BdldiNcNbeMBuZCjFqSW0FFQkAOAqxgHxgwmoUDIEpELdve/",
+	"aoN5zA1hC3BGytVs3nuQxlp2NghJ8rEF4MOiA2In68ax8OfYqu0NG1pDX6lDHjggFxBmJYLLvavGggSD",
+	"ezTiCntA10eeFVIp1/aZ0UKwACiq8lW3vVF8taq4Ov68d/q0zXwXTFOXl98e0/pFwVjXzNqnEW/IXJkC",
+	"udvZfE6XSyb2YXErDrbKCo9W8/br71tt+o8rKjSPFet5BdhI4m19oEKNdgvQTg1UyAuutUhtX9J2GLU2",
+	"gL21QqbknSvzeLS8rIoLZoPR4dYlkaS0chcC4R2souf3UoiGkiGJYxcFvFiRkdELvZzbM6rTudHFtxY3",
+	"OEYzhooUjBit32IEm/e3YCe0asuXkJXImUKXMoxdVhHtRlR1FUlbcY/dNH36R1tJ9UG0QevxhnQSzRaP",
+	"lM2ylsKIrDEYU+PENXBvar8dTxy1e25uavYT5LzOMFsUFqiSLGofBQ7CJyPVig3ubJxSsg2Zo85e93NQ",
+	"BKOAbwLvc9dtvhGTiub5SBYj4VG+rXUe/cYb9jfAfJkzYyjkDNk5IXcFBytYSD0HmDg+JUaM+f1vKHPC",
+	"ha3n+W+jACtAMeaG3XEBkcfY5GN/iAo2HeNVLOgCoHFK42KNwbJNWrxlvpXH9+g4U75ky1Yrdv3Ax7vc",
+	"H3Z4zPCj7finpWiCZdstmyz3N99WQJptHB5okZuH0R+fVmPRvIAaUDdm6WQBDN9UCm2TICOlVJhOuOs7",
+	"pWyKBcTMMjYFZeBHcKKZkUCFcrBohtjiPnxSv1x2OVEdhUlcQm0ksUdZ5p7t8IIzUUqbHvkWFe3Amp+s",
+	"g5PJbUZ+5aj+Lo26Vt3P7mu07R74Y5pW7fEowm3as0PJg5lmu0yx9kCYe5tFEbvnnNRwpWsdCLv/6d6Q",
+	"pg9hG5UtBZ+ckK/5s9+7rbSzp94+tlI9m6RF1sv9sFEfxiJqaf7sEN+7a+Tr2kvbKvnwvftVy4dOvk8F",
+	"880F83VO2TRWnD90jM250Ck6JgsJ9aYAXH1OxuYyG9urWOGt5pqQyQLhCGP9yMjBLVdcq4RYl2XiQ4VV",
+	"366jwmNkO4jsmIfXaJsvp3HWQhQ+jOVDH2RUnxrzcagQK5qPIhHP7THOPdCOJlSxnAs2WhYyWoTqQzJZ",
+	"mbWAz5ZJtFATI0VC/v3/Jov///8r/qqPDgbkM5Id/tXmLZL/nQz+8ff/6R8EaJqMrh+p6vw3ltPTVzQn",
+	"OV3ZkXC5ghyCPUrm/HcaejNcAYyi5x/cSTNXO1Ms1juMTqzRk/ig+s/uenskmgcnPezUsnlL2N0arRlt",
+	"ypCwj3gkO2SMKZ+tbMAsFuNtVkesIrIH/+IXR3icNgdVKRO04NKyN+xSjeXjNTfV9xrSQ4wKV0bAsXH6",
+	"Dn72A2/jZ8jaDpm4/pWWi+M/1sTU95wEAn/uXHPkt8qSw59agOUEUcegsjoiDKIrmsQlZ+AxrbL2xvHf",
+	"WLranDfl5ibL1HkzWuauWLoquF6/NQfbpkczWrDiYhXD2r0oC0Gt6Wsb3dnSKMy/xp/GCVEAga3I+MLW",
+	"LUJB4xl5Bp+A8pDj9Iat4T8YGKQgYUDJgGfKnZprvey8fw/eyqnEBB6hKSq+2M+wc4lUoB1UEUSePLZU",
+	"YH4ullSsIdriRNSBc21hZmm9qxxkAlAy56ygRTpfEzm9Fh4rUxYqscaVx6bkAf4JosZilWxowjvGX2De",
+	"kg1xq2vh3uy6lfVVrS47B9BLshkretfiGpGvBVbGmn93yXP4mHOOpLSA7KmtW0GXnATbQZ7TdE6MQoDY",
+	"PejVswkJS0a4vhaECMawz/r4p647Q114YIy5ya5UGF+qFAzDn3oEUMrcV8ySmHHHP3VXvg6ge8PWXSny",
+	"9Rgi04opy2qVOgF/PbqCgYOT/vEhpIo5DaxgVEnRMwt0xRdMabowHFEwKPc9Pj4+NVP5/uqyRwBxAMqK",
+	"Npoc7ejEYch3zTgObXY79mA9GQ6e+ggfFLKcG6uPKyIYpN6SCRe0WJNpLqnmYtYFBH3X79GQ/YorrcwV",
+	"RVC1NeqyxVA/I0ujco8DxXccQAQYbX6LOm6oloL1yCX8jqsil/THFcMTIVcic+nCShYI0DflubZp9mv0",
+	"H3KlVgyy24DeN4xmqpZAWjC9KqD/xvj5FZ2Nz42oyMxKTGh6A0T6rgTGNBi/vri6/Ap9WF88f/X86rmh",
+	"3hC8oDfo+IJab+ILm2lODsYng+G4xH4vlW97yVhNZMGMrbtgh73y2CAAutn7oA58TJfLnGM3hSNbBPrZ",
+	"35QUY18a7ovTsPB7bHZ4DJUkwNJloefYqSzoLfTnlIosAZXVFRRzsVzpxIZH1A/vxu4Tlc4RuBjgWJ5Q",
+	"W4UM0/nTn15jMw84L70//YlcVIv5J6xyiBBZBU+PnALfeEkYdEYFDi+FX0IUXR+eoVQq04SdyINRWC7v",
+	"CNc98hZKq4CAwvBGQnLD0gmxcpaKzAxPZ7OCzahmxgrO14Gkdh3lLJmluK2Yzh7RTJ1baQMsAkyzUtps",
+	"0ZpwoXjGgKwrWSspQtPCy3sLFkGxtqiQUp+hRJFSP1Kwvb69LDR2BrsW7EYqUqbMHTHGqW6f0DmhYGq6",
+	"Nq1jOJhGNlSDfmPv67NRFypIKTFhBth+IyNypWGe4bLB2hMKlBtSe6TMUCSyMH8Ob6rYEFyR8Un/xJ4x",
+	"2+i5PFhLqueuA4Fvymxjs2Z4uFAnMluTg2Dpkurkk6obO6k5sZNwGRI8ZFKWWDvQw8S2OWA/0VTna7SG",
+	"KgQFoglW0nd2ALc++cff/wfKZ+BLM+djo91IF3iLLk5KhTlcoALesoJlPfJ8s0U1CNmV4D+uYEmg0gvc",
+	"XYSm4BuFYoyyOlRtcKn5Ts5oYbNgKBkf4AgJCVy2h8BFS8pBqml6w4QRkP3T8WFCJitt75/JmtzN5eIc",
+	"sqttzq2VH7aizpKnegShQcywdXqgJ4Y0R8VQj1xyPD4jC3kLYcqCdW+4yKyDJGM5gzCm+4LZwMSJAZ/q",
+	"S8t0SSvZ3vhaRhBsoK040QawD3a8sGLvjIx98WQX/m9Ql2jkYSoXAXOuCqWrFY3UQaSCXXRQ1gWaL41L",
+	"YIxxQliumAXtNMqNLKyYuHz+7dWbl5ejNxdXz0evXn7z8sr6lyo/PPv+zdur8bnZEleC+bhf0hrUBDqN",
+	"CaiFq3bQ7x/28CoDll3puVEOU2qzzBHzweuEGytygK2/zYJBSvVhEj70hi0oB8wnM/iBJwnw24S8Q2W3",
+	"8oJiZlQLP0ZWQvOcBN/gikxBWs4oF4c9cmEG9u2O2FrammgsXIVrWRldIyPjk+GpvRLHb5gu1t2LqWZF",
+	"9GNOyXEDQ8U4AKQc2pIpoxcod6qxdjTnKROKBVbGxZKmc9Yd9vqdpLMqcmucqLOjo7u7ux6Fn3uymB3Z",
+	"d9XRq5eXz799+xzeKREwvFly8fqlsfBYoWymdq+PD8olE3TJO2ed416/d4wxjzmYaUfYq+Rn898zpmO2",
+	"mlkiRYb9Prmb85w5D0lq7nKuyGpZ7WKjpbmYHWrkxIIgesX8ZdY563zJtO3DAoFa4CMgZ9jvO5vMFliH",
+	"ypJRkrBe06aulc1YOvIGXQVzho0ctvmd7LfBDIwGO9zcIO+4h4agzWuIj+wnceSggEKzuHP2w7sAj67z",
+	"it8yUIWM9gcuD2gj/kO5SqrzzgxwBCH0tpvj8uKxcQ1I9MImCSi/GQl53D8m4Ji/4w17Y3Rt0NV+j9vj",
+	"pgeYPkaCGnUT1PeCTqc8he163D/eY6seeHv98u3e39vBkbfIj4IM5MYd/7KQq2Xob5isK2WYtoAFJK+t",
+	"D5JTm9yMYaoxxM+d2cALpa+FR78AJloJxTSkjNcHx5h4YmvcsK+WYHcV3Iny+WthG9qEZpN6VEm1HmHU",
+	"Y5mvlIuAVNRvhzcUZmdfC5cKcJhgCMTcYiEd5ODy4vIwcTXuZFmwjIP7//LVn4H6y1d/Pru8uEThvHEA",
+	"gnrjamPOsx9igUxjAZt9qaJwcvMz9MrrJE7ow2OjyboTnoUSkdzXsPrcNV/UanMVYhlr2+ucN7lD4TYD",
+	"LQDMubY/NFHtqYjR7Cqk9y6cNoTHDlu53D5A8AK8AwDffg951E7qhHseET0XlWVEE9uGIiZrXEuQPCdI",
+	"UmvJc9If7Pn8fpLtZHi6+/krKb+hYu2QIu4vEb0MjC6XPXSBQPTCz/BH3fHXOauj8m3KzFQKcG3SrVLz",
+	"DRU3NaGJWxcKMt3cb8zWOGm5JMP+f8TeY8m1MH/DxmwkXRW33odAvuSCk1Qycx9xJnSPmDM5oYqDWjEv",
+	"O6QLpu1XDnzl0rVYcLFSrlU6SOKqBPOVlTnVRgUNTZqYPLusrNIOiQYGGdJUrphZloKKG5aRybpJTsAE",
+	"G8RE2IXZiYrwb2l++zAyImlMNQE3hm/OVtk4yIHTFswpNjV8Nz63Yb+xgcUwAib8MYVYdaMbNKjKmfEt",
+	"A3+f0qt/8keQdm8wiaO2sqD3fN4/GvZJOmfpzeFDCj448t1ihU1co1IPXfxlk43E6EgV8JGqoDDPO8Rm",
+	"tSkldpxDBJJqd2CV/MiXeaUHSeQYNHUh+XSBlzZqeK+oD2DdpLOUKo4Lr8JWH7ZJpoXbk4VD3rOhr81G",
+	"mVrWcOAfqdKUcQ2exrUeURhGEa56vKHbH7GNZmwipboW1hCZ0PTGKHsiQ7c9epDMpT7sD8sEBAQoNyMk",
+	"5G7O0zkke0Flh0c6R9ckENMEeU4uyp673sHiegFZdzR8M+jhQwpqjHszMhU2cxNajGP1N7lw/VqU1X6i",
+	"K2FdxOCJDYOj1yJwTBtqLLKCsFFSiEMuKMZkrNTBBZjLPCNLuVzlKB2DKnVYCBu2ASeyDLOdoWowotdg",
+	"6rvv6ePxT5/JbL2fl2KjjVhncHr6tNs/7R73r/r9M/j//2uY1nnW+f7tF77R2pnHfQyaU9n2UsmeEstV",
+	"m1RzSXSxYu835OXwweVlk8rg2gQiX5urA5F+gZBXtjV8PDPn+zevPJQwNvcoSapre+9/lyrI6Z7yevhH",
+	"kO9v4dwG0ZB7SXgHjR5NsjBPBuAUIHKCBqgb4rsqj/ScLQjNc5BEPnxjBA2migRo8mFP8u2pHEawc+Wj",
+	"1l5IecSuwE3l4DK26V5HaIA1G55gVKiyQTbgdmpYD6w2d4L/HAHDSqGILQsrHqUNu+4VfL0iAj+yQtUk",
+	"IKwhWu0K1vtkIvjz9qVNkdlcqA87gTvNg6NfEEjl/U4mNWcrwJJBVUjVLup6u8ANnvw9cGPJe5/M2Xvy",
+	"Kn0Qvtzhaqq3WAbPy5KC49g6XjwKUFUZCrWIHTVn799tnI5K1nK7OAsXWnr/+QSzesoACyYO1Vr7Bc7F",
+	"xBc6G0UXEebmzi8lp9Wrx48AKTAQwTNSwwO+HTgMQcjBmLNrEfr48cfDJPBn2vvRJtFgQkiJzOnnUU3W",
+	"vhYHaaQvjX32BluzfDaI96O5OQzQQ6F+gVy4V7m6Fg4K9M7Wq9msKCHtTMF22VhiJzz9ChtSsXQ17vd8",
+	"E+RS72TEndCwv25opO6wyNdB+Masdr2RJEJOFxabNWxs3ET8tJCLTvQkbSkVvCdtvpHnbrK0fACiNtAI",
+	"3bJUOj04/gL/rzmp53jebBh1Tp0bwY3yGRkQSLdgjSzh0BKjPDEYhr7i4Y4Sx4/qIysPR6OfGBZhQXXB",
+	"f0JpZs7f79RLNvyDhcU2gKwfUv3zgx5VMWu3eOLwutgCanwAXTlcNw7bmwOabDh4/SrC6j/+/j/wdipR",
+	"x8sLxSYFV/uVtIDsnLAZ1kReixpo5yOFKPvmswjqysGxZhFDwbGGCYuI9CqieRPYiYaWlRN2Wui785ef",
+	"vbdUvV2uIjeu/WpN8HCtrgWIxUOblGh3prHXDhy20qWYtYFb7l2Ll9rXf/iWmfVstOpFacF1w8vy3q60",
+	"WpEnYNl6+Fgj/AII1x8G/X4/eXI8SE6efJ4cfz5MjodPkuHnp8nwyTAZngzetfaebQEKbuVJ+whSNcAR",
+	"b5CvlXYCLnQcQoZ/krP3lbN28YPTVKLPbJFxDymC7+ZUd/m00cJ4brHHbal3WEu9UQHMFbmThZ7bWqrA",
+	"OW4ftRWni2txUGYUeKU5KJEFqFBFxvjC+NAMDU+HPZj9dxerXPNlzllxLQpyRCpFwpXy582iZQx/+oSK",
+	"NNrjkhkxyG65XKmSxLu5tBBC9kKYUS7qBb9oYFBNCkweK8s+z61NhJGZGchu6D0MOR0qsdJ0anPny1ZJ",
+	"XqyGheHjSo3luMHQsOXyLayM5l12UPkpExqS1jBd4eAxlBYp8tlj+6fDJs2zbMy1LV3h8VYw8MehStp9",
+	"HGvkEpuWnUy1gD9rIrShrjVCLFwg27DLdzSdaUAzmUKUCs4MiHr0F/uj00S3L7yNafYPTmetKt2xZ7da",
+	"ng5sA8zZRHW9SjjOE3EOiBklv6+8PXv0Gu7YiiR0Veef7tX73qs1+I9S3PuK8g+9P5e8e8PWu5JazCMJ",
+	"KditvGGZsSQU4QKboNeyXMjFZhDbF1cpZssCMZevWgts7kOOWr6LHkWEv6HnYsm/NjT/oVNmLl6//Jqt",
+	"2yTMQAnop1SZaqqMjUVWEmUcLzecAGgn3Zge81KplTHhgH29boaWbdkhW2GpL1YubZQsJo6bFeEaqnvB",
+	"FbxRivtIlVWjYfGZ1Z64UU+rLf9cYzxyZXQtxdIC669cL3JfHWZO1zlWqpp33n510R0+fkIyPrO1U2Cf",
+	"Zv6cUoG1/fZYhjPlGpJIoCKP5VNXE9p8vM1gUEaO3zd7EfQEtOfbhmFtpf/mGlonOwJEmg3E70Lxr7lg",
+	"0bI3r2F17Wads6tZPrSFzbQo1mWVol/W5hwXlC/3NctBUtjySxAHpTcqLL5+hMjSZpWSynoGAjBxVeNR",
+	"ZnDwIkGRmzBWyx0XGYyNfbjcfj5sB/d3YTvxoD8jANOF7RGHfWP+13a5c9Zp09rbIrwsZeFwUMPFNMRB",
+	"4gPxjwBzgh1RTXWILFU57O5Viq1J7UJ9B0J8H9G/T+bR4IGvnUuLgNqgxYEIpMpiQpyTMQocOJtqbo4R",
+	"LLuQd/dNTbJdP/+A6Ul/DMURbrMgZ2fva7KmHx79Qpd8dMPWLrMByr9ZLLnB6IjuHrVNWc9AZAF4YFDF",
+	"e9IfYOKneVJpulaAs+BcIyDnx1bnHFE9PkcFFGvOrZeiXvxrr7Wwsj+leR5euRAQPemfxOQ/Uh/I/4+q",
+	"/DWmU1g9Gw7Ip7SKD6gSkDcfdAiS7Qk8pa4oV4gvgnKyJRcSw4TRcsjfmP8+8d2Hp/N8CNPtZ9XiXr78",
+	"ouMTbyrYjlus+pzfsrCWuISbMgYIthNFoCiWYWxLFtrYDiFkDkLjgAs44wVLNUnnPM8KJixOfg2RDaBf",
+	"VMpERoUeyekYDg42SPBmgT1T1wJNj8MeMYayQvSfVBbwHYRHqNbMTZi5HizK3Vmll4HRXW74csmyayEL",
+	"25HZ5cQAGtfMgX6tHbYrwzn3yFurX8rCrogr5MWMG65uAHzn8tWfQ6wgyCnNgqTSBofGZYBW+JFdGhue",
+	"TzMzBOE/J5TkUEs/I+PuGGauiN0suFyvuIW+mRQIzrIOE8lqblDVnKgTdJDZ6BuCf+xW/rVaZsFPlX/B",
+	"x5JO1/5vpWNdt9q/DjrTdZsLH2NZNmEAHQztGy4aZ2x+67Q1Atyef21eavr+Jpyh9UwYk1/mjY5z81tr",
+	"Sp7Zj7wxLzVREjnbQEXYgSyaneMkRWefFMJdu0HFGjMH0NavUOIiVx4DrIm0ihh6UPLA5WCOEVqhRq6i",
+	"3aMYMZcBObD94BFvyx5SRI/+aZnLzINnR/O16KxCbTt0cTqrt0qNNDbWa0C4MfOPiIpLqliXC8WE4hAp",
+	"VKuJxVZUzCw1sXCTiCG3oDxvWvsfKzOoA9tXezfuu/pWPuydnufkiuIiZQ+QEvev4CQM0LywFi6ov/Ao",
+	"XTdC3tk0V3Dm2VhpE6V+TN+sq91Jr0Pz76QZx394unm2N81GwWnY+vo1672iIP+7cDtPaLPcrnQ2bSm9",
+	"y/a9bYnCTM1AYcAM0pxRpYHcxigoF6PKTRZjzA+OgO5FNNTWbKWZ/vQb01xFcKivNcHWEVuXHPSFduzg",
+	"m+t8XLQBO8U2QaOgkOlT5KgSOQqhwZ1lVv4tbprVPMKNQST0q6qw45osNrS4HrmomFDLlYZoS11xISuR",
+	"GXF7LeojkAPqmgLhMwA5FiK7UkGYKE+FfUyXzYT0nOproWRugw6Hu4AuKyiXCylmNfvRej2CiE8lOAQB",
+	"HMCnpFXIVYflujXsiwt7Wbrz7x+acTtTDyf4HXPgXa7PEllSnlkNJwwkBCBfnbPOsD980u0fd/uDq0FQ",
+	"wlzB3nINsDpmxJEfsY7PFTb16pwMe4/71Vro59+/wbbtK6HR4/DMaI5G3wI3Av3Pdr69FAoOwC45Kyfu",
+	"xdxFRskrectymoa5BILdqZxpqJV477tTbcSytvKfj6BaVcFCbcLF71fQ6wMFm6K5W2lX1Rn0+4OyJWkQ",
+	"3uqyYgnheTs1dz7KqX3rI2HfrXTONFrW1hRpGX1K0I46cwuwR4jHcepvE+Tx56Sp0sDjL1CH+18vMn9u",
+	"+7LHPmMfO3pujYq9oj6hwfipMv13cCmWTUJL6br/vYhR4fd1D+TRL0HUd2vg6K2c6i7+qAJizgBenqVy",
+	"wcBhjqVDiD/O6C08q+ViorSxsqcArI+2iVqLNLkW2DwCKi6CKC4mFUwLxvA3Frn6puAlXClWwdi29yZU",
+	"UMypc6I6t4hF6ZgwxEdmGTk46Z8enmHzKQebzLDaPsyYaro2HS4zvuYwzBH8I3ZRfgEPBhflfv7El1OA",
+	"74+lPp1s75MIssRO+p8jerDvcR/8IY47MsgDHfedAbKKimhY3R2L0C3fFAerqHsf2abadVXe+3p8/ymQ",
+	"9mF18R/Epw1l8TuDJfg+BNUAvTuNtVWCTHblmnosACQKniUHb15ckqfHp08OzwjFvh4eNWVZMOiwVLCl",
+	"0bttJSBk5WGub3ItxmKV52OS5owW5oKyuXeC0Am8iyNyC95O0Xo0FlhR0LUiB2OzUmMzUEXFHh8isCR+",
+	"OcOo2zkZU42KO1OQ4gMzwbYAkzUmqJWpf4phZqMlEdx+5nLLeuRyTgWE0UL7zgJxVW4KB3VRifrtvgjx",
+	"Eg1iMiJfl2nDthcT3pfuurU9C4Kkwcab83tw/z7QzXnPcr69TZS9DZLXSOT7pEIK7HgXePezCFklf5h/",
+	"5WxG0/UohTCF4YKkk8s1zfV6lNICYpqX3eHweAD9h9Eqxcfc+b3lS2j0GZiZ953Hr1psuOuycJGHT5fG",
+	"r6I//SH0LRQrv4p5dYQQWq3QsYJUdNDRLAoYFyRjmvIc4RbfvPiG2KmEUGLmVk3I6wPo13B4LQLsEa5u",
+	"kqCyz6FDBn8DMMmk5p/37iLX6xW69AW1bZADjhVkcJEi0CLLQPAHAM94gyLhMKWy3hCIvxYAErkSHDGy",
+	"A7SlCZtzfHTRI29xPfC6tAXemblplZTC/G91Ea9FBUbfVj6Ri6oC7HPF7GofCBkUswsH2gcNDtHbl0Cu",
+	"ipABUNSa6UPsb2fMYVg4I4rJWEg9msqVyJqqJp34wrn9Glq1/dIO3fqRKsHfPinLD6Is+yV9SDCpfbTm",
+	"HZIqPC07stT0Rnd1xLKonKxY8lpva67VVUjBr5F2tePJgJ63stB7vnK1XrIAkX3Hi9/ZLvovCrnY5/kr",
+	"2eZpzC74NWpR6539d8REa/detdX/J8nzQVFV2rSygQCq/DkugzYrbR5EDO0jbirdKC1427Yc2biY+SOI",
+	"l0gyRV3QtsrxCwu79kyj+yThHlbC/e5F2m8ooh5aKkUzQN4APmIItJ/YxjJEFtCaB2ueQv+3OUYZmayr",
+	"PVNdQ7Br4SJaZfNTLmoNVXvkLSZpV/vN2iqpEoyHLti1aGg16g0laO5v2df2aal4KY0MhCGH/f55MG5J",
+	"nwXJR8wX7ceyVstpc4ZHwO8fmOSBm1OFUoDOSFCVoGjOFLnlClrulykdLuti+Ljf60PahW19ZvTjSpey",
+	"Wj5GWUo7Av7cM5Uh6UgrgcJskmF32L/qn5bZJFaCwuwMhzseq+dmeKNSrYUxkhGCjai5XBK1VpotorMe",
+	"DE97p/VZrzIut853n4SK6qJA2UH3888/HwwhDRDQXs46x5/3Tp924kty3O0PrwYnZ8duSdARYB54+/X3",
+	"3ZOTwQChPoWGVoGDYM3N9MtF9Gu3R1pHwJ77ZHZ8lPugsWGjOb2hDLijitAcmzcifCvCn6Pv3pxulpGV",
+	"sP3V4dp4yGSUFiTXqXVUfkh1cTDmp1ST301FptnX6hX1ATdx1Ska/nQ0cSG77bc0gs0O+km/399ohGmu",
+	"OXsDJdCFXjN7lb6WSs8K9vZfXpHx5Xev/w/bW8bGzRTT3QlV0Doc28GyBZkxjf3L1SrXZ2Rss67GCRlD",
+	"t3LoUHOw+46uXOX+Yo0dcehjN2ZFIQv72n95+9231+I1dJd3ENsIQAeT7BHM/qd5PpLFSEjBxlAMB2OQ",
+	"giF8pnkDA3ewyLZm7lqcDIegQcCuBBXZOCjO12NAqHEC6wLKD6gtgqzEjZB34lpUVRuboBbm1NpFoLpU",
+	"ic4hXWcLOglCDvkhuCI2CIqVTfna1xL5iOQjTLZppa08A4b7gNBfsOqdsynNFUs69UXzVUFYwvNDeHWf",
+	"9k5P91dLLrsVrQRuyPfxa3rQ9kbeed++u899Cwv8G4GMbpJhTnFjQ2tWdOHM42FHxDiHewBr+fs0zQbH",
+	"/8R3Tl24T1b5zce5en4J/tW6D0hNW9kI3dTtot9OvaxQ+slp+mHhmofRg1r3/gje2tYDpMrAH9gLpNq4",
+	"/ZfOhNGCFRcrPe+c/fDu/Tvzc3Ebp/mC5DKlORlDl0+eQjN6NjZkr4q8c9aZa708OzqCp+ZS6bPP+5/3",
+	"wSNn13KjQMfe/4jVvVFendjOIr4EJ0H00pzZXh7eA9DbdH+qiFP1dRkAt+2FvZfFGPHgY71DhHVEWGDF",
+	"LSAYhH2oNrcl9qlvfPPISFPHjZ6Oh0nQrMsGygN4ybIjhwdOx7TpItZ6Nalhu9v+0xaSmUBgUXELf+Ax",
+	"aV00cnMqDtzvzMLJQbY0zKCGxGfURglv0dxnihmdLQEYBovwDjAwENa/FtvgKRdUAMqER68j28DrqrNx",
+	"0B6bk3nFbxkyGRBDM2S5ZSEnNskcpb2sbLa/AZTRl/5XAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

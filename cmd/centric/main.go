@@ -2,7 +2,10 @@
 //
 //	centric serve                      run the API (private PostgreSQL unless DATABASE_URL is set)
 //	centric migrate                    apply database migrations and exit
-//	centric keys create NAME PERM...   issue an API key (permissions: customers:read, …, admin)
+//	centric keys create [-root ID] [-rate N -burst N] NAME PERM...
+//	                                   issue an API key (permissions: customers:read, …, admin),
+//	                                   with -root confined to that business customer's subtree,
+//	                                   with -rate and -burst limited by a rate of its own
 //	centric keys list                  list API keys
 //	centric keys revoke ID             revoke an API key
 //	centric demo [flags]               fill an empty database with a synthetic customer base
@@ -38,7 +41,10 @@ const usage = `usage: centric <command> [arguments]
 commands:
   serve                         run the API
   migrate                       apply database migrations and exit
-  keys create NAME PERMISSION…  issue an API key; permissions: %s
+  keys create [-root ID] [-rate N -burst N] NAME PERMISSION…
+                                issue an API key; permissions: %s;
+                                -root confines it to that business customer's subtree,
+                                -rate (requests per second) and -burst give it its own rate limit
   keys list                     list API keys
   keys revoke ID                revoke an API key
   demo [flags]                  fill an empty database with a synthetic customer base
@@ -134,38 +140,69 @@ func keys(ctx context.Context, ks *crm.KeyService, args []string, stdout io.Writ
 	}
 	switch args[0] {
 	case "create":
-		if len(args) < 3 {
-			return fmt.Errorf("keys create: want a name and at least one permission (%s)", permissionList())
+		flags := flag.NewFlagSet("centric keys create", flag.ContinueOnError)
+		flags.SetOutput(io.Discard)
+		root := flags.String("root", "", "confine the key to the subtree of this business customer (its id)")
+		rate := flags.Float64("rate", 0, "the key's own rate limit in requests per second, with -burst")
+		burst := flags.Int("burst", 0, "the key's own burst of requests, with -rate")
+		if err := flags.Parse(args[1:]); err != nil {
+			return fmt.Errorf("keys create: %w", err)
 		}
-		perms := make([]crm.Permission, 0, len(args)-2)
-		for _, p := range args[2:] {
-			perms = append(perms, crm.Permission(p))
+		rest := flags.Args()
+		if len(rest) < 2 {
+			return fmt.Errorf("keys create: want [-root ID] [-rate N -burst N] a name and at least one permission (%s)", permissionList())
 		}
-		k, token, err := ks.Create(ctx, args[1], perms)
+		req := crm.NewAPIKey{Name: rest[0]}
+		for _, p := range rest[1:] {
+			req.Permissions = append(req.Permissions, crm.Permission(p))
+		}
+		if *root != "" {
+			id, err := uuid.Parse(*root)
+			if err != nil {
+				return fmt.Errorf("keys create: -root %q is not a customer id", *root)
+			}
+			req.RootCustomerID = &id
+		}
+		if *rate != 0 || *burst != 0 {
+			req.RateLimit = &crm.RateLimit{PerSecond: *rate, Burst: *burst}
+		}
+		k, token, err := ks.Issue(ctx, nil, req)
 		if err != nil {
 			return fmt.Errorf("keys create: %w", err)
 		}
 		fmt.Fprintf(stdout, "id: %s\nkey: %s\n(the key is shown only now)\n", k.ID, token)
 		return nil
 	case "list":
-		list, err := ks.List(ctx)
-		if err != nil {
-			return err
-		}
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tNAME\tPREFIX\tPERMISSIONS\tCREATED\tREVOKED")
-		for _, k := range list {
-			revoked := "-"
-			if k.RevokedAt != nil {
-				revoked = k.RevokedAt.Format(time.RFC3339)
+		fmt.Fprintln(w, "ID\tNAME\tPREFIX\tPERMISSIONS\tROOT\tRATE LIMIT\tCREATED\tREVOKED")
+		page := crm.PageRequest{Limit: crm.MaxPageSize}
+		for {
+			list, err := ks.List(ctx, crm.Scope{}, page)
+			if err != nil {
+				return err
 			}
-			perms := make([]string, len(k.Permissions))
-			for i, p := range k.Permissions {
-				perms[i] = string(p)
+			for _, k := range list.Keys {
+				revoked, root, limit := "-", "-", "default"
+				if k.RevokedAt != nil {
+					revoked = k.RevokedAt.Format(time.RFC3339)
+				}
+				if k.RootCustomerID != nil {
+					root = k.RootCustomerID.String()
+				}
+				if k.RateLimit != nil {
+					limit = fmt.Sprintf("%g/s,burst=%d", k.RateLimit.PerSecond, k.RateLimit.Burst)
+				}
+				perms := make([]string, len(k.Permissions))
+				for i, p := range k.Permissions {
+					perms[i] = string(p)
+				}
+				fmt.Fprintf(w, "%s\t%s\tck_%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, strings.Join(perms, ","), root, limit, k.CreatedAt.Format(time.RFC3339), revoked)
 			}
-			fmt.Fprintf(w, "%s\t%s\tck_%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, strings.Join(perms, ","), k.CreatedAt.Format(time.RFC3339), revoked)
+			if list.NextCursor == "" {
+				return w.Flush()
+			}
+			page.Cursor = list.NextCursor
 		}
-		return w.Flush()
 	case "revoke":
 		if len(args) != 2 {
 			return errors.New("keys revoke: want the key's id")
@@ -174,7 +211,7 @@ func keys(ctx context.Context, ks *crm.KeyService, args []string, stdout io.Writ
 		if err != nil {
 			return fmt.Errorf("keys revoke: %q is not a key id", args[1])
 		}
-		if err := ks.Revoke(ctx, id); err != nil {
+		if _, err := ks.Revoke(ctx, crm.Scope{}, id); err != nil {
 			return fmt.Errorf("keys revoke: %w", err)
 		}
 		fmt.Fprintln(stdout, "revoked", id)

@@ -31,14 +31,15 @@ type App struct {
 	Analytics    *analytics.Service
 	Insights     *analytics.Insights
 
-	logger   *slog.Logger
-	embedded *pgembed.Server
+	logger    *slog.Logger
+	rateLimit crm.RateLimit
+	embedded  *pgembed.Server
 }
 
 // Open connects to cfg.DatabaseURL, or starts the private PostgreSQL in cfg.DataDir, and
 // applies the migrations.
 func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
-	a := &App{logger: logger}
+	a := &App{logger: logger, rateLimit: crm.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}}
 	url := cfg.DatabaseURL
 	if url == "" {
 		srv, err := pgembed.Start(ctx, pgembed.Options{
@@ -80,7 +81,7 @@ func (a *App) Handler() (*echo.Echo, error) {
 		Analytics:    a.Analytics,
 		Insights:     a.Insights,
 		Database:     a.DB,
-	}, a.logger)
+	}, a.rateLimit, a.logger)
 }
 
 // Serve answers HTTP on addr until ctx ends, then shuts down gracefully within timeout.

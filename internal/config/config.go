@@ -4,6 +4,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,7 +39,20 @@ type Config struct {
 	// summarises the customers on at once (CENTRIC_REFRESH_CONNECTIONS, default 2, at most
 	// CENTRIC_DB_MAX_CONNS). Match it to the database server's spare cores.
 	RefreshConnections int
+	// RateLimit is how many requests per second each API key may send on average
+	// (CENTRIC_RATE_LIMIT, default 50) unless a key has a limit of its own; 0 turns the default
+	// off.
+	RateLimit float64
+	// RateBurst is how many requests each API key may send at once, the size of its token
+	// bucket (CENTRIC_RATE_BURST, default 100).
+	RateBurst int
 }
+
+// The default rate limit of every API key.
+const (
+	defaultRateLimit = 50
+	defaultRateBurst = 100
+)
 
 // defaultGCPercent is serve's garbage collector target when GOGC is not set.
 const defaultGCPercent = 400
@@ -53,6 +67,8 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxDBConns:         20,
 		ShutdownTimeout:    15 * time.Second,
 		RefreshConnections: 2,
+		RateLimit:          defaultRateLimit,
+		RateBurst:          defaultRateBurst,
 	}
 	if getenv("GOGC") == "" {
 		c.GCPercent = defaultGCPercent
@@ -91,6 +107,20 @@ func Load(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("CENTRIC_REFIT_INTERVAL=%q: want a duration of at least 1m such as 24h", v)
 		}
 		c.RefitInterval = d
+	}
+	if v := getenv("CENTRIC_RATE_LIMIT"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(r) || r < 0 || r > 1e6 {
+			return Config{}, fmt.Errorf("CENTRIC_RATE_LIMIT=%q: want requests per second per API key from 0 (off) to 1000000, such as 50 or 0.5", v)
+		}
+		c.RateLimit = r
+	}
+	if v := getenv("CENTRIC_RATE_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return Config{}, fmt.Errorf("CENTRIC_RATE_BURST=%q: want a whole number of requests from 1 to 1000000", v)
+		}
+		c.RateBurst = n
 	}
 	if v := getenv("CENTRIC_LOG_LEVEL"); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.ToUpper(v))); err != nil {

@@ -38,14 +38,46 @@ var Permissions = []Permission{
 // keyPrefix starts every API key, so leaked keys are easy to recognise and scan for.
 const keyPrefix = "ck_"
 
+// RateLimit is a token bucket: Burst requests at once, refilled at PerSecond requests a second.
+type RateLimit struct {
+	PerSecond float64
+	Burst     int
+}
+
+// The bounds of a key's own rate limit.
+const (
+	maxRatePerSecond = 1e6
+	maxRateBurst     = 1000000
+)
+
 // APIKey is an API key without its secret; only a SHA-256 digest of the secret is stored.
 type APIKey struct {
 	ID          uuid.UUID
 	Name        string
 	Prefix      string
 	Permissions []Permission
-	CreatedAt   time.Time
-	RevokedAt   *time.Time
+	// RootCustomerID confines the key to that business customer's subtree; nil is unconfined.
+	RootCustomerID *uuid.UUID
+	// RateLimit is the key's own rate limit; nil means the server's default.
+	RateLimit *RateLimit
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// NewAPIKey is what a caller asks for when issuing a key.
+type NewAPIKey struct {
+	Name        string
+	Permissions []Permission
+	// RootCustomerID confines the new key to the subtree of this business customer.
+	RootCustomerID *uuid.UUID
+	// RateLimit gives the new key a rate limit of its own instead of the server's default.
+	RateLimit *RateLimit
+}
+
+// APIKeyPage is one page of API keys.
+type APIKeyPage struct {
+	Keys       []APIKey
+	NextCursor string
 }
 
 // Principal is the authenticated caller of a request.
@@ -53,6 +85,8 @@ type Principal struct {
 	KeyID       uuid.UUID
 	Permissions []Permission
 	Scope       Scope
+	// RateLimit is the key's own rate limit; nil means the server's default.
+	RateLimit *RateLimit
 }
 
 // Allows reports whether the caller holds perm, directly or through admin.
@@ -60,16 +94,21 @@ func (p *Principal) Allows(perm Permission) bool {
 	return slices.Contains(p.Permissions, PermAdmin) || slices.Contains(p.Permissions, perm)
 }
 
-// APIKeyStore persists API keys.
+// APIKeyStore persists API keys. A key is within a scope when the scope is unconfined or
+// the key's root customer lies in the scope's subtree; other keys are reported as not found.
 type APIKeyStore interface {
-	// CreateAPIKey stores a key with the digest of its secret.
-	CreateAPIKey(ctx context.Context, k *APIKey, secretHash []byte) error
+	// CreateAPIKey stores a key with the digest of its secret. A root customer must be a live
+	// business account within scope: one outside it is reported exactly as a missing one.
+	CreateAPIKey(ctx context.Context, scope Scope, k *APIKey, secretHash []byte) error
 	// APIKeyByPrefix returns the key with the given prefix and its secret digest, or NotFound.
 	APIKeyByPrefix(ctx context.Context, prefix string) (*APIKey, []byte, error)
-	// ListAPIKeys returns every key, newest first.
-	ListAPIKeys(ctx context.Context) ([]APIKey, error)
-	// RevokeAPIKey marks a key revoked, or returns NotFound.
-	RevokeAPIKey(ctx context.Context, id uuid.UUID, at time.Time) error
+	// APIKey returns one key within scope, or NotFound.
+	APIKey(ctx context.Context, scope Scope, id uuid.UUID) (*APIKey, error)
+	// ListAPIKeys returns one page of the keys within scope, newest first.
+	ListAPIKeys(ctx context.Context, scope Scope, page PageRequest) (APIKeyPage, error)
+	// RevokeAPIKey marks a key within scope revoked, keeping the first revocation time, and
+	// returns it, or NotFound.
+	RevokeAPIKey(ctx context.Context, scope Scope, id uuid.UUID, at time.Time) (*APIKey, error)
 	// CountActiveAPIKeys counts the keys that are not revoked.
 	CountActiveAPIKeys(ctx context.Context) (int64, error)
 }
@@ -85,19 +124,58 @@ func NewKeyService(store APIKeyStore, now func() time.Time) *KeyService {
 	return &KeyService{store: store, now: now}
 }
 
-// Create issues a key with the given permissions and returns it with its secret token, which
-// is shown only this once.
+// Create issues an unconfined key with the given permissions on the operator's behalf (the
+// CLI and the first start) and returns it with its secret token, which is shown only this once.
 func (s *KeyService) Create(ctx context.Context, name string, perms []Permission) (*APIKey, string, error) {
-	if strings.TrimSpace(name) == "" {
-		return nil, "", Invalid(FieldError{Pointer: "/name", Message: "is required"})
+	return s.Issue(ctx, nil, NewAPIKey{Name: name, Permissions: perms})
+}
+
+// Issue issues a key and returns it with its secret token, which is shown only this once. An
+// issuer (nil for the operator) may grant only permissions it holds, and a confined issuer
+// only keys confined within its own subtree that carry its own rate limit: a new key never
+// reaches further, nor sends faster, than its issuer.
+func (s *KeyService) Issue(ctx context.Context, issuer *Principal, req NewAPIKey) (*APIKey, string, error) {
+	var fields []FieldError
+	if strings.TrimSpace(req.Name) == "" {
+		fields = append(fields, FieldError{Pointer: "/name", Message: "is required"})
+	} else if len(req.Name) > 200 {
+		fields = append(fields, FieldError{Pointer: "/name", Message: "must be at most 200 bytes"})
 	}
-	if len(perms) == 0 {
-		return nil, "", Invalid(FieldError{Pointer: "/permissions", Message: "must name at least one permission"})
+	if len(req.Permissions) == 0 {
+		fields = append(fields, FieldError{Pointer: "/permissions", Message: "must name at least one permission"})
 	}
-	for i, p := range perms {
-		if !slices.Contains(Permissions, p) {
-			return nil, "", Invalid(FieldError{Pointer: fmt.Sprintf("/permissions/%d", i), Message: fmt.Sprintf("must be one of %v", Permissions)})
+	for i, p := range req.Permissions {
+		pointer := fmt.Sprintf("/permissions/%d", i)
+		switch {
+		case !slices.Contains(Permissions, p):
+			fields = append(fields, FieldError{Pointer: pointer, Message: fmt.Sprintf("must be one of %v", Permissions)})
+		case issuer != nil && !issuer.Allows(p):
+			fields = append(fields, FieldError{Pointer: pointer, Message: fmt.Sprintf("cannot be granted: the calling key does not hold %s itself", p)})
 		}
+	}
+	if l := req.RateLimit; l != nil {
+		if !(l.PerSecond > 0 && l.PerSecond <= maxRatePerSecond) {
+			fields = append(fields, FieldError{Pointer: "/rate_limit/per_second", Message: fmt.Sprintf("must be more than 0 and at most %g", float64(maxRatePerSecond))})
+		}
+		if l.Burst < 1 || l.Burst > maxRateBurst {
+			fields = append(fields, FieldError{Pointer: "/rate_limit/burst", Message: fmt.Sprintf("must be from 1 to %d", maxRateBurst)})
+		}
+	}
+	scope, limit := Scope{}, req.RateLimit
+	if issuer != nil {
+		scope = issuer.Scope
+		if scope.Root != nil {
+			if req.RootCustomerID == nil {
+				fields = append(fields, FieldError{Pointer: "/root_customer_id", Message: "is required: this API key may only issue keys confined to its own subtree"})
+			}
+			if req.RateLimit != nil {
+				fields = append(fields, FieldError{Pointer: "/rate_limit", Message: "cannot be set by a key confined to a subtree: the new key gets this key's own rate limit"})
+			}
+			limit = issuer.RateLimit
+		}
+	}
+	if fields != nil {
+		return nil, "", Invalid(fields...)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -113,9 +191,18 @@ func (s *KeyService) Create(ctx context.Context, name string, perms []Permission
 	}
 	prefix := hex.EncodeToString(prefixBytes)
 	secret := base64.RawURLEncoding.EncodeToString(secretBytes)
-	k := &APIKey{ID: id, Name: name, Prefix: prefix, Permissions: slices.Clone(perms), CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	perms := make([]Permission, 0, len(req.Permissions))
+	for _, p := range req.Permissions {
+		if !slices.Contains(perms, p) {
+			perms = append(perms, p)
+		}
+	}
+	k := &APIKey{
+		ID: id, Name: strings.TrimSpace(req.Name), Prefix: prefix, Permissions: perms,
+		RootCustomerID: req.RootCustomerID, RateLimit: limit, CreatedAt: s.now().UTC().Truncate(time.Microsecond),
+	}
 	digest := sha256.Sum256([]byte(secret))
-	if err := s.store.CreateAPIKey(ctx, k, digest[:]); err != nil {
+	if err := s.store.CreateAPIKey(ctx, scope, k, digest[:]); err != nil {
 		return nil, "", err
 	}
 	return k, keyPrefix + prefix + "_" + secret, nil
@@ -143,15 +230,22 @@ func (s *KeyService) Authenticate(ctx context.Context, token string) (*Principal
 	if subtle.ConstantTimeCompare(digest[:], stored) != 1 || k.RevokedAt != nil {
 		return nil, unauthorized
 	}
-	return &Principal{KeyID: k.ID, Permissions: k.Permissions}, nil
+	return &Principal{KeyID: k.ID, Permissions: k.Permissions, Scope: Scope{Root: k.RootCustomerID}, RateLimit: k.RateLimit}, nil
 }
 
-// List returns every key, newest first.
-func (s *KeyService) List(ctx context.Context) ([]APIKey, error) { return s.store.ListAPIKeys(ctx) }
+// Get returns one key within scope.
+func (s *KeyService) Get(ctx context.Context, scope Scope, id uuid.UUID) (*APIKey, error) {
+	return s.store.APIKey(ctx, scope, id)
+}
 
-// Revoke revokes a key at once.
-func (s *KeyService) Revoke(ctx context.Context, id uuid.UUID) error {
-	return s.store.RevokeAPIKey(ctx, id, s.now().UTC())
+// List returns one page of the keys within scope, newest first.
+func (s *KeyService) List(ctx context.Context, scope Scope, page PageRequest) (APIKeyPage, error) {
+	return s.store.ListAPIKeys(ctx, scope, page)
+}
+
+// Revoke revokes a key within scope at once; revoking a revoked key changes nothing.
+func (s *KeyService) Revoke(ctx context.Context, scope Scope, id uuid.UUID) (*APIKey, error) {
+	return s.store.RevokeAPIKey(ctx, scope, id, s.now().UTC().Truncate(time.Microsecond))
 }
 
 // Bootstrap creates an admin key when no active key exists, so a new installation can be used,

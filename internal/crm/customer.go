@@ -238,8 +238,26 @@ type Scope struct {
 	Root *uuid.UUID
 }
 
+// Confine shows c as a caller confined to the scope sees it: the hierarchy starts at the
+// scope's root, so the root has no parent and ancestors lists only customers in the subtree.
+// Nothing outside the subtree, not even an id, reaches the caller.
+func (s Scope) Confine(c *Customer) {
+	if s.Root == nil {
+		return
+	}
+	if c.ID == *s.Root {
+		c.ParentID = nil
+		c.Ancestors = []uuid.UUID{}
+		return
+	}
+	if i := slices.Index(c.Ancestors, *s.Root); i >= 0 {
+		c.Ancestors = c.Ancestors[i:]
+	}
+}
+
 // CustomerStore persists customers. Every method honours the scope: a customer outside it is
-// reported as not found.
+// reported as not found, and the customers returned are shown as the scope sees them (Confine),
+// with a referrer outside the scope cleared.
 type CustomerStore interface {
 	// CreateCustomer inserts c with its external references. It returns a NotFound or Invalid
 	// error for a bad parent or referrer and a Conflict error for a taken external reference.
@@ -294,12 +312,25 @@ func (s *CustomerService) Get(ctx context.Context, scope Scope, id uuid.UUID) (*
 
 // Update applies a merge patch. With ifMatch set, it fails with PreconditionFailed unless the
 // stored customer still has that entity tag.
+// A caller confined to a subtree may change its root's profile but not move the root or make it
+// a consumer: that is Forbidden, since it would take the subtree away from under the key.
 func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID, ifMatch string, patch CustomerPatch) (*Customer, error) {
 	return s.store.UpdateCustomer(ctx, scope, id, func(c *Customer) error {
 		if err := checkIfMatch(c, ifMatch); err != nil {
 			return err
 		}
+		oldKind := c.Kind
 		patch.Apply(c)
+		if scope.Root != nil && c.ID == *scope.Root {
+			// Any parent given for the root is refused, even the current one, so that the key
+			// cannot find out what lies above its subtree.
+			if patch.ParentID.IsSpecified() {
+				return Errorf(CodeForbidden, "This API key is confined to the subtree of customer %s and cannot move that customer itself; an unconfined key can.", c.ID)
+			}
+			if c.Kind != oldKind {
+				return Errorf(CodeForbidden, "This API key is confined to the subtree of customer %s and cannot change that customer's kind; an unconfined key can.", c.ID)
+			}
+		}
 		c.normalize()
 		if fields := s.validate.Struct(c, ""); fields != nil {
 			return Invalid(fields...)
@@ -317,9 +348,15 @@ func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID,
 }
 
 // Delete soft-deletes a customer. With ifMatch set, it fails with PreconditionFailed unless the
-// stored customer still has that entity tag.
+// stored customer still has that entity tag. A caller confined to a subtree cannot delete the
+// subtree's root (Forbidden).
 func (s *CustomerService) Delete(ctx context.Context, scope Scope, id uuid.UUID, ifMatch string) error {
-	return s.store.DeleteCustomer(ctx, scope, id, func(c *Customer) error { return checkIfMatch(c, ifMatch) })
+	return s.store.DeleteCustomer(ctx, scope, id, func(c *Customer) error {
+		if scope.Root != nil && c.ID == *scope.Root {
+			return Errorf(CodeForbidden, "This API key is confined to the subtree of customer %s and cannot delete that customer itself; an unconfined key can.", c.ID)
+		}
+		return checkIfMatch(c, ifMatch)
+	})
 }
 
 // List returns one page of live customers.

@@ -1,6 +1,7 @@
 package crm
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -93,4 +94,31 @@ func TestValidatorPointers(t *testing.T) {
 	if fields := v.Struct(&valid, ""); fields != nil {
 		t.Errorf("valid customer: %v", fields)
 	}
+}
+
+func TestScopeConfine(t *testing.T) {
+	t.Parallel()
+	hq, dist, dealer, shop := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	confined := Scope{Root: &dist}
+	for _, c := range []struct {
+		name          string
+		scope         Scope
+		in            Customer
+		wantParent    *uuid.UUID
+		wantAncestors []uuid.UUID
+	}{
+		{"unconfined", Scope{}, Customer{ID: shop, ParentID: &dealer, Ancestors: []uuid.UUID{hq, dist, dealer}}, &dealer, []uuid.UUID{hq, dist, dealer}},
+		{"the root", confined, Customer{ID: dist, ParentID: &hq, Ancestors: []uuid.UUID{hq}}, nil, []uuid.UUID{}},
+		{"below the root", confined, Customer{ID: shop, ParentID: &dealer, Ancestors: []uuid.UUID{hq, dist, dealer}}, &dealer, []uuid.UUID{dist, dealer}},
+	} {
+		got := c.in
+		c.scope.Confine(&got)
+		if !equalPtr(got.ParentID, c.wantParent) || !slices.Equal(got.Ancestors, c.wantAncestors) || got.Ancestors == nil {
+			t.Errorf("%s: parent %v, ancestors %v; want %v, %v", c.name, got.ParentID, got.Ancestors, c.wantParent, c.wantAncestors)
+		}
+	}
+}
+
+func equalPtr(a, b *uuid.UUID) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }

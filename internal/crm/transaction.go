@@ -156,7 +156,7 @@ func (s *TransactionService) Create(ctx context.Context, scope Scope, t Transact
 	if r.Status == RecordFailed {
 		return nil, false, r.Err
 	}
-	stored, err := s.store.Transaction(ctx, Scope{}, r.ID)
+	stored, err := s.store.Transaction(ctx, scope, r.ID)
 	if err != nil {
 		return nil, false, fmt.Errorf("read recorded transaction: %w", err)
 	}

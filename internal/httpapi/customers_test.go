@@ -171,7 +171,7 @@ func TestCustomerPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.mustDo(request{Method: "GET", Path: "/v1/customers", Key: token}, http.StatusOK)
-	if err := e.app.Keys.Revoke(t.Context(), revoked.ID); err != nil {
+	if _, err := e.app.Keys.Revoke(t.Context(), crm.Scope{}, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
 	problem(t, e.do(request{Method: "GET", Path: "/v1/customers", Key: token}), http.StatusUnauthorized, "unauthorized")

@@ -28,8 +28,17 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the configuration changed by configure first.
+func newEnvWith(t testing.TB, configure func(*config.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
 	cfg := config.Config{DatabaseURL: pgtest.DSN(t), MaxDBConns: 8}
+	if configure != nil {
+		configure(&cfg)
+	}
 	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("open app: %v", err)

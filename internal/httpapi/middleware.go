@@ -109,6 +109,9 @@ func (v *contractValidator) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				return crm.Errorf(crm.CodeForbidden, "This API key lacks the %s permission this operation needs.", scope)
 			}
 		}
+		if reason, ok := route.Operation.Extensions["x-unconfined-key-only"].(string); ok && scopeOf(req.Context()).Root != nil {
+			return crm.Errorf(crm.CodeForbidden, "This API key is confined to a customer subtree, and %s", reason)
+		}
 		opts := &v.opts
 		bulk := v.bulk[route.Operation.OperationID]
 		if bulk != nil {

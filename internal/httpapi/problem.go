@@ -43,6 +43,7 @@ var codeOfStatus = map[int]api.ProblemCode{
 	http.StatusPreconditionFailed:    api.PreconditionFailed,
 	http.StatusRequestEntityTooLarge: api.PayloadTooLarge,
 	http.StatusUnsupportedMediaType:  api.UnsupportedMediaType,
+	http.StatusTooManyRequests:       api.RateLimited,
 	http.StatusUnprocessableEntity:   api.ValidationFailed,
 	http.StatusServiceUnavailable:    api.Unavailable,
 }

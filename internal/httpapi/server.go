@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -42,9 +43,11 @@ type Server struct {
 
 var _ api.StrictServerInterface = (*Server)(nil)
 
-// New returns the HTTP handler of the API: routing, request ids, logging, authentication,
-// contract validation, the handlers, and problem+json errors.
-func New(services Services, logger *slog.Logger) (*echo.Echo, error) {
+// New returns the HTTP handler of the API: routing, request ids, logging, authentication, rate
+// limits per API key, contract validation, the handlers, and problem+json errors.
+// Every API key is limited by its own rate limit or else by limit, the default (no limit when
+// limit.PerSecond is 0).
+func New(services Services, limit crm.RateLimit, logger *slog.Logger) (*echo.Echo, error) {
 	spec, err := api.GetSpec()
 	if err != nil {
 		return nil, err
@@ -66,6 +69,7 @@ func New(services Services, logger *slog.Logger) (*echo.Echo, error) {
 		middleware.Recover(),
 		middleware.BodyLimit(maxBodyBytes),
 		authenticator(services.Keys),
+		rateLimiter(limit, time.Now),
 		validator.middleware,
 	)
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", rawSpec) })

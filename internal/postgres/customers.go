@@ -156,7 +156,7 @@ func (s *CustomerStore) CreateCustomer(ctx context.Context, scope crm.Scope, c *
 		if err := tx.Create(&row).Error; err != nil {
 			return fmt.Errorf("insert customer: %w", err)
 		}
-		return nil
+		return confineCustomers(tx, scope, c)
 	})
 }
 
@@ -260,6 +260,9 @@ func (s *CustomerStore) Customer(ctx context.Context, scope crm.Scope, id uuid.U
 		return nil, fmt.Errorf("read customer %s: %w", id, err)
 	}
 	c := row.customer()
+	if err := confineCustomers(s.db.session(ctx), scope, &c); err != nil {
+		return nil, err
+	}
 	scores, err := scoreSummaries(s.db.session(ctx), []uuid.UUID{id})
 	if err != nil {
 		return nil, err
@@ -328,6 +331,9 @@ func (s *CustomerStore) UpdateCustomer(ctx context.Context, scope crm.Scope, id 
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := confineCustomers(s.db.session(ctx), scope, &updated); err != nil {
 		return nil, err
 	}
 	scores, err := scoreSummaries(s.db.session(ctx), []uuid.UUID{id})
@@ -553,9 +559,14 @@ func (s *CustomerStore) ListCustomers(ctx context.Context, scope crm.Scope, f cr
 		return crm.CustomerPage{}, err
 	}
 	result := crm.CustomerPage{Customers: make([]crm.Customer, len(page1))}
+	confined := make([]*crm.Customer, len(page1))
 	for i := range page1 {
 		result.Customers[i] = page1[i].customer()
 		result.Customers[i].Scores = scores[page1[i].ID]
+		confined[i] = &result.Customers[i]
+	}
+	if err := confineCustomers(s.db.session(ctx), scope, confined...); err != nil {
+		return crm.CustomerPage{}, err
 	}
 	if len(rows) > limit {
 		last := rows[limit-1]

@@ -77,6 +77,9 @@ func (s *TransactionStore) Transaction(ctx context.Context, scope crm.Scope, id 
 		return nil, fmt.Errorf("read transaction %s: %w", id, err)
 	}
 	t := row.transaction()
+	if err := hideForeign(s.db.session(ctx), scope, []**uuid.UUID{&t.DealerID}); err != nil {
+		return nil, err
+	}
 	return &t, nil
 }
 
@@ -134,8 +137,15 @@ func (s *TransactionStore) ListTransactions(ctx context.Context, scope crm.Scope
 		return crm.TransactionPage{}, fmt.Errorf("list transactions: %w", err)
 	}
 	result := crm.TransactionPage{Transactions: make([]crm.Transaction, 0, min(len(rows), limit))}
+	dealers := make([]**uuid.UUID, 0, cap(result.Transactions))
 	for i := range rows[:min(len(rows), limit)] {
 		result.Transactions = append(result.Transactions, rows[i].transaction())
+	}
+	for i := range result.Transactions {
+		dealers = append(dealers, &result.Transactions[i].DealerID)
+	}
+	if err := hideForeign(s.db.session(ctx), scope, dealers); err != nil {
+		return crm.TransactionPage{}, err
 	}
 	if len(rows) > limit {
 		last := rows[limit-1]
@@ -170,14 +180,14 @@ func (s *TransactionStore) RecordTransactions(ctx context.Context, scope crm.Sco
 		if err := resolveCustomers(ctx, tx, scope, items, results, opts.CreateCustomers); err != nil {
 			return err
 		}
-		if err := checkDealers(ctx, tx, items, results); err != nil {
+		if err := checkDealers(ctx, tx, scope, items, results); err != nil {
 			return err
 		}
 		markDuplicateRefs(items, results)
 		if err := stage(ctx, tx, items, results); err != nil {
 			return err
 		}
-		if err := mergeStaged(ctx, tx, items, results); err != nil {
+		if err := mergeStaged(ctx, tx, scope, items, results); err != nil {
 			return err
 		}
 		if opts.AllOrNone && countFailed(results) > 0 {
@@ -215,7 +225,9 @@ func fail(results []crm.RecordResult, i int, code crm.ErrorCode, pointer, messag
 
 // resolveCustomers sets CustomerID on every item that names its customer by reference, creating
 // consumers for unknown references when create is set, and fails items whose customer is not a
-// live customer within scope.
+// live customer within scope. A reference held by a customer outside the scope is reported as
+// unknown, and one that cannot be created because it is in use as a conflict; neither says who
+// holds it.
 func resolveCustomers(ctx context.Context, tx pgx.Tx, scope crm.Scope, items []crm.Transaction, results []crm.RecordResult, create bool) error {
 	refIndex := map[crm.ExternalRef][]int{}
 	for i, it := range items {
@@ -224,24 +236,27 @@ func resolveCustomers(ctx context.Context, tx pgx.Tx, scope crm.Scope, items []c
 		}
 	}
 	if len(refIndex) > 0 {
-		found, err := lookUpCustomerRefs(ctx, tx, refIndex)
+		found, err := lookUpCustomerRefs(ctx, tx, scope, refIndex)
 		if err != nil {
 			return err
 		}
 		if create && len(found) < len(refIndex) {
-			if err := createCustomersForRefs(ctx, tx, refIndex, found); err != nil {
+			if err := createCustomersForRefs(ctx, tx, scope, refIndex, found); err != nil {
 				return err
 			}
-			if found, err = lookUpCustomerRefs(ctx, tx, refIndex); err != nil {
+			if found, err = lookUpCustomerRefs(ctx, tx, scope, refIndex); err != nil {
 				return err
 			}
 		}
 		for ref, idxs := range refIndex {
 			id, ok := found[ref]
 			for _, i := range idxs {
-				if ok {
+				switch {
+				case ok:
 					items[i].CustomerID = id
-				} else {
+				case create:
+					fail(results, i, crm.CodeConflict, "/customer_ref", fmt.Sprintf("names no customer this API key can see, and no customer can be created for it: source %q external_id %q is already in use", ref.Source, ref.ExternalID))
+				default:
 					fail(results, i, crm.CodeInvalid, "/customer_ref", fmt.Sprintf("no live customer has source %q external_id %q", ref.Source, ref.ExternalID))
 				}
 			}
@@ -281,7 +296,8 @@ func resolveCustomers(ctx context.Context, tx pgx.Tx, scope crm.Scope, items []c
 	return nil
 }
 
-func lookUpCustomerRefs(ctx context.Context, tx pgx.Tx, refIndex map[crm.ExternalRef][]int) (map[crm.ExternalRef]uuid.UUID, error) {
+// lookUpCustomerRefs returns the live customers within scope that hold the references.
+func lookUpCustomerRefs(ctx context.Context, tx pgx.Tx, scope crm.Scope, refIndex map[crm.ExternalRef][]int) (map[crm.ExternalRef]uuid.UUID, error) {
 	sources := make([]string, 0, len(refIndex))
 	externalIDs := make([]string, 0, len(refIndex))
 	for ref := range refIndex {
@@ -291,7 +307,9 @@ func lookUpCustomerRefs(ctx context.Context, tx pgx.Tx, refIndex map[crm.Externa
 	rows, err := tx.Query(ctx, `SELECT r.source, r.external_id, r.customer_id
 		FROM customer_external_refs r
 		JOIN unnest($1::text[], $2::text[]) AS wanted(source, external_id)
-		  ON r.source = wanted.source AND r.external_id = wanted.external_id`, sources, externalIDs)
+		  ON r.source = wanted.source AND r.external_id = wanted.external_id
+		JOIN customers c ON c.id = r.customer_id AND c.deleted_at IS NULL
+		WHERE $3::uuid IS NULL OR c.id = $3 OR c.ancestors @> ARRAY[$3::uuid]`, sources, externalIDs, scope.Root)
 	if err != nil {
 		return nil, fmt.Errorf("look up customer references: %w", err)
 	}
@@ -308,10 +326,25 @@ func lookUpCustomerRefs(ctx context.Context, tx pgx.Tx, refIndex map[crm.Externa
 	return found, nil
 }
 
-// createCustomersForRefs creates a consumer for each reference not in found. A reference that a
-// concurrent request claims first is left to it; the caller looks the references up again.
-func createCustomersForRefs(ctx context.Context, tx pgx.Tx, refIndex map[crm.ExternalRef][]int, found map[crm.ExternalRef]uuid.UUID) error {
+// createCustomersForRefs creates a consumer for each reference not in found; under a confined
+// scope the consumers are placed directly below the scope's root, which must be a live business
+// account. A reference that is in use, or that a concurrent request claims first, is left
+// alone; the caller looks the references up again.
+func createCustomersForRefs(ctx context.Context, tx pgx.Tx, scope crm.Scope, refIndex map[crm.ExternalRef][]int, found map[crm.ExternalRef]uuid.UUID) error {
 	now := time.Now().UTC().Truncate(time.Microsecond)
+	var parent *uuid.UUID
+	ancestors := []uuid.UUID{}
+	if scope.Root != nil {
+		var rootAncestors []uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT ancestors FROM customers WHERE id = $1 AND deleted_at IS NULL AND kind = 'business' FOR SHARE`, *scope.Root).Scan(&rootAncestors)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read scope root: %w", err)
+		}
+		parent, ancestors = scope.Root, append(rootAncestors, *scope.Root)
+	}
 	var ids []uuid.UUID
 	var sources, externalIDs []string
 	for ref := range refIndex {
@@ -334,17 +367,17 @@ func createCustomersForRefs(ctx context.Context, tx pgx.Tx, refIndex map[crm.Ext
 			ON CONFLICT DO NOTHING
 			RETURNING customer_id, source, external_id
 		)
-		INSERT INTO customers (id, kind, external_refs, version, created_at, updated_at)
-		SELECT customer_id, 'consumer', jsonb_build_array(jsonb_build_object('source', source, 'external_id', external_id)), 1, $4, $4
-		FROM claimed`, ids, sources, externalIDs, now)
+		INSERT INTO customers (id, kind, parent_id, ancestors, external_refs, version, created_at, updated_at)
+		SELECT customer_id, 'consumer', $5, $6, jsonb_build_array(jsonb_build_object('source', source, 'external_id', external_id)), 1, $4, $4
+		FROM claimed`, ids, sources, externalIDs, now, parent, ancestors)
 	if err != nil {
 		return fmt.Errorf("create customers for references: %w", err)
 	}
 	return nil
 }
 
-// checkDealers fails items whose dealer is not a live business account.
-func checkDealers(ctx context.Context, tx pgx.Tx, items []crm.Transaction, results []crm.RecordResult) error {
+// checkDealers fails items whose dealer is not a live business account within scope.
+func checkDealers(ctx context.Context, tx pgx.Tx, scope crm.Scope, items []crm.Transaction, results []crm.RecordResult) error {
 	var ids []uuid.UUID
 	for i, it := range items {
 		if results[i].Status == "" && it.DealerID != nil {
@@ -354,7 +387,8 @@ func checkDealers(ctx context.Context, tx pgx.Tx, items []crm.Transaction, resul
 	if len(ids) == 0 {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id FROM customers WHERE id = ANY($1) AND deleted_at IS NULL AND kind = 'business'`, ids)
+	rows, err := tx.Query(ctx, `SELECT id FROM customers WHERE id = ANY($1) AND deleted_at IS NULL AND kind = 'business'
+		AND ($2::uuid IS NULL OR id = $2 OR ancestors @> ARRAY[$2::uuid])`, ids, scope.Root)
 	if err != nil {
 		return fmt.Errorf("check dealers: %w", err)
 	}
@@ -461,7 +495,7 @@ func pgInt4(n *int) pgtype.Int4 {
 
 // mergeStaged claims the staged items' external references, reports the items already
 // recorded (comparing content only for references that were taken before), and inserts the rest.
-func mergeStaged(ctx context.Context, tx pgx.Tx, items []crm.Transaction, results []crm.RecordResult) error {
+func mergeStaged(ctx context.Context, tx pgx.Tx, scope crm.Scope, items []crm.Transaction, results []crm.RecordResult) error {
 	tag, err := tx.Exec(ctx, `INSERT INTO transaction_external_refs (external_id, source, customer_id, transaction_id)
 		SELECT external_id, source, customer_id, id FROM staged_transactions WHERE source IS NOT NULL
 		ON CONFLICT DO NOTHING`)
@@ -470,7 +504,7 @@ func mergeStaged(ctx context.Context, tx pgx.Tx, items []crm.Transaction, result
 	}
 	existing := []int32{}
 	if withRefs := countPendingRefs(items, results); tag.RowsAffected() < int64(withRefs) {
-		if existing, err = compareRecorded(ctx, tx, items, results); err != nil {
+		if existing, err = compareRecorded(ctx, tx, scope, items, results); err != nil {
 			return err
 		}
 	}
@@ -497,9 +531,11 @@ func countPendingRefs(items []crm.Transaction, results []crm.RecordResult) int {
 
 // compareRecorded finds the staged items whose reference belongs to a transaction recorded
 // before, marks each existing (same content) or failed (other content), and returns their
-// indexes.
-func compareRecorded(ctx context.Context, tx pgx.Tx, items []crm.Transaction, results []crm.RecordResult) ([]int32, error) {
+// indexes. A conflict names the recorded transaction only when its customer is within scope.
+func compareRecorded(ctx context.Context, tx pgx.Tx, scope crm.Scope, items []crm.Transaction, results []crm.RecordResult) ([]int32, error) {
 	rows, err := tx.Query(ctx, `SELECT s.idx, t.id, t.customer_id,
+			$1::uuid IS NULL OR t.customer_id = $1 OR EXISTS (
+				SELECT 1 FROM customers c WHERE c.id = t.customer_id AND c.ancestors @> ARRAY[$1::uuid]) AS visible,
 			t.customer_id = s.customer_id AND t.type = s.type AND t.occurred_at = s.occurred_at
 			AND t.amount = s.amount AND t.currency = s.currency
 			AND t.product IS NOT DISTINCT FROM s.product AND t.category IS NOT DISTINCT FROM s.category
@@ -509,23 +545,26 @@ func compareRecorded(ctx context.Context, tx pgx.Tx, items []crm.Transaction, re
 		FROM staged_transactions s
 		JOIN transaction_external_refs r ON r.external_id = s.external_id AND r.source = s.source
 		JOIN transactions t ON t.customer_id = r.customer_id AND t.id = r.transaction_id
-		WHERE r.transaction_id <> s.id`)
+		WHERE r.transaction_id <> s.id`, scope.Root)
 	if err != nil {
 		return nil, fmt.Errorf("compare recorded transactions: %w", err)
 	}
 	existing := []int32{}
 	var idx int32
 	var id, customerID uuid.UUID
-	var same bool
-	_, err = pgx.ForEachRow(rows, []any{&idx, &id, &customerID, &same}, func() error {
+	var visible, same bool
+	_, err = pgx.ForEachRow(rows, []any{&idx, &id, &customerID, &visible, &same}, func() error {
 		existing = append(existing, idx)
 		if same {
 			results[idx] = crm.RecordResult{Status: crm.RecordExisting, ID: id, CustomerID: customerID}
 			return nil
 		}
 		it := items[idx]
-		fail(results, int(idx), crm.CodeConflict, "/external_id", fmt.Sprintf(
-			"source %q external_id %q was already recorded with other content as transaction %s", *it.Source, *it.ExternalID, id))
+		msg := fmt.Sprintf("source %q external_id %q was already recorded with other content as transaction %s", *it.Source, *it.ExternalID, id)
+		if !visible {
+			msg = fmt.Sprintf("source %q external_id %q is already in use by another transaction", *it.Source, *it.ExternalID)
+		}
+		fail(results, int(idx), crm.CodeConflict, "/external_id", msg)
 		return nil
 	})
 	if err != nil {
