@@ -71,6 +71,48 @@ func (e BusinessRole) Valid() bool {
 	}
 }
 
+// Defines values for ChangeOperation.
+const (
+	ChangeOperationCreated ChangeOperation = "created"
+	ChangeOperationDeleted ChangeOperation = "deleted"
+	ChangeOperationUpdated ChangeOperation = "updated"
+)
+
+// Valid indicates whether the value is a known member of the ChangeOperation enum.
+func (e ChangeOperation) Valid() bool {
+	switch e {
+	case ChangeOperationCreated:
+		return true
+	case ChangeOperationDeleted:
+		return true
+	case ChangeOperationUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChangeType.
+const (
+	ChangeTypeCustomer          ChangeType = "customer"
+	ChangeTypeSegmentMembership ChangeType = "segment_membership"
+	ChangeTypeTransaction       ChangeType = "transaction"
+)
+
+// Valid indicates whether the value is a known member of the ChangeType enum.
+func (e ChangeType) Valid() bool {
+	switch e {
+	case ChangeTypeCustomer:
+		return true
+	case ChangeTypeSegmentMembership:
+		return true
+	case ChangeTypeTransaction:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChurnBand.
 const (
 	High   ChurnBand = "high"
@@ -131,6 +173,30 @@ func (e ConcentrationBasis) Valid() bool {
 	}
 }
 
+// Defines values for CustomerBatchItemResultStatus.
+const (
+	CustomerBatchItemResultStatusCreated   CustomerBatchItemResultStatus = "created"
+	CustomerBatchItemResultStatusError     CustomerBatchItemResultStatus = "error"
+	CustomerBatchItemResultStatusUnchanged CustomerBatchItemResultStatus = "unchanged"
+	CustomerBatchItemResultStatusUpdated   CustomerBatchItemResultStatus = "updated"
+)
+
+// Valid indicates whether the value is a known member of the CustomerBatchItemResultStatus enum.
+func (e CustomerBatchItemResultStatus) Valid() bool {
+	switch e {
+	case CustomerBatchItemResultStatusCreated:
+		return true
+	case CustomerBatchItemResultStatusError:
+		return true
+	case CustomerBatchItemResultStatusUnchanged:
+		return true
+	case CustomerBatchItemResultStatusUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CustomerKind.
 const (
 	Business CustomerKind = "business"
@@ -177,6 +243,8 @@ func (e ModelRunStatus) Valid() bool {
 const (
 	Conflict             ProblemCode = "conflict"
 	Forbidden            ProblemCode = "forbidden"
+	IdempotencyKeyInUse  ProblemCode = "idempotency_key_in_use"
+	IdempotencyKeyReused ProblemCode = "idempotency_key_reused"
 	Internal             ProblemCode = "internal"
 	InvalidRequest       ProblemCode = "invalid_request"
 	MethodNotAllowed     ProblemCode = "method_not_allowed"
@@ -195,6 +263,10 @@ func (e ProblemCode) Valid() bool {
 	case Conflict:
 		return true
 	case Forbidden:
+		return true
+	case IdempotencyKeyInUse:
+		return true
+	case IdempotencyKeyReused:
 		return true
 	case Internal:
 		return true
@@ -283,19 +355,19 @@ func (e TimeUnit) Valid() bool {
 
 // Defines values for TransactionBatchItemResultStatus.
 const (
-	Created  TransactionBatchItemResultStatus = "created"
-	Error    TransactionBatchItemResultStatus = "error"
-	Existing TransactionBatchItemResultStatus = "existing"
+	TransactionBatchItemResultStatusCreated  TransactionBatchItemResultStatus = "created"
+	TransactionBatchItemResultStatusError    TransactionBatchItemResultStatus = "error"
+	TransactionBatchItemResultStatusExisting TransactionBatchItemResultStatus = "existing"
 )
 
 // Valid indicates whether the value is a known member of the TransactionBatchItemResultStatus enum.
 func (e TransactionBatchItemResultStatus) Valid() bool {
 	switch e {
-	case Created:
+	case TransactionBatchItemResultStatusCreated:
 		return true
-	case Error:
+	case TransactionBatchItemResultStatusError:
 		return true
-	case Existing:
+	case TransactionBatchItemResultStatusExisting:
 		return true
 	default:
 		return false
@@ -555,10 +627,61 @@ type AcquisitionGroup struct {
 	NewCustomers int `json:"new_customers"`
 }
 
+// Actor The API key that made a change.
+type Actor struct {
+	// KeyId The key's id.
+	KeyId openapi_types.UUID `json:"key_id"`
+
+	// Name The key's name; empty once the key no longer exists.
+	//
+	// Example: northwind sync
+	Name string `json:"name"`
+}
+
 // Attributes Custom attributes, a JSON object of at most 64 KiB.
 //
 // Example: {"loyalty_card":"LC-2231"}
 type Attributes map[string]interface{}
+
+// AuditEntry One change in a customer's audit trail.
+type AuditEntry struct {
+	// Actor The API key that made the change; null for changes made outside the API.
+	Actor nullable.Nullable[Actor] `json:"actor"`
+
+	// ChangedAt When the writing transaction started.
+	ChangedAt time.Time `json:"changed_at"`
+
+	// ChangedFields For an update, the names of the fields it changed; empty otherwise.
+	//
+	// Example: ["email","tags"]
+	ChangedFields []string `json:"changed_fields"`
+
+	// EntityId The customer's id, or the id of its changed transaction.
+	EntityId openapi_types.UUID `json:"entity_id"`
+
+	// Id The change's id, as in the change feed.
+	//
+	// Example: 48213-1022
+	Id string `json:"id"`
+
+	// Operation What happened to the record.
+	Operation ChangeOperation `json:"operation"`
+
+	// Type The kind of record a change is about.
+	Type ChangeType `json:"type"`
+}
+
+// AuditPage One page of a customer's audit trail.
+type AuditPage struct {
+	// Data The entries on this page, newest first.
+	Data []AuditEntry `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
 
 // BatchItemError Why one item of a batch failed.
 type BatchItemError struct {
@@ -588,6 +711,66 @@ type CLVSettings struct {
 	// Margin The profit margin applied to expected revenue; 1 gives revenue CLV.
 	Margin *float64 `json:"margin,omitempty"`
 }
+
+// Change One change. `customer`, `transaction` or `segment_membership` holds the new state of a
+// created or updated record; `tombstone` what remains of a deleted one.
+type Change struct {
+	// Actor The API key that made the change; null for changes made outside the API.
+	Actor nullable.Nullable[Actor] `json:"actor"`
+
+	// ChangedAt When the writing transaction started.
+	ChangedAt time.Time `json:"changed_at"`
+
+	// ChangedFields For an update, the names of the fields it changed; empty otherwise.
+	ChangedFields []string `json:"changed_fields"`
+
+	// Customer The customer after the change (its `scores` are always null here).
+	Customer nullable.Nullable[Customer] `json:"customer,omitempty"`
+
+	// CustomerId The customer the record belongs to (the customer itself for a customer).
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// EntityId The id of the changed record (the segment's id for a segment membership).
+	EntityId openapi_types.UUID `json:"entity_id"`
+
+	// Id The change's id, unique and increasing along the feed.
+	//
+	// Example: 48213-1022
+	Id string `json:"id"`
+
+	// Operation What happened to the record.
+	Operation ChangeOperation `json:"operation"`
+
+	// SegmentMembership The segment membership after the change, or before it for a deletion.
+	SegmentMembership nullable.Nullable[map[string]interface{}] `json:"segment_membership,omitempty"`
+
+	// Tombstone What remains of a deleted record.
+	Tombstone nullable.Nullable[Tombstone] `json:"tombstone,omitempty"`
+
+	// Transaction The recorded transaction.
+	Transaction nullable.Nullable[Transaction] `json:"transaction,omitempty"`
+
+	// Type The kind of record a change is about.
+	Type ChangeType `json:"type"`
+}
+
+// ChangeOperation What happened to the record.
+type ChangeOperation string
+
+// ChangePage One page of the change feed.
+type ChangePage struct {
+	// Data The changes on this page, oldest first.
+	Data []Change `json:"data"`
+
+	// HasMore Whether more committed changes follow now.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to continue after this page; set on the last page too, to resume later.
+	NextCursor string `json:"next_cursor"`
+}
+
+// ChangeType The kind of record a change is about.
+type ChangeType string
 
 // ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
 type ChurnBand string
@@ -734,6 +917,127 @@ type Customer struct {
 	//
 	// Example: 3
 	Version int64 `json:"version"`
+}
+
+// CustomerBatchItem One customer to create or update, matched on exactly one of `id` and `external_ref`.
+// The other fields follow JSON merge patch rules: present sets, `null` clears, absent
+// keeps.
+type CustomerBatchItem struct {
+	// AcquiredAt When the customer was won.
+	AcquiredAt nullable.Nullable[time.Time] `json:"acquired_at,omitempty"`
+
+	// AcquisitionChannel The channel that won the customer.
+	AcquisitionChannel nullable.Nullable[string] `json:"acquisition_channel,omitempty"`
+
+	// AcquisitionCost What winning the customer cost.
+	AcquisitionCost nullable.Nullable[Money] `json:"acquisition_cost,omitempty"`
+
+	// Attributes Merged into the stored attributes; a key set to `null` is removed, and `null` removes them all.
+	Attributes nullable.Nullable[map[string]interface{}] `json:"attributes,omitempty"`
+
+	// Country An ISO 3166-1 alpha-2 country code.
+	Country nullable.Nullable[string] `json:"country,omitempty"`
+
+	// Email An email address.
+	Email nullable.Nullable[string] `json:"email,omitempty"`
+
+	// ExternalRef A record's id in an external system.
+	ExternalRef *ExternalRef `json:"external_ref,omitempty"`
+
+	// ExternalRefs Replaces all external references (the matching `external_ref` is always kept).
+	ExternalRefs nullable.Nullable[[]ExternalRef] `json:"external_refs,omitempty"`
+
+	// Id Update the live customer with this id.
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// IfMatch Update only if the stored customer still has this `ETag` (such as `"4"`); otherwise the item fails with `precondition_failed`.
+	//
+	// Example: "4"
+	IfMatch *string `json:"if_match,omitempty"`
+
+	// Industry The business's industry.
+	Industry nullable.Nullable[string] `json:"industry,omitempty"`
+
+	// Kind `consumer` for a person, `business` for a business account.
+	Kind *CustomerKind `json:"kind,omitempty"`
+
+	// Name The person's or the business's name.
+	Name nullable.Nullable[string] `json:"name,omitempty"`
+
+	// Owner The account manager responsible for the customer.
+	Owner nullable.Nullable[string] `json:"owner,omitempty"`
+
+	// ParentId Place the customer (with its subtree) under this business account, or at the top with `null`. Use `parent_ref` to name the parent by its external reference instead.
+	ParentId nullable.Nullable[openapi_types.UUID] `json:"parent_id,omitempty"`
+
+	// ParentRef A record's id in an external system.
+	ParentRef *ExternalRef `json:"parent_ref,omitempty"`
+
+	// Phone A phone number.
+	Phone nullable.Nullable[string] `json:"phone,omitempty"`
+
+	// ReferredBy A live customer who referred this one.
+	ReferredBy nullable.Nullable[openapi_types.UUID] `json:"referred_by,omitempty"`
+
+	// Role The role of a business account.
+	Role nullable.Nullable[BusinessRole] `json:"role,omitempty"`
+
+	// Tags Replaces all labels; `null` removes them all.
+	Tags nullable.Nullable[[]Tag] `json:"tags,omitempty"`
+}
+
+// CustomerBatchItemResult What happened to one item of a customer batch.
+type CustomerBatchItemResult struct {
+	// Error Why one item of a batch failed.
+	Error *BatchItemError `json:"error,omitempty"`
+
+	// Id The customer's id, unless the item failed or a dry run would create it.
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Index The item's position in `items`, from 0.
+	Index int `json:"index"`
+
+	// Status `created`, `updated`, `unchanged` or `error`.
+	Status CustomerBatchItemResultStatus `json:"status"`
+
+	// Version The customer's version after the batch (its `ETag` without quotes), unless the item failed or a dry run would create it.
+	Version *int64 `json:"version,omitempty"`
+}
+
+// CustomerBatchItemResultStatus `created`, `updated`, `unchanged` or `error`.
+type CustomerBatchItemResultStatus string
+
+// CustomerBatchRequest Customers to create or update in one request.
+type CustomerBatchRequest struct {
+	// AllOrNone Reject the whole batch, writing nothing, if any item fails.
+	AllOrNone *bool `json:"all_or_none,omitempty"`
+
+	// DryRun Report what each item would do, and write nothing.
+	DryRun *bool `json:"dry_run,omitempty"`
+
+	// Items The customers, each matched on `id` or `external_ref`.
+	Items []CustomerBatchItem `json:"items"`
+}
+
+// CustomerBatchResult What happened (or, in a dry run, would happen) to each item of a batch.
+type CustomerBatchResult struct {
+	// Created How many items created a customer.
+	Created int `json:"created"`
+
+	// DryRun Whether this was a dry run, which wrote nothing.
+	DryRun bool `json:"dry_run"`
+
+	// Failed How many items failed.
+	Failed int `json:"failed"`
+
+	// Results One result per item, in request order.
+	Results []CustomerBatchItemResult `json:"results"`
+
+	// Unchanged How many items matched a customer that already had their values.
+	Unchanged int `json:"unchanged"`
+
+	// Updated How many items changed a customer.
+	Updated int `json:"updated"`
 }
 
 // CustomerCreate A new customer.
@@ -1416,6 +1720,21 @@ type Tag = string
 // TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
 type TimeUnit string
 
+// Tombstone What remains of a deleted record.
+type Tombstone struct {
+	// CustomerId The customer the record belonged to (the customer itself for a customer).
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// ExternalRefs The record's ids in external systems.
+	ExternalRefs []ExternalRef `json:"external_refs"`
+
+	// Id The deleted record's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// ParentId Where the record hung: a customer's parent, or a transaction's customer.
+	ParentId nullable.Nullable[openapi_types.UUID] `json:"parent_id"`
+}
+
 // Transaction A purchase, refund or cost.
 type Transaction struct {
 	// Amount A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
@@ -1647,6 +1966,9 @@ type Cursor = string
 // CustomerID defines model for CustomerID.
 type CustomerID = openapi_types.UUID
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -1712,6 +2034,17 @@ type ListModelRunsParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateModelRunParams defines parameters for CreateModelRun.
+type CreateModelRunParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetRetentionParams defines parameters for GetRetention.
 type GetRetentionParams struct {
 	// Cohort The length of cohorts and periods.
@@ -1730,6 +2063,17 @@ type GetRetentionParams struct {
 // GetRetentionParamsCohort defines parameters for GetRetention.
 type GetRetentionParamsCohort string
 
+// ProjectRetentionParams defines parameters for ProjectRetention.
+type ProjectRetentionParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetWhatIfParams defines parameters for GetWhatIf.
 type GetWhatIfParams struct {
 	// RetentionPoints The change in annual retention, in percentage points (5 means +5 points).
@@ -1746,6 +2090,18 @@ type GetWhatIfParams struct {
 
 	// Currency The currency to analyse; default the latest model run's, else the most used purchase currency, else XXX (no currency) with empty results.
 	Currency *CurrencyFilter `form:"currency,omitempty" json:"currency,omitempty"`
+}
+
+// ListChangesParams defines parameters for ListChanges.
+type ListChangesParams struct {
+	// Type Only changes to these kinds of record (repeat the parameter for several).
+	Type *[]ChangeType `form:"type,omitempty" json:"type,omitempty"`
+
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListCustomersParams defines parameters for ListCustomers.
@@ -1802,6 +2158,28 @@ type ListCustomersParams struct {
 // ListCustomersParamsSort defines parameters for ListCustomers.
 type ListCustomersParamsSort string
 
+// CreateCustomerParams defines parameters for CreateCustomer.
+type CreateCustomerParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpsertCustomerBatchParams defines parameters for UpsertCustomerBatch.
+type UpsertCustomerBatchParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // DeleteCustomerParams defines parameters for DeleteCustomer.
 type DeleteCustomerParams struct {
 	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
@@ -1812,6 +2190,15 @@ type DeleteCustomerParams struct {
 type UpdateCustomerParams struct {
 	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListCustomerAuditParams defines parameters for ListCustomerAudit.
+type ListCustomerAuditParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListCustomerTransactionsParams defines parameters for ListCustomerTransactions.
@@ -1871,6 +2258,28 @@ type ListTransactionsParams struct {
 // ListTransactionsParamsSort defines parameters for ListTransactions.
 type ListTransactionsParamsSort string
 
+// CreateTransactionParams defines parameters for CreateTransaction.
+type CreateTransactionParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTransactionBatchParams defines parameters for CreateTransactionBatch.
+type CreateTransactionBatchParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // CreateModelRunJSONRequestBody defines body for CreateModelRun for application/json ContentType.
 type CreateModelRunJSONRequestBody = ModelRunCreate
 
@@ -1879,6 +2288,9 @@ type ProjectRetentionJSONRequestBody = RetentionProjectionRequest
 
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
+
+// UpsertCustomerBatchJSONRequestBody defines body for UpsertCustomerBatch for application/json ContentType.
+type UpsertCustomerBatchJSONRequestBody = CustomerBatchRequest
 
 // UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
 type UpdateCustomerJSONRequestBody = CustomerPatch
@@ -1911,7 +2323,7 @@ type ServerInterface interface {
 	ListModelRuns(ctx echo.Context, params ListModelRunsParams) error
 	// CreateModelRun Start a model run
 	// (POST /v1/analytics/model-runs)
-	CreateModelRun(ctx echo.Context) error
+	CreateModelRun(ctx echo.Context, params CreateModelRunParams) error
 	// GetLatestModelRun Get the latest successful model run
 	// (GET /v1/analytics/model-runs/latest)
 	GetLatestModelRun(ctx echo.Context) error
@@ -1923,16 +2335,22 @@ type ServerInterface interface {
 	GetRetention(ctx echo.Context, params GetRetentionParams) error
 	// ProjectRetention Project retention with the shifted-beta-geometric model
 	// (POST /v1/analytics/retention/projection)
-	ProjectRetention(ctx echo.Context) error
+	ProjectRetention(ctx echo.Context, params ProjectRetentionParams) error
 	// GetWhatIf The value of a retention change
 	// (GET /v1/analytics/what-if)
 	GetWhatIf(ctx echo.Context, params GetWhatIfParams) error
+	// ListChanges The change feed
+	// (GET /v1/changes)
+	ListChanges(ctx echo.Context, params ListChangesParams) error
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
 	// CreateCustomer Create a customer
 	// (POST /v1/customers)
-	CreateCustomer(ctx echo.Context) error
+	CreateCustomer(ctx echo.Context, params CreateCustomerParams) error
+	// UpsertCustomerBatch Create or update customers in bulk
+	// (POST /v1/customers/batch)
+	UpsertCustomerBatch(ctx echo.Context, params UpsertCustomerBatchParams) error
 	// DeleteCustomer Delete a customer
 	// (DELETE /v1/customers/{customer_id})
 	DeleteCustomer(ctx echo.Context, customerId CustomerID, params DeleteCustomerParams) error
@@ -1942,6 +2360,9 @@ type ServerInterface interface {
 	// UpdateCustomer Update a customer
 	// (PATCH /v1/customers/{customer_id})
 	UpdateCustomer(ctx echo.Context, customerId CustomerID, params UpdateCustomerParams) error
+	// ListCustomerAudit A customer's audit trail
+	// (GET /v1/customers/{customer_id}/audit)
+	ListCustomerAudit(ctx echo.Context, customerId CustomerID, params ListCustomerAuditParams) error
 	// GetCustomerScores Get a customer's scores
 	// (GET /v1/customers/{customer_id}/scores)
 	GetCustomerScores(ctx echo.Context, customerId CustomerID) error
@@ -1953,10 +2374,10 @@ type ServerInterface interface {
 	ListTransactions(ctx echo.Context, params ListTransactionsParams) error
 	// CreateTransaction Record a transaction
 	// (POST /v1/transactions)
-	CreateTransaction(ctx echo.Context) error
+	CreateTransaction(ctx echo.Context, params CreateTransactionParams) error
 	// CreateTransactionBatch Record transactions in bulk
 	// (POST /v1/transactions/batch)
-	CreateTransactionBatch(ctx echo.Context) error
+	CreateTransactionBatch(ctx echo.Context, params CreateTransactionBatchParams) error
 	// GetTransaction Get a transaction
 	// (GET /v1/transactions/{transaction_id})
 	GetTransaction(ctx echo.Context, transactionId openapi_types.UUID) error
@@ -2078,8 +2499,28 @@ func (w *ServerInterfaceWrapper) ListModelRuns(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateModelRun(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateModelRunParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateModelRun(ctx)
+	err = w.Handler.CreateModelRun(ctx, params)
 	return err
 }
 
@@ -2151,8 +2592,28 @@ func (w *ServerInterfaceWrapper) GetRetention(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ProjectRetention(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ProjectRetentionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ProjectRetention(ctx)
+	err = w.Handler.ProjectRetention(ctx, params)
 	return err
 }
 
@@ -2199,6 +2660,38 @@ func (w *ServerInterfaceWrapper) GetWhatIf(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetWhatIf(ctx, params)
+	return err
+}
+
+// ListChanges converts echo context to params.
+func (w *ServerInterfaceWrapper) ListChanges(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListChangesParams
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListChanges(ctx, params)
 	return err
 }
 
@@ -2329,8 +2822,57 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateCustomer(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateCustomer(ctx)
+	err = w.Handler.CreateCustomer(ctx, params)
+	return err
+}
+
+// UpsertCustomerBatch converts echo context to params.
+func (w *ServerInterfaceWrapper) UpsertCustomerBatch(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpsertCustomerBatchParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpsertCustomerBatch(ctx, params)
 	return err
 }
 
@@ -2419,6 +2961,38 @@ func (w *ServerInterfaceWrapper) UpdateCustomer(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateCustomer(ctx, customerId, params)
+	return err
+}
+
+// ListCustomerAudit converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCustomerAudit(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "customer_id" -------------
+	var customerId CustomerID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "customer_id", ctx.Param("customer_id"), &customerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter customer_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCustomerAuditParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCustomerAudit(ctx, customerId, params)
 	return err
 }
 
@@ -2576,8 +3150,28 @@ func (w *ServerInterfaceWrapper) ListTransactions(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTransaction(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTransactionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTransaction(ctx)
+	err = w.Handler.CreateTransaction(ctx, params)
 	return err
 }
 
@@ -2585,8 +3179,28 @@ func (w *ServerInterfaceWrapper) CreateTransaction(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTransactionBatch(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTransactionBatchParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTransactionBatch(ctx)
+	err = w.Handler.CreateTransactionBatch(ctx, params)
 	return err
 }
 
@@ -2675,6 +3289,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/analytics/concentration", wrapper.GetConcentration, options.OperationMiddlewares["getConcentration"]...)
 	router.GET(options.BaseURL+"/v1/analytics/acquisition", wrapper.GetAcquisition, options.OperationMiddlewares["getAcquisition"]...)
 	router.GET(options.BaseURL+"/v1/analytics/what-if", wrapper.GetWhatIf, options.OperationMiddlewares["getWhatIf"]...)
+	router.POST(options.BaseURL+"/v1/customers/batch", wrapper.UpsertCustomerBatch, options.OperationMiddlewares["upsertCustomerBatch"]...)
+	router.GET(options.BaseURL+"/v1/customers/:customer_id/audit", wrapper.ListCustomerAudit, options.OperationMiddlewares["listCustomerAudit"]...)
+	router.GET(options.BaseURL+"/v1/changes", wrapper.ListChanges, options.OperationMiddlewares["listChanges"]...)
 
 }
 
@@ -3036,7 +3653,8 @@ func (response ListModelRunsdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateModelRunRequestObject struct {
-	Body *CreateModelRunJSONRequestBody
+	Params CreateModelRunParams
+	Body   *CreateModelRunJSONRequestBody
 }
 
 type CreateModelRunResponseObject interface {
@@ -3433,7 +4051,8 @@ func (response GetRetentiondefaultApplicationProblemPlusJSONResponse) VisitGetRe
 }
 
 type ProjectRetentionRequestObject struct {
-	Body *ProjectRetentionJSONRequestBody
+	Params ProjectRetentionParams
+	Body   *ProjectRetentionJSONRequestBody
 }
 
 type ProjectRetentionResponseObject interface {
@@ -3494,6 +4113,20 @@ func (response ProjectRetention403ApplicationProblemPlusJSONResponse) VisitProje
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProjectRetention409ApplicationProblemPlusJSONResponse Problem
+
+func (response ProjectRetention409ApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3626,6 +4259,103 @@ func (response GetWhatIfdefaultApplicationProblemPlusJSONResponse) VisitGetWhatI
 	return err
 }
 
+type ListChangesRequestObject struct {
+	Params ListChangesParams
+}
+
+type ListChangesResponseObject interface {
+	VisitListChangesResponse(w http.ResponseWriter) error
+}
+
+type ListChanges200JSONResponse ChangePage
+
+func (response ListChanges200JSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListChanges400ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListChanges401ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListChanges403ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges422ApplicationProblemPlusJSONResponse Problem
+
+func (response ListChanges422ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChangesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListChangesdefaultApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomersRequestObject struct {
 	Params ListCustomersParams
 }
@@ -3710,7 +4440,8 @@ func (response ListCustomersdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateCustomerRequestObject struct {
-	Body *CreateCustomerJSONRequestBody
+	Params CreateCustomerParams
+	Body   *CreateCustomerJSONRequestBody
 }
 
 type CreateCustomerResponseObject interface {
@@ -3823,6 +4554,132 @@ type CreateCustomerdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CreateCustomerdefaultApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatchRequestObject struct {
+	Params UpsertCustomerBatchParams
+	Body   *UpsertCustomerBatchJSONRequestBody
+}
+
+type UpsertCustomerBatchResponseObject interface {
+	VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error
+}
+
+type UpsertCustomerBatch200JSONResponse CustomerBatchResult
+
+func (response UpsertCustomerBatch200JSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpsertCustomerBatch400ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch401ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch401ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch403ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch403ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch409ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch409ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch413ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch413ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch422ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch422ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatchdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpsertCustomerBatchdefaultApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4213,6 +5070,118 @@ func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	return err
 }
 
+type ListCustomerAuditRequestObject struct {
+	CustomerId CustomerID `json:"customer_id"`
+	Params     ListCustomerAuditParams
+}
+
+type ListCustomerAuditResponseObject interface {
+	VisitListCustomerAuditResponse(w http.ResponseWriter) error
+}
+
+type ListCustomerAudit200JSONResponse AuditPage
+
+func (response ListCustomerAudit200JSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerAudit400ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListCustomerAudit401ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListCustomerAudit403ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit404ApplicationProblemPlusJSONResponse Problem
+
+func (response ListCustomerAudit404ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit422ApplicationProblemPlusJSONResponse Problem
+
+func (response ListCustomerAudit422ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAuditdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListCustomerAuditdefaultApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomerScoresRequestObject struct {
 	CustomerId CustomerID `json:"customer_id"`
 }
@@ -4492,7 +5461,8 @@ func (response ListTransactionsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateTransactionRequestObject struct {
-	Body *CreateTransactionJSONRequestBody
+	Params CreateTransactionParams
+	Body   *CreateTransactionJSONRequestBody
 }
 
 type CreateTransactionResponseObject interface {
@@ -4627,7 +5597,8 @@ func (response CreateTransactiondefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type CreateTransactionBatchRequestObject struct {
-	Body *CreateTransactionBatchJSONRequestBody
+	Params CreateTransactionBatchParams
+	Body   *CreateTransactionBatchJSONRequestBody
 }
 
 type CreateTransactionBatchResponseObject interface {
@@ -4688,6 +5659,20 @@ func (response CreateTransactionBatch403ApplicationProblemPlusJSONResponse) Visi
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTransactionBatch409ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateTransactionBatch409ApplicationProblemPlusJSONResponse) VisitCreateTransactionBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4869,12 +5854,18 @@ type StrictServerInterface interface {
 	// GetWhatIf The value of a retention change
 	// (GET /v1/analytics/what-if)
 	GetWhatIf(ctx context.Context, request GetWhatIfRequestObject) (GetWhatIfResponseObject, error)
+	// ListChanges The change feed
+	// (GET /v1/changes)
+	ListChanges(ctx context.Context, request ListChangesRequestObject) (ListChangesResponseObject, error)
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx context.Context, request ListCustomersRequestObject) (ListCustomersResponseObject, error)
 	// CreateCustomer Create a customer
 	// (POST /v1/customers)
 	CreateCustomer(ctx context.Context, request CreateCustomerRequestObject) (CreateCustomerResponseObject, error)
+	// UpsertCustomerBatch Create or update customers in bulk
+	// (POST /v1/customers/batch)
+	UpsertCustomerBatch(ctx context.Context, request UpsertCustomerBatchRequestObject) (UpsertCustomerBatchResponseObject, error)
 	// DeleteCustomer Delete a customer
 	// (DELETE /v1/customers/{customer_id})
 	DeleteCustomer(ctx context.Context, request DeleteCustomerRequestObject) (DeleteCustomerResponseObject, error)
@@ -4884,6 +5875,9 @@ type StrictServerInterface interface {
 	// UpdateCustomer Update a customer
 	// (PATCH /v1/customers/{customer_id})
 	UpdateCustomer(ctx context.Context, request UpdateCustomerRequestObject) (UpdateCustomerResponseObject, error)
+	// ListCustomerAudit A customer's audit trail
+	// (GET /v1/customers/{customer_id}/audit)
+	ListCustomerAudit(ctx context.Context, request ListCustomerAuditRequestObject) (ListCustomerAuditResponseObject, error)
 	// GetCustomerScores Get a customer's scores
 	// (GET /v1/customers/{customer_id}/scores)
 	GetCustomerScores(ctx context.Context, request GetCustomerScoresRequestObject) (GetCustomerScoresResponseObject, error)
@@ -5038,8 +6032,10 @@ func (sh *strictHandler) ListModelRuns(ctx echo.Context, params ListModelRunsPar
 }
 
 // CreateModelRun operation middleware
-func (sh *strictHandler) CreateModelRun(ctx echo.Context) error {
+func (sh *strictHandler) CreateModelRun(ctx echo.Context, params CreateModelRunParams) error {
 	var request CreateModelRunRequestObject
+
+	request.Params = params
 
 	var body CreateModelRunJSONRequestBody
 	var err error
@@ -5157,8 +6153,10 @@ func (sh *strictHandler) GetRetention(ctx echo.Context, params GetRetentionParam
 }
 
 // ProjectRetention operation middleware
-func (sh *strictHandler) ProjectRetention(ctx echo.Context) error {
+func (sh *strictHandler) ProjectRetention(ctx echo.Context, params ProjectRetentionParams) error {
 	var request ProjectRetentionRequestObject
+
+	request.Params = params
 
 	var body ProjectRetentionJSONRequestBody
 	var err error
@@ -5227,6 +6225,31 @@ func (sh *strictHandler) GetWhatIf(ctx echo.Context, params GetWhatIfParams) err
 	return nil
 }
 
+// ListChanges operation middleware
+func (sh *strictHandler) ListChanges(ctx echo.Context, params ListChangesParams) error {
+	var request ListChangesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListChanges(ctx.Request().Context(), request.(ListChangesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListChanges")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListChangesResponseObject); ok {
+		return validResponse.VisitListChangesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListCustomers operation middleware
 func (sh *strictHandler) ListCustomers(ctx echo.Context, params ListCustomersParams) error {
 	var request ListCustomersRequestObject
@@ -5253,8 +6276,10 @@ func (sh *strictHandler) ListCustomers(ctx echo.Context, params ListCustomersPar
 }
 
 // CreateCustomer operation middleware
-func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
+func (sh *strictHandler) CreateCustomer(ctx echo.Context, params CreateCustomerParams) error {
 	var request CreateCustomerRequestObject
+
+	request.Params = params
 
 	var body CreateCustomerJSONRequestBody
 	var err error
@@ -5292,6 +6317,54 @@ func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateCustomerResponseObject); ok {
 		return validResponse.VisitCreateCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpsertCustomerBatch operation middleware
+func (sh *strictHandler) UpsertCustomerBatch(ctx echo.Context, params UpsertCustomerBatchParams) error {
+	var request UpsertCustomerBatchRequestObject
+
+	request.Params = params
+
+	var body UpsertCustomerBatchJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpsertCustomerBatch(ctx.Request().Context(), request.(UpsertCustomerBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpsertCustomerBatch")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpsertCustomerBatchResponseObject); ok {
+		return validResponse.VisitUpsertCustomerBatchResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5425,6 +6498,32 @@ func (sh *strictHandler) UpdateCustomer(ctx echo.Context, customerId CustomerID,
 	return nil
 }
 
+// ListCustomerAudit operation middleware
+func (sh *strictHandler) ListCustomerAudit(ctx echo.Context, customerId CustomerID, params ListCustomerAuditParams) error {
+	var request ListCustomerAuditRequestObject
+
+	request.CustomerId = customerId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCustomerAudit(ctx.Request().Context(), request.(ListCustomerAuditRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCustomerAudit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListCustomerAuditResponseObject); ok {
+		return validResponse.VisitListCustomerAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetCustomerScores operation middleware
 func (sh *strictHandler) GetCustomerScores(ctx echo.Context, customerId CustomerID) error {
 	var request GetCustomerScoresRequestObject
@@ -5502,8 +6601,10 @@ func (sh *strictHandler) ListTransactions(ctx echo.Context, params ListTransacti
 }
 
 // CreateTransaction operation middleware
-func (sh *strictHandler) CreateTransaction(ctx echo.Context) error {
+func (sh *strictHandler) CreateTransaction(ctx echo.Context, params CreateTransactionParams) error {
 	var request CreateTransactionRequestObject
+
+	request.Params = params
 
 	var body CreateTransactionJSONRequestBody
 	var err error
@@ -5548,8 +6649,10 @@ func (sh *strictHandler) CreateTransaction(ctx echo.Context) error {
 }
 
 // CreateTransactionBatch operation middleware
-func (sh *strictHandler) CreateTransactionBatch(ctx echo.Context) error {
+func (sh *strictHandler) CreateTransactionBatch(ctx echo.Context, params CreateTransactionBatchParams) error {
 	var request CreateTransactionBatchRequestObject
+
+	request.Params = params
 
 	var body CreateTransactionBatchJSONRequestBody
 	var err error
@@ -5623,242 +6726,294 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3dchs5miD6KgiembB0KkmRlGyXpDgxY6vsak+5qjyWqqfPlNwkmAmSaCUBFoCUilXriL6c69l9g42Y",
-	"+9m92Pt9gH6IfpINfPhJZCaSTMqyu7q3JmamLGYm8AH48P3//NxL+WrNGWFK9s5+7i0JzoiAf764wgv9",
-	"34zIVNC1opz1znpXS4LSQiq+IuKRRLdESMoZwhJhJJXgbIEIU1RtkMKLcyQJyxBVaIbTG0QZmr6a97/G",
-	"Kl1OB72kJ9MlWWE9CfkRr9Y56Z31rnvH171e0lObtf5TKkHZovf+/fukt8YCr4iy8F0UQhCWbl7SXBHR",
-	"Bql5BymOMMP5RpJzlJE5LnKF1JKgHCsiFVrxjORIFOyRTBDJJYGHKy4VKiTJ0LoQ6RLLckD71u9+9zt0",
-	"wLj/+RDdUbVEZLVWGySILHIl9UKpBuiHgohNL+kxvNIrc99U9uHvBJn3znr/z1F5LEfmqTxyC+7pvbgo",
-	"hOQtq54y8qOapPDGFPE5LGYtyC3lhURrvCBbYNKjhhCt8I+vCVuoZe9sNByfNA9Gw2Lw4dUXO/GFZn7q",
-	"NVbLcGbzzoRmvaQnyA8FFSTrnSlRkBCcORcrrHpnvaKAN5vQvJoDgrVsjcbqKcqxVEgQnJ3D3twJqgha",
-	"4vWaMIk4yzeIml1zYCEqkVQ0zxHWiIOVw3y/HHNzygU5RG/bzCfRrXxNV1TFQdfnhiT9qfXwcvg2nM5i",
-	"eu/s8TDRc9NVseqdjYf6L8rMXyMPBmWKLIgAOL5NAT2zl4KvmuB8q3dICcwkTvVPUu8KFwjPFRFILalE",
-	"lEmFmWqDldvxJ3M9QfSAM6xIX9EViZ6yA/CKdwFvRuZckP0gU/w+cF3yQqSkjSY1IZMblpIM6W0w4EkY",
-	"oA0687QzyXjxoyKC4dxABQBelbNfchHBNf0r4iIj4hxhlBOcUbZA0/4USS6URPptwvSPA3RFiURYEDQT",
-	"/IYwNNuEN7wBu2hBz17f7zrWrxCmMfP7XvXX2kupIFj5Z8Ff72LnEiz7arPe44CAfFKJ9JBtK4Ppup5J",
-	"DRLD2gSRa84kAc72RvBZTuDepZwpwuCU8Hqd0xTr747W5o3P/iA11AH71F9kGqRbnNMMXp7MMc2JppUZ",
-	"UZjmlpxoEqtZ3xJLNEKUwQdoTkkOB0iE4JrPfv9zb0WkxAs96KqQCs0Iwsi8TVaY5ghnmSBS9pLemmsa",
-	"InpnvSN41Hv/ztByIpUm7Ge94eh0/DR9TPqn2XDUfzo7Jv3P8clJ/zF5Mn+KP5+dpkMNqVRYFbJ3djIe",
-	"Jz1FFUgGv/VLQn5J9qALwc5SwpSg6Zndm7NyB/r29fddj8gdABxNkxK7rTPDnlv2Cp+gjKfFijCFJN5I",
-	"dLfcDAD97Mh64mfpDwWV1IxXx7/gIUq1+IFZpje7IPpuLQQv1vp01oKviVDU4IuXJDoLEEkPhprMNk0Q",
-	"fsPvPNuT6I4IYuYlBi/s1Uz50lzndIkZI3nk1tlJZOyWEST4HVoTUa6JKrKSu5YQ7M+X+kM9i50WC4GN",
-	"bFRKD9+X60xCgcsCVsLMZ38gqdKjNWbY54z4HHFm90v/4fexeWi4HGWiR9m18i9ISlc41yDiWyLwgkzS",
-	"/DYCnXmo5b2Mpopk6OL1b50QCIA9kkimXJCsBO8csSLPQXjlhTKPAWb9M57p62cEscYRpzjtsEP6oBkp",
-	"8SoxCkNm1oTMcDUgKnu3G478dqL4JA6O3RLYiFsi0MWzCzfZkjBEqFoaEa9gN4zfMS3LXDy70L/8RATX",
-	"AJTsnxcajlaQWLGaaSEq6d2QTYs8DHdHH4PCQqGDty8v0PHx8emhnhekTnOn0MHUAjQ1gBZMEnU46EXW",
-	"z8jdxO9Yc9oLf6EB74S5zBHBL7w7egH1kZMm4hokqKJl5UCi10wpQWeFspchy2BAnL8JLonZ19hCEPaf",
-	"Jwijf7r89htkxtaYjpVR3Z6coK/oc6BaJX/M+QbnajNJsdAM6fVFfzw+HgV0pITxuZbfXymyeqGZYXNT",
-	"/2W5geuuKRfMi2b6C8sXInQaWHMDOzUazHKCVjhdUkb6Wi+BH/T7cFO04mx50rSynCibb+CG4+UxXKww",
-	"fpkY/RX2841h5np2xQEtLd/rTKxf6jHN3jXIdFKKFc1txQrdaR56JzhbDKJydoinsK/lgH7BMbx7XkjK",
-	"iJRveU7iOyJ4Tuxp2ncRTlNeGJXB8T+i92YtqCQgE0pFVQGDJL2MSoOcoElnBOegFwoiSW7+yTW9iXLM",
-	"i9e/vSRKUbbYci/mOJeNi6HZdpXmU4n0oRQqhouYsQLnk4xKWNpEYEUqMvlwMIrJPuY75L5D+rtzlGK5",
-	"RPOc3wGurjhTS3QDikFGb2lGMi29HIzQZyg7/P3BzdFofBgnql5JHQUq6jBCXJdc0J84m8BcsgL5aBwD",
-	"3H6QeABBtD9+8ngwfnw0GqMMb4DTlBDs1JP1y2JBWXX22ORrwedUIfM6AkmeZEhxRH5cEzgwQW4JK8g5",
-	"GqEFvSXS/aBP0lz5NC8kvSVfO4AMdbz3FsYI3sWyEOw5ZlmEgehHSFB5g2aYZWdomvO7KZqRnN+h4eA4",
-	"QdMVyWixmhpddjg41utzz58maLqki6V/+jS8TDm/g/urv+8lPf1i/HYYoXOrkUmiORVaTeHFYqn0aWsS",
-	"vSaC8iwBUW3J79AKs417BS8wZWAJFDExTdFbso2hWtHKMHV0t+TeWpjp2QlOl3Z6ax8JGCg6oCwjP6Kh",
-	"vqx6lPCZ+ejw3P5DIsYV2hAwXKVLksH9wjNJWJUkN9G0TnoF0UplVAEx6w2vraQ/kQQkOANHZa4m+jVu",
-	"an1yPd62/bxbcknsIXq765zkud5NULU8GM2VgkQVRxAjbFVO65EMButo4AkZj5nNLilxuBLub4wFGSy+",
-	"JDlJlREr9iDzz1gFR8w6EjC8KIlyMC4Clus/Ab4mTrds0jO2ccYxt9V+m+xx7LVZSa9gbcZMC2j8NGRI",
-	"G+4IudHEQZPsXtL7ocBCRZln7WxgbocQ8WNgYDLA8YsAarB/hTgNj0qEV5wttql2Myxpi7hlBqmp1wKz",
-	"G7hr4boZURN428jSUXp4H8W/k5JgIIpfsQVlNL64LymjKOVkPqcp1fIbn5sFx3l9g1LkXBD2U3NskEQ9",
-	"oX0Nb6G0ELckCbbS7qK1pFrvjZ5ey9KdZVYzOswYI16Kryfj4WRNhEaMiVxi0SJGwiOAmSuc24P3wCm+",
-	"RuPh3zdsBF3oqR4vMmc5TVS7RgcrvEEzghhZYE2nDncL1gaRK5aTUBM0kLRsikUUf6rRKxjgb4PMvbr8",
-	"Fp2MR09LJ56W86vqz4vv3urbh5UiQn/2+++f9f/13c/H7/8uRo4cfsd0sJQzWayI0Cp4TO6PGG+sJTqi",
-	"vxBWdR7dYYnujK8oSjh3WjcqOrc1uMWlIGs5ABfVHa/CUd27NabZRBIswEe1HwjWXoXz/Ns52Ii3Xamv",
-	"OSMbMAXH9DzKmMbOyn7p8bdYfUoEwiwlUrUrtxlQDXJLxKYcHc/4rfUFcUYSo9pyrgyTi4s3cW9jkz7g",
-	"illjqyWzfFNTZY1nov0iHI+ePOmPEM7XS9wfI/t65EZ8+byTtaz0lnREX/tFd95vHACx9VS8BlXocYb/",
-	"0f41SMExuHMpxLq4JoLMZQf/M2io7iMkN1KfdeJtRlZZCN1wXdiGc7S9JfMYWtCsA2To4LvvXn1x+7Sq",
-	"GrdhHmVZIaMoowd2JEwPbF/sZEa9oUb52y5NGKC/0u++d06wqMuaCMnZI+nsmgFU+qPq2T/LMHrNb0mO",
-	"0040kd+xtrAPS7e1locXRCDrXaOznKC5s7EGRHHnXGssNGdrO8Y6w0AZFSRV+SakNeGE9dPdDcCSs6jt",
-	"EB4gIx1U9/OzkxM0HqKnpydP0HA4HHaZRpA5AQ/rbLMdYUHPdW97WnqvpQlrievGTCr2uyZP2W7As0Z/",
-	"jQKO33fzLhiHSHcoL/X7l8VqhcWmBcpcq9lmXAtWwZSmi2UwEvhmraumI8qWrFHhRYQcvsYzkssEXPkk",
-	"A0XR+VuywviXjeOnE9W7wlEmWKyzPbgLxOJouWWxD3ux4TfNCV6xVJAVYcpYLyzvh+GNp9aGAIHBhUp7",
-	"dTRT+KHgdvH+Eh0H4FCmnpzsdpoA0gMZtagdUo9QYrGE03FKd8dLWSCg8fY4K/KFo4BJRRqNy4pRr014",
-	"2et81KN8udO1iIvgkOOivTneC/hmXyNHxVn40cXvjyhuV6Lnhh3F6g7C9F9M0mzoWuO4rrWH+Bfs0fjx",
-	"yV+LiLfCP74yn42HEYHvPtLZTmT55NJZeDTWG+Ih/LgiWX3mfUSyZ4a5NqQyxdFaS5dV6lCwLC6U3V8I",
-	"C4A/Ge4rZlno95e0WiWr7vLUdrFhX7mgvCKPhzvCdACzt/GRr2jMKzV1YtwUkAhbnE7Q1B2+e7DNl+sG",
-	"6SU991rc/WRheRN1W3/LbIzu9rifDCu8y4MFjIQGodpdNt1btyIS2RLLyYqLqLOdQPALZuCUNiuY8zzn",
-	"dzIwEM44zwlmJtLEB5dHTLVYb7FEUxd9rjhaEBNrrz+E8a28a9klyH9upTsk8RrWwF4Gq6sCtw2d3rgQ",
-	"8b2kEoiLWBGx0Cet0qXRMty5naOpBn+K0pxgIREuoylXlIXDj/527Il1nvVXake8ZzTS1xoXsjJCRkv2",
-	"Wq3yw50jjG7IBkkC7MciCJVIkBW/JdYjbX82v4EjeIVwnncC/QPlufr4n0C++1CT3lsCXFzqLSrFPGCR",
-	"RGtX59v288NFvRbwH1b0++UZ6raLgp/SWleH5EOsd18b81xAMw6887yYKUHIoREQDUOuSxEJbBj3Lj2I",
-	"njPY93HNfDUJ88MMe/eWOH9Jtr1Odry4dFshKDmIuh9OQ6Iy8Hba8X6LwHLpLZANz2Wp+hqbjdZ+TaqH",
-	"4S53mj+uBc+K1BgSV5HQ1GUh2GSGOxAVHyOmmQ98Jqi8aUI2Qn/+t39Hbw5w7pzNHZzbNqS9YyB8mt9O",
-	"ZBAuuRXuILIS2KaJjNwucdkNhSiNMJaymxlpz7D+D4nmmOzyMHVSGF004sTFXcnJ8TAy8AsXtejfcwFD",
-	"IOMfD300ZYcjj0365PE9Zn3y+AOnPb3HWk/vt1a5JruvWoAb4Jr2oEaRVp92NWquO6bOIbQ7GonxlqwJ",
-	"DiLxeJpiCZlxB+U/9U0fHZ4390jiFUF6VlQwqoz0iTgzZrdmbJHWBXev0miMDqBi7Tgwn0kibk2GGGF7",
-	"XFTwuOxMCrMTfq1f/kaLUu7LiShY6wUsvTkmsLFMYq/Q5CDnZuc1XXFGFBabPfCnjCZrBrpRrbXQtIwe",
-	"cqHH+lQFmRcsMyes6dkesUWlK3I0Hp4MHg9jawnObEJY1pakYKISYZ+MV03vqESKdz/k9QQ4UYsALPgM",
-	"z2gOhQuWWLUlf0OEZ8fLXi1XsF2zzUj+pnxdf+xuUsTG0ryKW+9A85oJksYv+5W+qT5IzVATOzBcOjdj",
-	"4u63v9od98Si0x6Ya5Fxny/mq11vv335NQhUIBN22wa39JaNvveO6PcnLlB2q0BJV+Q7/V4j/aVSOqFC",
-	"kRxpC6ephPPVr19VMAoZQ4k1essCIhTiaoxRRah6eaolRlhxKakEvro7W5E0k1BabRVaWjl8u8TR4M9G",
-	"Hq3JmQbBKtc7Zml0CBmR2BlnfUcpPSW1fmhXSIWyhU3Gcm6r0WNkrzDK6EJrqFq4P3EDyDrJPR2cDqsO",
-	"u4Phf/l+1D999/2wf/ru52EyOnl/eHB9PTB/j5KT94f/EDX2OHtIrMDHMyRIykVmQpgoQ7jhe6tBNhyO",
-	"6lahxztdS6FJZl+zbScAq/qQN0HRrKux6NUXECliKi3sX5ehklfgqjyEYMSQrDZOPBAZllhZNc0gMYct",
-	"NAdNEBksBghryUQx0CNfvH1TPTPGhVreUZb1iVhXD+/JSf3saiZE3P9J41f5z8HkrP/u/40iWpAxGPWv",
-	"VLIVjR0gSEqsHuH2/EIqTXahuWOGzLvSB37ZZb2Dmrwji3Spr+p1bzQePB7GChYF1RB+jjsSbIKlyf99",
-	"cjocHTreYpZnGYqrNjDj2SZxBjpPfMA+h9aCzOmPxATzmEwQbkpFoIMpFKs4g+ow0wRNTaGaM1+IKUHT",
-	"NVbLs4CNTGvy2xFYPI6Oj/BKC/A748bdysuczBjyvqTqC4oXjEtFUxnPwMAM8bWiKyrNau5ILBx7XrDU",
-	"sDCI94fCHREnJr0hOV1ynqHgvZYkB4EzSpiaMC5WbVqIWOhzca8if8+RlR+JVHSFFUEHcoXzHK0IZhKl",
-	"nN2C26CrTYQqItrW9Mo/M5ntehq7YUSAjBxf34qoJW+RtsvvuSj/kHq0aOq5K9axdSzIIQKKC2/vzj2w",
-	"EPrhK/uQxI+8fm4xrPsNwblatqaIKeLyTLRgRI2i2kifiq53ym9snv4S5thULxG/6ZJPpkeOgR3mpWzP",
-	"N4lkmvhnW/zS/vp3yWnx4yRb8m06oDbAuncWjVqSDZrpHew0TZu47PJUQiBiW1/XzhqAvqQKDESlZu9q",
-	"rjlNzRgBDkSC/vSfCcIJmh2C9Mbn6Eu8WuE+/H8EUic6WCfohwT96X8eRiLfYrNr9UQu8dqjbib4mheq",
-	"H2q1Piud1h3HracDPsNIgagU56S+xL7QVyecxGtEUFZvb71oFpmYpJxlH2WpC73/zRkrhxMu25wU/NTV",
-	"GrBjdLcoM/KaiLAMVcc5fug4x/1WEJFkLsMR21HhPtcUAlsBAZOe/r+Zvgs9vUZ3Wq139W3B4uLjnPoE",
-	"YLiRRoVy1jct2DWzhaxEFSGYOKczscNyRcwlB0zFCodTg1NhbkjHPsGpHVwkdV/HPRwLxAnhXWMzzL7b",
-	"ah+RGI2NowVBeZSdwQ1zyqhc7vLS6EEJy7a4ZnY6Btust4Z20ayjXfa+ZuQ1YThXLSEDr8fIPodipJ0t",
-	"baA2dNm7OyyRf707Ipr6pvvjyFvzXdzBq6+o88BnpXaQgNPAQyyLNCUk64hFkAPeZSPsi/dHo1I07LIR",
-	"l+btBzEC0oqoHLX61ehVxQ7oENBZvCrYU9nB6qX0WOAoxjaifK9cANDWFdeIcQ8a/NKiE3hXEGeBh8rZ",
-	"zMuSoGVpYMbvfmkE2ROXbpctQmbgvrmKm7MFm2UN0uNq/0SqTvC1ObCQHLkITr7ol8JvordVKoKzjT40",
-	"iGbNqVK5YYG76v5Uiu4MdxnMu21GeWsqewClJaJRF1V2Fi38hWu8rEuprynjE70H0wRNGVcTbwqYalV7",
-	"CkYThvNp3fgWvBnlOx0raSWlsSvUywMyu3etrW3XfXeYtPeN7hUnDZ6/e4VIe+nw1xDp9hDpGpuOIxU2",
-	"LFjKeWGc21aQ9bQ2a7cwbK08YlwepebsKzcTFBD7dtemVjsoS9VE8LvIRF/Yx+jAe7YSZB1bCbo6RPqz",
-	"mO6uZaSKsN6c+l4xGk5JbpLGrfEauyWFmnX1nsEV94Iu54tJ7o2tLQ73yvY+ksBEyo8S8PPrzb4lYu8S",
-	"KR/keRcQ8DLZA1sVygm2iWWiGi7T5n+HKbb4+MspZhvnGuTz+ugSHQwTNErQn//4Hwl6YsL9nmpeou/6",
-	"YWKd1PZeYmmdC4DFBq2Nw7N7Zo+JBnLCxXMaJaWGAHTbQZve7BlT1cgcVvZaE5ZNoAxeRrJtQ+ZkrhAv",
-	"VNXSoRWLA8brWwgeFcbRmksK/lj7HD463AbKve6g+bTLBQkNN9vuhoV37ypCdKWl0cmqxfGSQycPnC61",
-	"KKclZX5jSifSPKcSDHERpj2P1ft6SUHyRTOultb40bKvaZT/XlrbDPAWZf5dNdK0DGfz7xsDPi9onrlk",
-	"EfMWNSFrl//8ukNdXDewocMO7iYvrXvFSjLToJEtmFGtt9SgTI1bUed/neMxGlfWr83jegVnIjRsmyxx",
-	"2eYy+aEgBcm0PCwKSODR//TavRGLjYw9DTP2zGcaCvOVBtR9pEE3pXBjOXwmiWj/mnsrE7moZVZGNhHD",
-	"vPGMfsxo3xo6eV+sHyl2Am+got5bX921GtppyxQaJ05ZJzNSqNJ6prXw2BY9LqKTjGwYoZ0K3uoaDN6t",
-	"njWQber0AVvoE2hjWVtQmtDTtpp25qvW3JiWLdHsCitbWVLCJrbx+3D1e6/GW6lBPbAr45LE376Psd2u",
-	"vwFpEh5teCBRVCvbVjTuz9uXF+j05PHTRp+Eh6mSHdIGGyMysSYs4+BrFMkuGC4U1AQ2FIOLGc0ywrSC",
-	"xNVkzgswkRkv9ET/hLXCR0yIHJvnNFUAOrBCWh18jTc5x9lEcT6BMAGYUBbrNZRdmaxIRvHEdg0pGL7F",
-	"1Kh0Sc/ZAKLEyzXw2KHnO2mKerMusO47LjLpc6RRiplGIKvOlOaGb3jp/FhiCJryXTue4pNZ/2maHvdP",
-	"szHpn8xHeDw7Tk+yx2Swf+VxKDJb4LxZhNwaZQUxNW7Z5oFqjoe9SOIF45zQ6DcO55I7NWj6u/5b83v/",
-	"VTZ1iWoEmZCavYMjfnN19cbGQzQruZ0MT2KkxDZDiVwPKD/soqPtKm6o8T/ZW1c/aIUcnrcUtmtO893b",
-	"VyZAmmaaUMypyY3aPlOsPQvjqt8ye4042XtiVh4Yua0pKjjTFqr0B4jpfLOFxjslVBbilt7iHCiuKNkj",
-	"FwF3bJIsp2a1xMA4JcyPDrEGgObWtCEJSKCusPNOar6z90QHhiYpSysFp+/Huy4P1CE6QpcH6s//9u+j",
-	"w6DElp1neM8luN3aFRhS1t62MfpBlxEN3AfxQw9EhDX6U4+iXcP+3hR+wQY/RQfPvzz65vkXCXqpqUiC",
-	"foNFRgm6LobD8RP0mhA0Hg4fQ3OQ6cp987X76DlWVOZ4hYhCOB/od58eDtB3kLRqXgq2xNnXJGWLPLDC",
-	"UIlwfoc3+j/0lpwjOz7KCaTCpsugPAXIBCHLNc6EpGegi7IuH3Hf2IZ/LrBQNPfJdgejP//xv54k6ATN",
-	"iFTnzjoHWSlCkuywlO3qbWyS0p9PFtCFCUKFVnhtM0Vq2mp71hMY6txjM09LIF2QixOjK+bpthHakzGA",
-	"DaW7IGjRmvXXaimI31cMaby2qUgZwHpyfHLdq5Lrk+OTKCszexqf6u3Lr92ml6NP3wiyosUKOQG35tmo",
-	"P97JCsoUhDAxIUhFMJtRwhq7mk0b1m579ILeErbFEBeLIDepBNsGbzPHOQEOQ1L8pqO61M6FgmYFjhc1",
-	"Z7iPmVKffPumnJfOixllmsZc955+Vse2cYdTr8ERrLXM2Wg569ZOB0GTqr5lIJ7Ex7SS9tYTZTF7p2xi",
-	"E8J171r2iZ1vR+80V/2f5xn0o2vUL95qWDArikjJ93FPm9UCa5TbLA16Z4B/GJvD9u4YgdEhKeOb3SYD",
-	"9jqRiXZfeGAS2dU9ruxyF1RAtydTW/NW7LNCaBQPr0oiIJd0rkjWnxGF+wvCV0SLzJY2uKiYtR8rYoWK",
-	"R2wGU/zpP7vGXxK1Y6T/sW/SsyAS9L1JTucEnEcx/5w11IStccxnyH0G2qy9Xkm1BpMPvS/j7krxG4Ts",
-	"zr0Idpvoq2b5etR/V1/VFtS4jKsjZS8WG34dStrdrkBNKYo5cWDuVu3daiymLpT3je7Vh6Zuz7TBnoB4",
-	"MQO5B6iyaVvxq+OltEr93ollpUJndwPClBIrLXBhTgd7Ou26D80xVI2xq9jGbHYTcN9Hxji/9+vmVWnj",
-	"FeCVr7vTfgl3xvHsCOOx93dH567fuF5NrgeSTzeoNVGsbmf3XtdbET1wUwbp3+6i+4ZCARNLzK80TCxz",
-	"2in9iZxD7idlqSBY2vwFf18i21VpNVYWoTJrcn92KSNTKUi9vYjMkuAspyysSPA3USvmUxR8uU+g9V+i",
-	"DslfpGzFJy7AUM8nq+bF3zOz3CSQ26zwUCYskSvGc67wIlp2C89I0HV3DUWooDj9aoVrCd23dK/E299f",
-	"X8vk3WfRLFsfDrnVFuoTds7QNMObaYKmWn+ZooOngGrWIKV1mSk6qDZSPAy1ngzrLaroPjGNJ+iLHq2A",
-	"5gM2TMUAs0+xxN/9XbFYkQVvs+EYdFfIvQURI6aoLPQ2hvJa1EhBcg1trxg6gJzqaaDMGMc2eIBMeu3u",
-	"Ji1dCnNSDdgKTD28WCwHD9L9xa7G5M1/bAL4sCWsTLvV1rHM49iu7V3brlYioJ6X66oNADErywzcOxMl",
-	"yAa7R7eYsFFpfeSF4FK63qQEC0aCaiaVWd3xRosAVcnV8eeD06dd1rsiCrtY3+6FV18KQvp61T40sUFz",
-	"eQrgbkfzJV6vCdsHxS052EorfEmFy6++63ToPxSYKapauvGDAKwp8bZmJaFEu6UaRK3yhSdcG5ba5nnd",
-	"Cila9+DWqPsSd67069GUlWrxGuvqC48uiQS6lKcQEO9gFz2+l0Q0pAxJvMBGgIsVGhll6OXafJfwrQHT",
-	"DtG0ohLpGb4lH7tT76gEFSwn0piUYewyM2F32T+X5bC1OGe1GfoelOqDYIP+uC3OekVWj6SN3OQMuqSD",
-	"MjVNXJfhth6x8WA0e+aaU5MfIY5uYSLQYIMqAWj2VcAg82YkA6rFnG2WlGzL9q+j1/0MFMEoYJsw/Ny1",
-	"RG4tnILzfMLFhPlStFY7j87xlkDXfX20d0ueE4POCboTFLRgxtUSahnROdJkzJ9/S+qE2dh67PA2CExW",
-	"GUhjtoWjFs5AJ5/6SyTIfGpYMcMrIhELglw2RMVh8Zr5Vhzfoy1C+ZFNhavo9aPhsKrZj3ZYzMyk3fCn",
-	"I2mCbdtNmyz2t3MrAM12tw2kyOZl9Nen01g4F5BX5sYsjSxQaDLlTNmYskh6honO2jVPSZtiDjG9jW1O",
-	"GXgIRjQ9EohQrnaPBlbcB0/qzGWXEdVBmMQpVCMwNooy9+zZFNyJktoM0DdG0A60+dkmuJnURvlWruov",
-	"Uqnr1KLnvkrb7oE/pmrVPcc9PKY9y+g/mGq2SxXrXq1tb7Uooveco1rx01qbrP4/3Lvu3kPoRmXfqycn",
-	"6Cv6/JeuK+1s/LSPrhSmFdv/2ekOuFcBv4fRiDqqPzvI9+6827r00jXzNvzufhm4oZHv1yTc9iTcOqY0",
-	"lRVnD52aDjLGKDpFKw45bFBd9RxNNTObWlYsDVdznXK4MCXOYk1z0MEtlVTJBFmTZeJdhVXbroPCF3J1",
-	"dVxjFl4tbb6ax1HLVPYyvnxo1mnEp9Z4HMxYgfNJxOO53ce5RwWVGZYkp4xM1oJHE9u8SyYroxbMu2WI",
-	"IqQYcJagP/13tPrf/0v8Xh0djNBnKDv8vTJeVvT/odGf//gf/kUod5HhzSNZXX9jOz18oj3I6cqOZLYr",
-	"iCHYIw3Hz9NSQPwKSrN5/DEnqddqV2oSgA6jC2u1JD6o/LM7h9cATYObHrYTaHIJe1qTDcFtERL2FV8d",
-	"yyDGnC4K6zCL+XjbxREriOyBv2bGiblOzUFlShgWlFv0hlOqoXw8o6H6XUt4iBbhSg+46e67A5/9wNvw",
-	"GWJiQySuz9Jxc/xkbUh9z0WYYoI799zgW2XL4acOBTgCr2OQrRkhBtEdTeKUM7CYVlG7cf0bW1dbc5Nu",
-	"NlGmjpvR1FlJ0kJQtbnUF9sQ/RnBgohnRax+5zOGnr15Bc3WrOpruzHZxBP9RNpH0wRJqNMq0fSZTQOD",
-	"/LAz9BymgOD74/SGbOAfBBRSoDAgZMA75UktlVr33r8Ha+WcmwAeprARfE3Trd6FgcLoQRVC5MEjawnq",
-	"52qN2eaRDALuD3y3cmD29dZHEAmA0ZISgUW63CA+v2a+/h4XMrHKla93R4OaCqYSpUmoDlV4h/grE7dk",
-	"Xdzymrkv+25nMcP5RtHUR+dARYRsQcTgml2zC85uDfbJM/13H72AyZxxJMUCoqe2HgVeUxQcB3qB0yXS",
-	"AoGpB2KsejYgYU0QVdcMIUaIaQY8/bHv7lAfXpjaXuA4W1E2tR8tBNababYCfhpoaK/oikiFV/p4BIFU",
-	"xuPj41M97ndXFwMEKcWQQdFoi7GjdruG0ZVvP7Sh5qZr38l49NS72yBm/1yrYFQiRiAOFs0ow2KD5jnH",
-	"irJFH2ouuw5hGuzXVCqp+QUycqaWXSmze7vW8u80kEKnQQ6wFq23yMYaas7IAF3Ac7MrfI1/KIhBT16w",
-	"zMXuSi5MBa45zZWNed8YYx6VsiAQagbwviU4k7VoTkFUIaBiu+nafq7vbaZ3YobTGwDS17HWcvr0zbOr",
-	"i98Yg9IXL16/uHqhodcAr/CNsULdCarAUujUaXQwPRmNpz7pMJCELcW3YsGKaMVzRQ4HJQ6DyR/OPshx",
-	"neK1aaVPOTuy+W6f/UFyNvVprz4PxyS1TvUJTxM9jQZ2Wua0TZ38YEx3/tJgliUgP7rcScrWhUqsr0J+",
-	"/27qpqjUGjebAVbeGbYJl4NrTfZzmhImSUCynq1xuiT98WDYS3qFyC2lk2dHR3d3dwMMjwdcLI7st/Lo",
-	"9auLF99cvoBvymRFT+OevXkVNJQ/640GQ/MiXxOG17R31jseDAfHxoCyBJp/ZIop/6T/vSAqRvjlnUas",
-	"8XCI7pY0J07cSjWJpBIV6wF6pVDGwe6vhdAiXfqyNjNbpcXTkldZ76z3JVG2UDRYfSHNE8AZD4eOwNtc",
-	"mPCw9SGb5A/rBy+rRff4jZE7tJi6S4i1cwNPiVpO3NogiGlguIp1ksRH9os4cmnaIY/tnX3/LiiY0XtN",
-	"bwlwGI29ID9B47zvy12SvXd6gCOwx3c9HBdkZyprQwaysB4H6Q8jQY+Hxwi0/DvacjaaVpg+zb/A43HL",
-	"g/RrnG2AFAL5EXg+pykc1+Ph8R5H9cDH67dv9/nejo48ez8KwplaT/xLwYt1KLzMNpWcDhsNe6DKTFQ+",
-	"t5FSxuY1BWO8I3tUSHXNfKIiIFHBJFEQf1Yf3BjYExswv4Y8EUbuKimC5fvXzFbcDsm+fFSJ25oYE8o6",
-	"L6Qzp1TMYC41PAz1umbOr3CYGHvKmogKHOjg4tnFYYLwLRGa3a4FySjYEi5e/xagv3j927OLZxeGODcu",
-	"QJC8VG1Fc/Z9zCqqObg+l2qZIK1q9qA7RM81h+3Ba5PZphfehbJkok+IKXunuwwZ6/iIub+3J001sUOa",
-	"YwZYoHLQxj5og9pDEYPZpVvtnYWlAY9dtnK7vbXhJUg3UF/yHvSoG9UJzzxCep5VttGICNauMduYvQTK",
-	"c2JA6kx5ToajPd//FJTN07Losu3lCQibJ2L6nOvaQO+sfH6maXavSftSzkDfwVup31vMbmrEzxxBSJBU",
-	"e2MDG/is+BqNh39vmhwk10z/ZjpAaGH+lvg85y8poyjlRPMVSpgaIGgyjSUF8WBZ9vZjRNlZDnw48zVb",
-	"UVZI1+QPKGqVEvl0ixwrLXb6sPAWunRR2aUdlAmiDwxM5Y7pbRGY3ZAMzTZt9x0W2HLdw/5h7sqHv6X5",
-	"7cPc9aTV/wS6mO8CUTk4cIwrmz8fW5r5Nr628bC1Uu44UrXsYxKj6kG3SEKVO+N7k/wiqdDJ8ORTUq23",
-	"tsVmdYdADvl8eDQeonRJ0pvDhyRgcHX7ojBthKLUy5gMyqq8iZZZKpnF1Quv33cl3mTztu+4T6/piqpe",
-	"t4sn+UdmrpWixRF0bitb/LfHUPWhBkv8ABRMemvbAbtREFKGNX5tdxxbcYQLV3zEmsSaHXIUrxWAfCRL",
-	"FcFVdp/WisMb8wpzKV4tbT6QrTBtox3kNbMC/gynN1qIYtkZ/I1Bs9VMdjwcl14CU5lQj5CguyVNl8j2",
-	"j+dliUPNvYGns9Zah+gZFCwFgcAbLlwRcBM/aeYMincjgbXSrEfGzIZXQLM6k6IVYdgm0MtXxfa1lJ7z",
-	"bLOfGt0oxN8bnZ4+7Q9P+8fDq+HwDP73X8MghrPed5df+FYFZ76GTFDe3RZoT/a8wi62suo5UaIg7xsE",
-	"ZPzgBKSNF7pGGwZBNC01VcMAkNe2W1/cD/Xd29e+LJkpj1uCVBdj3v8ieevpfu+Px5+S4F1CHi8uad69",
-	"SB7Ylbey3SMjQ7frDiAXyrKZGlS7UYA5JovI0YpzUwiiTMk07S0qyn1DNH8Ns1cu+0fmpW1XweoS1Qry",
-	"g79BKe9L6zVpLvjDcG2nhHf0s0l0fb8T2Tir5Pq69qEBbmlVs9YiooFbvwSsKnHo/2rNQuMcfhD82qG9",
-	"19tjgTK7xmBTs7qsz7ausuGQf+2I7X3/roHlleiQbiZoyhT3psWZ6URW2p6NP7zWliGw1yQ+oeSauUoe",
-	"S6fq8zncl3IuNwK4DcG5oW+/L6xx4Gq1aMkR3H2h+dM8PEwCE5EptmlL2+EUgpLLCkh+HdWgmGt2kEZq",
-	"Ctt3b2Csm89G8VrCN4dBlSaIE0PP3KdUXjNXcunOxgXb8seM25WC+NnYYkcE/Q5rUE2KQNyU9DaIWdmJ",
-	"iDtLcH1aq3Fdd8w3gWVb73a9CYhEWGkFwNTACptStQE/F3zVi96kLSHZ94TNN2HZDZbiDwBUo+qL25ZK",
-	"vVKHX2BS0zf13Nw362FaYqcJulE+QyMEnmjSihKuKk0UJ0bj0Pw23hFK/lHNFeXlaDW9wSassBL0R0PN",
-	"9P37ZXLITyvvbyv895DimB/0qFrja4tRxJD9LUXgDqBGrKsNayvFQslXjei4UZHqz3/8b4bLlFUaS8bA",
-	"57YiaFg9t0OJoxlZmBjya1YrcvRIQpkjmNYUwaJg47AVlsDGofANsdX/oAJ50zVs6iLjMtLMLsuYUTwT",
-	"s/xH1lsWSXTjWuDUCAhV8poBeTtMjBHGnkxr5We4NKV1J+tSnm5wzV4pHy/n25YYI86SskWM4dliZCHT",
-	"u7cxphYUD7W/fLktTcSCklffj4bDYfLkeJScPPk8Of58nByPnyTjz0+T8ZNxMj4Zvetsf9lSWK2TLeYj",
-	"UMeg7mILnayUX3VetbDE4q/00m5icCvKrNsttOohSendEqs+nbdK/C9szUWb4hLmkDQyH6hEd1yopY0h",
-	"DVIg7as20n51zQ5Kp6kXYoPUACiRJNHUfDA91EPD22E/Kz/vqsgVXeeUiGsm0BGqJEdU0j6ayRrGM9Rs",
-	"v1/pAEI0OSO3lBeyBPFuyW3qtCXsC0xZPdHBCPxYIWHiXMpw93Oroxhj9wJoMPRxAre1TCxVnM+JICwl",
-	"ZQFuTx7DhJhpJbZ82iL42zShDlJ/+ym7EqEpYQria4xH9uAxRHFK9Nlj+9NhmyRYlnvf5pF9vLUI4uNQ",
-	"ROw/HkZqlMWWZRdTTVzK2gBtieePAAuMYFvNxq0lG+Ow2uO1dwZItqkk4K9OG9w+4SAmaT84nLVsHIee",
-	"/WpaDqANIGcb1PXsiDhOxDEgpiT8skKM7NVr4ZUVSuiybX7lj7X0xZJs+4yYD+SDlTS2LY77XBP4INKx",
-	"DObXLNFUTjZh+K5TK7QjGqDpGgvCTLh5DkMB1c+o0Hw/XdI8E4TZkiC15JMETTUshGWYqQmfT0EkN7Vg",
-	"ZDFTghB0YEscXjOqJMnnhwP0Bi8I1G7doJQLmMcEb1cjgWaEsoVL6DmrlG2hEskbul6T7Jpx1wfRmaUg",
-	"12HhUio2yPdegjUP0CU3RVq5sDviwgyN0YtKrUJcs4vXv7Ubwlm+afSbiDEwfRQXQWLWR46JaBA7vTJT",
-	"b+QcYZRDpO8CTftTWLlE9rC0GoKutIoI2yy4Vspmm9CWW6N8st1WFhTLapRIMj/2K38V6yx4VPkLJkt6",
-	"ffvfSnHOfrVUJxTh7LeHc8UMXaHuC+asG8paV6yf9bpqP+7Mv9Iftc3fzNwKWnXxvJVX6medIXluJ3mr",
-	"P2qDJHK3AYqw2GLUQOYoRW8fK/6u08BsY5T+Gcn5XRUSJ6z69LY20Cpk6EHBS7EQm7LtqKarhgtKgjRt",
-	"Rwe29QUoj+6SmkT5H9c5NLQzjo+oyRQvKtB2K6SAF/Wq0JEa7moD+Td6/RFScYEl6VMmCbO9b2Uxs5lr",
-	"kuitRjazzmQIrjDN2/b+h8oK6jU8qmVq9919Sx/2tpA7ugKNrh7AKv0vkE4a1JoxEUVB7wF99ooRgW4Y",
-	"v7OeJsgCsepRG6R+TF+XsNtNr1ch2QmzGf/h4abZ3jC/+qL16Ots1je4BPrfB+48w+10u1LEuSP1LiuV",
-	"dwXKOEsCgcE4cUwrcA1uq+JD2aTCyWKI+cFKz15AQ7jJVpjxj39hmKtx6fW9tg16t245yAvd0MHXEfu4",
-	"MdR2iV1iToPYnr/RkNOwmoFTmCoNZyMKk3++I+LUhATKsEgkFw1pbICeVVShdaEkZF3XBBBUQHM9fM3q",
-	"I6AD7OqYmXcgsbHMxE8QZtCbxtNe85oq65+pJVbXTPIcrChUHQ6QI5klQTZSe8HoD4Vp22EIu74FbFHT",
-	"A9sDP4O2a/fyNdheJWZDAe1LH1u50S6zz1V0Q2tMMytguOIRMFGZAdg7642H4yf94XF/OLoaBeGjlcQ8",
-	"V2qvp0ec+BHryXth+cDeyXjweFiNQ33x3VvTIKJgyoTQPNeC2wpa7fZwhv/RrneQgssd1IKzcuGeyjzL",
-	"MHrNb0mO01DrZ+RO5kRBtMB7Xwevvl/b0cbbky2nfiQRv2MI+K7fQc+OBZkbbbNSGK83Gg5HZfHjsx7j",
-	"Qi3vKMv6RKzBsGSX5tC6XNo37lX0baFyooxiazWBs16XBsEay3huBHXYAKB4+1HKfUJ7Rw9Op1t97T6I",
-	"HLsKI/UA3xe2A0RsGvva0Qsr03cOBg4TSn+NCn5gnlSWFQ6aU+7NlqpRwf73o5+D0pzvzUHnJNpel89V",
-	"3zyUATBnUAODpHxFJDoZnpggGJzJRAtFt/Cu4quZVFpZhW68VsSXG5Ym18yUm4GYgyCb2fhv5oIQ84xE",
-	"OM8cjG2FhLAwj/qWbUEMwRI7W6SzLqSYMa4BRmYpGTo4GZ4enplydVzYn6HcjE02inCtL+ClgGvtZ1t7",
-	"NYdCITEL+sn28qhwsS3kfxMxpnvfvdEnvXvmoB/o7iXbA6BxVVzSSO1wNDQ1nwxPopHPFRnqI+sJu/jP",
-	"vXnO+1/Dpk3Y9AfhW0vU9E5Dvvn+1RdAmNZAopp1VMCxKl05nxWkgcG76ODtywv09Pj0yeEZwqaijwsa",
-	"1kozFDoTZJ1DcykT1AUKNoiNyTWbsiLPpyjNCRaa6ttIY4bwDL41I1KJcjKHkmlQh2qAngmBNxIdTPVO",
-	"TfVAFflzemhSuc3MmfEInaMpVkaqJXKqB4WVZFC2bbbR/7HTwy+SKKhYZEEEk5TmGNkAXSwxAxdPqLDZ",
-	"VLsK5XYZDRWPVIy7fAfmwgfiLveM3Npbpt5bgn5jgHyfVECBU+gDPn0WAas8M/1XThY43UxSMGvrk0l6",
-	"Od/gXG0mKRbgA7voj8fHIyjNbdQo85q7U6aXWUUvuu86Pmlc2S5C7CzVvxLkTyBjfGJ9wJCHT6IPHJmM",
-	"3U6JgkH4GsgxNruZMpQRhWlukpWhO79Zik0vzEhuylMlvu3mNQvSPqi8SYIgLpdbHfwGqdhJzS7r7RSu",
-	"nDEUogzCmPQUNlgImJRvJqkZT1CuxHAnAzgsqQwtA+CvGaRYF4yaii9BwtqMLKl5dTVAl2Y/sG1EYto0",
-	"ai4mOWf6v9VNvGaV4k42yAU9qwqJZctGM/oB40H8MXOZumHHNIhRYDzItdsQdWiqRmr9DTZOk1Q0ZVxN",
-	"5rxgWVuAnCNDZm2fQvK0M+2QPx9J3w70V4GyKlD6rXnIfLx9JMsdFCfE+h1RRqrRCMCkEVRuSCz4aLA1",
-	"ViZsVvVJwmZ2vBnAc8mF2vOTq82aBHWCdnz4rW348FLw1T7vX/Eubxvv8KcIH6w3odjh06rxr2pXil8p",
-	"CHjFcNsOBYSk8nOcloSvPCA52YdshCTD5bFui1WMk4u/BjIRcWrXCWanWKtqb8y9wpl+pVQPS6l+6aTp",
-	"IUjNQ1OXqCf+rW1Fg9sbeqOrWut3fR2yaNe42Qbha+ZcG95JAVmH1YZy6NIEvWriEhS5N+kwlS6C12x6",
-	"YFykCQr8p4dTr4CEvQZtNb+KZU3TMhhyPByeB+OW8NnSTSZtRvmxrDZw2u6yD/snfZjX3hxONYod6mdC",
-	"lLfEOZEImgBVfPTOjT5+PBwMh2H73bPQ7950sDc7x+3lm661KLPhAeP+eHg1PC3DAywlhNVpDPftiWrO",
-	"dq+sBX2P9aqXfG0bI0dXPRqfDk7rqy4yyreudx8PeXVTIIy7//nnn4/GZYeOsrd2bEuO+8Px1ejk7Nht",
-	"ie/B1rv86rv+ycloFHZKPhsFe66XX26i37s9/PSRDqef1kJX6S/WUp4buguGjS6wbDQWdd0WzO0mGSqY",
-	"7QYA5P8hows6gFyHNmypep8qYozchWP+Gjvw4NU9odFyhdV8AEetGg3DR0cz5y7azm1NHYzRMBkOh43y",
-	"5UEzaNO3WRHLEt9wqRaCXP7zazS9+PbN/28rF1qfjSSqP8OSZDaTFtoGLwjUdjR9aM9QvKf2wW5eG23s",
-	"G72qh0GLbvPZP11++801sy0vbPUfk4trOl4jExUd9LmeQpKQaeYhiKkIUGtpbXOJrtnJeAySAJxKmdNv",
-	"B633r54mtq8wwysQPxgq2A3jd+ya1dpTp41G1nYTsApCsbuIBtA1+EMqCFRagNt2v83O3DalweQffB/y",
-	"ydPB6en+MsBFvyICADt6H+eJo67sbydze3cf5lZpyv6XY3Fhb++2XiFE9OFi2s7QsbbUv0QCPzr+KyDw",
-	"dUo6K/Kbj0Pnfw7+6lzXr8biG36EujLxl5PJKpD+avkzvoOHER461/ILvtpW06+KiB9Y26/ao6ba4O/7",
-	"d+/f6cfiNg7zM5TzFOdlgz94FTr1lc2qzo6O4K0ll+rs8+HnQzAr2b1sZAls77KX2EqBPg8gMdUPcmJr",
-	"83n1d9C04cmIZfBN6VW1HRi8iUFrsGAodN16IV3btuut1HltHktsqq99Pe9Ine1Gme3DpLS/OO9rkNZe",
-	"VtjzBZRM8KiIVbVPajWebIsOW9LFNA+U1KYp+JoWzjXWXIrvTWUqNVU6GZnoVEPoeGV/gsZG79+9/z8B",
-	"AAD//w==",
+	"7L3dkhu3miD4KgjuTLhqnWSRrCrJVYqNmXJZ9tFaPlZL5XN6x9QhwUyQRFcSoAFklXi8iujLuZ7dN9iI",
+	"uZ/di73fB+iHOE+ygQ8/icxEkslSSfY5rY7utoqZCXwAPnz/P7/2Ur7ecEaYkr3LX3srgjMi4J/Pb/BS",
+	"/zcjMhV0oyhnvcvezYqgtJCKr4n4QqI7IiTlDGGJMJJKcLZEhCmqtkjh5TMkCcsQVWiO01tEGZq9WPR/",
+	"wCpdzQa9pCfTFVljPQl5h9ebnPQue5Pe6aTXS3pqu9F/SiUoW/bev3+f9DZY4DVRFr7rQgjC0u23NFdE",
+	"tEFq3kGKI8xwvpXkGcrIAhe5QmpFUI4VkQqteUZyJAr2hUwQySWBh2suFSokydCmEOkKy3JA+9Y///M/",
+	"oyPG/c/H6J6qFSLrjdoiQWSRK6kXSjVAvxREbHtJj+G1Xpn7prIP/0GQRe+y9z+dlMdyYp7KE7fgnt6L",
+	"60JI3rLqGSPv1DSFN2aIL2AxG0HuKC8k2uAl2QGTHjWEaI3fvSRsqVa9y9FwfNY8GA2LwYcX3+zFF5r5",
+	"qTdYrcKZzTtTmvWSniC/FFSQrHepREFCcBZcrLHqXfaKAt5sQvMiI+sNV3qnvifbJkRXqGD0l4KgW7JF",
+	"R7JIVwZ7f/rpxTfHSK2wQmt8SyQSRIktZUukVlSiVz++uUESL8gA6TUtqJBKH/GGM40uHOEJgxExkkWa",
+	"EikRFwijs3fvjhGVSCouSIYWXKDxGVrxQsgEbYhAV69eaFAShFmGyB0RWzOzQSW1IhMm8dqAq1/Rhwk/",
+	"6E3SyLskSuo7hpeYssR8NvO7oPqvySbHW5JdIr2ZMwO/HsEADO9jxtWKCLQmasWzBOnD0fDPebbV0GN0",
+	"Nh6joxktN3d6S7ZTQfT9mB0/Q9hBvaI5mTAV7JEBE/aA5nDNmN5WM+zwIjIsZdNCktnxAF2h83fv9KuM",
+	"qwkzm5ggyWEb3NApZmhOAABKMr9xyO3bYMJ6SUBjzhfD9Ck+I/0ni+G8f5adXfQv8Pmof5qOFuP50+yC",
+	"jIYOTQ1FLBE1QK++xq+WuzI+P096a8r83Ymi6gJoYcst1gR4hnIMe4izZ7Cke0EVQSu82RAmEWf5FlFz",
+	"wd0NKjcaK4POlkgPWpdkaXLbWp5Eb/1LuqYqDromMUjSv7bSmRy+DaezRLl3eT5M9Nx0Xax7l+PhEHbR",
+	"/FXuIWWKLIkAOH5MgZJm3wq+boLzo94hJTCTONU/Sb0r+mIuFBHmZlMmFWaqDVZux58u9ARRWpRhRfqK",
+	"rkmUIDkAb3gX8OZkwQU5DDLFHwLXG16IlLSxzyZkcstSTcEEXxvwJAzQBp152pm7PX+niGA4N1ABgDfl",
+	"7G+4iOCa/hVxkRGh6U9OcKbpyqw/Q5ILJZF+mzD94wDdUCIRFgTNBb8lDM23ITNqwC5a0LPX97uO9SuE",
+	"acz8uVf9tfZSKghW/lnw19vYuQTLvtluDjgg4PRUIj1k28pguq5nUoPESGGO54EQ9krweU7g3qWcaXaj",
+	"/4k3m5ymWH93sjFvfPkvUkMdSHr6i0yDdIdzmsHL0wWmOdFsPSMK09ySE0fmV1iiEaIMPkALSnI4QCIE",
+	"1yLhz7/21kRKvNSDrgupNE/AyLxN1pjmCGeZIFL2kt6Gaxoiepe9E3jUe//WiB1EKi2DXPaGo4vx0/Sc",
+	"9C+y4aj/dH5K+l/hs7P+OXmyeIq/ml+kQw2pVFgVsnd5Nh4nPUUVMJg/+SUhvyR70IVglylhStD00u7N",
+	"ZbkDffv6+65H5A4AjqZJid3WmWGfWUkQPkEZT4s1YQpJvJXofrUdAPrZkfXEV+kvBZXUjNeQo8qHKNWS",
+	"shZO7nBeEH23loIXG306G8E3RChq8MULvZ1l3aQHQ03nEVHuD/zesz2J7okgZl5i8MJezZSvzHVOV5gx",
+	"kkdunZ1Exm4ZQYLfg6Tm10QVWct9Swj25zv9oZ7FTouFwEaMLwXdn8t1JqFuYAErYebzfyGp0qM1Zjjk",
+	"jPgCcWb3S//h97F5aLgcZapH2bfyb0hK1zjXIOI7IvCSTNP8LgKdeahVk4ymimTo+uWfnL4CgH0hkUxB",
+	"bvbgPUOsyHOQ8XihzGOAWf+M5/r6GZ2hccQpTjvskD5oRkq8Sox2kJk1ITNcDYjK3u2HI7+bKj6Ng2O3",
+	"BDbijgh0fXXtJlsRhggFMZ1KVLBbxu+ZlmWur671L38lgmsASvbPCw1HK0isWM+1EJX0bmOKEqhucHf0",
+	"MSgsFDp6/e01Oj09vTjW84LUae4UOppZgGYG0IJJoo4Hvcj6Gbmf+h1rTnvtLzTgnTCXOSL4hXfnFiTx",
+	"6shJE3ENElTRsnIg8Wum2jRtq7s5rTHT/EbviNGwq7cI9JosPs4t2XrleI+G6zh5+zD6+TNrg+AsNbYM",
+	"DSXjKOdsSQQi76g0lolSKWJcqNU9ZRkIelGJsbbjRlcHcKL7ppSg80JZIpJlcBA4fxVsi8HHGAIg7D9P",
+	"EEb/65sf/4jM2JpC6O3Wt/XJGfqefl1ZyK+9nG9xrrbTFAvNyF9e98fj01FAfwMYi4yq50yJbZz0m8NE",
+	"lOmDLc0YWH+mhS+ax8ilxRec5z8uQC7ZzSf061r86IJf7s4tiSULCy7sD9K8wQslqX3z6tWLHSSp3AYz",
+	"AIikjW34s77OTvUEc0gpFRqyQKp4u0PrKGcC6S1y+7/VuhlDxUaPksC8GsGkYwvmO0SVXXTmMV0Txnsq",
+	"SQUZfu4Z6S7pKbwELup5dwO0KnPW8oOiqv3OVqxaiaOHNNOQUiUdfOF2dbrerfPBeHY2rJXDABnQglih",
+	"x9/ns6/Go9P+aDgex2bRCIudYLdTEoPxf/Sv+43q8pnVGqqUo1x2CEa43xWETOyFauDO27b7/ApUgNh1",
+	"BsOEJh+dL3OGFY6fB8jwGjGZ0br02IkWHUDepkKq7qJiSYUieLjCcrrmgkSvJogDznoHy1vwPOf3MmCa",
+	"c85zgpnhvd4y3BzuFZZSY9bMmY4VR0tiDOX6Qxjfkh3OrP1cKm9R3iP51NAAdjZYXRW42OF+jVW6eqHI",
+	"+rnW+GLbsQWZVu+5OeW5/sIqPxFlBPTPpn1YKr0KtMbpijLSFwRn8IN+3129mVW8ZtVLF9NlG3fPKawx",
+	"rKpot9Jac4H5vTIaq55dVcyfndHsWz2m2bsImnndubmtWKF7rSjeC86Wg72iAexrOaBfcPRMC0kZkfI1",
+	"z1uEGsFze2fn9l2E05QXxi7mlDyi92YjqCRg+JCKqsLSlYxKI0kAEckIzsH4KYgkufkn3J6oWnj98k9v",
+	"iNJsb4cQs8C5bEgxWjetKjZUIn0ohYrhImaswPk0oxKWNhVYkYrhaTgYxSQE8x1y3yH93TOUYrlCC00G",
+	"NK6uOVMrdAvWr4ze0YxkWkU/GqEvUXb8l6Pbk9H4OK45eEvsKLDDDiMaxIoL+lfOpjCXrEA+GscAtx8k",
+	"HkBg8adPzgfj85PRGGV4CzSshGCvMVi/LJaUVWePTb4RfEG1RKVfR2Cu0pyaI/JuQ+DABLkjrCDP0Agt",
+	"6R14g+AHfZLmyqd5Iekd+cEBZGjeg7cwJp0aJrpLMh1oYm042SxBs0DWmGmJZCbJck2Ymq6JnkWu6GaG",
+	"VlxLUIao32tip8z9mjBrmdRfGgFM70PKRfYMzRRfz6XijGgFDysktGBljI5aO84JfMiI8bV8loh/ZxJx",
+	"d7HX4VP383Iae8uReceU87l4ofVIy8kzY8KZAXnC+T3eSnOOKyLIcbfDCpzHO2V1yzY1SqM50cqw1Lf+",
+	"qOo/U5LkC0CjUk487iS771EZjHJQboC7XgYAe1dBwrez259QeX2PH0+HsG5wzDJE4epLjctY74pBrE+o",
+	"UjTp1GE2g5ty/4LNamAcqGnWw0aV3WQgXlY724tqngx2vx43/pPm/fhzKyk1mNENppL8HABV8FH83hoI",
+	"mhrsfng+gX5YCRd5qLZYR8S46Guc7UY+KOlHxcNg+GYv6Vm2CXImnGNcqoR596upEf2+q3bqGGBVO+V5",
+	"drh2aqWQB2mm+qmWetdUaaR2UBkdFTF+/0hqasqZolo8C/z6RluVRDWUVaQ4T/RngshibaLAxH695nCN",
+	"NcDyuMGWMmAJlg1gb2+UCM95UdFwPF+uXvgo7YwjXSHY15hFWAM8QoLKWzTHLLtEs5zfz4BD3qPh4DRB",
+	"szXJaLGeGe//cHCqd889f5qg2YouV/7p0xDunN+DMqi/17tHl6s4fMZNt5N/SxtTNOfFcqW06qD1/Q0R",
+	"lGcmgGrF79Eas617BYKiygNuyKX0juxyQbhLCLCh+xX3oYCaaSKC05Wd3mJe4HJAR5Rl5B0a6uPUo4TP",
+	"zEfHz+w/IL4JbQmE+qQrkhlpaC4JUzHxLdB56pdSEKUpZYycmfWGOqCkfyUmDM3AUZmrqcs01L765Hq8",
+	"Xft5v+LSBYb5oMoFyXNnzizBaK4UROs4ghj3VOW0vpDBYB1DYsLbbmazS0ocroT7G73xMPcbkhOv83S3",
+	"GVyxCo6YdSQQqqIkyiEcy8hrynrkmjjdsklXbOvCibzl2G2TPY6DNivpFawt/MsCGj8NGdKGe0JuNXHQ",
+	"+n8v6f1SaN1JxMNiwrOBuR1CxI+BQZBFC1+HwAH/CnE+cU1211r83eEMn2NJW2x3ZpBaQILA7BbuWrhu",
+	"RtQU3jbexyg9fEioRCe3qoEofsWWlNH44r6jjKKUk8WCplSL2XxhFhw3HDUoRc4FYX+NcHNOmfKE9iW8",
+	"hdJC3JEk2Eq7izb2zIZm6+m1INpZkjGjw4wx4qX4ZjoeTjdEaMSYyhUWLXwbHgHMXOHcHrwHTvENGg//",
+	"YyOqogs91eNF5iynicYjoKM13qI5QYwssaZTx/ulGYPIlViT0HduIGnZFIso/lSjVzDA3waZe/HmR3Q2",
+	"Hj0tI/RTnlVdd73nP73Wtw8rRYT+7C8/X/X/y9tfT9//hxg5ug7MFnWDfsqZlvMEaH8RI3Ik3EXss/14",
+	"c8E9lui+5tsLCefeeJBKlIINUWqV6RnJje3rnlfhqO7dBtNsKgkWENV7GAg2wqebGvkDZ2TbptjeUxPp",
+	"XdkvPX4nNRKzlEjV7inJgGqYiPnSxjTndzZ6ljNrLhOcx3SevVaUOn3AlYCGnRbM8k1NlTWeifaLcDp6",
+	"8qQ/QjjfrHB/jOzrkRvx3ded4ovK+NKO6Gu/6M77jVM9tp5KnGUVepzh/2z/GqQQSr13KcQGBU8FWcgO",
+	"bnhwd7iPkNxKfdaJjxaxykIYuNyFbbjQ5NdkEUOLTgEC6Oinn158c/e0o/2OZYWMoowe2JEwPbB9sVPg",
+	"mdY290sTBujv9bs7g402REjOvpAu8iGASn9UPfurDKOX/I7kOO1EE/k9a8vpsnRba3l4SYTLwaHznIBB",
+	"r04U9861wUJztrZjrDMMlFFBUpVvQ1oTTlg/3f0ArKw9sc634AEy0kF1P788O0PjIXp6cfYEDYfDYZdp",
+	"BFkQiEmfb/dYybWe6972tPRBSxPWrduNmVScwS1GyVZvcOj9sfy+Wzym8T90h/KNfv9NsV5jsW2BMtdq",
+	"thnXglUwpelimWkI0ew2uLUjygYWVryMkMOXeE5ymUDyA8lAUXQRqllhIvJNqGwnqneDo0zQWjg7chcw",
+	"uVlLbHf2YhOWmhO8YKkga8KUsV5Y3m+df6pMmgKDC5X26mim8EvB7eL9JToNwKFMPTnbH2YKSA9k1KJ2",
+	"SD1CicUSzsSHn5k7XsoCAY23x1mRLxwFTCrSaFxWjMa5hpe9zkc9ypc7XctRCQ45Ltqb4/UBOQfaOcB/",
+	"7V1y3Mofpds5QWs9MjiUEXmHgdpqUsgXaEazGaD2LFzUbDBh+uKZOCjrErVWZoieWROxJGgD8UCiyIm8",
+	"RBtBJKQ/ECUTNNOXbobSnGChRQYwvU3YLSEbGfdp/71qCZWM3uHfrXbwwOjiHzQiZGUQlc3LLYd7hjBE",
+	"GEiiNG5avKASCbLmd8Tame3P5jcw764RzvNu7uoP0wfq4zc05HFcQz5AaK8ksp4dKKgfKE7vkfEhezkl",
+	"Uu9uKdoDeSOa3BrfOdALSP6rUAWw6JmQgluyMfkIDxH51/jdC/PZuP3C7FQIfgLCZtxQWjgoCYNJVqad",
+	"w//pYrqOZw3bOcKkYIvdfjaTGKxFD5jSskufBT+b9M4mvdnxszJ4xEQ1K7KGMEpp08s3gqScmTtnIx1r",
+	"kZAwUhWVInnED1R1DiZhn1z1CW+QjVsLUsE/pf5Th+RD9KFX+ipWCfYRIAQ4JIq5EoQco4JlzgdbF9Ih",
+	"AAMrbyY12AS0dIB+kgTN7OxwexWH/TSOIfjd+UKahAC8GwRnD9PA/KQHEobOqltwCmfDD1XWruo05O9R",
+	"X+ukm8UVnQpPyEHrebaLIx+i75Sk/nwvqX/fRTZ+DWVgOsSWVEPX/eFCDHvTSk1cDPzOA6pGzHc1ViWo",
+	"YLk+qgrtN4GhGGViCwrsPS/yzMnuVHU1bJF3LfZcRdZfSLTh1vtJGZrBwc0SF1fQ5hWGBOz6mDOr0cwS",
+	"NLP6DPyTWXXUBMjCNs72BfP4j1wwe9Rj16q2thVN8tFpJk/BhEMaluwUd6O3Hn/4iXTVcOGA/K7u1f5e",
+	"mxyEAxXA0hkZ0f5cWEeQ3lBTvfJ8ysWUedJrQ72jU70mkDMI4borTYxgrxMfu8u40oJjoiUmzLaBqBMP",
+	"TcrEdioK1mXijYkZwcrEicDI5ogybrQIU83FghCfz9OuHVExiZkgUJpBSwb8rijJnUO+Ggp+hTKOhlak",
+	"cX/vyWw3c3bApS6U8oiLxCRkWrRP7KaaN44hjN/vd5kGFMn/sTc9Gh6wdsjg3SMBUY5TogpqxKLhgDXf",
+	"G/+th31F0xW6F3wfIth8on3AlslOTQBtRbKWKgfwEPwjeiTYY1c+AmqsPBx77MHGrImesO5bl0NuHAZz",
+	"Y4VwLgjOtmiFwY5KhXGTy/gOOJK+98htfPbuI6+hudveZC8PKeucWJTZdTeuYbBDQ4kqRQw+upP7E5qr",
+	"OpmnOhilfjN/7iew1/x9OFKrVpWGFeUxDAO/d0PAp1T8D1H0rYbZ8H0qjjZNGwAo/J3k/4fqy59IP27V",
+	"h7trwbudcx+mje4UsgCzd/GR72ks9nvmnKUzmw5jcDpBM3f47sGu9Fs3SC/pudfiQd4Wlv25DztCMHdk",
+	"PZSB20Hew8GCy+cs/F05Df4IrRH6IKmk4YyrGDueVd1wCJdV3taUhcOPPvvjPvvjPvvjHhg4t8+p9uHW",
+	"1A9zoH32Cf39+IR+MEFwoUvIp6h09QjZu1/3CH3UYLrPHpl/Zx6ZNz7Or5EfUKq+JjJKa7+mBK2102r+",
+	"uBE8K1ITrreOWBNXhWDTOe5AVHwmJpR/0J8JKm+bkI3Q3/7rf0OvjnDuUjo6pJDYUpsdC3Sm+d1UBhVu",
+	"dsIdFMMBtmmK2eyWuOyGQi5UWP6mY3GMw8qNfkjO1N7iEd0qQNgCMlOX3Sinp8PIwM9doRn/nkvLAxn/",
+	"dOgL4HQ48tikT84fMOuT8w+c9uIBa7142Frlhuy/agFuQAKIBzWKtGVjB/dad0xdgK08mu/0mmwIDvJd",
+	"eZpiCRW7j8p/6ps+On7W3CNoYqBnRQWjykifUNczbuHWuuD+VRqN0QFUbBwH5nNJxJ2pXE3YARcV4pr3",
+	"Fqu2E/6gX/6jFqXcl1NRsNYLWMZMm/Thsg9MhSYHtYD3XtM1Z0RhsT0Af8qczabzgGqthaZljp6rFqVP",
+	"VZBFwTJzwpqeHZDBV4ZTjcbDs8H5MFp3pTyzKWFtpWds7i/sk4ld1zsqkeLdD3kzBU7UIgALPsdzmkPv",
+	"n5WN8Yk0pYA86o6XvdrxZ7dmm5H8Vfm6/tjdpIiNpXkVd96BmCstjV/2G31TfSqooSZ2YLh0bsbE3W9/",
+	"tTvuiUWnAzDXIuMhXyzW+95+/e0PIFCBTNhtG9zSWzb6wTui35+6dPSdAiVdk5/0e42KhZVyMhWK5Ehb",
+	"OE0labZ+/aqCUcgYSqzRWxYQoRBXY4wqQtXLUy0xwopLSSW93N3ZiqSZhNJqq9DSyuHbJY4GfzbyaE3O",
+	"NAhWud4xS6NDyIjEzjjrO0rpKanN9nC9yCCqw3Q3sm6r0TmyVxhldKk1VC3cn7kBZJ3kXgwuhlWH3dHw",
+	"f/951L94+/Owf/H212EyOnt/fDSZDMzfo+Ts/fF/ihp7nD0k1iPrytZ/MYmClCHc8L3VIBsOR3Wr0Ple",
+	"11JokjnUbNsJwFqAmjNB0ayrsejFNxDQZTrAHN4vplK9w3WfCcGIIVltnHi6PyyxsmoaFpBLEBksBwhr",
+	"yUQx0COfv37VUl69T8SmGRddPbuaCRH3/6rxq/znYHrZf/s/RxEtKPIa9a9UCswaO0BroNXukrBUmoKw",
+	"Zb+tsiWLX3bZh6Um77iQ80lvNB6cD2M9/4IuLb/GHQm2Jq7pS/DkYjg6drzFLM8yFBfGMufZ1lfq9sTH",
+	"xBhvBFnQd657GNRb4aaFDTqaQROdS+haNUvQzDTQuvS9DBM022C1ugzYyKwmv52AxePk9ASvtQC/tzqD",
+	"W3lZRjeGvN9S9Q3FS8aloqmMR7VghvhG0TWVZjX3JFb0YFGw1LAwqKoBDYUiTkx6S3K64jxDwXstpUQE",
+	"zihhasq4WLdpIWIJHezsq8jfcxcjTqSia6wIOpJrnOdoTTCTKOXsDtwGXW0iVNkSb5E1vfDPTMcNPY3d",
+	"MCJARo6vz7TKiy+s/J6L8g+pR4u2xGiLYa2MBZV6gOLC2/srfFgI/fCVfUjiR14/txjW/YHgXK1aCzEp",
+	"X7tOC0Y0JdEiRfGYXX5r+4esYI5t9RLx2y5Vm9riVsPqL7urukTqufhnO/zS/vp3qRwTBG+2V7XpgNoA",
+	"68G1atSKbNFc2GDDvdO0icuuGkwIRGzr69pZs8itqQ8YaPaubanT1IwR4Egk6N/+R4JwgubHIL3xBfoO",
+	"r9e4D/8fgdSJjjYJ+iVB//b/HEci32Kza/VErvDGo24m+IYXqh9qtb6QeL2VQ/vpgM8w0rguxTmpL7Ev",
+	"9NUJJ/EaEXSmPVgvmkcmhrStj7LUpd7/5oyVwwmXbU4KfupqDdgzuluUGXlDRGvvjfY5fuk4x8NWEJFk",
+	"3oQjtqPCQ64ppI8DAiY9/X9zfRd6eo3utFrv6utYGLMWHxfUl9mDGynLnrQpB8GuWZPHSlQRgolzOhd7",
+	"LFeE+arJGVY4nBqcCgtDOg4JTu3gIqn7Oh7gWPAZOl1jM8y+21SdSIzG1tGCIMh7b3DDgjIqV/u8NHpQ",
+	"wrIdrpm9jsE2662hXR2TWx9uRt4QhnPVEjLwcozsc+jn3dnSBmpDl727xxL517sjovAZD4fhiAuojzp4",
+	"9RV1Hvis1A6SshmYhhiaVJOsIxbZqvb7N2Jf+fv91Vi8aNhlI96Ytx/FCEgronLU6lejVxU7oENAZ/Gq",
+	"YE9lB6uX0mNBM7WsSZQflAsA2rriGjEeQIO/tegE3hXEWeChcjbzslVx2V3f1nb+PRFkT1y6XbYImYH7",
+	"5joBz5dsnjVIj2vXEqntyjfmwEJy5CI4+bJfCr9Qmxqymbf60CCaNadK5YYF7mvVUumTMtxnMO9YLt7f",
+	"msoeQAHXaNRFlZ1FezXhGi/r0p1pxvhU78EsQTPG1dSbAky6GxhNGM5ndeNb8GaU73RsfpSUxq5QLw/I",
+	"7MHtkXZd9/1h0t43elCcNHj+HhQi7aXDzyHS7SHSNTYdRypsWLCUi8I4t60g62lt1m5h2Fnf17g8Ss3Z",
+	"d5QnKCD27a5NrXZQlqqp4PeRib6xj9GR92wlyDq2EnRzjPRnMd1dy0gVYb059YNiNJyS3CSNO+M19ksK",
+	"NevqA4MrHgRdzpfT3BtbWxzule39QgITKT9KwM+vN/uOiIMLEX+Q511AwMv0AGxVKCfYJpaJarhMm/8d",
+	"ptjh4y+nmG+daxBaLVRGl+homKBRgv72r/89QU9MuN9TzUv0XT9OrJPa3kssrXMBsNigtXF4ds/sMdFA",
+	"Trj4mkZJqSEA3XbQFhH0jKlqZA4rJWwIy6bQuSyL5cCWQ+ZkoRAvVNXSoRWLI8brWwgeFcZt5YY7f4Dw",
+	"0fEuUB50B82nXS5IaLjZdTcsvAfX6qZrLY1O1y2OF2ikBJnoUhEtKfNb0+2O5jmVYIiLMO1FrKr+txQk",
+	"XzTnamWNHy37mkb57xtrmwHeosy/q0aaluFslcvGgF8XNM9csoh5i5qQtTf/9LJDqrQb2NBhB3eTl9a9",
+	"YiWZadDIFsyoVjVvUKbGrajzv87xGI0r69fmcb2CMxEatkuWeNPmMvmlIIUpbSIKSODR//TavRGLwwpd",
+	"NmPPfKahMF9pQN1HZYZ6LIfPJBEd3tlibSIXtczKyDZimDee0Y8Z7VtDJ++L9SPFTuAV9K147RtyVkM7",
+	"bTMQ48Qpu9FE2sFYz7QWHtuix0V0kpENI7RTwVtdg8G79dkHsk2dPmDb6QBtLDt4SBN62lZbwnzVmhvT",
+	"siWaXWFl+7dI2MQ2fh+u/uDVeCs1qAd2ZVyS+NsPMbbb9TcgTcKjDQ8kimqmqXA0Kez1t9fo4uz8KQRa",
+	"5mSNMp4W66gz/yGNjUPaYGNEptaEZRx8jb7GBcOFgjauhmJwMadZRphWkLiaLngBJjLjhZ7qn7BW+IgJ",
+	"kWOLnKYKQG+UEoSYq23OcTZVnE8hTAAmlMVmA8WNp2uSUTy1XeIKhu8wNSpd0qMZWW+40vd5eku2U0EK",
+	"CWPWH1A2LWy/YGM1iJI7kwey1zIQFHK02wbM/p6LTPqsapRiplHOKkClgeKPvHSXrDCEWQ1HF+On6Tnp",
+	"P8Vn8/7TND3tX2Rj0j9bjPB4fpqeZedkcHh7aWj+VOC82WnamnEFMb2n2PaRGkvb7ejQFdNvHM4ld4rT",
+	"7J/7tshU/0U2c6ltBJkgnIPDKf5wc/PKRlA0OyycDc9ixEdRlccvFLQFc/HUdhWuqZu9p/WDVsjdjJaG",
+	"E81pfnr9woRU00yTlgU12VS7ZyoEu4QGRzS9tC9cMq76LbPXyJm9WWblgVncGq+CM22hY/8CUaCvdnAF",
+	"p7bKQtzRO5wDjRYlQ+Ui4KdNIucUs5aoGae2+dEhOgHQ3BpDJAGZ1TVc20v/W6xGgc68nwVKytJKI7iH",
+	"cbs3R+oYnaA3R+pv//W/jY6D0vd2nuEDl+B2a18oSdkTz0b1e/KVaKiOP4iDeiAizNSfehTtGhb7prgM",
+	"VvsZOvr6u5M/fv1Ngr7VVCRBf8AiowRNiuFw/AS9JASNh8PzY5Ce1+6bH9xHX2NFZY7XiCiE84F+9+nx",
+	"AP0Eaa7mpbBQlbXIScqWeWC3KYsTQ4j2M2THRzmB5Nl0FRS0ACkiZNLG/ZD0DHRR1uVj9Bvb8E8FForm",
+	"Pj3vaPS3f/0/zhJ0huZEqmfOngd5LEKS7LiUBq25IYhf8hEAtgEvBBet8cbmltT02/Y8KTDtucdmnpbQ",
+	"uyB7J0ZXzNNdI7Snb5gGr/sgaNGz9ddqJYjfVwyJv8BokiDk9ez0bNKr9VY+PYuyMrOn8alef/uD2/Ry",
+	"9NkrQda0WCMnEtd8IfXHe1lBmbQQpjIEyQtmM0pYY1ezafXab8Fe0jvCdpjuYjHnJvlg1+BtBjwnwEFf",
+	"eSP8dFCw2rlQ0ETU8aLmDA8xbOqTb9+UZ6W7Y06ZpjGT3tMv69g27nDqNTiCtZZZHi1n3dqB9KrkfH3L",
+	"QDyJj+kx7S1hyyaTTj3FJujrwT0mEztfW31Efg8xZa4r58N6KZsVRdvuH+7QNqsF1ih32Sb0zgD/MFaK",
+	"3V1rAzNFUkZEu01WpmG5EZlo94UHRpT3ewpZ2VOvdia0J1Nb807ss0Joa0VeSwTkii4UyfpzonB/Sfia",
+	"aJHZ0gYXR7PxY8XK0UZjPIMp/u1/dI3YJGrPSP/3oWnSgkjQ96Y5XRBwN8U8eta0g9xnyH2G3Gegzdrr",
+	"ldRKVLtg/TJSrxS/Qcju3CN0v1G/asiv5wl09W7tQI03cXWk7JFsA7ZDSbvbFagpRTG3D8zdqr1bjcVU",
+	"kvLe1IP6Q9ctoDY8FBAvZlL3AFU2bSd+dbyUD6scfRUodHY3ILApsdICF+Z0sKfTriv4AkOdGbuKXcxm",
+	"PwH3/Z2NuxxuT6CquRigwSgWn+c+MJbPEq98pZ72S7g38mdP4I+9vxUoR+OkrRau603uExR8L2fTb7u6",
+	"nR6McSUAaRR3LLUieuDYDBLG3UX3jb4DJpaYX2mYiua0U/pX8gyyRSlLBcHSZjz4+xLZrlDRCMpWVSpe",
+	"j7sUnqk0ittddmZFcJZTFtYw+IeoLvMpSsQ8JDT7t6hc8psUuvjEJRvqGWjVTPoH5qKblHObRx7KhCVy",
+	"xXjODV5GC3XhOcl9fwW5gbJV0DRyvca1FPA7elCq7l8mE5m8/TKal+sDKHfaQn2KzyWaZXg7S9BM6y8z",
+	"dPQUUM0apLQuM0NHp0/OB+Pzk9HYPAu1ngzrLaroPjGN54av51JFK6b92Uj6a0yZNPJeRnJi2FLKxY7o",
+	"tL2VlKyxX49is6hNB5SjKv4pSfKFLT7rfj3uWIVpb7nrIKM9Wuz6Y3cHrm5m9wyJHZX4/uxN23ZvVwVb",
+	"Xgab94W0bZRMG6YwPeqLD+phG4ukr9bUCNtkVk8nenVLwKKl/HzkkSl9Ya5vtFXIwTEFWJElbzMtGiqs",
+	"kHsL9tEiKJe22Qc1wrncECjUhI6gOMAs0LFNhAa4Mk2e+P6e3l0qzFINGLTLErxYrgaP0izcrsZg1Mfm",
+	"y49biy0jON8xlnkc27WDizTWal3UE8xd2QzgsWW9jAenVFXv7aHNxddYLGmLTWQpuJTIvIEIFowEZXlq",
+	"1MIcW7SaVZWLnn41uHjaZb1rorALWu9eQfhbQUhfr9rH2DboCU8B3N1o7jrMHFAPy5CDnbTC1wZ58/1P",
+	"nQ79lwIzRWOZbF4v0wLCrt7WoaK1o6xJjeV5wrVlWtB0sTj7K4Jar/XO9JESd2706x04hvVAh0eXRCK2",
+	"ylMIiHewix7fSyIaUoYkXikmwMUKjdzDrD606Vtbo6KuZHFn97ZuktPjtpWrU6oPgu03ah5H3kFA6HJ/",
+	"wzj35o4ucYe3W6uj18PsZsEoYDKzEuLvutWa2dh6EPwuCEx6JEhjph8FCGdgKpr5S2Rai+qLyPCaSMSC",
+	"2KstUQe3YQtw/ID+HuVHNqez0WHtkVqsNfGnI2l63CZqYN0JpcjmZfTXp9NYrvGXG7O0/UHF1JQzZYMj",
+	"I3lGfze91HYwl322/Vg7soBCNSK8oyjzwOZjwZ0oqc0A/dF18y27m26Dm+maFlau6u9SqevUa+qhStv+",
+	"gT+matXdFBEe04FWkkdTzfapYt3LDh6sFkX0nmeoVsW31u+t/58eXEDyMXSjsoHbkzP0Pf36964r7e1g",
+	"doiuFObH2//Z66V6UCXKx9GIOqo/e8j3/gTyuvTSNYU8/O5hqeShke9zNnl7NnkdU5rKirOHzkwrJGMU",
+	"naE1h2RMKBP8DM00M5tZViwNV3Mtn7gwtfpi3Z/Q0R2VVMkEWZNl4j3YVZeDg8JXJHYFiWOOBy1tvljE",
+	"UcuUqDMhJtAy1YhPrWFimLEC59OII3636/2AUkBzLElOGZluBI9maHpPYVYG05h3y8hZyJXhLEH/9n+h",
+	"9f/3/4q/qJOjEfoSZcd/Ucb5j/4XNPrbv/53/yLUbcnw9gtZXX9jOz18oj327saOZLYrCG05IJ/Mz9NS",
+	"Cf8Gagx6/DEnqddqV2oy2Y6jC2u1JD6q/LM/Gd0ATYObHvbFaHIJe1rTLcFtgTv2FV/mzSDGgi4L0dap",
+	"eJc4YgWRA/DXzDg116k5qEwJw4Jyi95wSjWUjyfaVL9riVrSIlwZmGE7K+/GZz/wLnwGR1eIxPVZOm6O",
+	"n6wNqR+4CFMVc++eG3yrbDn81KGSTOAMD9KOI8QguqNJnHIGFtMqajeuf2Pramtu0s0mytRxM5oDLkla",
+	"CKq2b/TFNkR/TrAg4qqIFaK9Yujq1QvoGuh6t5u2YjYfSj9xbd1nCZJQcFii2ZXNZ4REx0v0NUwBOSGn",
+	"6S3Zwj8IKKRAYUDIgHfKk1optem9fw/WygU3cWVMYSP4mu5xvWsDhdGDKoTIg0c2EtTP9QazbeCblejI",
+	"mbZMwHO9h5c0rfFXlAgs0tUW8cWE+UKSXMjEKle+cCMNioOYkqqmMkCowjvEX5twOht5ISfMfdl3O4sZ",
+	"zreKpj5oDEp7ZEsiBhM2Ydec3Rnsk5f67z56DpM540iKBQT17TwKvKEoOA70HKcrpAUCU9jGWPVsnMyG",
+	"IKomDCFGiHH0z9713R3qwwszEzI/w9maspn9aCmw3kyzFfDTQEN7Q9dEKrzWxyMI5OSenp5e6HF/urke",
+	"IMiNh8SeRn+XPU0INIyuD8GxzYAw7SfPxqOn3t0GqSTPtApGJWIEwrPRnDIstmiRc6woW/aheLhrdafB",
+	"fkmlkppfICNnatmVMru3Gy3/zgIpdBYks2vReodsrKHmjAzQNTw3u8I3+JeCGPTkBctcSLnkwpSSW9Bc",
+	"2VSMrTHmUSkLAhGQAO9rgjNZCzIWRBUCWg/Mnt/g5eyZvreZ3ok5Tm8BSF+QXcvps1dXN9d/MAalb56/",
+	"fH7zXEOvAV7jW2OFuhdUgaXQqdPoaHY2Gs98LmwgCVuKb8WCNdGK55ocD0ocnr368c3NTF9EsoFTRbMX",
+	"ZcZx/3uyndmk1RIZxufnemiBU1P3rWBUb92GCE3BNLC3ZHt8GTRR8fmvEJ4FqVhadByfoRUv7K0WZJPj",
+	"LcnKamV6pBIa1X9t37hEWmdxcEHdOWIvpBLbmklV01NzqNk2WDe4OgDngyT1Gd5scmoK6J/Y9NMv/0Vy",
+	"NvN56z4tzmSlzzRmzxIPbZliOnNykzFZemKBWZbA4l0qM2WbQiXWRyN/fjtzU1SaBRgkAOv2HNv858FE",
+	"s7ucpoRJEpDqqw1OV6Q/Hgx7Sa8QuaXw8vLk5P7+foDh8YCL5Yn9Vp68fHH9/I9vnsM3Ze6wp+1Xr15o",
+	"NkmEtFGYg6F5kW8Iwxvau+ydDoaDU2M4WgGvOzHV0P+q/70kKsbw5L2+UOPhEN2vaE6cmJlq1kAlKjYD",
+	"9EKhjIO/QwvfRbrydanmtsySp6Evst5l7zuibKV3sHYD1gE44+HQMTabmhYetj5kk4tl/f9lufcevzXy",
+	"lhbP9wnvdm7gpVGLkVsbxBQODDe1zqH4yH4RJ67OQihb9C5/fhtUvOm9pHcEOKvGXpAbofPlz+Uuyd5b",
+	"PcAJ+CG6Ho6LeTWl8aEggLCeFukPI0Hnw1ME1o172nI2mkaaRuu/w+Nxy4NqCDjbAgsAsivwYkFTOK7z",
+	"4ekBR/XIx+u3b//53o1OvFhzEoRxtZ74d4IXm1Bom28rKVY2OB3CHW3sP1/YCDFj65uBE8KRPU34J8zn",
+	"DQMSFUwSBeGg9cGNYyFxnADSthi5r2Tslu9PmC2ZH7I7+UUlXm1qTEebvJDOjFQx/7lKDWGI24Q5f8px",
+	"YuxImqmFcKCj66vr4wThOyK0mLERJKNgQ7l++SeA/vrlny6vr64NcW5cgCCXsNpL6vLnmDVYSy76XKp1",
+	"vrSK3YP2Lj3X3bkHr03n2154F8qapz4/zQcA+IQ16/CJuf135zA2sUOaYwZYoPTX1j5og9pDEYPZZT8e",
+	"nBSpAY9dtnK7vZXlW5DqoEDsA+hRN6oTnnmE9FxVttGICNaeM9+avQTKc2ZA6kx5zoajA9//FJTN07Lo",
+	"su3lCQibJ2L6nOtaUO+yfH6paXavSftSzkDPwzup32vMbmvEzxxBSJBUe2cSm4eg+AaNh//RdClJJkz/",
+	"Zlq4aCXmjviyA99RRlHKieYrlDA1QNAlHksK4sGqbM7JiLKzHPnsgglbU1ZI16UTKGqVEvnspxwrLXb6",
+	"LI0WunRd2aU9lAmiLgxM5Y7pbRGY3ZIMzbdt9x0W2HLdwwaA7sqHv6X53ePc9aTV7wY6qG/jUjk4CAhQ",
+	"tpxFbGnm2/jaxsPWUtfjSNnBj0mMqgfdIglV7oxvLvS7pEJnw7NPSbVe2x651R0COeSr4cl4iNIVSW+P",
+	"H5OAwdXti8L0AYtSL2MqKctqJ1pmqST6Vy+8ft/VaJTN277nPr2ka6p63S6e5B+ZuVaqjkfQua3u+D8e",
+	"Q9WHGizxA1Aw6W1sC/tGRVcZFum27a1sASAuXC0gawpstrjylpoybqdUEVxrhlmtu4MxrzCXcdnSpwfZ",
+	"EvE2ykNOmBXw5zi91UIUy4xFCoNmq5nseDgujUWmtKgeIUH3K5quwBMNYae+Rqnm3sDTWWuxUnQFFYdB",
+	"IPCGC1fF38SNmjmD6vtIYK0065Exs2El0G3SZExGGLYJcPNl7Q+9wIGF73uytfcTzFNf82x7mB7eaMXR",
+	"G11cPO0PL/qnw5vh8BL+97+E0R+XvZ/efOOblVz6mlBBgwfboiE5kAa4oNSqy0mJgrxvUKDxo1OgNmbq",
+	"Wu0YDNPE2BguAZCXtl9n3IH30+uXvsygKZBdglSXg97/LpnzxWHvj8efkmK+gbx8XBLNB9FMMMjv5Nsn",
+	"RghvVz5AsJRlO0WoXqUAc0z6lSM2z0xhlzLF2jS4qVgHGrL9S5g9oBYfnRm3XQWrjFR7SAz+AcXE76y7",
+	"qbngD8O1vSLiya8mcf39XmTjrJK77xoIB7ilddVak5gGbv0esKrEoX/XqonGOfwo+LVH/a83yANteIPB",
+	"KGeVYV89ocqGQ/61Jyj6/dsGllfCarrZsClT3Nsm56YXYWm8NoEEtcYsgcEn8Zk4E+Yq86ycrYAv4L6U",
+	"c7kRwN8K3hF9+32hnCNXe0mLnuAvDO2n5uFxEtiYTPFcW6oSpxDNXVY08+uoRhNN2FEaqSpu372FsW6/",
+	"HMWrid8eB1XXIMAOXblPqZwwV0Lt3gZU2wLojNuVgvza2GJHBP0Oa1BNbkXcFvU6CPbZi4h7S+p9WrNz",
+	"XfnMt4FpXO92vQ2QRFhBYYOF2cGyLV0b8AvB173oTdoRy/5A2Hwbpv1gKf4IQDWqOLltqdQfdvgFNjl9",
+	"U5+Z+2ZdVCvsVEk3ypdohMCVTVpRwlWZiuLEaBza78Z7YvA/qr2jvByttjvYhDVWgr4z1Ezfv98nh/y0",
+	"8v6uQp6PKY75QU+qNft2WFUM2d9R1PEIaj67Ws+28jOUcNaIjhsV5v72r/+n4TJl1dWSMfCFrfAbVsPu",
+	"ULJsTpYm+H7CakXLvpBQtgymNUXtKBhJbMU0MJIofEtsNU/oKND0LZs657gM0bPLMnYYz8Qs/5H1pmUS",
+	"3bomWDUCQpWcMCBvx4mx4tiTaa3kDpemNA9lXcpNDibshfKBhr5xkbECrShbxhieLS64g+l9QmtOLR0B",
+	"igH6+nuaCgY18H4eDYfD5MnpKDl78lVy+tU4OR0/ScZfXSTjJ+NkfDZ629mAs6PSYidjzkcgr0Eh1hZC",
+	"W6nH7Px6Yc3VzwaZQwm03fTgGpbBfDuI42PS7vsVVn26aFUxntuirTYZKcz2aeSoUInuuVArG+0bJKva",
+	"V21OxHrCjko3r5eagyQOqLEm0cx8MDvWQ8PbYQs9P++6yBXd5JSICRPoBFXSWCoJOs20GuPL8l7uNNqi",
+	"iGj6Se4oL2QJ4v2K2yR3y0mWmLJ6SorRMLBCwkTmlIkJz6xSZMzzSyD60DoOHO0ysWR4sSCCsJSUFfw9",
+	"PQ5Tl2aVLIBZi6ZhE7o6qBntp+xqDKeEKYgIMj7ko3OIt5Xoy3P703Gb6Fn2i9jlQz7fWUX1PJRJ++fD",
+	"SJHD2LLsYqopZlkboC2ZFxFggXHsKvq6s+ZrHFZ7vPbOAIk3NR/81WmD26eGxET7R4ezljfl0LNfTaAC",
+	"tAHkbIO6nscSx4k4BsS0kt9XUJS9ei28tUIJXV7UZwWmlmhakm2fu/SBfNCM0x5oYILnU75eG+HHkkXF",
+	"w0DNSpglCMG2x8qa6HsjV3Qjq60ILidQ6Lj8othkVfnbV5xk5B46YZHEVKM0n2j9wBYFlUH+QFCnMikr",
+	"hwlieYi1FUGVxwG6NmuHQKZbsjHZrac2iXLCJhBi4Mo62NysMAHF+Y2pRJJAEUXjqt7gJUlKJqgVL8X5",
+	"pVENINHHQCFlJS/EJa9Y0xrUIyGar5J3OFX5NrgaMjgRaNaUIMYZmTB1T1Nj0dR/I3lLNxuit0IraKBF",
+	"gfPKfe+650K1F3RUyjYS2cr4nKVkwpq5VsZLpXVGkjmjETWWGMIykh2DJRELxYiAlAxJiKysgLIJo6CO",
+	"zZUgBHGWbwfoz7bi7SzEKUDZWR3PBCk7ANt6XVjekmzC9Dkegdf+bHh6HBMFXlKp7PHvEwaM2cwCbXKE",
+	"pGlqJk1nEyhRdWQ7nIBK4IYDhJJ683BuktDfbXLoemhs41GrmqmoUNLUbh07AD5ToiGs0HQaqd6vtpDq",
+	"oZlgl5ie31Xwj1lnl9Afe2KfmUhFnF0QKLDkmIbcsrSFX3jyXuMXYYL6jtC0XBOugEWUaXpahTKtOkyC",
+	"nW1aLqFj5gDNfA3eGcphKCDsGRVaT0xXNM8EYbbYVy2tNEEzDQthGWZqyhczsBmZKm+OzBzZmtpAfEi+",
+	"OB4gjU7QLEAzOgHzmPSkaqzrnFC2dKm6l5WCbJpeGlI7Ydy16nZ+E8hiXLpkyS3y7UFhzQP0hpuuAFzY",
+	"HXGB9MYrQ+Ut4mLCrl/+yW6IppSNBmetVC5Iuf7IUX8N4VivzPCWZwijHHJZlmjWn8HKJbKHRdlygG6o",
+	"5cRzwW8J0xtAW/US2e7MCcpgNoofmh/7lb+M4OEeVf6CyZJe3/63Ug2+X60ND1Xf++0ByzGWEhpnwd+i",
+	"eUrbivWzXlfrmjvz7/VHbfM3c7KD3rA8b9Wt9LPOkHxtJ3mtP2qDJHK3AYqwjHLUgxNU6+7uZt53Gpht",
+	"jVV6TnJ+X4XEGTd84nobaBUy9KjgpViIbdkZX9NVozVJgjRZj0sinaUPvDxc+LjBy3obkg5iR62oAJak",
+	"T5kkTFIwJslibnPSJdFbjWzOvMn9X2Oat+39L5UV1KtzVfsiHLr7lj4c7MJ1dAWE9Udwm/4ZlJGgipyJ",
+	"mQ2aXZXCN+P3NhQC8hytKtQGqR/TVxzudtPr9cX2wmzGf3y4aXYwzC++aT36Opv1PdiB/veBO89xO92u",
+	"dA3pKuP61jhdgTLe/EBgMFEGOdH6pwa31VBG2bTCyWKI+cFGsoOAhnjInTDjd78xzNXMq/peI1P/bueW",
+	"g7zQDR18hdCPq1jZJXZSrcrg03/QpIqwTpHTlcrfuilMbTkVJmZdhuWfuWhIYwN0VVGFNoUCa1FdAEEF",
+	"dHPGE1YfAR1hV6HUvAOp+2WNnQRhBs0QPe01r6mysqlaYTVhkudgdafqeICex2xqgoQlQQxh17eALWt6",
+	"YHtqQ9Dn97dxhtvueuZE4N6UUSTlSbnkd28V3GCaWQnF1ZWCicok+d5lbzwcP+kPT/vD0c0oSJCo5K67",
+	"Krw9PeLUj1jPbw8rC/fOxoPzYTXT4vlPr01Ls4IpEyT6tZb8tLykpbEM/2e73kEKQWWgV1yWC/dk6irD",
+	"6CW/IzlOQzMzI/cyJwri4d77Ern1/dqNd97Ga1n9FxLxe4aAcfsdrDVH+vnXas3c3mg4HJV9ES57jAu1",
+	"uqcs6xOxATSwS3P3olzaH92r6MdC5URVGv9c9oaji/HT9Jz0n+Kzef9pmp72L7Ix6Z8tRng8P03PsnOo",
+	"HslzI+nDBgDJPIzUHpK8Mnp0Qt8aTebzrLArPlZPYXlue5bFprGvnTy3SkHndJew5sLnvJdHZmplx4Gg",
+	"nfrBfK2a9+J/P4Ga++3hbo7hceG9PCZYc5QMh8OqaB20eUjc367cTGj+TyYs5RvqoiFecamWgrz5p5do",
+	"dv3jq//NlJhdE7GE5r6qr7/PbFQGNAugEq012ODiQDNb052zCZuFlGemuejsyFCZ0qM0pdnxTNN+8Uxz",
+	"0YJpZYXBD/bOyLAomOGjK55n0nBRjfumKjDUdZK2LrCpAAVgo42GDokiJ/JSa0WCQAFAeN96nBI0Y0We",
+	"zyYszQnWGwiNZBGeS1P/HRw54CPB0hZjO5ppsjgzJW8cL+MWaOe00V9TOWGaXmZQ/D6QREwtF/eL3iOf",
+	"P4m3VkUPKpLZyobzLYgbWJggFS6sm8t1bvDluwCZLm1rAy1ZbDQHck47aROcJ2zCysNcEkhTNa0ELlHY",
+	"FsUq3vBPZsujzWzIi6oI965Vw4StsLQGFeBG8pmL5oP4HkGVIsz33LY1ssB8bBsfmuYrBjP1iU6YLepl",
+	"0xOMe9P0MkFXzKzBWG1cbWOHkDVk5IvKLpquDVxYtWRGF9O1qSxHbQGt5jK/kLYyXWKSU58hyU3iKjaQ",
+	"TJhv6wl4ELS/QUaFD9qtzBIwaZviaoKYAMtaaxVr+Z6ws/EYts26IF2IpB01E9upKJg1CNi2EEjirS0C",
+	"zYs8s7m+1sHpzmTC3KEcOXQz6LMkCjGOaBb1Af60kUR4+zj0rfhNQzGtre3nquxTkYVAPvmmP3q6Q/I5",
+	"QPBBLwnJ5KOIP8mvXshcCpySmpi5e0XX/Yvd0twOOfU7PRv6A99snPJgydLBG6fXUN2Br+bnaf9plp31",
+	"vyKni/65X/+ThVbu7W3rXfYmvbNJL+Cpd3TTe/v+7cEiYaV10icOhK3BYJq3tJS1I6JviRbc0ljnmH8E",
+	"IW10+ncg1HmxqipJzYv89lBPb5uA92vQluW9EfByEqte/4YvVN88DAWgS4hzISlfE4nOhmcmuAVnMkE5",
+	"wXfwrg/ngaAJZwTWYCcTZkoNQ9pEEAJiIkIXghDzLBbvswC+VEjIbKsJZCYNQnN7Y6Vw/qcUM80852X7",
+	"26Oz4cXxpWlVwIX9GUoNe3mkwV6+gZcebtdYQJHYWDjF2Z6+xVpzs5D/Q6TJHn5vP+k9NAf9SMpVsjuH",
+	"G1cNahqpHY6GwQhnw7No8naAjR+dj+wzMDzYqPD+c+a3yfz+IHxrSfzeG+phvn/xDRCmjdP8awUOIVRb",
+	"upLGoUJ79Prba/T09OLJsdZqjTZr8569jguFoVNXHd2oL6CJJRNmNF5UUXizQOn1+nFF7R2gKyHwVqu/",
+	"eqdmSU3Nl7NjU86OWG0T1JdnaIaVMVsSCTqVtSjckq1WaG/J1k5vIxwVVG22IIKGrTlGZiNNIfYlUKRt",
+	"uaEK5XZFGSoxS3HlJcOPxl0eqLAcrDUcLA+/MkC+TyqgwCn0AZ++jIBVnpn+KydLnG6nKQQ+6JNJejnf",
+	"4lxtpykWECV13R+PT0fQls2oMOa1UJhPqobvh67jNxHo2wixi2X4TJA/gYzxiXUDQx4+lsG3og+c4CKj",
+	"7aWO/rzivi1BNdLDGtCqEv29Lay69R+BxWhFmCtxaNN6L8G+SZgSUDvABbh635JrrQLMZY0zCE8/omY8",
+	"htfElt7wZBWi8k0BEGumNi+YRh2VzBRbjl8O0Dc14UtCVxRbZ0QJTPPBhD03hQjKPAOtcXC2RDiMiIfY",
+	"XNtUBTSLI5uKcLwvtPMKDuDvuqgjLKFL7AEUhtAv2939h9BvPnFRhEpearmXD4sL/yAJcg9lMfUQO1VR",
+	"C5YEGpKtHUkZyojCNDelIF9/+wOyG2Frr2UkN8X/E/TqCHo0HJv0nDIuKQkSTl3lyuA3KHSZ1GKCPBly",
+	"TfKgvVGQcgn+KZPYCBTKFIEEy3USFoM2cq8BHJZUpsEC8BMGBSwLRpXLbXLVvOZkRc2r6wF6Y/YD2/bW",
+	"ULAg0wRIcs48IQqKdFZybWxCHrqqqp/IxtK73T5iPCjOwFwZQ+gMZSIUEnD9MB4UItsSdWx6EZ0Nz8zG",
+	"aWENzRhX0wUvWNaWzOtQyaztU+i0dqY9mu0X0lXy/FykrKaq+q15zGJlj0hxQqzfk+GiGu1lTY2Vyg2J",
+	"Jb4MdjLzmxCCT5GysefNAJ43XKgDP7nZbkhQhX3Phz/aNsLfCr4+5P0b3uVtE5n8KVKd662NO8g0wQWp",
+	"9jr+TEEgIhO37VBASCo/x2lJI6v0ccjJIWSjksNqi/ztypOLk4u/BzIRCaiuE8xOeT4BhT40leYzpXpc",
+	"SvV7J02PQWoem7pEg+Je2wbnZXH9xDZ3Qdx0NDdRYqFXpwzHCm6EC8jCE+acpt79CSXZ/LuCLGYD9MYk",
+	"XGriEqTzm9I9lUaKE9YW9+YUEIjXsmhoe6VUbPaalsGQ4+HwWTBuCZ8tjG9K/Cg/ltUGLtrDxcOu/L9x",
+	"xLg53Vq2NZfKpChLnBOJoDd9JT7chXCPz4eDIcRw2z5kWuCttAyrBXeXTZTjQS6jfZE03JKiMDR93B8P",
+	"b4YXZWi6JaWwOn1FfNf8WqC31/bklmnt1dT6Q3LFN0hupSLr6KpH44vBRX3VRUb5zvUeEp5U3RSISel/",
+	"9dVXo3HZOPqyd/rV4OJpL74lp/3h+GZ0dnnqtsRo6PqFN9//1D87G41MbVimoG/fKNhzvfxyE/3eHRAj",
+	"HuD3IWHiH4UxtHZP1Ne/0n8ZSxdEactimPr1xhWmyQPJkI/CBP7xmJHtHUCuQ+ugfGiPBkbuwzE/x60/",
+	"evMlKK5S4VUfwJKr/ozw0b4YdseubeD6ECLX690lK8HrLiS1PT59wnYFqO+IaSbvqFTQnuZoP7OuNkd2",
+	"HDZ2VR8QvNyMB360cGCz3qlXjWaJDepleA3yiw+7n7CqjGNjzsMEO7sJWAV5xF1ki98+KDjY297lAueS",
+	"JL361viEfh9AXDLai8HFxeFCxHW/IkMAP3sfZ6qjrvxzL3d8+xDu+FtGzDbB+Bw0+3sPmrUcpU66a9Gy",
+	"j8hYfg3+6tympSZTNDwfVfXntxQCK5B+tlUab8fjSCudW7MEX+1q0VJFxA9s1VLtWf5rb06wIOKqUKve",
+	"5c9vNcuDAoJRmK9QzlOcoxk01KSpqTU402AXIu9d9lZKbS5PTuCtFZfq8qvhV0Pgo3YvGymGltGb+o6N",
+	"ykaJDcjwWfOJqS2bE9tqxevbg6bVUUZsma9KP7DtyOuNIlplBtPmvSmcb+thijsoHha27WoeS2yqH3x/",
+	"x0jfxUbbxeOktBg5f3FQNLRsmOLr4ZuwGxHrcprUSvbbls22YDYCv5ykNqnfVwx2zrzIrgVB/ZclnEYq",
+	"LCAby5T90itsBvMnjWAZvfoJKwuBlr7xMEQkBA8CG5qQvaR3xGAMtASo9Nw3OQSGBPPKyQUt+N+/ff//",
+	"BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

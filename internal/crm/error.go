@@ -19,7 +19,11 @@ const (
 	CodePreconditionFailed ErrorCode = "precondition_failed"
 	CodeUnauthorized       ErrorCode = "unauthorized"
 	CodeForbidden          ErrorCode = "forbidden"
-	CodeInternal           ErrorCode = "internal"
+	// CodeIdempotencyKeyReused is an idempotency key sent again with another request.
+	CodeIdempotencyKeyReused ErrorCode = "idempotency_key_reused"
+	// CodeIdempotencyKeyInUse is an idempotency key whose first request is still running.
+	CodeIdempotencyKeyInUse ErrorCode = "idempotency_key_in_use"
+	CodeInternal            ErrorCode = "internal"
 )
 
 // FieldError names one invalid field by a JSON Pointer into the request and says what is wrong.
