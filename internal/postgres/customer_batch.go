@@ -532,7 +532,7 @@ func (b *upsertBatch) settle() int {
 // write stores the created and updated customers.
 func (b *upsertBatch) write() error {
 	var written []int
-	var created, movers []uuid.UUID
+	created, movers := []uuid.UUID{}, []uuid.UUID{} // never nil: nil is NULL, and <> ALL(NULL) matches nothing
 	var releasedSources, releasedIDs, claimedSources, claimedIDs []string
 	var releasedOwners, claimedOwners []uuid.UUID
 	for i, r := range b.results {
