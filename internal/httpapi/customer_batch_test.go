@@ -11,7 +11,9 @@ import (
 	"github.com/centric-crm/centric/internal/crm"
 )
 
-func ref(source, id string) map[string]any { return map[string]any{"source": source, "external_id": id} }
+func ref(source, id string) map[string]any {
+	return map[string]any{"source": source, "external_id": id}
+}
 
 // batchResult is one item of a customer batch's results, reduced to what tests compare.
 type batchResult struct {
