@@ -16,7 +16,7 @@ import (
 
 // changeRow is one row of the change log with the name of the key that made it.
 type changeRow struct {
-	XID           string
+	XID           string `gorm:"column:xid"`
 	Seq           int64
 	EntityType    string
 	Operation     string
