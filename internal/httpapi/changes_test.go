@@ -305,7 +305,7 @@ func TestCustomerAudit(t *testing.T) {
 	}
 	type entry struct {
 		Type, Operation, Actor string
-		Fields             []any
+		Fields                 []any
 	}
 	var got []entry
 	for _, x := range entries {
