@@ -65,7 +65,7 @@ func run(args []string) error {
 			"name": fmt.Sprintf("Customer %d", c), "email": fmt.Sprintf("customer%d@example.com", c),
 			"country": "GB", "tags": []string{"synced"}, "attributes": map[string]any{"tier": rng.IntN(4)},
 			"acquisition_cost": map[string]any{"amount": fmt.Sprintf("%d.%02d", 5+rng.IntN(200), rng.IntN(100)), "currency": "EUR"},
-			"parent_ref": ref(fmt.Sprintf("D-%04d", dealer)),
+			"parent_ref":       ref(fmt.Sprintf("D-%04d", dealer)),
 		})
 	}
 	if err := writeBatches(filepath.Join(*out, "initial"), items, *batch); err != nil {
