@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Partner sync benchmark: a partner upserts its distributor, dealers and end customers through
 # POST /v1/customers/batch in batches of 1,000, matched on its external references; then sends
-# the same data again (all unchanged), then only a 1% delta, then everything again with the
-# delta in it. Each pass is timed end to end over HTTP.
+# the same data again (all unchanged), then only a 1% delta, then everything again with a second
+# 1% delta in it. Each pass is timed end to end over HTTP.
 #
 #   bench/sync.sh            # from anywhere; needs go, curl and PostgreSQL's binaries
 #
@@ -163,7 +163,7 @@ pass "delta" "$work/data/delta" updated
 delta_items=$pass_items
 record "1% delta only"
 pass "mixed" "$work/data/mixed" mixed
-record "everything again, 1% changed since the initial load"
+record "everything again, another 1% changed"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 customers=$(psql_db bench_sync -At -c 'SELECT count(*) FROM customers')
 [[ "$customers" == "$n_records" ]] || die "the database holds $customers customers, want $n_records"
@@ -185,8 +185,8 @@ mkdir -p "$(dirname "$results")"
 	printf -- '- PostgreSQL %s on loopback, fsync on, max_wal_size=4GB, a CHECKPOINT before each pass\n' "$pg_version"
 	printf -- '- Centric %s, Go %s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo '(uncommitted)')" "$(go env GOVERSION)"
 	# shellcheck disable=SC2016 # backticks are Markdown
-	printf -- '- Data: %d records of one partner (1 distributor, 999 dealers, the rest end customers under random dealers), `POST /v1/customers/batch` with %d items per request, sent one after another by curl; items are matched on `external_ref` and name their parent by `parent_ref` (the dealers their distributor within the first batch). The delta changes the email and tags of %d customers.\n\n' \
-		"$n_records" "$per_batch" "$delta_items"
+	printf -- '- Data: %d records of one partner (1 distributor, 999 dealers, the rest end customers under random dealers), `POST /v1/customers/batch` with %d items per request, sent one after another by curl; items are matched on `external_ref` and name their parent by `parent_ref` (the dealers their distributor within the first batch). The delta changes the email and tags of %d customers; the last pass re-sends everything with the phone of another %d changed.\n\n' \
+		"$n_records" "$per_batch" "$delta_items" "$delta_items"
 	printf '%s\n\n%s\n' "$table" "$notes"
 } >"$results.tmp"
 mv "$results.tmp" "$results"

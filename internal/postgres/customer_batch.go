@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,8 +46,45 @@ type upsertBatch struct {
 // UpsertCustomers matches the items, merges them, places them in the hierarchy parents first,
 // and writes the changed ones: their external references, a COPY into a staging table, one
 // INSERT for the new customers and one UPDATE for the changed ones, and, for customers moved to
-// another parent, one statement per move rewriting the paths of its subtree.
+// another parent, one statement per move rewriting the paths of its subtree. A batch whose
+// customers change between its read and its write is redone, up to maxBatchAttempts times.
 func (s *CustomerBatchStore) UpsertCustomers(ctx context.Context, scope crm.Scope, items []crm.CustomerUpsert, results []crm.UpsertResult, opts crm.UpsertOptions, merge crm.UpsertMerge) error {
+	initial := slices.Clone(results)
+	var err error
+	for range maxBatchAttempts {
+		copy(results, initial)
+		err = s.upsertOnce(ctx, scope, items, results, opts, merge)
+		if !errors.Is(err, errConcurrentChange) {
+			break
+		}
+	}
+	if errors.Is(err, errConcurrentChange) {
+		return crm.Errorf(crm.CodeConflict, "Customers of this batch kept changing while it was written; nothing was written. Send the batch again.")
+	}
+	if err != nil {
+		return err
+	}
+	if opts.DryRun {
+		for i := range results {
+			if results[i].Status == crm.UpsertCreated {
+				results[i].ID, results[i].Version = uuid.Nil, 0
+			}
+		}
+	}
+	return nil
+}
+
+// maxBatchAttempts bounds how often a batch is redone when customers it read change before it
+// writes them.
+const maxBatchAttempts = 3
+
+// errConcurrentChange redoes a batch: a customer it read changed before it could lock it.
+var errConcurrentChange = errors.New("a customer of the batch changed concurrently")
+
+// upsertOnce runs the batch in one transaction. It reads the matched customers without locking
+// them, so unchanged items write nothing at all, and locks only the customers it writes,
+// checking that their versions are still the ones it read.
+func (s *CustomerBatchStore) upsertOnce(ctx context.Context, scope crm.Scope, items []crm.CustomerUpsert, results []crm.UpsertResult, opts crm.UpsertOptions, merge crm.UpsertMerge) error {
 	n := len(items)
 	b := &upsertBatch{
 		ctx: ctx, scope: scope, items: items, results: results,
@@ -70,17 +108,10 @@ func (s *CustomerBatchStore) UpsertCustomers(ctx context.Context, scope crm.Scop
 		}
 		return b.write()
 	})
-	if err != nil && !errors.Is(err, errRollback) {
-		return err
+	if errors.Is(err, errRollback) {
+		return nil
 	}
-	if opts.DryRun {
-		for i := range results {
-			if results[i].Status == crm.UpsertCreated {
-				results[i].ID, results[i].Version = uuid.Nil, 0
-			}
-		}
-	}
-	return nil
+	return err
 }
 
 func (b *upsertBatch) ok(i int) bool { return b.results[i].Status == "" }
@@ -91,12 +122,17 @@ func (b *upsertBatch) fail(i int, code crm.ErrorCode, pointer, message string) {
 	}}
 }
 
-// scopeSQL confines a query on customers to the scope given as parameter $n (NULL for all).
-func scopeSQL(n int) string {
-	return fmt.Sprintf(`($%d::uuid IS NULL OR ancestors @> ARRAY[$%d::uuid] OR id = $%d::uuid)`, n, n, n)
+// byIDs reads the live customers c whose ids are in $1 within scope: a join from the ids, so
+// every plan, generic ones included, looks the ids up in the primary key. It returns the
+// query's FROM and WHERE clauses and its arguments.
+func byIDs(ids []uuid.UUID, scope crm.Scope) (string, []any) {
+	ids = slices.Compact(slices.SortedFunc(slices.Values(ids), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }))
+	clauses := ` FROM unnest($1::uuid[]) AS wanted(id) JOIN customers c ON c.id = wanted.id WHERE c.deleted_at IS NULL`
+	if scope.Root == nil {
+		return clauses, []any{ids}
+	}
+	return clauses + ` AND (c.ancestors @> ARRAY[$2::uuid] OR c.id = $2::uuid)`, []any{ids, *scope.Root}
 }
-
-func scopeRoot(scope crm.Scope) pgtype.UUID { return pgUUID(scope.Root) }
 
 // match finds the stored customer of every item and locks it: by id, or by the owner of the
 // item's external reference.
@@ -122,7 +158,7 @@ func (b *upsertBatch) match() error {
 			ids = append(ids, id)
 		}
 	}
-	stored, err := b.lockCustomers(ids)
+	stored, err := b.readCustomers(ids)
 	if err != nil {
 		return err
 	}
@@ -159,18 +195,16 @@ func (b *upsertBatch) match() error {
 	return nil
 }
 
-// lockCustomers reads the live customers with the given ids within scope and locks them, in id
-// order so concurrent batches cannot deadlock on them.
-func (b *upsertBatch) lockCustomers(ids []uuid.UUID) (map[uuid.UUID]*crm.Customer, error) {
+// readCustomers reads the live customers with the given ids within scope.
+func (b *upsertBatch) readCustomers(ids []uuid.UUID) (map[uuid.UUID]*crm.Customer, error) {
 	out := map[uuid.UUID]*crm.Customer{}
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := b.tx.Query(b.ctx, `SELECT to_jsonb(c) FROM customers c
-		WHERE id = ANY($1) AND deleted_at IS NULL AND `+scopeSQL(2)+`
-		ORDER BY id FOR UPDATE`, ids, scopeRoot(b.scope))
+	from, args := byIDs(ids, b.scope)
+	rows, err := b.tx.Query(b.ctx, `SELECT to_jsonb(c)`+from, args...)
 	if err != nil {
-		return nil, fmt.Errorf("lock customers: %w", err)
+		return nil, fmt.Errorf("read customers: %w", err)
 	}
 	var state []byte
 	_, err = pgx.ForEachRow(rows, []any{&state}, func() error {
@@ -183,7 +217,7 @@ func (b *upsertBatch) lockCustomers(ids []uuid.UUID) (map[uuid.UUID]*crm.Custome
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("lock customers: %w", err)
+		return nil, fmt.Errorf("read customers: %w", err)
 	}
 	return out, nil
 }
@@ -335,8 +369,8 @@ func (b *upsertBatch) place() error {
 	}
 	parents := map[uuid.UUID]parentRow{}
 	if len(parentIDs) > 0 {
-		rows, err := b.tx.Query(b.ctx, `SELECT id, kind, ancestors FROM customers
-			WHERE id = ANY($1) AND deleted_at IS NULL AND `+scopeSQL(2)+` FOR SHARE`, parentIDs, scopeRoot(b.scope))
+		from, args := byIDs(parentIDs, b.scope)
+		rows, err := b.tx.Query(b.ctx, `SELECT c.id, c.kind, c.ancestors`+from+` FOR SHARE OF c`, args...)
 		if err != nil {
 			return fmt.Errorf("read parents: %w", err)
 		}
@@ -440,7 +474,8 @@ func (b *upsertBatch) checkReferrers() error {
 	if len(ids) == 0 {
 		return nil
 	}
-	live, err := b.liveIDs(`SELECT id FROM customers WHERE id = ANY($1) AND deleted_at IS NULL AND `+scopeSQL(2), ids, scopeRoot(b.scope))
+	from, args := byIDs(ids, b.scope)
+	live, err := b.liveIDs(`SELECT c.id`+from, args...)
 	if err != nil {
 		return fmt.Errorf("check referrers: %w", err)
 	}
@@ -557,6 +592,9 @@ func (b *upsertBatch) write() error {
 	if len(written) == 0 {
 		return nil
 	}
+	if err := b.lockWritten(written); err != nil {
+		return err
+	}
 	if len(releasedOwners) > 0 {
 		_, err := b.tx.Exec(b.ctx, `DELETE FROM customer_external_refs r
 			USING unnest($1::text[], $2::text[], $3::uuid[]) AS w(source, external_id, customer_id)
@@ -600,6 +638,47 @@ func (b *upsertBatch) write() error {
 		}
 	}
 	return b.readVersions(written)
+}
+
+// lockWritten locks the stored customers the batch updates, in id order so concurrent batches
+// cannot deadlock, and fails with errConcurrentChange if any changed since it read them.
+func (b *upsertBatch) lockWritten(written []int) error {
+	read := map[uuid.UUID]int64{}
+	var ids []uuid.UUID
+	for _, i := range written {
+		if old := b.existing[i]; old != nil {
+			read[old.ID] = old.Version
+			ids = append(ids, old.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	from, args := byIDs(ids, b.scope)
+	rows, err := b.tx.Query(b.ctx, `SELECT c.id, c.version`+from+` ORDER BY c.id FOR NO KEY UPDATE OF c`, args...)
+	if err != nil {
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	locked := 0
+	var id uuid.UUID
+	var version int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &version}, func() error {
+		if version != read[id] {
+			return errConcurrentChange
+		}
+		locked++
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, errConcurrentChange) {
+			return err
+		}
+		return fmt.Errorf("lock customers: %w", err)
+	}
+	if locked != len(ids) {
+		return errConcurrentChange // deleted or moved out of scope meanwhile
+	}
+	return nil
 }
 
 func columnList(columns []string) string {

@@ -9,10 +9,12 @@
 //	initial/NNN.json   every record once; the first batch holds the distributor and the dealers
 //	                   (dealers name the distributor by parent_ref within the batch), the others
 //	                   end customers naming their dealer by parent_ref
-//	delta/NNN.json     only the changed records (a new email and tag on delta × records customers)
-//	mixed/NNN.json     every record again, with the delta applied
+//	delta/NNN.json     only the changed records (a new email and tag on delta × customers)
+//	mixed/NNN.json     every record again, with that delta and a second one (a new phone on
+//	                   another delta × customers) applied
 //
-// Re-sending initial/ is the unchanged pass. The output is deterministic for a given -seed.
+// Re-sending initial/ is the unchanged pass; after delta/, mixed/ updates exactly the customers
+// of the second delta. The output is deterministic for a given -seed.
 package main
 
 import (
@@ -91,6 +93,15 @@ func run(args []string) error {
 	}
 	if err := writeBatches(filepath.Join(*out, "delta"), deltaItems, *batch); err != nil {
 		return err
+	}
+	for _, p := range rng.Perm(customers)[:changed] {
+		i := *dealers + 1 + p
+		item := make(map[string]any, len(mixed[i]))
+		for k, v := range mixed[i] {
+			item[k] = v
+		}
+		item["phone"] = fmt.Sprintf("+44 20 7946 %04d", p%10000)
+		mixed[i] = item
 	}
 	return writeBatches(filepath.Join(*out, "mixed"), mixed, *batch)
 }
