@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/centric-crm/centric/internal/crm"
+	"github.com/centric-crm/centric/internal/postgres"
 )
 
 // feedReader pages through the change feed as a partner would, remembering its cursor.
@@ -291,6 +292,15 @@ func TestChangeFeedContents(t *testing.T) {
 	all.catchUp()
 	if n := len(all.seen) - before; n != 1 || all.seen[len(all.seen)-1]["entity_id"] != other {
 		t.Errorf("resuming read %d changes, want the one new update", n)
+	}
+
+	// Pruning drops old changes; the feed then starts after them.
+	pruned, err := postgres.NewChangeStore(e.app.DB).PruneChanges(context.Background(), time.Now().Add(time.Hour))
+	if err != nil || pruned != int64(len(all.seen)) {
+		t.Errorf("pruned %d, %v; want all %d", pruned, err, len(all.seen))
+	}
+	if page := e.mustDo(request{Method: "GET", Path: "/v1/changes"}, http.StatusOK).json(t); len(page["data"].([]any)) != 0 {
+		t.Errorf("the feed after pruning = %v", page["data"])
 	}
 }
 

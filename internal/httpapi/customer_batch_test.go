@@ -2,7 +2,9 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -289,4 +291,52 @@ func patchOf(t *testing.T, body map[string]any) crm.CustomerPatch {
 		p.Name.Set(name)
 	}
 	return p
+}
+
+// TestCustomerBatchConcurrentWriters has batches update the same customers at once: each batch
+// either applies in full or is refused with a 409, and no update is lost.
+func TestCustomerBatchConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const customers, writers = 40, 4
+	items := func(name string) []any {
+		out := make([]any, customers)
+		for i := range out {
+			out[i] = map[string]any{"external_ref": ref("erp", fmt.Sprint("K-", i)), "kind": "consumer", "name": name}
+		}
+		return out
+	}
+	if _, results := upsertBatch(e, map[string]any{"items": items("initial")}); results[0].Status != "created" {
+		t.Fatalf("setup: %v", results)
+	}
+	statuses := make([]int, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			res := e.do(request{Method: "POST", Path: "/v1/customers/batch", Body: map[string]any{"items": items(fmt.Sprint("writer ", w))}})
+			statuses[w] = res.Status
+			if res.Status == http.StatusOK && res.json(t)["updated"] != float64(customers) {
+				t.Errorf("writer %d: %s", w, res.Body)
+			}
+			if res.Status != http.StatusOK {
+				problem(t, res, http.StatusConflict, "conflict")
+			}
+		})
+	}
+	wg.Wait()
+	applied := 0
+	for _, s := range statuses {
+		if s == http.StatusOK {
+			applied++
+		}
+	}
+	if applied == 0 {
+		t.Fatalf("no batch applied: %v", statuses)
+	}
+	page := e.mustDo(request{Method: "GET", Path: "/v1/customers?limit=200"}, http.StatusOK).json(t)
+	for _, c := range page["data"].([]any) {
+		if v := c.(map[string]any)["version"]; v != float64(1+applied) {
+			t.Errorf("customer at version %v after %d applied batches: an update was lost", v, applied)
+		}
+	}
 }

@@ -2514,10 +2514,11 @@ type ClientInterface interface {
 	//
 	// Page through with `next_cursor`, which is set on every page, the last one too: store it
 	// and pass it back as `cursor` later to receive exactly the changes committed since, none
-	// twice and none skipped, even when writes commit out of order (a change is served once
-	// every transaction that started before it has ended). A partner key sees the changes in
+	// twice and none skipped, even when writes commit out of order: a change is served once
+	// every write transaction that started before it on the database server has ended, so a
+	// long-running write delays the feed by its duration. A partner key sees the changes in
 	// its subtree only. Without `transactions:read`, transactions are left out unless asked
-	// for (then 403).
+	// for (then 403). Cursors are bound to the `type` filter they were issued for.
 	//
 	// Corresponds with GET /v1/changes (the `ListChanges` operationId).
 	ListChanges(ctx context.Context, params *ListChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3019,10 +3020,11 @@ func (c *Client) GetWhatIf(ctx context.Context, params *GetWhatIfParams, reqEdit
 //
 // Page through with `next_cursor`, which is set on every page, the last one too: store it
 // and pass it back as `cursor` later to receive exactly the changes committed since, none
-// twice and none skipped, even when writes commit out of order (a change is served once
-// every transaction that started before it has ended). A partner key sees the changes in
+// twice and none skipped, even when writes commit out of order: a change is served once
+// every write transaction that started before it on the database server has ended, so a
+// long-running write delays the feed by its duration. A partner key sees the changes in
 // its subtree only. Without `transactions:read`, transactions are left out unless asked
-// for (then 403).
+// for (then 403). Cursors are bound to the `type` filter they were issued for.
 //
 // Corresponds with GET /v1/changes (the `ListChanges` operationId).
 func (c *Client) ListChanges(ctx context.Context, params *ListChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5394,10 +5396,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Page through with `next_cursor`, which is set on every page, the last one too: store it
 	// and pass it back as `cursor` later to receive exactly the changes committed since, none
-	// twice and none skipped, even when writes commit out of order (a change is served once
-	// every transaction that started before it has ended). A partner key sees the changes in
+	// twice and none skipped, even when writes commit out of order: a change is served once
+	// every write transaction that started before it on the database server has ended, so a
+	// long-running write delays the feed by its duration. A partner key sees the changes in
 	// its subtree only. Without `transactions:read`, transactions are left out unless asked
-	// for (then 403).
+	// for (then 403). Cursors are bound to the `type` filter they were issued for.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7833,10 +7836,11 @@ func (c *ClientWithResponses) GetWhatIfWithResponse(ctx context.Context, params 
 //
 // Page through with `next_cursor`, which is set on every page, the last one too: store it
 // and pass it back as `cursor` later to receive exactly the changes committed since, none
-// twice and none skipped, even when writes commit out of order (a change is served once
-// every transaction that started before it has ended). A partner key sees the changes in
+// twice and none skipped, even when writes commit out of order: a change is served once
+// every write transaction that started before it on the database server has ended, so a
+// long-running write delays the feed by its duration. A partner key sees the changes in
 // its subtree only. Without `transactions:read`, transactions are left out unless asked
-// for (then 403).
+// for (then 403). Cursors are bound to the `type` filter they were issued for.
 //
 // Returns a wrapper object for the known response body format(s).
 //
