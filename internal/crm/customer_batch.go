@@ -190,9 +190,8 @@ func (s *CustomerBatchService) merge(it *CustomerUpsert, existing *Customer, now
 		c = Customer{ID: it.NewID, Version: 1, CreatedAt: now, UpdatedAt: now}
 	} else {
 		if err := checkIfMatch(existing, it.IfMatch); err != nil {
-			e := err.(*Error)
-			e.Fields = []FieldError{{Pointer: "/if_match", Message: "is not the customer's current ETag " + existing.ETag()}}
-			return nil, false, e
+			return nil, false, &Error{Code: CodePreconditionFailed, Message: err.Error(),
+				Fields: []FieldError{{Pointer: "/if_match", Message: "is not the customer's current ETag " + existing.ETag()}}}
 		}
 		c = cloneCustomer(existing)
 	}

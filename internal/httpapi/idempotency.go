@@ -91,12 +91,21 @@ func replay(c echo.Context, key string, digest []byte, earlier *crm.IdempotencyR
 func record(c echo.Context, next echo.HandlerFunc, store crm.IdempotencyStore, p *crm.Principal, key string, logger *slog.Logger) error {
 	capture := &capturingWriter{ResponseWriter: c.Response().Writer}
 	c.Response().Writer = capture
+	// Settle with a context of its own: the client may have gone, but the key must settle.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 10*time.Second)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			// A panic is a server error: free the key for a retry, then let Recover answer.
+			if err := store.ReleaseIdempotencyKey(ctx, p.KeyID, key); err != nil {
+				logger.ErrorContext(ctx, "release idempotency key", "error", err)
+			}
+			panic(r)
+		}
+	}()
 	if err := next(c); err != nil {
 		c.Error(err)
 	}
-	// Store with a context of its own: the client may have gone, but the key must settle.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 10*time.Second)
-	defer cancel()
 	status := c.Response().Status
 	var err error
 	if status >= 500 {

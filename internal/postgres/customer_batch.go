@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -681,16 +682,7 @@ func (b *upsertBatch) lockWritten(written []int) error {
 	return nil
 }
 
-func columnList(columns []string) string {
-	out := ""
-	for i, c := range columns {
-		if i > 0 {
-			out += ", "
-		}
-		out += c
-	}
-	return out
-}
+func columnList(columns []string) string { return strings.Join(columns, ", ") }
 
 // stage copies the written items' new states into the session's staging table.
 func (b *upsertBatch) stage(written []int) error {
