@@ -25,6 +25,14 @@ CREATE TABLE change_log (
 CREATE INDEX change_log_customer_idx ON change_log (customer_id, xid, seq);
 CREATE INDEX change_log_changed_at_idx ON change_log (changed_at);
 
+-- The last position pruned from the change log: a reader whose cursor lies before it may have
+-- missed changes, and is told so instead of silently skipping them.
+CREATE TABLE change_log_horizon (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    xid       xid8    NOT NULL,
+    seq       bigint  NOT NULL
+);
+
 -- One change as a trigger hands it to append_changes.
 CREATE TYPE change_entry AS (
     operation      text,
@@ -171,4 +179,5 @@ DROP FUNCTION capture_customer_inserts();
 DROP FUNCTION customer_changed_fields(jsonb, jsonb);
 DROP FUNCTION append_changes(text, change_entry[]);
 DROP TYPE change_entry;
+DROP TABLE change_log_horizon;
 DROP TABLE change_log;

@@ -19,6 +19,8 @@ const (
 	CodePreconditionFailed ErrorCode = "precondition_failed"
 	CodeUnauthorized       ErrorCode = "unauthorized"
 	CodeForbidden          ErrorCode = "forbidden"
+	// CodeCursorExpired is a change feed cursor older than the changes still kept.
+	CodeCursorExpired ErrorCode = "cursor_expired"
 	// CodeIdempotencyKeyReused is an idempotency key sent again with another request.
 	CodeIdempotencyKeyReused ErrorCode = "idempotency_key_reused"
 	// CodeIdempotencyKeyInUse is an idempotency key whose first request is still running.

@@ -29,6 +29,7 @@ var statusOf = map[crm.ErrorCode]struct {
 	crm.CodePreconditionFailed:   {http.StatusPreconditionFailed, api.PreconditionFailed},
 	crm.CodeUnauthorized:         {http.StatusUnauthorized, api.Unauthorized},
 	crm.CodeForbidden:            {http.StatusForbidden, api.Forbidden},
+	crm.CodeCursorExpired:        {http.StatusGone, api.CursorExpired},
 	crm.CodeIdempotencyKeyReused: {http.StatusUnprocessableEntity, api.IdempotencyKeyReused},
 	crm.CodeIdempotencyKeyInUse:  {http.StatusConflict, api.IdempotencyKeyInUse},
 	crm.CodeInternal:             {http.StatusInternalServerError, api.Internal},

@@ -141,6 +141,14 @@ func (s *ChangeStore) ListChanges(ctx context.Context, scope crm.Scope, f crm.Ch
 		if from, ok = parsePosition(*after.Text); !ok {
 			return crm.ChangePage{}, crm.Invalid(crm.FieldError{Pointer: "query:cursor", Message: "is not a cursor of the change feed"})
 		}
+		var expired int64
+		err := s.db.session(ctx).Raw(`SELECT count(*) FROM change_log_horizon WHERE (?::xid8, ?::bigint) < (xid, seq)`, from.xid, from.seq).Scan(&expired).Error
+		if err != nil {
+			return crm.ChangePage{}, fmt.Errorf("read change log horizon: %w", err)
+		}
+		if expired > 0 {
+			return crm.ChangePage{}, crm.Errorf(crm.CodeCursorExpired, "The cursor is older than the changes still kept (%s); changes after it may be gone. Read the current state through the list endpoints, then follow the feed again without a cursor.", crm.ChangeRetention)
+		}
 	}
 	q := s.db.session(ctx).Table("change_log l").Select(changeColumns).
 		Joins("LEFT JOIN api_keys k ON k.id = l.actor").
@@ -329,11 +337,21 @@ func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, custom
 	return out, nil
 }
 
-// PruneChanges deletes the changes made before cutoff.
+// PruneChanges deletes the changes made before cutoff and moves the horizon to the last of
+// them, so cursors before it are known to be expired.
 func (s *ChangeStore) PruneChanges(ctx context.Context, cutoff time.Time) (int64, error) {
-	res := s.db.session(ctx).Exec(`DELETE FROM change_log WHERE changed_at < ?`, cutoff)
-	if res.Error != nil {
-		return 0, fmt.Errorf("prune change log: %w", res.Error)
+	var deleted int64
+	err := s.db.session(ctx).Raw(`WITH gone AS (
+			DELETE FROM change_log WHERE changed_at < ? RETURNING xid, seq
+		), horizon AS (
+			INSERT INTO change_log_horizon (xid, seq)
+			SELECT xid, seq FROM gone ORDER BY xid DESC, seq DESC LIMIT 1
+			ON CONFLICT (singleton) DO UPDATE SET xid = EXCLUDED.xid, seq = EXCLUDED.seq
+			WHERE (change_log_horizon.xid, change_log_horizon.seq) < (EXCLUDED.xid, EXCLUDED.seq)
+		)
+		SELECT count(*) FROM gone`, cutoff).Scan(&deleted).Error
+	if err != nil {
+		return 0, fmt.Errorf("prune change log: %w", err)
 	}
-	return res.RowsAffected, nil
+	return deleted, nil
 }

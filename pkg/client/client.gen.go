@@ -238,6 +238,7 @@ func (e ModelRunStatus) Valid() bool {
 // Defines values for ProblemCode.
 const (
 	Conflict             ProblemCode = "conflict"
+	CursorExpired        ProblemCode = "cursor_expired"
 	Forbidden            ProblemCode = "forbidden"
 	IdempotencyKeyInUse  ProblemCode = "idempotency_key_in_use"
 	IdempotencyKeyReused ProblemCode = "idempotency_key_reused"
@@ -257,6 +258,8 @@ const (
 func (e ProblemCode) Valid() bool {
 	switch e {
 	case Conflict:
+		return true
+	case CursorExpired:
 		return true
 	case Forbidden:
 		return true
@@ -2518,7 +2521,10 @@ type ClientInterface interface {
 	// every write transaction that started before it on the database server has ended, so a
 	// long-running write delays the feed by its duration. A partner key sees the changes in
 	// its subtree only. Without `transactions:read`, transactions are left out unless asked
-	// for (then 403). Cursors are bound to the `type` filter they were issued for.
+	// for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
+	// older than the oldest change kept is a 410 (`cursor_expired`): changes after it may have
+	// been deleted, so read the current state through the list endpoints and start the feed
+	// again without a cursor.
 	//
 	// Corresponds with GET /v1/changes (the `ListChanges` operationId).
 	ListChanges(ctx context.Context, params *ListChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3024,7 +3030,10 @@ func (c *Client) GetWhatIf(ctx context.Context, params *GetWhatIfParams, reqEdit
 // every write transaction that started before it on the database server has ended, so a
 // long-running write delays the feed by its duration. A partner key sees the changes in
 // its subtree only. Without `transactions:read`, transactions are left out unless asked
-// for (then 403). Cursors are bound to the `type` filter they were issued for.
+// for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
+// older than the oldest change kept is a 410 (`cursor_expired`): changes after it may have
+// been deleted, so read the current state through the list endpoints and start the feed
+// again without a cursor.
 //
 // Corresponds with GET /v1/changes (the `ListChanges` operationId).
 func (c *Client) ListChanges(ctx context.Context, params *ListChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5400,7 +5409,10 @@ type ClientWithResponsesInterface interface {
 	// every write transaction that started before it on the database server has ended, so a
 	// long-running write delays the feed by its duration. A partner key sees the changes in
 	// its subtree only. Without `transactions:read`, transactions are left out unless asked
-	// for (then 403). Cursors are bound to the `type` filter they were issued for.
+	// for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
+	// older than the oldest change kept is a 410 (`cursor_expired`): changes after it may have
+	// been deleted, so read the current state through the list endpoints and start the feed
+	// again without a cursor.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6448,6 +6460,8 @@ type ListChangesResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
@@ -6472,6 +6486,11 @@ func (r ListChangesResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListChangesResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r ListChangesResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7840,7 +7859,10 @@ func (c *ClientWithResponses) GetWhatIfWithResponse(ctx context.Context, params 
 // every write transaction that started before it on the database server has ended, so a
 // long-running write delays the feed by its duration. A partner key sees the changes in
 // its subtree only. Without `transactions:read`, transactions are left out unless asked
-// for (then 403). Cursors are bound to the `type` filter they were issued for.
+// for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
+// older than the oldest change kept is a 410 (`cursor_expired`): changes after it may have
+// been deleted, so read the current state through the list endpoints and start the feed
+// again without a cursor.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8878,6 +8900,13 @@ func ParseListChangesResponse(rsp *http.Response) (*ListChangesResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
