@@ -94,6 +94,7 @@ func TestCustomerBatchOutcomes(t *testing.T) {
 		map[string]any{"external_ref": ref("erp", "C-1"), "kind": "consumer", "name": "Grace", "parent_ref": ref("erp", "D-1")},
 		map[string]any{"external_ref": ref("erp", "D-1"), "kind": "business", "role": "dealer", "name": "Outlet", "parent_id": distributor},
 	}
+	logged := changeLogSize(e)
 	out, results = upsertBatch(e, map[string]any{"items": again})
 	if diff := cmp.Diff([]batchResult{{Status: "unchanged"}, {Status: "unchanged"}}, results); diff != "" {
 		t.Fatalf("resend (-want +got):\n%s", diff)
@@ -104,6 +105,9 @@ func TestCustomerBatchOutcomes(t *testing.T) {
 	after := e.mustDo(request{Method: "GET", Path: "/v1/customers/" + child}, http.StatusOK).json(t)
 	if after["updated_at"] != c["updated_at"] || after["version"] != float64(1) {
 		t.Errorf("an unchanged item was written: %v", after)
+	}
+	if n := changeLogSize(e); n != logged {
+		t.Errorf("unchanged items added %d changes to the log", n-logged)
 	}
 
 	// Updates by reference and by id, with and without a matching if_match.
@@ -275,6 +279,15 @@ func TestCustomerBatchScope(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func changeLogSize(e *env) int {
+	e.t.Helper()
+	var n int
+	if err := e.app.DB.SQL().QueryRow(`SELECT count(*) FROM change_log`).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
 
 // patchOf decodes a merge patch the way the API does.
 func patchOf(t *testing.T, body map[string]any) crm.CustomerPatch {
