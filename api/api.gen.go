@@ -71,6 +71,48 @@ func (e BusinessRole) Valid() bool {
 	}
 }
 
+// Defines values for ChangeOperation.
+const (
+	ChangeOperationCreated ChangeOperation = "created"
+	ChangeOperationDeleted ChangeOperation = "deleted"
+	ChangeOperationUpdated ChangeOperation = "updated"
+)
+
+// Valid indicates whether the value is a known member of the ChangeOperation enum.
+func (e ChangeOperation) Valid() bool {
+	switch e {
+	case ChangeOperationCreated:
+		return true
+	case ChangeOperationDeleted:
+		return true
+	case ChangeOperationUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChangeType.
+const (
+	ChangeTypeCustomer          ChangeType = "customer"
+	ChangeTypeSegmentMembership ChangeType = "segment_membership"
+	ChangeTypeTransaction       ChangeType = "transaction"
+)
+
+// Valid indicates whether the value is a known member of the ChangeType enum.
+func (e ChangeType) Valid() bool {
+	switch e {
+	case ChangeTypeCustomer:
+		return true
+	case ChangeTypeSegmentMembership:
+		return true
+	case ChangeTypeTransaction:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChurnBand.
 const (
 	High   ChurnBand = "high"
@@ -125,6 +167,30 @@ func (e ConcentrationBasis) Valid() bool {
 	case ConcentrationBasisClv:
 		return true
 	case ConcentrationBasisNetValue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CustomerBatchItemResultStatus.
+const (
+	CustomerBatchItemResultStatusCreated   CustomerBatchItemResultStatus = "created"
+	CustomerBatchItemResultStatusError     CustomerBatchItemResultStatus = "error"
+	CustomerBatchItemResultStatusUnchanged CustomerBatchItemResultStatus = "unchanged"
+	CustomerBatchItemResultStatusUpdated   CustomerBatchItemResultStatus = "updated"
+)
+
+// Valid indicates whether the value is a known member of the CustomerBatchItemResultStatus enum.
+func (e CustomerBatchItemResultStatus) Valid() bool {
+	switch e {
+	case CustomerBatchItemResultStatusCreated:
+		return true
+	case CustomerBatchItemResultStatusError:
+		return true
+	case CustomerBatchItemResultStatusUnchanged:
+		return true
+	case CustomerBatchItemResultStatusUpdated:
 		return true
 	default:
 		return false
@@ -209,7 +275,10 @@ func (e Permission) Valid() bool {
 // Defines values for ProblemCode.
 const (
 	Conflict             ProblemCode = "conflict"
+	CursorExpired        ProblemCode = "cursor_expired"
 	Forbidden            ProblemCode = "forbidden"
+	IdempotencyKeyInUse  ProblemCode = "idempotency_key_in_use"
+	IdempotencyKeyReused ProblemCode = "idempotency_key_reused"
 	Internal             ProblemCode = "internal"
 	InvalidRequest       ProblemCode = "invalid_request"
 	MethodNotAllowed     ProblemCode = "method_not_allowed"
@@ -228,7 +297,13 @@ func (e ProblemCode) Valid() bool {
 	switch e {
 	case Conflict:
 		return true
+	case CursorExpired:
+		return true
 	case Forbidden:
+		return true
+	case IdempotencyKeyInUse:
+		return true
+	case IdempotencyKeyReused:
 		return true
 	case Internal:
 		return true
@@ -319,19 +394,19 @@ func (e TimeUnit) Valid() bool {
 
 // Defines values for TransactionBatchItemResultStatus.
 const (
-	Created  TransactionBatchItemResultStatus = "created"
-	Error    TransactionBatchItemResultStatus = "error"
-	Existing TransactionBatchItemResultStatus = "existing"
+	TransactionBatchItemResultStatusCreated  TransactionBatchItemResultStatus = "created"
+	TransactionBatchItemResultStatusError    TransactionBatchItemResultStatus = "error"
+	TransactionBatchItemResultStatusExisting TransactionBatchItemResultStatus = "existing"
 )
 
 // Valid indicates whether the value is a known member of the TransactionBatchItemResultStatus enum.
 func (e TransactionBatchItemResultStatus) Valid() bool {
 	switch e {
-	case Created:
+	case TransactionBatchItemResultStatusCreated:
 		return true
-	case Error:
+	case TransactionBatchItemResultStatusError:
 		return true
-	case Existing:
+	case TransactionBatchItemResultStatusExisting:
 		return true
 	default:
 		return false
@@ -683,10 +758,61 @@ type AcquisitionGroup struct {
 	NewCustomers int `json:"new_customers"`
 }
 
+// Actor The API key that made a change.
+type Actor struct {
+	// KeyId The key's id.
+	KeyId openapi_types.UUID `json:"key_id"`
+
+	// Name The key's name; empty once the key no longer exists.
+	//
+	// Example: northwind sync
+	Name string `json:"name"`
+}
+
 // Attributes Custom attributes, a JSON object of at most 64 KiB.
 //
 // Example: {"loyalty_card":"LC-2231"}
 type Attributes map[string]interface{}
+
+// AuditEntry One change in a customer's audit trail.
+type AuditEntry struct {
+	// Actor The API key that made the change; null for changes made outside the API.
+	Actor nullable.Nullable[Actor] `json:"actor"`
+
+	// ChangedAt When the writing transaction started.
+	ChangedAt time.Time `json:"changed_at"`
+
+	// ChangedFields For an update, the names of the fields it changed; empty otherwise.
+	//
+	// Example: ["email","tags"]
+	ChangedFields []string `json:"changed_fields"`
+
+	// EntityId The customer's id, or the id of its changed transaction.
+	EntityId openapi_types.UUID `json:"entity_id"`
+
+	// Id The change's id, as in the change feed.
+	//
+	// Example: 48213-1022
+	Id string `json:"id"`
+
+	// Operation What happened to the record.
+	Operation ChangeOperation `json:"operation"`
+
+	// Type The kind of record a change is about.
+	Type ChangeType `json:"type"`
+}
+
+// AuditPage One page of a customer's audit trail.
+type AuditPage struct {
+	// Data The entries on this page, newest first.
+	Data []AuditEntry `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
 
 // BatchItemError Why one item of a batch failed.
 type BatchItemError struct {
@@ -716,6 +842,66 @@ type CLVSettings struct {
 	// Margin The profit margin applied to expected revenue; 1 gives revenue CLV.
 	Margin *float64 `json:"margin,omitempty"`
 }
+
+// Change One change. `customer`, `transaction` or `segment_membership` holds the new state of a
+// created or updated record; `tombstone` what remains of a deleted one.
+type Change struct {
+	// Actor The API key that made the change; null for changes made outside the API.
+	Actor nullable.Nullable[Actor] `json:"actor"`
+
+	// ChangedAt When the writing transaction started.
+	ChangedAt time.Time `json:"changed_at"`
+
+	// ChangedFields For an update, the names of the fields it changed; empty otherwise.
+	ChangedFields []string `json:"changed_fields"`
+
+	// Customer The customer after the change (its `scores` are always null here).
+	Customer nullable.Nullable[Customer] `json:"customer,omitempty"`
+
+	// CustomerId The customer the record belongs to (the customer itself for a customer).
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// EntityId The id of the changed record (the segment's id for a segment membership).
+	EntityId openapi_types.UUID `json:"entity_id"`
+
+	// Id The change's id, unique and increasing along the feed.
+	//
+	// Example: 48213-1022
+	Id string `json:"id"`
+
+	// Operation What happened to the record.
+	Operation ChangeOperation `json:"operation"`
+
+	// SegmentMembership The segment membership after the change, or before it for a deletion.
+	SegmentMembership nullable.Nullable[map[string]interface{}] `json:"segment_membership,omitempty"`
+
+	// Tombstone What remains of a deleted record.
+	Tombstone nullable.Nullable[Tombstone] `json:"tombstone,omitempty"`
+
+	// Transaction The recorded transaction.
+	Transaction nullable.Nullable[Transaction] `json:"transaction,omitempty"`
+
+	// Type The kind of record a change is about.
+	Type ChangeType `json:"type"`
+}
+
+// ChangeOperation What happened to the record.
+type ChangeOperation string
+
+// ChangePage One page of the change feed.
+type ChangePage struct {
+	// Data The changes on this page, oldest first.
+	Data []Change `json:"data"`
+
+	// HasMore Whether more committed changes follow now.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to continue after this page; set on the last page too, to resume later.
+	NextCursor string `json:"next_cursor"`
+}
+
+// ChangeType The kind of record a change is about.
+type ChangeType string
 
 // ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
 type ChurnBand string
@@ -862,6 +1048,127 @@ type Customer struct {
 	//
 	// Example: 3
 	Version int64 `json:"version"`
+}
+
+// CustomerBatchItem One customer to create or update, matched on exactly one of `id` and `external_ref`.
+// The other fields follow JSON merge patch rules: present sets, `null` clears, absent
+// keeps.
+type CustomerBatchItem struct {
+	// AcquiredAt When the customer was won.
+	AcquiredAt nullable.Nullable[time.Time] `json:"acquired_at,omitempty"`
+
+	// AcquisitionChannel The channel that won the customer.
+	AcquisitionChannel nullable.Nullable[string] `json:"acquisition_channel,omitempty"`
+
+	// AcquisitionCost What winning the customer cost.
+	AcquisitionCost nullable.Nullable[Money] `json:"acquisition_cost,omitempty"`
+
+	// Attributes Merged into the stored attributes; a key set to `null` is removed, and `null` removes them all.
+	Attributes nullable.Nullable[map[string]interface{}] `json:"attributes,omitempty"`
+
+	// Country An ISO 3166-1 alpha-2 country code.
+	Country nullable.Nullable[string] `json:"country,omitempty"`
+
+	// Email An email address.
+	Email nullable.Nullable[string] `json:"email,omitempty"`
+
+	// ExternalRef A record's id in an external system.
+	ExternalRef *ExternalRef `json:"external_ref,omitempty"`
+
+	// ExternalRefs Replaces all external references (the matching `external_ref` is always kept).
+	ExternalRefs nullable.Nullable[[]ExternalRef] `json:"external_refs,omitempty"`
+
+	// Id Update the live customer with this id.
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// IfMatch Update only if the stored customer still has this `ETag` (such as `"4"`); otherwise the item fails with `precondition_failed`.
+	//
+	// Example: "4"
+	IfMatch *string `json:"if_match,omitempty"`
+
+	// Industry The business's industry.
+	Industry nullable.Nullable[string] `json:"industry,omitempty"`
+
+	// Kind `consumer` for a person, `business` for a business account.
+	Kind *CustomerKind `json:"kind,omitempty"`
+
+	// Name The person's or the business's name.
+	Name nullable.Nullable[string] `json:"name,omitempty"`
+
+	// Owner The account manager responsible for the customer.
+	Owner nullable.Nullable[string] `json:"owner,omitempty"`
+
+	// ParentId Place the customer (with its subtree) under this business account, or at the top with `null`. Use `parent_ref` to name the parent by its external reference instead.
+	ParentId nullable.Nullable[openapi_types.UUID] `json:"parent_id,omitempty"`
+
+	// ParentRef A record's id in an external system.
+	ParentRef *ExternalRef `json:"parent_ref,omitempty"`
+
+	// Phone A phone number.
+	Phone nullable.Nullable[string] `json:"phone,omitempty"`
+
+	// ReferredBy A live customer who referred this one.
+	ReferredBy nullable.Nullable[openapi_types.UUID] `json:"referred_by,omitempty"`
+
+	// Role The role of a business account.
+	Role nullable.Nullable[BusinessRole] `json:"role,omitempty"`
+
+	// Tags Replaces all labels; `null` removes them all.
+	Tags nullable.Nullable[[]Tag] `json:"tags,omitempty"`
+}
+
+// CustomerBatchItemResult What happened to one item of a customer batch.
+type CustomerBatchItemResult struct {
+	// Error Why one item of a batch failed.
+	Error *BatchItemError `json:"error,omitempty"`
+
+	// Id The customer's id, unless the item failed or a dry run would create it.
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Index The item's position in `items`, from 0.
+	Index int `json:"index"`
+
+	// Status `created`, `updated`, `unchanged` or `error`.
+	Status CustomerBatchItemResultStatus `json:"status"`
+
+	// Version The customer's version after the batch (its `ETag` without quotes), unless the item failed or a dry run would create it.
+	Version *int64 `json:"version,omitempty"`
+}
+
+// CustomerBatchItemResultStatus `created`, `updated`, `unchanged` or `error`.
+type CustomerBatchItemResultStatus string
+
+// CustomerBatchRequest Customers to create or update in one request.
+type CustomerBatchRequest struct {
+	// AllOrNone Reject the whole batch, writing nothing, if any item fails.
+	AllOrNone *bool `json:"all_or_none,omitempty"`
+
+	// DryRun Report what each item would do, and write nothing.
+	DryRun *bool `json:"dry_run,omitempty"`
+
+	// Items The customers, each matched on `id` or `external_ref`.
+	Items []CustomerBatchItem `json:"items"`
+}
+
+// CustomerBatchResult What happened (or, in a dry run, would happen) to each item of a batch.
+type CustomerBatchResult struct {
+	// Created How many items created a customer.
+	Created int `json:"created"`
+
+	// DryRun Whether this was a dry run, which wrote nothing.
+	DryRun bool `json:"dry_run"`
+
+	// Failed How many items failed.
+	Failed int `json:"failed"`
+
+	// Results One result per item, in request order.
+	Results []CustomerBatchItemResult `json:"results"`
+
+	// Unchanged How many items matched a customer that already had their values.
+	Unchanged int `json:"unchanged"`
+
+	// Updated How many items changed a customer.
+	Updated int `json:"updated"`
 }
 
 // CustomerCreate A new customer.
@@ -1562,6 +1869,21 @@ type Tag = string
 // TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
 type TimeUnit string
 
+// Tombstone What remains of a deleted record.
+type Tombstone struct {
+	// CustomerId The customer the record belonged to (the customer itself for a customer).
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// ExternalRefs The record's ids in external systems.
+	ExternalRefs []ExternalRef `json:"external_refs"`
+
+	// Id The deleted record's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// ParentId Where the record hung: a customer's parent, or a transaction's customer.
+	ParentId nullable.Nullable[openapi_types.UUID] `json:"parent_id"`
+}
+
 // Transaction A purchase, refund or cost.
 type Transaction struct {
 	// Amount A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
@@ -1796,6 +2118,9 @@ type Cursor = string
 // CustomerID defines model for CustomerID.
 type CustomerID = openapi_types.UUID
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -1864,6 +2189,17 @@ type ListModelRunsParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateModelRunParams defines parameters for CreateModelRun.
+type CreateModelRunParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetRetentionParams defines parameters for GetRetention.
 type GetRetentionParams struct {
 	// Cohort The length of cohorts and periods.
@@ -1881,6 +2217,17 @@ type GetRetentionParams struct {
 
 // GetRetentionParamsCohort defines parameters for GetRetention.
 type GetRetentionParamsCohort string
+
+// ProjectRetentionParams defines parameters for ProjectRetention.
+type ProjectRetentionParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // GetWhatIfParams defines parameters for GetWhatIf.
 type GetWhatIfParams struct {
@@ -1902,6 +2249,18 @@ type GetWhatIfParams struct {
 
 // ListApiKeysParams defines parameters for ListApiKeys.
 type ListApiKeysParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListChangesParams defines parameters for ListChanges.
+type ListChangesParams struct {
+	// Type Only changes to these kinds of record (repeat the parameter for several).
+	Type *[]ChangeType `form:"type,omitempty" json:"type,omitempty"`
+
 	// Limit The page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1963,6 +2322,28 @@ type ListCustomersParams struct {
 // ListCustomersParamsSort defines parameters for ListCustomers.
 type ListCustomersParamsSort string
 
+// CreateCustomerParams defines parameters for CreateCustomer.
+type CreateCustomerParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpsertCustomerBatchParams defines parameters for UpsertCustomerBatch.
+type UpsertCustomerBatchParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // DeleteCustomerParams defines parameters for DeleteCustomer.
 type DeleteCustomerParams struct {
 	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
@@ -1973,6 +2354,15 @@ type DeleteCustomerParams struct {
 type UpdateCustomerParams struct {
 	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListCustomerAuditParams defines parameters for ListCustomerAudit.
+type ListCustomerAuditParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListCustomerTransactionsParams defines parameters for ListCustomerTransactions.
@@ -2032,6 +2422,28 @@ type ListTransactionsParams struct {
 // ListTransactionsParamsSort defines parameters for ListTransactions.
 type ListTransactionsParamsSort string
 
+// CreateTransactionParams defines parameters for CreateTransaction.
+type CreateTransactionParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTransactionBatchParams defines parameters for CreateTransactionBatch.
+type CreateTransactionBatchParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // CreateModelRunJSONRequestBody defines body for CreateModelRun for application/json ContentType.
 type CreateModelRunJSONRequestBody = ModelRunCreate
 
@@ -2043,6 +2455,9 @@ type CreateApiKeyJSONRequestBody = APIKeyCreate
 
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
+
+// UpsertCustomerBatchJSONRequestBody defines body for UpsertCustomerBatch for application/json ContentType.
+type UpsertCustomerBatchJSONRequestBody = CustomerBatchRequest
 
 // UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
 type UpdateCustomerJSONRequestBody = CustomerPatch
@@ -2075,7 +2490,7 @@ type ServerInterface interface {
 	ListModelRuns(ctx echo.Context, params ListModelRunsParams) error
 	// CreateModelRun Start a model run
 	// (POST /v1/analytics/model-runs)
-	CreateModelRun(ctx echo.Context) error
+	CreateModelRun(ctx echo.Context, params CreateModelRunParams) error
 	// GetLatestModelRun Get the latest successful model run
 	// (GET /v1/analytics/model-runs/latest)
 	GetLatestModelRun(ctx echo.Context) error
@@ -2087,7 +2502,7 @@ type ServerInterface interface {
 	GetRetention(ctx echo.Context, params GetRetentionParams) error
 	// ProjectRetention Project retention with the shifted-beta-geometric model
 	// (POST /v1/analytics/retention/projection)
-	ProjectRetention(ctx echo.Context) error
+	ProjectRetention(ctx echo.Context, params ProjectRetentionParams) error
 	// GetWhatIf The value of a retention change
 	// (GET /v1/analytics/what-if)
 	GetWhatIf(ctx echo.Context, params GetWhatIfParams) error
@@ -2103,12 +2518,18 @@ type ServerInterface interface {
 	// GetApiKey Get an API key
 	// (GET /v1/api-keys/{api_key_id})
 	GetApiKey(ctx echo.Context, apiKeyId APIKeyID) error
+	// ListChanges The change feed
+	// (GET /v1/changes)
+	ListChanges(ctx echo.Context, params ListChangesParams) error
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
 	// CreateCustomer Create a customer
 	// (POST /v1/customers)
-	CreateCustomer(ctx echo.Context) error
+	CreateCustomer(ctx echo.Context, params CreateCustomerParams) error
+	// UpsertCustomerBatch Create or update customers in bulk
+	// (POST /v1/customers/batch)
+	UpsertCustomerBatch(ctx echo.Context, params UpsertCustomerBatchParams) error
 	// DeleteCustomer Delete a customer
 	// (DELETE /v1/customers/{customer_id})
 	DeleteCustomer(ctx echo.Context, customerId CustomerID, params DeleteCustomerParams) error
@@ -2118,6 +2539,9 @@ type ServerInterface interface {
 	// UpdateCustomer Update a customer
 	// (PATCH /v1/customers/{customer_id})
 	UpdateCustomer(ctx echo.Context, customerId CustomerID, params UpdateCustomerParams) error
+	// ListCustomerAudit A customer's audit trail
+	// (GET /v1/customers/{customer_id}/audit)
+	ListCustomerAudit(ctx echo.Context, customerId CustomerID, params ListCustomerAuditParams) error
 	// GetCustomerScores Get a customer's scores
 	// (GET /v1/customers/{customer_id}/scores)
 	GetCustomerScores(ctx echo.Context, customerId CustomerID) error
@@ -2129,10 +2553,10 @@ type ServerInterface interface {
 	ListTransactions(ctx echo.Context, params ListTransactionsParams) error
 	// CreateTransaction Record a transaction
 	// (POST /v1/transactions)
-	CreateTransaction(ctx echo.Context) error
+	CreateTransaction(ctx echo.Context, params CreateTransactionParams) error
 	// CreateTransactionBatch Record transactions in bulk
 	// (POST /v1/transactions/batch)
-	CreateTransactionBatch(ctx echo.Context) error
+	CreateTransactionBatch(ctx echo.Context, params CreateTransactionBatchParams) error
 	// GetTransaction Get a transaction
 	// (GET /v1/transactions/{transaction_id})
 	GetTransaction(ctx echo.Context, transactionId openapi_types.UUID) error
@@ -2254,8 +2678,28 @@ func (w *ServerInterfaceWrapper) ListModelRuns(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateModelRun(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateModelRunParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateModelRun(ctx)
+	err = w.Handler.CreateModelRun(ctx, params)
 	return err
 }
 
@@ -2327,8 +2771,28 @@ func (w *ServerInterfaceWrapper) GetRetention(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ProjectRetention(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ProjectRetentionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ProjectRetention(ctx)
+	err = w.Handler.ProjectRetention(ctx, params)
 	return err
 }
 
@@ -2441,6 +2905,38 @@ func (w *ServerInterfaceWrapper) GetApiKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetApiKey(ctx, apiKeyId)
+	return err
+}
+
+// ListChanges converts echo context to params.
+func (w *ServerInterfaceWrapper) ListChanges(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListChangesParams
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListChanges(ctx, params)
 	return err
 }
 
@@ -2571,8 +3067,57 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateCustomer(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateCustomer(ctx)
+	err = w.Handler.CreateCustomer(ctx, params)
+	return err
+}
+
+// UpsertCustomerBatch converts echo context to params.
+func (w *ServerInterfaceWrapper) UpsertCustomerBatch(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpsertCustomerBatchParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpsertCustomerBatch(ctx, params)
 	return err
 }
 
@@ -2661,6 +3206,38 @@ func (w *ServerInterfaceWrapper) UpdateCustomer(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateCustomer(ctx, customerId, params)
+	return err
+}
+
+// ListCustomerAudit converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCustomerAudit(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "customer_id" -------------
+	var customerId CustomerID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "customer_id", ctx.Param("customer_id"), &customerId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter customer_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCustomerAuditParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCustomerAudit(ctx, customerId, params)
 	return err
 }
 
@@ -2818,8 +3395,28 @@ func (w *ServerInterfaceWrapper) ListTransactions(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTransaction(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTransactionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTransaction(ctx)
+	err = w.Handler.CreateTransaction(ctx, params)
 	return err
 }
 
@@ -2827,8 +3424,28 @@ func (w *ServerInterfaceWrapper) CreateTransaction(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTransactionBatch(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTransactionBatchParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTransactionBatch(ctx)
+	err = w.Handler.CreateTransactionBatch(ctx, params)
 	return err
 }
 
@@ -2921,6 +3538,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:api_key_id", wrapper.RevokeApiKey, options.OperationMiddlewares["revokeApiKey"]...)
 	router.GET(options.BaseURL+"/v1/api-keys/:api_key_id", wrapper.GetApiKey, options.OperationMiddlewares["getApiKey"]...)
+	router.POST(options.BaseURL+"/v1/customers/batch", wrapper.UpsertCustomerBatch, options.OperationMiddlewares["upsertCustomerBatch"]...)
+	router.GET(options.BaseURL+"/v1/customers/:customer_id/audit", wrapper.ListCustomerAudit, options.OperationMiddlewares["listCustomerAudit"]...)
+	router.GET(options.BaseURL+"/v1/changes", wrapper.ListChanges, options.OperationMiddlewares["listChanges"]...)
 
 }
 
@@ -3378,7 +3998,8 @@ func (response ListModelRunsdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateModelRunRequestObject struct {
-	Body *CreateModelRunJSONRequestBody
+	Params CreateModelRunParams
+	Body   *CreateModelRunJSONRequestBody
 }
 
 type CreateModelRunResponseObject interface {
@@ -3887,7 +4508,8 @@ func (response GetRetentiondefaultApplicationProblemPlusJSONResponse) VisitGetRe
 }
 
 type ProjectRetentionRequestObject struct {
-	Body *ProjectRetentionJSONRequestBody
+	Params ProjectRetentionParams
+	Body   *ProjectRetentionJSONRequestBody
 }
 
 type ProjectRetentionResponseObject interface {
@@ -3948,6 +4570,20 @@ func (response ProjectRetention403ApplicationProblemPlusJSONResponse) VisitProje
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ProjectRetention409ApplicationProblemPlusJSONResponse Problem
+
+func (response ProjectRetention409ApplicationProblemPlusJSONResponse) VisitProjectRetentionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4632,6 +5268,117 @@ func (response GetApiKeydefaultApplicationProblemPlusJSONResponse) VisitGetApiKe
 	return err
 }
 
+type ListChangesRequestObject struct {
+	Params ListChangesParams
+}
+
+type ListChangesResponseObject interface {
+	VisitListChangesResponse(w http.ResponseWriter) error
+}
+
+type ListChanges200JSONResponse ChangePage
+
+func (response ListChanges200JSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListChanges400ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListChanges401ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListChanges403ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges410ApplicationProblemPlusJSONResponse Problem
+
+func (response ListChanges410ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChanges422ApplicationProblemPlusJSONResponse Problem
+
+func (response ListChanges422ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListChangesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListChangesdefaultApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomersRequestObject struct {
 	Params ListCustomersParams
 }
@@ -4744,7 +5491,8 @@ func (response ListCustomersdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateCustomerRequestObject struct {
-	Body *CreateCustomerJSONRequestBody
+	Params CreateCustomerParams
+	Body   *CreateCustomerJSONRequestBody
 }
 
 type CreateCustomerResponseObject interface {
@@ -4885,6 +5633,132 @@ type CreateCustomerdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CreateCustomerdefaultApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatchRequestObject struct {
+	Params UpsertCustomerBatchParams
+	Body   *UpsertCustomerBatchJSONRequestBody
+}
+
+type UpsertCustomerBatchResponseObject interface {
+	VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error
+}
+
+type UpsertCustomerBatch200JSONResponse CustomerBatchResult
+
+func (response UpsertCustomerBatch200JSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpsertCustomerBatch400ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch401ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch401ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch403ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch403ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch409ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch409ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch413ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch413ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch422ApplicationProblemPlusJSONResponse Problem
+
+func (response UpsertCustomerBatch422ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatchdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpsertCustomerBatchdefaultApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5359,6 +6233,118 @@ func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	return err
 }
 
+type ListCustomerAuditRequestObject struct {
+	CustomerId CustomerID `json:"customer_id"`
+	Params     ListCustomerAuditParams
+}
+
+type ListCustomerAuditResponseObject interface {
+	VisitListCustomerAuditResponse(w http.ResponseWriter) error
+}
+
+type ListCustomerAudit200JSONResponse AuditPage
+
+func (response ListCustomerAudit200JSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerAudit400ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListCustomerAudit401ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListCustomerAudit403ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit404ApplicationProblemPlusJSONResponse Problem
+
+func (response ListCustomerAudit404ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAudit422ApplicationProblemPlusJSONResponse Problem
+
+func (response ListCustomerAudit422ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerAuditdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListCustomerAuditdefaultApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomerScoresRequestObject struct {
 	CustomerId CustomerID `json:"customer_id"`
 }
@@ -5722,7 +6708,8 @@ func (response ListTransactionsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateTransactionRequestObject struct {
-	Body *CreateTransactionJSONRequestBody
+	Params CreateTransactionParams
+	Body   *CreateTransactionJSONRequestBody
 }
 
 type CreateTransactionResponseObject interface {
@@ -5885,7 +6872,8 @@ func (response CreateTransactiondefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type CreateTransactionBatchRequestObject struct {
-	Body *CreateTransactionBatchJSONRequestBody
+	Params CreateTransactionBatchParams
+	Body   *CreateTransactionBatchJSONRequestBody
 }
 
 type CreateTransactionBatchResponseObject interface {
@@ -5946,6 +6934,20 @@ func (response CreateTransactionBatch403ApplicationProblemPlusJSONResponse) Visi
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTransactionBatch409ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateTransactionBatch409ApplicationProblemPlusJSONResponse) VisitCreateTransactionBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6195,12 +7197,18 @@ type StrictServerInterface interface {
 	// GetApiKey Get an API key
 	// (GET /v1/api-keys/{api_key_id})
 	GetApiKey(ctx context.Context, request GetApiKeyRequestObject) (GetApiKeyResponseObject, error)
+	// ListChanges The change feed
+	// (GET /v1/changes)
+	ListChanges(ctx context.Context, request ListChangesRequestObject) (ListChangesResponseObject, error)
 	// ListCustomers List customers
 	// (GET /v1/customers)
 	ListCustomers(ctx context.Context, request ListCustomersRequestObject) (ListCustomersResponseObject, error)
 	// CreateCustomer Create a customer
 	// (POST /v1/customers)
 	CreateCustomer(ctx context.Context, request CreateCustomerRequestObject) (CreateCustomerResponseObject, error)
+	// UpsertCustomerBatch Create or update customers in bulk
+	// (POST /v1/customers/batch)
+	UpsertCustomerBatch(ctx context.Context, request UpsertCustomerBatchRequestObject) (UpsertCustomerBatchResponseObject, error)
 	// DeleteCustomer Delete a customer
 	// (DELETE /v1/customers/{customer_id})
 	DeleteCustomer(ctx context.Context, request DeleteCustomerRequestObject) (DeleteCustomerResponseObject, error)
@@ -6210,6 +7218,9 @@ type StrictServerInterface interface {
 	// UpdateCustomer Update a customer
 	// (PATCH /v1/customers/{customer_id})
 	UpdateCustomer(ctx context.Context, request UpdateCustomerRequestObject) (UpdateCustomerResponseObject, error)
+	// ListCustomerAudit A customer's audit trail
+	// (GET /v1/customers/{customer_id}/audit)
+	ListCustomerAudit(ctx context.Context, request ListCustomerAuditRequestObject) (ListCustomerAuditResponseObject, error)
 	// GetCustomerScores Get a customer's scores
 	// (GET /v1/customers/{customer_id}/scores)
 	GetCustomerScores(ctx context.Context, request GetCustomerScoresRequestObject) (GetCustomerScoresResponseObject, error)
@@ -6364,8 +7375,10 @@ func (sh *strictHandler) ListModelRuns(ctx echo.Context, params ListModelRunsPar
 }
 
 // CreateModelRun operation middleware
-func (sh *strictHandler) CreateModelRun(ctx echo.Context) error {
+func (sh *strictHandler) CreateModelRun(ctx echo.Context, params CreateModelRunParams) error {
 	var request CreateModelRunRequestObject
+
+	request.Params = params
 
 	var body CreateModelRunJSONRequestBody
 	var err error
@@ -6483,8 +7496,10 @@ func (sh *strictHandler) GetRetention(ctx echo.Context, params GetRetentionParam
 }
 
 // ProjectRetention operation middleware
-func (sh *strictHandler) ProjectRetention(ctx echo.Context) error {
+func (sh *strictHandler) ProjectRetention(ctx echo.Context, params ProjectRetentionParams) error {
 	var request ProjectRetentionRequestObject
+
+	request.Params = params
 
 	var body ProjectRetentionJSONRequestBody
 	var err error
@@ -6674,6 +7689,31 @@ func (sh *strictHandler) GetApiKey(ctx echo.Context, apiKeyId APIKeyID) error {
 	return nil
 }
 
+// ListChanges operation middleware
+func (sh *strictHandler) ListChanges(ctx echo.Context, params ListChangesParams) error {
+	var request ListChangesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListChanges(ctx.Request().Context(), request.(ListChangesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListChanges")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListChangesResponseObject); ok {
+		return validResponse.VisitListChangesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListCustomers operation middleware
 func (sh *strictHandler) ListCustomers(ctx echo.Context, params ListCustomersParams) error {
 	var request ListCustomersRequestObject
@@ -6700,8 +7740,10 @@ func (sh *strictHandler) ListCustomers(ctx echo.Context, params ListCustomersPar
 }
 
 // CreateCustomer operation middleware
-func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
+func (sh *strictHandler) CreateCustomer(ctx echo.Context, params CreateCustomerParams) error {
 	var request CreateCustomerRequestObject
+
+	request.Params = params
 
 	var body CreateCustomerJSONRequestBody
 	var err error
@@ -6739,6 +7781,54 @@ func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateCustomerResponseObject); ok {
 		return validResponse.VisitCreateCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpsertCustomerBatch operation middleware
+func (sh *strictHandler) UpsertCustomerBatch(ctx echo.Context, params UpsertCustomerBatchParams) error {
+	var request UpsertCustomerBatchRequestObject
+
+	request.Params = params
+
+	var body UpsertCustomerBatchJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpsertCustomerBatch(ctx.Request().Context(), request.(UpsertCustomerBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpsertCustomerBatch")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpsertCustomerBatchResponseObject); ok {
+		return validResponse.VisitUpsertCustomerBatchResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -6872,6 +7962,32 @@ func (sh *strictHandler) UpdateCustomer(ctx echo.Context, customerId CustomerID,
 	return nil
 }
 
+// ListCustomerAudit operation middleware
+func (sh *strictHandler) ListCustomerAudit(ctx echo.Context, customerId CustomerID, params ListCustomerAuditParams) error {
+	var request ListCustomerAuditRequestObject
+
+	request.CustomerId = customerId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCustomerAudit(ctx.Request().Context(), request.(ListCustomerAuditRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCustomerAudit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListCustomerAuditResponseObject); ok {
+		return validResponse.VisitListCustomerAuditResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetCustomerScores operation middleware
 func (sh *strictHandler) GetCustomerScores(ctx echo.Context, customerId CustomerID) error {
 	var request GetCustomerScoresRequestObject
@@ -6949,8 +8065,10 @@ func (sh *strictHandler) ListTransactions(ctx echo.Context, params ListTransacti
 }
 
 // CreateTransaction operation middleware
-func (sh *strictHandler) CreateTransaction(ctx echo.Context) error {
+func (sh *strictHandler) CreateTransaction(ctx echo.Context, params CreateTransactionParams) error {
 	var request CreateTransactionRequestObject
+
+	request.Params = params
 
 	var body CreateTransactionJSONRequestBody
 	var err error
@@ -6995,8 +8113,10 @@ func (sh *strictHandler) CreateTransaction(ctx echo.Context) error {
 }
 
 // CreateTransactionBatch operation middleware
-func (sh *strictHandler) CreateTransactionBatch(ctx echo.Context) error {
+func (sh *strictHandler) CreateTransactionBatch(ctx echo.Context, params CreateTransactionBatchParams) error {
 	var request CreateTransactionBatchRequestObject
+
+	request.Params = params
 
 	var body CreateTransactionBatchJSONRequestBody
 	var err error
@@ -7070,293 +8190,347 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3fchs51if4KgjuTFjqSlIkJdslKTZmZJVd5SlXlT9b1V/vlNwkmAmSaCUBVgKUilXriL6c69l5g42Y",
-	"+2/3Yu/3Ab6H6CeZwDkAEplEkklZrj8d3tj5uixmIg+Ag4Pz93d+6aRysZSCCa06Z7905oxmrID/fH5F",
-	"Z+Z/M6bSgi81l6Jz1rmaM5KulJYLVjxS5JYViktBqCKUKF1IMSNMaK7XRNPZOVFMZIRrMqHpDeGCjF9O",
-	"u99Qnc7HvU7SUemcLaj5CPuJLpY565x1rjvH151O0tHrpfmn0gUXs87790nnDdXsFV9wDf8nTpriPzMi",
-	"p0QbMmmeA5Fa3jBBJqv0hukEflpIpUnBflwxpZWhb0HXSCvVRIqUNVA36Pc9ZVxoNmNFlbQ3bEG5MBRv",
-	"kPeVvCMLKtbld0siy+8Ledfw7Z1fViyyKG9ZKkWmyEponleXBReEcEWmqzwndEa5aPj2MP5tpov1xVSz",
-	"ovm7WpI7ahiATWXBgADBfvKLT+54npMJIzTP5R3LmtY98v33SWdJC7pg2jLsxeuXX7P1yy/inHHx+iW5",
-	"YetHinD4Cjc/LKmed5KOoAszNl3y0Q1bj3jWSTqGQF6wrHOmixULqZrKYkF156yzWsGTm5x6uSoKJtL1",
-	"C55HFwcPET5jVogKmq8VOycZm9JVrmGZcqrNAi1kxnJSrMQjlRCWK1Yy8EqxjCxXRTqnqhzQPvWXv/yF",
-	"HAjp/3xI7rieE7ZYasOCapVr5dfhxxUr1uVCuHcqm/EfCjbtnHX+t6NSYhzhr+rITdjNXsmGWY/N5o9S",
-	"eGLsDuqyYLdcrhRZ0hnbQpMZNaRoQX96xcRMz83BHJ7EdwJFVRNXBKKskS3cMx/OFy+nIPsalsYI3DHJ",
-	"KYgmmp3D2twVXDMyp8slE4pIka8Jt+LNkmUOsNLmGFHDOFQ7oeyng0K9nJCTwU2L+SS6lFukrtk3EL1N",
-	"m5fDu+HnLKd3zh73E/NtvlgtOmdDI18XXOC/BlGp810K7Jm9KORik5zvzArpggpFU/MnBRK9INSIKaLn",
-	"XBEulKZCN9Eq7fijqflAdIMzqllX8wWL7rIj8Eq2Ic8Lxj0o0/I+dL2VqyJlTTJpkzK1FinLiFkGJE/B",
-	"AE3U4a+tRcbznzQrBM2RKiDwqvz6W1nELjNZmM3MWHFOKMkZzbiYkXF3TJQstCLmaSbMH3vkijNFaMHI",
-	"pMDrfx2e8A3aiwb27HT9qlPzCBOGM3/oVP9aeygtGNX+t+Bf72L7Ekz7ar3cY4NAfHJFzJBNM4PPtd2T",
-	"GiV4yRZMLaVQDO7Y14Wc5AzOXSqFZgJ2iS6XOU+pee9oiU989jdlqA7ucPNGZki6pTnP4OHRlPKcGVmZ",
-	"MU15bsWJ0w3mVJEB4QJeIFPOcthAVhTS3Pg//NJZMKXozAy6WCkNegTBp40elhOaZQVTqpN0ltLIkKJz",
-	"1jmCnzrv36EsZ0obwX7W6Q9Oh0/Tx6x7mvUH3aeTY9b9nJ6cdB+zJ9On9PPJado3lCpN9Up1zk6GRini",
-	"GpTWP/spET8lu9GrQpylTOiCp2d2bc7KFejax9+33SK3AbA1m5LYLR0Oe26vV3iFZDJdLZjQRNG1Infz",
-	"dc989krKb6hYv7FK6QftbEE1G4Gsr28qV04BM2qu0WpA5lFBBv1+oIkLQslkVSiQ2eVDj/tkyQqiQKk8",
-	"J4VRPM3DAwI6zIft42m5j1dSErMaxC/H1n008+26+T7UFm6uU2AwUEG4VsR8mMCHUXFWbk3wmhuDZt4F",
-	"1XxsVw0WKjDvvOHQ9Rd7jGj7xlHN+Aotj27F6Gk1SPlGbSBrw7QcxDzt7JCuN0S2vlyaLO9h/e2mlPbD",
-	"puC9EG5PEtCh5UrDJiiWFgwu62Uhl6zQHGVkIO83xvrXORNwKM0O31FFuFIrNHva3OJJx7B4TAVzpg05",
-	"+P77l1/cPj2sDBnXSN0lsUkk1Z5IYx7Kohd7e8mKBVdG1VQ7BjHmbSbhjtJsoXaeED+w+Yz9Li0KuobP",
-	"FmzKf9q2DMvVJOcpUZoWmhyM05vRmFCRkcGQzNlPJOMzrtVhYkyvgqVyJrhihGsjUXI5g5NSOiTSm9Hn",
-	"x6f0yedPp8P+59PYQpRyD2Rmnn83hetp2xw9G8NN1DQTeSeCw35OhLHU7xwTKVbcgu3i7EYQ1wwmYJ6k",
-	"EzMDtFMs0XLyN5bCqSnYrbxpy6b2YU8Az3HBFDHqwi1rZOAGMoK1k9IYhKWJFd3XyUpxwZQqrZ67uVSM",
-	"qNVEF4yF3JpKMeWCZURLS+7U6P/wM5hHijFF2C0r1n602GHZQfn70BT8oYOvUJizZdDqAYnMtMI4Na0x",
-	"2J13kc1DWXUJbwDPZRk3y0Xz14EsmtJcsTpzXeBKSBQ9m+JrL5kQWI3OdvMm+QNIjHO0eIPXvAvLaP7m",
-	"wbnMM0VSKoz2Nyuo0ChO7yFoFvSnl/jWU5iJ/cdgUwRVD3zLY96G1y+Ref0yaIkqfs5vI4fgkXIHoAca",
-	"i2FGy+3WrwgMHx4KrhXLpy0uhxp/O9YONnAXX2bthaG9et8nv9SYEe/YRllv1gfdtoqML1Z6Lgv+M2ir",
-	"Z+QZowUryPWq3z9OcRz4bzbukbfa6FVcEyHvzs3/plQICQaEmhuZ652hjffA6Fl+M3zz55+73/3l25vi",
-	"9uor/mPOmBjcDZ58PdRPR7f/8tUXl99+N/rbl8O7natrp7m5ou82T69gd/na6g0on7meBwpJYsRzOge3",
-	"EMwFnUYCGclZc71yt16DBbVpblq/jpw69UdtCouMatq4O4pI+1Xv2GtzKD0zbBy7OVUjoxFHLyw9ZwWh",
-	"QsL/AuVTCbpxoLtMpMwZhcMeOCI3h3tNlQKecp5KLcmM6dJ9bca3t4sU1l2rtJ/nfncHLGIwuypx0WOW",
-	"/rjiiiO1G/pq+SNJpdKg+tzSfMXIZE1mhVwtI0qr8+C29vQmHRhqNFnHYx1OSClyxwqG30XR7HwoqZyj",
-	"3yWdUyFYHnGP2I+oOH8W8g7sQj+ndvxVrs+X5sVNTqvtj59nEnrGLWE7tge/sM8eySmRwq6X+Ydfx81N",
-	"o+UoIzPKrpl/wVK+oLkhkd6ygs7YKM1vI9Thj2RZsIynmmXk8tWfnbceCDM3TyrNdePJc7qhtZDgZ9Vr",
-	"owKmNG2xQmajBSv5KsGgY4ZzIjhcjYjK2u2mI78daTmKk2OXBBbilhXk8uIyVMcZB7nDFVmJGwFiF54x",
-	"f/mZFbKqIMuVoaORJLFaTIyFmnRuYgYpBC7g7JhtQCPnzYtLcnx8fHpovgs6Ep4pcjC2BI2R0JVQTB9G",
-	"7TnB7rx2Ejlxl/5AA98VeJgjHvrw7JgJ1EdONhkXmaDKlpUNiR4zrQs+WWl7GKIqMK5rbCKE+tcTQsl/",
-	"efvdtwTHNpxONcbYnpyQr/mziibwSyeXa5rr9SilRdY567y67A6Hx4NAjpQ0PqM6nRtF8nlRxG6af52v",
-	"4bgbyQXfJRPzhnXgReQ0eNo2uNOwwSRnZEHTOResWzCawR/M83BSuCBj63kaVxWbmD92gzec0zXGixUP",
-	"rUInCa7na/S6mq+DJut9Wa2F9QszJq5dRCHw/t+oLXHHhCZ3hRSz3k4NDNa1HNBPOMZ3z6we/kbmLL4i",
-	"hcyZ3U2ns9M0lSuM7bj7j5m1WRZcMXDeK831CgZJOhlXyJwQ8swYzSGAVzDFcvxP0HOiN+blqz+/ZVpz",
-	"MVN7mobm2q7KfDAdFsuVjvEiFWJF81HGFUxtVFhj1AdP+r1BzLWB7xH3Hjg4zklK1ZxMjcJmeHUhhZ6T",
-	"G4jgZPyWZywz2svBgHxGssO/HtwcDYaHcaHqo4mDIJbYjwhXsBakGMG3VIXywTBGuH0h8QRCDOb4yePe",
-	"8PHRYEgyijpyScHOgKZ5uJhxUf167OPLQk4hU8U8bj09mVFM2U9LBhtWsFsmVuycDMiM3zLl/mB2Eo98",
-	"mq8Uv2XfOIJQOt57CWMC73K+KsQzKmLGrfmJFFzdkAkV2RkZ5/JuTCYsl3ek3ztOyHjBMr5ajDHo2O8d",
-	"m/m5358mZDzns7n/9Wl4mHJ5B+fXvG+UaT6bx08HKp1bswEUmfJCaTKRq9kc3IJGRC9ZwWWWgKo2d8k8",
-	"9hGwFyFlo4ipaZrfsm0XqstYAtrI3Vz6tI7MfJ3RdG4/bz38wQVKDrjI2E+kbw6rGSX8DV86PLf/oYix",
-	"ctcMMgzSOcvgfNGJYqIqkjfZdMMFwjQTcQME5xseW8V/ZglocEhH5Vub7LdxUusfN+NtW090DuIm+gSZ",
-	"KctztINZQMbmTEGjakgvA2WrsluPVDBYy0h8xfSHr9kpJY5XwvWNXUHIxW9ZzlKNasU+HkBR4RGcRwIR",
-	"cq1IDv474HJwKhj6Nnm6YZEuxNplMbil9stkt2OvxUo6K9GUdWIJje+GCmXDHWM3RjgYkd1JOj+uaKGj",
-	"l2dtb+DbjiHi2yAgJkjjBwHMYP8IcxYeV4QupJhtM+0mVPEGdQsHqZnXBRU3cNbCeQumR/A06tJReXgf",
-	"w7+VkYAUxY/YjAsen9yXXHCSSjad8pQb/U1OccLxu35DUuSyYOLniEfHaKJe0L6Cp0i6Km5ZEiylXUWb",
-	"8mLT7MznjS7dWmfF0eGLMeGl5XI07I+WrDCMMVJzWjSokfAT0Cw1ze3Ge+K0XJJh/z9u+AjayFMzXuSb",
-	"5Wei1jU5WNA1mTAi2IwaOXW4W7FGRq54TkJLEClpWBTLKH5Xo0cw4N8NMffy7XfkZDh4WmZbGj2/av48",
-	"//6NOX1Ua1aY1/76w0X3v7775fj9f4iJI8ffMRsslUKtFqwwJnhM7484b4pdAbgy3kUVucOkvvsF2io2",
-	"t3W4xbUg6zmA2MGdrNJRXbsl5dlIMVpAMuF+JFh/VbsAwTdSsHXEHY52HhfCcGdlvcz4reKgVKRM6Wbj",
-	"NgOpUY0XEjqRtzZpTwqGSeWFlBovubh60xSEr8sHWnFrbPVklk8aqWz4rGg+CMeDJ0+6A0Lz5Zx2h8Q+",
-	"HjkRXz5r5S1rk+ZQYV/7Rvu7HzO1YvOppHdVqacZ/c/2X70UMjh3ToXZXMRRwaaqRaIwWKjuJaLWyux1",
-	"4n1G1lgI8yXbXBsuI/INm8bYoik0XqFsv/QPLrKVirJMGHM3A9sHW7lRbzgaf9u1CST6a/NsYyLKFWrq",
-	"SopHyvk1A6rMS9W9v8goeSVvWU7TVjJR3omm/Hwrt42VR2escIEzPskZhFjrQnHnt5a0MDfbzgwH9+GM",
-	"FyzV+TqUNR+Qr5B0lnMpor5D+IGgdlBdz89OTsiwT56enjwh/X6/3yqhg00ZpMJO1tsZFuxc97SXpfea",
-	"WmE9ce0uk4r/Lp590+zAC3JK3H3fLrqAAZH2VL41z79dLRa0WDdQCVkBOK4lC8t8aFk1Akm0NlTTkmXL",
-	"q1HTWUQcvqITlqsEcq5ZBoaii7dkK0wXxcBPK6l3RaOX4GqZ7XG7QPDV6C2zfa4XWyex+YGXIi3YggmN",
-	"3gt798PwmFJrazXA4cKVPTrmUvhxJe3k/SE6DsjhQj852R00AaYHMWpZO5QeocbiU47wpnRnvNQFAhlv",
-	"t7OiXzgJmFS00biuGI3ahIe9fo96li9XupbkFGxyXLXH7b1nmlMYLPzo6vdHVLcrZU79lmp1C2X6N9M0",
-	"N2ytYdzW2kP9C/PQHp/8UVS8MuFs2I8ofPfRznYyy6+une2ZIviAKln9y/uoZBe1lDv3bS3J0miXVemw",
-	"EllcKbu/EhYQf9LfV82y1O+vaTVqVu31qe1qw756QXlEHvd3pOkAZ2+7R77msajU2KlxY5s6iTydkLHb",
-	"fPfDtliuG6STdNxj8fCTpWV30t0W53Bz1l3pyrxX6p33bn1KvmtOviu30Nby7qWVQF7EghUzs9M6naOV",
-	"4fbtnIwN+WOS5owWitCy7G3BRTj84J/Hn1i/s/6gfsR7ZiN9Y3ghKzNkjGZvzCo/3LktXlAMrh/LIJDL",
-	"u5C3zEak7Z/xbxAIXhCa561I/0B9rj7+r6DffahL7w2DW1yZJSrVPLgimbGuzret54ereg3kP6zq9/tz",
-	"1G1XBX9Nb12dkg/x3n2D7rlAZhz44DlWZxyigogXcl2LSGDBpA/pQfYcct/HdfPVNMwPc+zdW+P8Pfn2",
-	"Wvnx4tptRaDkoOp+uAyJ6sDbZcf7LQrLW++B3IhcBgVF8JCxfrF8G2+XO3M/LguZrVJ0JC4iqanzVSFG",
-	"E9pCqPgcMXP5wGsFVzeblA3IP/7bfyevD2jugs0tgts2pb1lInya345UkC65le4gsxKuTcyM3K5x2QWF",
-	"LI0wl7KdG2nPtP4PyeYY7YowtTIYXTbiyOVdqdFxPzLwc5e16J9zCUOg4x/3fTZliy2PffTJ43t89cnj",
-	"D/zs6T3menq/uaol233UAt6A0LQnNcq0ZrerWXPtOXUKqd3RTIw3bMlokIkn05RiNedB+Z/mpA8OzzfX",
-	"SNEFI+arZCW4Ru3Tg7Rt5hYZW3D3LNFidAStlu4GlhPFiluE8mBij4MKEZed9ab2g9+Yh781qpR7c1Ss",
-	"ROMBLKM5mNhY4p5VZHJQc7PzmC6kYJoW6z34p8wm20x048Zq4WmZPeRSj82uFmy6EhnusJFne+QWlaHI",
-	"wbB/0nvcj80l2LMRE1lTkQJmJcI6YVTNrKgiWrbf5OUIbqIGBbiQEzrhOYAfulrmCEpXpGC+8bBXEe62",
-	"W7YZy1+Xj5uX3UmK+Fg2j+LWM7B5zAqWxg/7lTmpPkkNpYkdGA6d+2Lizrc/2i3XxLLTHpxrmXGfN6aL",
-	"nZXdL74BhQp0wnbL4KbesND3XhHz/Mglym5VKPmCfW+e2yh/qcASVCSSE23hZyrpfPXjV1WMwouh5Bqz",
-	"ZIEQCnk1dlFFpHq5qyVHWHUpqSS+ujNb0TSTUFttVFoab/hmjWPjfkZ9tKZnIoNVjnfM0+gYMqKxCym6",
-	"TlJ6SWrj0A6MlYuZLcZyYavBY2KPsAVBAeX+xA2g6iL3tHfarwbsDvr/5w+D7um7H/rd03e/9JPByfvD",
-	"g+vrHv57kJy8P/xPUWeP84fEkBgvAIalyDCFiQtCN2JvNcr6/UHdK/R4Z2gpdMns67ZtRWDVHvIuKJ61",
-	"dRa9/AIyRRASb38AvUpdgYPjC8mIMVltnHgiMkyxMmueQWGOmJkbNCGsN+sRajQTLcCOfP7mdXXPhCz0",
-	"/I6LrMuKZXXznpzU967mQqTdnw1/lf/ZG5113/0pymhBxWA0vlKpVkQ/QFCUWN3C7fWFXGF1IZ4xFPMO",
-	"o85PuwSmq+k7apXOzVG97gyGvcf9GOhxAFv3SzyQYAsssf73yWl/cOjuFpyevVAcLNxEZuvEOei88AH/",
-	"HEHUGpaVeBK5ROQ3cjAGVMEzQDwZJ2SMcFpnHsw5IeMl1fOz4BoZ1/S3I/B4HB0f0YVR4HfmjbuZlzWZ",
-	"MeZ9wfUXnM6EVJqnKl6BQQWRS80XXOFs7lgsHXu6EileYZDvr+MYNa/4Dcv5XMqMBM81FDkUNONM6JGQ",
-	"xaLJCilmZl/co8Sfc2L1R6Y0X1DNyIFa0DwnC0YFwLncQtigrU+Ea1Y0zeml/w0r281n7IKxAnTk+PwW",
-	"TM9lg7Zdvi+L8h/KjBYtPXdofI2mWoWgR4poViy4wA3Fl8GqmEmxWpCCLQEPlGtyMJUFsVxIvrTLfDUv",
-	"mJrLPEvIC7vtl3ZFRcrggLygPF8VrMTayrlgBFPdjQmaZ0RIYuSf0e0Xy8I5gfOSQ8yti/XY5nCl3Kh+",
-	"hz3yUpNMMizFMzIhY34/RcrOQMq6XQeArZQttTmXhpRxhavG5MBWtBi+8KYTyeWsGxACJ7pgyigmXheX",
-	"s26pfhzCl5yWwLqP0e1HyZRrDyJkCPbUTCnPsd4Q7FInAaFsGiJDZCykHnlOHe8uFbEM5bmhwrZJ/ITW",
-	"j1lMSHzFaK7njRV92iPGGz2Wpyxa7RZlz7G8sbAKc/jGuirz5E2b8j8zcozssIxoe3lQpDDI/7YljcBL",
-	"6zYlSH6cZEt5VAtJBLTuXfSk52xNJmYFW32mybpxZUUhEbGlrxvTG4S+4Br8eaUjxmGZO8MafTYHRUL+",
-	"/d8SQhMyOYQjJafkS7pY0C78XwJGAjlYJuTHhPz7/3sYSVSMfd1Yk2pOl551s0Iu5Up3QyeEBxHg9Th/",
-	"4+5AiDcCvJzSnNWn2AVgwvAj3oC1MnpPM3bS1Ebgo0x1ZtZ/84uVzQmnjTsFf2rrvNkxupsUjrxkRQjv",
-	"3PIbP7b8xv1mEGvsEI7YzAr3OaaQhwwMmHTM/5uYs9Axc3S71XhW36xEXNs395e7Is2DaPE6Z6nRwzeL",
-	"u6wCHBGYNOeTYoejkeEhB06lmoafhhjQFEXHPrnELSJa9dDUPeJAzNlMbVNpcN0tOEskpWbt1YMSzWZn",
-	"LsqUC67mu4JqZlAmsi2RtJ1x3CZnO8ounrV0o9/X679kgua6IcPj1ZDY36HJR2vHKFh5bdYOMV3t4+0Z",
-	"EfuG7M8jb/C9eDzeHFGXMJGVxlwCMR5PsVqlKWNZSy6Ckv02C2EfvD8blaphm4V4i08/iM+WV1TlqJO2",
-	"Jq8qblvHgM5BWeGeygpWD6XnAicxtgnle5VuIBCsNIxxDxn8wrITBMOIFEFA0YU4ylYbZcsd23jp9ySQ",
-	"vXBpd9giYgbOm+tkMZmJSbYhehxUUwQkRC5xw0Jx5BJuK9YjIGkrzWi2NpsGycc51zrHK3AXTFMFI6m/",
-	"K77RbjHKU1NZA0ACiSbJVK+zKE4brd1lbZDZxkKOzBqMk7o9TGRBxuDjEjQf132lwZPRe6cl8FlSWube",
-	"g/KoImb3hkbbdtx3Z7X7UPZeae0QqL1XRrvXDj9ltDdntNeu6ThTUbyClZquMBfBKrJe1mbNHoatQDEY",
-	"oSot56BVXCDsmyPRxuzgItWjQt5FPvSF/Zkc+EBkQmwcMiFXh8S8FrPdjY5UUdY3P32vlBpnJG+Kxq3p",
-	"Nbs1hZoz/J65MPeiLpezUelwbMiPqCzvI1XzUiaQlmEW+5YVeyPafFCiRAH5SaM9uFWTnFFbB1hUs5ua",
-	"0iXgE1tSMspPTNYukiun9dEVOegnZJCQf/z9fybkCbppn7puOYeJzSmw55IqGwsCLka2xvh0+0IsTN5y",
-	"ysUzHhWlKADaraCtRvcXUzUmEAKxLZnIRoBamLFs25A5m2oiV7rq6TCGxYGQ9SUE/76QZCkVB2+5/R1e",
-	"OtxGyr3OIL7a5oCEjpttZ8PSuzfoE18YbXS0aIiT5dC8laZzo8oZTVneINIlz3MeNBGqxc1i8GwvOGi+",
-	"ZCL13Do/GtY1jd6/b61vBu4Wjf+92bEjMpyFS9gY8NmK55mr7cGnOGYYvv2XVy1gjN3AKIcd3Zt3aT2I",
-	"WYqZDRnZwBlVeKwNybRxKur3X+v0mY0j6+fmeb3CMxEZtk2XeNsUMvlxxVYsM/pwsYJ6K/Of3rpHtRh1",
-	"7HFYYImvGSrwLUOoe8mQjsjFsZJLrPnaHyJxgYmmRmcVbB1xzGMg+2MmZ9fYyYfO/UixHXgNAIhvPBhv",
-	"NRPXokpiEKeENY3gitpAoVEem5L9i+hHBjbr034Knmqbu98OfhzEtmtp4XBZQTaWUJAKM4WbIAjxrcZS",
-	"poYlMdcV1RYIVMEiNt334ez3no33UoN5YGcmFYs/fR9nu53/BqVJuLXhhjSwmuuf02A0+N5pvqPPmGYL",
-	"LsbYq8c1Yir7ysDM8XlBZ4DCUqmzdvScFYxWpOUZtMo18w56ZLqnKn9zD0LbZXNNu6fKP/hHDK1RqRJ0",
-	"wtwQHW9eXJLTk8dPN1ovPgyee7geNptpZL13GNvcgHNfCWqb46CwlMWEZxkTxjaUejSVK/AOYgB+ZP5k",
-	"+3FDSqWY5jzV2NjKaAG8OviSrnNJs5GWcgQJLfBBtVouASBotGAZpyPbiLTWInIl6C3laNwmHecNiS64",
-	"6ya5w+Ph9EruHdygxNzJIlO+uB/6RdFUW8OudLx8K8sw0JxCtp/vJ/mUnky6T9P0uHuaDVn3ZDqgw8lx",
-	"epI9Zr39IfMBHXlF8030fOueLhiCM4v1A4Hlh10y40iHTn32C0dzJZ1BOP5L13bF7L7Mxr6REMFcsL2z",
-	"er66unptM3c2IQhP+icxoWrbdEZOC+Bmu7R+O4sbjpE4ewjrG62JY/sGRMbNz3z/5qVNhsmMyJxyLOrb",
-	"/qVY41Ahdbfh6zUxbY8Nzjxw91unXLCnUflcyL9BMvLrLbedM8fVqrjltzQHCVyUioIsAj1hU4I5g7Mh",
-	"EcyZo350yLoANrdOHsVAF3eI5DvvtZ1NU1pc7YqLtIKUfr9b/O2BPiRH5O2B/sd/+++DwwAbzn6nf88p",
-	"uNXalSJTgsbb4pKgPY4h7oM0A09EREnwux5lu41IxKYZANGIMTl49uXRt8++SMgLI0US8hUtMs6ga9vw",
-	"CXnFGBn2+4+hq8144d75xr30jGqucrogTBOa98yzTw975HuotsaHgiVxnkbFxSwP/FFcEZrf0bX5H37L",
-	"zokdn+QMarjTeYCrAtpReANjWCXpIHXRq8uXimwsw7+saKF57qtEDwb/+Pv/dZKQEzJhSp87PyWUUxWK",
-	"ZYelllvvv5SUmQ1sBn2eIWlqQZe2xKlmtzeX64HL0v2M32nIAA2KyGJyBX/dNkJzFRFcQ+kuChr8B+Zt",
-	"PS+YX1cK9ee2G06ZeX1yfHLdqYrrk+OT6FWGaxr/1JsX37hFL0cfvy7Ygq8WxKn6tRhP/eedV0FZOxNW",
-	"1AQ1NLgYJa2xo1n2o9y7AqLsOQ1J875BbUIKKH737pV6V1oEYKDavHJGxtDfe3wtfFtriuWcZpwpz3MA",
-	"PyHjJStG6HUalx2wqe1m3SPQDj/o6or5qdciaP8KIQvsD2v0PcXAX3tuJIJ7CCch2B32K5wxbO0s70Tv",
-	"WmyC8hvKY0Z1fSKwDPxnL6PxM1reMEEmq/QG20Z7XkAwjCAeav6/XX1jyvXZQlHZNZ0Y0wq7a9W+fb/G",
-	"MBtE9lvcK47gxC5llEM3/M27Y0czfsvEFqd5rDgHq7S2Dd7kOncmBuR3o3rewrXRrCcFfWCctrT5hfuE",
-	"FIxsal6U8zLQOOHCHKDrztPP6vJw2EIu1egI5lqWwzXsdWMTmaD/X9eqOF4JiZnRzV19yj4hzjFEMd3y",
-	"3m1CEvu9HW0pXWMVmWdMxaDhtzoBcUYRO+4+qSQ4W1De1DavoFkZ0HDQP7i98VDgIEzK0hG3yMC9Tqnn",
-	"ep+ezM59uasxZ9lANGguYXemNuet3GfNpCgfXpVCQM35VLOsO2GadmdMLpgx6qxscBlsSz9WxGMcz64O",
-	"PvHv/9Y2V5rpHSP9P/viSRRMgUdilPMpg0BvLJZunaph1zF8jbjXwN9ij1dShbfzVU1ljmxpIIIZ2LrN",
-	"y+5wWq0IplZQ1TauvIU13sYN5rLNlS2VCG3BdkegZrbHAq7w7Ub/krWpEXLP5zHs1eKrHnuwidnAeLFg",
-	"lieosmhb+avlobTazN4aa+lysKsBKYWJ1RZkgbtDvZx2jd2mFAC57Cy2XTa7Bbhv0YWJKvs1Sqx0SAz4",
-	"ykOaNR/CnTl3O1Lu7Pnd0RTxK9cGz7WX86VBtf601eX0ZLRoj7iF0YOUggBZwx1036stuMQS/CsPa3ad",
-	"/4T/zM6hrJ6LtGBU2Vojf14iy1Xp4lji++Gc3D/bIHRVsP6343PNGc2wFtGDvfxTwHD9Glha9ymK+C0g",
-	"nn4TRKBfGdumXvtZhRy5J2gHYnNYwI1QJyyZK3bnXNFZFNGQTljQ0HwJ+H5Q3bpY0BpWxi3fC9Pgr9fX",
-	"Knn3WRTAwKcub/XW++K6MzLO6HqckLGxX8bk4CmwmnWZGltmTA6qPWoPQ6sno2aJKrZPzOK5KiOoUXBJ",
-	"n1yFYCy4TjFMhf3TJqhmM9nkZUR218Q9BdldiNcNbeMBuZCjFqSW0FFQkAOAqxgHxgwmoUDIEpELdve/",
-	"aoN5zA1hC3BGytVs3nuQxlp2NghJ8rEF4MOiA2In68ax8OfYqu0NG1pDX6lDHjggFxBmJYLLvavGggSD",
-	"ezTiCntA10eeFVIp1/aZ0UKwACiq8lW3vVF8taq4Ov68d/q0zXwXTFOXl98e0/pFwVjXzNqnEW/IXJkC",
-	"udvZfE6XSyb2YXErDrbKCo9W8/br71tt+o8rKjSPFet5BdhI4m19oEKNdgvQTg1UyAuutUhtX9J2GLU2",
-	"gL21QqbknSvzeLS8rIoLZoPR4dYlkaS0chcC4R2souf3UoiGkiGJYxcFvFiRkdELvZzbM6rTudHFtxY3",
-	"OEYzhooUjBit32IEm/e3YCe0asuXkJXImUKXMoxdVhHtRlR1FUlbcY/dNH36R1tJ9UG0QevxhnQSzRaP",
-	"lM2ylsKIrDEYU+PENXBvar8dTxy1e25uavYT5LzOMFsUFqiSLGofBQ7CJyPVig3ubJxSsg2Zo85e93NQ",
-	"BKOAbwLvc9dtvhGTiub5SBYj4VG+rXUe/cYb9jfAfJkzYyjkDNk5IXcFBytYSD0HmDg+JUaM+f1vKHPC",
-	"ha3n+W+jACtAMeaG3XEBkcfY5GN/iAo2HeNVLOgCoHFK42KNwbJNWrxlvpXH9+g4U75ky1Yrdv3Ax7vc",
-	"H3Z4zPCj7finpWiCZdstmyz3N99WQJptHB5okZuH0R+fVmPRvIAaUDdm6WQBDN9UCm2TICOlVJhOuOs7",
-	"pWyKBcTMMjYFZeBHcKKZkUCFcrBohtjiPnxSv1x2OVEdhUlcQm0ksUdZ5p7t8IIzUUqbHvkWFe3Amp+s",
-	"g5PJbUZ+5aj+Lo26Vt3P7mu07R74Y5pW7fEowm3as0PJg5lmu0yx9kCYe5tFEbvnnNRwpWsdCLv/6d6Q",
-	"pg9hG5UtBZ+ckK/5s9+7rbSzp94+tlI9m6RF1sv9sFEfxiJqaf7sEN+7a+Tr2kvbKvnwvftVy4dOvk8F",
-	"880F83VO2TRWnD90jM250Ck6JgsJ9aYAXH1OxuYyG9urWOGt5pqQyQLhCGP9yMjBLVdcq4RYl2XiQ4VV",
-	"366jwmNkO4jsmIfXaJsvp3HWQhQ+jOVDH2RUnxrzcagQK5qPIhHP7THOPdCOJlSxnAs2WhYyWoTqQzJZ",
-	"mbWAz5ZJtFATI0VC/v3/Jov///8r/qqPDgbkM5Id/tXmLZL/nQz+8ff/6R8EaJqMrh+p6vw3ltPTVzQn",
-	"OV3ZkXC5ghyCPUrm/HcaejNcAYyi5x/cSTNXO1Ms1juMTqzRk/ig+s/uenskmgcnPezUsnlL2N0arRlt",
-	"ypCwj3gkO2SMKZ+tbMAsFuNtVkesIrIH/+IXR3icNgdVKRO04NKyN+xSjeXjNTfV9xrSQ4wKV0bAsXH6",
-	"Dn72A2/jZ8jaDpm4/pWWi+M/1sTU95wEAn/uXHPkt8qSw59agOUEUcegsjoiDKIrmsQlZ+AxrbL2xvHf",
-	"WLranDfl5ibL1HkzWuauWLoquF6/NQfbpkczWrDiYhXD2r0oC0Gt6Wsb3dnSKMy/xp/GCVEAga3I+MLW",
-	"LUJB4xl5Bp+A8pDj9Iat4T8YGKQgYUDJgGfKnZprvey8fw/eyqnEBB6hKSq+2M+wc4lUoB1UEUSePLZU",
-	"YH4ullSsIdriRNSBc21hZmm9qxxkAlAy56ygRTpfEzm9Fh4rUxYqscaVx6bkAf4JosZilWxowjvGX2De",
-	"kg1xq2vh3uy6lfVVrS47B9BLshkretfiGpGvBVbGmn93yXP4mHOOpLSA7KmtW0GXnATbQZ7TdE6MQoDY",
-	"PejVswkJS0a4vhaECMawz/r4p647Q114YIy5ya5UGF+qFAzDn3oEUMrcV8ySmHHHP3VXvg6ge8PWXSny",
-	"9Rgi04opy2qVOgF/PbqCgYOT/vEhpIo5DaxgVEnRMwt0xRdMabowHFEwKPc9Pj4+NVP5/uqyRwBxAMqK",
-	"Npoc7ejEYch3zTgObXY79mA9GQ6e+ggfFLKcG6uPKyIYpN6SCRe0WJNpLqnmYtYFBH3X79GQ/YorrcwV",
-	"RVC1NeqyxVA/I0ujco8DxXccQAQYbX6LOm6oloL1yCX8jqsil/THFcMTIVcic+nCShYI0DflubZp9mv0",
-	"H3KlVgyy24DeN4xmqpZAWjC9KqD/xvj5FZ2Nz42oyMxKTGh6A0T6rgTGNBi/vri6/Ap9WF88f/X86rmh",
-	"3hC8oDfo+IJab+ILm2lODsYng+G4xH4vlW97yVhNZMGMrbtgh73y2CAAutn7oA58TJfLnGM3hSNbBPrZ",
-	"35QUY18a7ovTsPB7bHZ4DJUkwNJloefYqSzoLfTnlIosAZXVFRRzsVzpxIZH1A/vxu4Tlc4RuBjgWJ5Q",
-	"W4UM0/nTn15jMw84L70//YlcVIv5J6xyiBBZBU+PnALfeEkYdEYFDi+FX0IUXR+eoVQq04SdyINRWC7v",
-	"CNc98hZKq4CAwvBGQnLD0gmxcpaKzAxPZ7OCzahmxgrO14Gkdh3lLJmluK2Yzh7RTJ1baQMsAkyzUtps",
-	"0ZpwoXjGgKwrWSspQtPCy3sLFkGxtqiQUp+hRJFSP1Kwvb69LDR2BrsW7EYqUqbMHTHGqW6f0DmhYGq6",
-	"Nq1jOJhGNlSDfmPv67NRFypIKTFhBth+IyNypWGe4bLB2hMKlBtSe6TMUCSyMH8Ob6rYEFyR8Un/xJ4x",
-	"2+i5PFhLqueuA4Fvymxjs2Z4uFAnMluTg2Dpkurkk6obO6k5sZNwGRI8ZFKWWDvQw8S2OWA/0VTna7SG",
-	"KgQFoglW0nd2ALc++cff/wfKZ+BLM+djo91IF3iLLk5KhTlcoALesoJlPfJ8s0U1CNmV4D+uYEmg0gvc",
-	"XYSm4BuFYoyyOlRtcKn5Ts5oYbNgKBkf4AgJCVy2h8BFS8pBqml6w4QRkP3T8WFCJitt75/JmtzN5eIc",
-	"sqttzq2VH7aizpKnegShQcywdXqgJ4Y0R8VQj1xyPD4jC3kLYcqCdW+4yKyDJGM5gzCm+4LZwMSJAZ/q",
-	"S8t0SSvZ3vhaRhBsoK040QawD3a8sGLvjIx98WQX/m9Ql2jkYSoXAXOuCqWrFY3UQaSCXXRQ1gWaL41L",
-	"YIxxQliumAXtNMqNLKyYuHz+7dWbl5ejNxdXz0evXn7z8sr6lyo/PPv+zdur8bnZEleC+bhf0hrUBDqN",
-	"CaiFq3bQ7x/28CoDll3puVEOU2qzzBHzweuEGytygK2/zYJBSvVhEj70hi0oB8wnM/iBJwnw24S8Q2W3",
-	"8oJiZlQLP0ZWQvOcBN/gikxBWs4oF4c9cmEG9u2O2FrammgsXIVrWRldIyPjk+GpvRLHb5gu1t2LqWZF",
-	"9GNOyXEDQ8U4AKQc2pIpoxcod6qxdjTnKROKBVbGxZKmc9Yd9vqdpLMqcmucqLOjo7u7ux6Fn3uymB3Z",
-	"d9XRq5eXz799+xzeKREwvFly8fqlsfBYoWymdq+PD8olE3TJO2ed416/d4wxjzmYaUfYq+Rn898zpmO2",
-	"mlkiRYb9Prmb85w5D0lq7nKuyGpZ7WKjpbmYHWrkxIIgesX8ZdY563zJtO3DAoFa4CMgZ9jvO5vMFliH",
-	"ypJRkrBe06aulc1YOvIGXQVzho0ctvmd7LfBDIwGO9zcIO+4h4agzWuIj+wnceSggEKzuHP2w7sAj67z",
-	"it8yUIWM9gcuD2gj/kO5SqrzzgxwBCH0tpvj8uKxcQ1I9MImCSi/GQl53D8m4Ji/4w17Y3Rt0NV+j9vj",
-	"pgeYPkaCGnUT1PeCTqc8he163D/eY6seeHv98u3e39vBkbfIj4IM5MYd/7KQq2Xob5isK2WYtoAFJK+t",
-	"D5JTm9yMYaoxxM+d2cALpa+FR78AJloJxTSkjNcHx5h4YmvcsK+WYHcV3Iny+WthG9qEZpN6VEm1HmHU",
-	"Y5mvlIuAVNRvhzcUZmdfC5cKcJhgCMTcYiEd5ODy4vIwcTXuZFmwjIP7//LVn4H6y1d/Pru8uEThvHEA",
-	"gnrjamPOsx9igUxjAZt9qaJwcvMz9MrrJE7ow2OjyboTnoUSkdzXsPrcNV/UanMVYhlr2+ucN7lD4TYD",
-	"LQDMubY/NFHtqYjR7Cqk9y6cNoTHDlu53D5A8AK8AwDffg951E7qhHseET0XlWVEE9uGIiZrXEuQPCdI",
-	"UmvJc9If7Pn8fpLtZHi6+/krKb+hYu2QIu4vEb0MjC6XPXSBQPTCz/BH3fHXOauj8m3KzFQKcG3SrVLz",
-	"DRU3NaGJWxcKMt3cb8zWOGm5JMP+f8TeY8m1MH/DxmwkXRW33odAvuSCk1Qycx9xJnSPmDM5oYqDWjEv",
-	"O6QLpu1XDnzl0rVYcLFSrlU6SOKqBPOVlTnVRgUNTZqYPLusrNIOiQYGGdJUrphZloKKG5aRybpJTsAE",
-	"G8RE2IXZiYrwb2l++zAyImlMNQE3hm/OVtk4yIHTFswpNjV8Nz63Yb+xgcUwAib8MYVYdaMbNKjKmfEt",
-	"A3+f0qt/8keQdm8wiaO2sqD3fN4/GvZJOmfpzeFDCj448t1ihU1co1IPXfxlk43E6EgV8JGqoDDPO8Rm",
-	"tSkldpxDBJJqd2CV/MiXeaUHSeQYNHUh+XSBlzZqeK+oD2DdpLOUKo4Lr8JWH7ZJpoXbk4VD3rOhr81G",
-	"mVrWcOAfqdKUcQ2exrUeURhGEa56vKHbH7GNZmwipboW1hCZ0PTGKHsiQ7c9epDMpT7sD8sEBAQoNyMk",
-	"5G7O0zkke0Flh0c6R9ckENMEeU4uyp673sHiegFZdzR8M+jhQwpqjHszMhU2cxNajGP1N7lw/VqU1X6i",
-	"K2FdxOCJDYOj1yJwTBtqLLKCsFFSiEMuKMZkrNTBBZjLPCNLuVzlKB2DKnVYCBu2ASeyDLOdoWowotdg",
-	"6rvv6ePxT5/JbL2fl2KjjVhncHr6tNs/7R73r/r9M/j//2uY1nnW+f7tF77R2pnHfQyaU9n2UsmeEstV",
-	"m1RzSXSxYu835OXwweVlk8rg2gQiX5urA5F+gZBXtjV8PDPn+zevPJQwNvcoSapre+9/lyrI6Z7yevhH",
-	"kO9v4dwG0ZB7SXgHjR5NsjBPBuAUIHKCBqgb4rsqj/ScLQjNc5BEPnxjBA2migRo8mFP8u2pHEawc+Wj",
-	"1l5IecSuwE3l4DK26V5HaIA1G55gVKiyQTbgdmpYD6w2d4L/HAHDSqGILQsrHqUNu+4VfL0iAj+yQtUk",
-	"IKwhWu0K1vtkIvjz9qVNkdlcqA87gTvNg6NfEEjl/U4mNWcrwJJBVUjVLup6u8ANnvw9cGPJe5/M2Xvy",
-	"Kn0Qvtzhaqq3WAbPy5KC49g6XjwKUFUZCrWIHTVn799tnI5K1nK7OAsXWnr/+QSzesoACyYO1Vr7Bc7F",
-	"xBc6G0UXEebmzi8lp9Wrx48AKTAQwTNSwwO+HTgMQcjBmLNrEfr48cfDJPBn2vvRJtFgQkiJzOnnUU3W",
-	"vhYHaaQvjX32BluzfDaI96O5OQzQQ6F+gVy4V7m6Fg4K9M7Wq9msKCHtTMF22VhiJzz9ChtSsXQ17vd8",
-	"E+RS72TEndCwv25opO6wyNdB+Masdr2RJEJOFxabNWxs3ET8tJCLTvQkbSkVvCdtvpHnbrK0fACiNtAI",
-	"3bJUOj04/gL/rzmp53jebBh1Tp0bwY3yGRkQSLdgjSzh0BKjPDEYhr7i4Y4Sx4/qIysPR6OfGBZhQXXB",
-	"f0JpZs7f79RLNvyDhcU2gKwfUv3zgx5VMWu3eOLwutgCanwAXTlcNw7bmwOabDh4/SrC6j/+/j/wdipR",
-	"x8sLxSYFV/uVtIDsnLAZ1kReixpo5yOFKPvmswjqysGxZhFDwbGGCYuI9CqieRPYiYaWlRN2Wui785ef",
-	"vbdUvV2uIjeu/WpN8HCtrgWIxUOblGh3prHXDhy20qWYtYFb7l2Ll9rXf/iWmfVstOpFacF1w8vy3q60",
-	"WpEnYNl6+Fgj/AII1x8G/X4/eXI8SE6efJ4cfz5MjodPkuHnp8nwyTAZngzetfaebQEKbuVJ+whSNcAR",
-	"b5CvlXYCLnQcQoZ/krP3lbN28YPTVKLPbJFxDymC7+ZUd/m00cJ4brHHbal3WEu9UQHMFbmThZ7bWqrA",
-	"OW4ftRWni2txUGYUeKU5KJEFqFBFxvjC+NAMDU+HPZj9dxerXPNlzllxLQpyRCpFwpXy582iZQx/+oSK",
-	"NNrjkhkxyG65XKmSxLu5tBBC9kKYUS7qBb9oYFBNCkweK8s+z61NhJGZGchu6D0MOR0qsdJ0anPny1ZJ",
-	"XqyGheHjSo3luMHQsOXyLayM5l12UPkpExqS1jBd4eAxlBYp8tlj+6fDJs2zbMy1LV3h8VYw8MehStp9",
-	"HGvkEpuWnUy1gD9rIrShrjVCLFwg27DLdzSdaUAzmUKUCs4MiHr0F/uj00S3L7yNafYPTmetKt2xZ7da",
-	"ng5sA8zZRHW9SjjOE3EOiBklv6+8PXv0Gu7YiiR0Veef7tX73qs1+I9S3PuK8g+9P5e8e8PWu5JazCMJ",
-	"KditvGGZsSQU4QKboNeyXMjFZhDbF1cpZssCMZevWgts7kOOWr6LHkWEv6HnYsm/NjT/oVNmLl6//Jqt",
-	"2yTMQAnop1SZaqqMjUVWEmUcLzecAGgn3Zge81KplTHhgH29boaWbdkhW2GpL1YubZQsJo6bFeEaqnvB",
-	"FbxRivtIlVWjYfGZ1Z64UU+rLf9cYzxyZXQtxdIC669cL3JfHWZO1zlWqpp33n510R0+fkIyPrO1U2Cf",
-	"Zv6cUoG1/fZYhjPlGpJIoCKP5VNXE9p8vM1gUEaO3zd7EfQEtOfbhmFtpf/mGlonOwJEmg3E70Lxr7lg",
-	"0bI3r2F17Wads6tZPrSFzbQo1mWVol/W5hwXlC/3NctBUtjySxAHpTcqLL5+hMjSZpWSynoGAjBxVeNR",
-	"ZnDwIkGRmzBWyx0XGYyNfbjcfj5sB/d3YTvxoD8jANOF7RGHfWP+13a5c9Zp09rbIrwsZeFwUMPFNMRB",
-	"4gPxjwBzgh1RTXWILFU57O5Viq1J7UJ9B0J8H9G/T+bR4IGvnUuLgNqgxYEIpMpiQpyTMQocOJtqbo4R",
-	"LLuQd/dNTbJdP/+A6Ul/DMURbrMgZ2fva7KmHx79Qpd8dMPWLrMByr9ZLLnB6IjuHrVNWc9AZAF4YFDF",
-	"e9IfYOKneVJpulaAs+BcIyDnx1bnHFE9PkcFFGvOrZeiXvxrr7Wwsj+leR5euRAQPemfxOQ/Uh/I/4+q",
-	"/DWmU1g9Gw7Ip7SKD6gSkDcfdAiS7Qk8pa4oV4gvgnKyJRcSw4TRcsjfmP8+8d2Hp/N8CNPtZ9XiXr78",
-	"ouMTbyrYjlus+pzfsrCWuISbMgYIthNFoCiWYWxLFtrYDiFkDkLjgAs44wVLNUnnPM8KJixOfg2RDaBf",
-	"VMpERoUeyekYDg42SPBmgT1T1wJNj8MeMYayQvSfVBbwHYRHqNbMTZi5HizK3Vmll4HRXW74csmyayEL",
-	"25HZ5cQAGtfMgX6tHbYrwzn3yFurX8rCrogr5MWMG65uAHzn8tWfQ6wgyCnNgqTSBofGZYBW+JFdGhue",
-	"TzMzBOE/J5TkUEs/I+PuGGauiN0suFyvuIW+mRQIzrIOE8lqblDVnKgTdJDZ6BuCf+xW/rVaZsFPlX/B",
-	"x5JO1/5vpWNdt9q/DjrTdZsLH2NZNmEAHQztGy4aZ2x+67Q1Atyef21eavr+Jpyh9UwYk1/mjY5z81tr",
-	"Sp7Zj7wxLzVREjnbQEXYgSyaneMkRWefFMJdu0HFGjMH0NavUOIiVx4DrIm0ihh6UPLA5WCOEVqhRq6i",
-	"3aMYMZcBObD94BFvyx5SRI/+aZnLzINnR/O16KxCbTt0cTqrt0qNNDbWa0C4MfOPiIpLqliXC8WE4hAp",
-	"VKuJxVZUzCw1sXCTiCG3oDxvWvsfKzOoA9tXezfuu/pWPuydnufkiuIiZQ+QEvev4CQM0LywFi6ov/Ao",
-	"XTdC3tk0V3Dm2VhpE6V+TN+sq91Jr0Pz76QZx394unm2N81GwWnY+vo1672iIP+7cDtPaLPcrnQ2bSm9",
-	"y/a9bYnCTM1AYcAM0pxRpYHcxigoF6PKTRZjzA+OgO5FNNTWbKWZ/vQb01xFcKivNcHWEVuXHPSFduzg",
-	"m+t8XLQBO8U2QaOgkOlT5KgSOQqhwZ1lVv4tbprVPMKNQST0q6qw45osNrS4HrmomFDLlYZoS11xISuR",
-	"GXF7LeojkAPqmgLhMwA5FiK7UkGYKE+FfUyXzYT0nOproWRugw6Hu4AuKyiXCylmNfvRej2CiE8lOAQB",
-	"HMCnpFXIVYflujXsiwt7Wbrz7x+acTtTDyf4HXPgXa7PEllSnlkNJwwkBCBfnbPOsD980u0fd/uDq0FQ",
-	"wlzB3nINsDpmxJEfsY7PFTb16pwMe4/71Vro59+/wbbtK6HR4/DMaI5G3wI3Av3Pdr69FAoOwC45Kyfu",
-	"xdxFRskrectymoa5BILdqZxpqJV477tTbcSytvKfj6BaVcFCbcLF71fQ6wMFm6K5W2lX1Rn0+4OyJWkQ",
-	"3uqyYgnheTs1dz7KqX3rI2HfrXTONFrW1hRpGX1K0I46cwuwR4jHcepvE+Tx56Sp0sDjL1CH+18vMn9u",
-	"+7LHPmMfO3pujYq9oj6hwfipMv13cCmWTUJL6br/vYhR4fd1D+TRL0HUd2vg6K2c6i7+qAJizgBenqVy",
-	"wcBhjqVDiD/O6C08q+ViorSxsqcArI+2iVqLNLkW2DwCKi6CKC4mFUwLxvA3Frn6puAlXClWwdi29yZU",
-	"UMypc6I6t4hF6ZgwxEdmGTk46Z8enmHzKQebzLDaPsyYaro2HS4zvuYwzBH8I3ZRfgEPBhflfv7El1OA",
-	"74+lPp1s75MIssRO+p8jerDvcR/8IY47MsgDHfedAbKKimhY3R2L0C3fFAerqHsf2abadVXe+3p8/ymQ",
-	"9mF18R/Epw1l8TuDJfg+BNUAvTuNtVWCTHblmnosACQKniUHb15ckqfHp08OzwjFvh4eNWVZMOiwVLCl",
-	"0bttJSBk5WGub3ItxmKV52OS5owW5oKyuXeC0Am8iyNyC95O0Xo0FlhR0LUiB2OzUmMzUEXFHh8isCR+",
-	"OcOo2zkZU42KO1OQ4gMzwbYAkzUmqJWpf4phZqMlEdx+5nLLeuRyTgWE0UL7zgJxVW4KB3VRifrtvgjx",
-	"Eg1iMiJfl2nDthcT3pfuurU9C4Kkwcab83tw/z7QzXnPcr69TZS9DZLXSOT7pEIK7HgXePezCFklf5h/",
-	"5WxG0/UohTCF4YKkk8s1zfV6lNICYpqX3eHweAD9h9Eqxcfc+b3lS2j0GZiZ953Hr1psuOuycJGHT5fG",
-	"r6I//SH0LRQrv4p5dYQQWq3QsYJUdNDRLAoYFyRjmvIc4RbfvPiG2KmEUGLmVk3I6wPo13B4LQLsEa5u",
-	"kqCyz6FDBn8DMMmk5p/37iLX6xW69AW1bZADjhVkcJEi0CLLQPAHAM94gyLhMKWy3hCIvxYAErkSHDGy",
-	"A7SlCZtzfHTRI29xPfC6tAXemblplZTC/G91Ea9FBUbfVj6Ri6oC7HPF7GofCBkUswsH2gcNDtHbl0Cu",
-	"ipABUNSa6UPsb2fMYVg4I4rJWEg9msqVyJqqJp34wrn9Glq1/dIO3fqRKsHfPinLD6Is+yV9SDCpfbTm",
-	"HZIqPC07stT0Rnd1xLKonKxY8lpva67VVUjBr5F2tePJgJ63stB7vnK1XrIAkX3Hi9/ZLvovCrnY5/kr",
-	"2eZpzC74NWpR6539d8REa/detdX/J8nzQVFV2rSygQCq/DkugzYrbR5EDO0jbirdKC1427Yc2biY+SOI",
-	"l0gyRV3QtsrxCwu79kyj+yThHlbC/e5F2m8ooh5aKkUzQN4APmIItJ/YxjJEFtCaB2ueQv+3OUYZmayr",
-	"PVNdQ7Br4SJaZfNTLmoNVXvkLSZpV/vN2iqpEoyHLti1aGg16g0laO5v2df2aal4KY0MhCGH/f55MG5J",
-	"nwXJR8wX7ceyVstpc4ZHwO8fmOSBm1OFUoDOSFCVoGjOFLnlClrulykdLuti+Ljf60PahW19ZvTjSpey",
-	"Wj5GWUo7Av7cM5Uh6UgrgcJskmF32L/qn5bZJFaCwuwMhzseq+dmeKNSrYUxkhGCjai5XBK1VpotorMe",
-	"DE97p/VZrzIut853n4SK6qJA2UH3888/HwwhDRDQXs46x5/3Tp924kty3O0PrwYnZ8duSdARYB54+/X3",
-	"3ZOTwQChPoWGVoGDYM3N9MtF9Gu3R1pHwJ77ZHZ8lPugsWGjOb2hDLijitAcmzcifCvCn6Pv3pxulpGV",
-	"sP3V4dp4yGSUFiTXqXVUfkh1cTDmp1ST301FptnX6hX1ATdx1Ska/nQ0cSG77bc0gs0O+km/399ohGmu",
-	"OXsDJdCFXjN7lb6WSs8K9vZfXpHx5Xev/w/bW8bGzRTT3QlV0Doc28GyBZkxjf3L1SrXZ2Rss67GCRlD",
-	"t3LoUHOw+46uXOX+Yo0dcehjN2ZFIQv72n95+9231+I1dJd3ENsIQAeT7BHM/qd5PpLFSEjBxlAMB2OQ",
-	"giF8pnkDA3ewyLZm7lqcDIegQcCuBBXZOCjO12NAqHEC6wLKD6gtgqzEjZB34lpUVRuboBbm1NpFoLpU",
-	"ic4hXWcLOglCDvkhuCI2CIqVTfna1xL5iOQjTLZppa08A4b7gNBfsOqdsynNFUs69UXzVUFYwvNDeHWf",
-	"9k5P91dLLrsVrQRuyPfxa3rQ9kbeed++u899Cwv8G4GMbpJhTnFjQ2tWdOHM42FHxDiHewBr+fs0zQbH",
-	"/8R3Tl24T1b5zce5en4J/tW6D0hNW9kI3dTtot9OvaxQ+slp+mHhmofRg1r3/gje2tYDpMrAH9gLpNq4",
-	"/ZfOhNGCFRcrPe+c/fDu/Tvzc3Ebp/mC5DKlORlDl0+eQjN6NjZkr4q8c9aZa708OzqCp+ZS6bPP+5/3",
-	"wSNn13KjQMfe/4jVvVFendjOIr4EJ0H00pzZXh7eA9DbdH+qiFP1dRkAt+2FvZfFGPHgY71DhHVEWGDF",
-	"LSAYhH2oNrcl9qlvfPPISFPHjZ6Oh0nQrMsGygN4ybIjhwdOx7TpItZ6Nalhu9v+0xaSmUBgUXELf+Ax",
-	"aV00cnMqDtzvzMLJQbY0zKCGxGfURglv0dxnihmdLQEYBovwDjAwENa/FtvgKRdUAMqER68j28DrqrNx",
-	"0B6bk3nFbxkyGRBDM2S5ZSEnNskcpb2sbLa/AZTRl/5XAAAA//8=",
+	"7P3dchu5tieIvwqC/+6wdCopk5Rkl6T4R7fsctX2lKvKx1btfaZLPiSYCZI4SgKsBFIyq8YR57Kve/oN",
+	"JqLve+Zi7ucBzkPsJ5nAWgASmUSSSVmujzOO6N7HJWYiF4CFhfX5W7/2UrlcScGEVr3zX3sLRjNWwD9f",
+	"XNG5+b8ZU2nBV5pL0TvvXS0YSUul5ZIVjxS5ZYXiUhCqCCVKF1LMCROa6zXRdH5BFBMZ4ZpMaXpDuCCT",
+	"l7P+d1Sni8lRL+mpdMGW1HyEvafLVc56573r3vF1r5f09Hpl/lPpgot578OHpPeGavaKL7mG/4mTpvgv",
+	"jMgZ0YZMmudApJY3TJBpmd4wncBPS6k0KdjPJVNaGfqWdI20Uk2kSFkLdcPBwFPGhWZzVtRJe8OWlAtD",
+	"8QZ5f5F3ZEnFuvpuRWT1fSHvWr6988uKRRblLUulyBQpheZ5fVlwQQhXZFbmOaFzykXLt0fxbzNdrC9n",
+	"mhXt39WS3FHDAGwmCwYECPbeLz6543lOpozQPJd3LGtb98j3PyS9FS3okmnLsJevX37L1i+/inPG5euX",
+	"5IatHynC4Svc/LCietFLeoIuzdh0xcc3bD3mWS/pGQJ5wbLeuS5KFlI1k8WS6t55ryzhyU1OfV4WBRPp",
+	"+mueRxcHDxE+Y1aICpqvFbsgGZvRMtewTDnVZoGWMmM5KUrxSCWE5YpVDFwqlpFVWaQLqqoB7VP/9E//",
+	"RA6E9H8+JHdcLwhbrrRhQVXmWvl1+LlkxbpaCPdObTP+Q8FmvfPe/+9xJTEe46/qsZuwm72SLbOemM0f",
+	"p/DExB3UVcFuuSwVWdE520KTGTWkaEnfv2JirhfmYI5O4juBoqqNKwJR1soW7pmP54uXGVuupDYr9S1b",
+	"b1J0SUrBfy6ZYVRyoMp0gYL1xx9ffnVI9IIaQXXDFCnMyeNiTvSCK/L6h7dXRNEZOyJmTjNegHRTKykM",
+	"u0hCrwWMSIkq05QpRWRBKDl5//7QHH+lZcEyMpMFGZ2QhSwLlZAVK9yZSQgVGWG3rFjjl5GV9IJdC0WX",
+	"SK55xGwm/MGd7jlD8QqyJcHXJn4VdP8NW+V0zbJzYhZzgvSbEZBgeJ4KqRdGRDK9kFlCzOYY+qcyWxvq",
+	"KTkZjcjBhFeLC6e4YOZ8TA4vCHVUL3jOroUO1gjJhDUwgqgohRHedtjBWWRYLsalYpPDI3JJTt+/N48K",
+	"qa8FLmJClIRlcEOnVBjxZgjgLPMLR9y6HV2LXhJcf6ezQfqUnrD+k9lg2j/JTs76Z/R02D9Oh7PR9Gl2",
+	"xoYDx6Z4WVeMGrBX3/BXy1kZnZ4mvSUX/uxEWXUG13TLKTa6wYTkFNaQZhcwpbuCa0YWdLViQhEp8jXh",
+	"9ia2J6haaKqRna3+cNQ6JasutM3lSfTUb1EQjIgBLaFNzuTwbvg5K5R756eDxHybL8tl73xkVIElF/hf",
+	"w+gF+UMKkjT7upDLTXJ+MCukCyoUTc2fFCgfBaHmRsWTzYXSVOg2WqUdfzwzH4jKooxq1td8yaICyRF4",
+	"JbuQ5+/wPSjT8j50vZVlkbK263OTMrUWqZFghVwieQoGaKMOf+18u714r1khaI5UAYFX1dffyiKmd8nC",
+	"bGbGCiN/ckYzI1cm/QlRstCKmKeZMH88IlecKUILRqYFaqrr8DLaoL1oYc9e3686NY8wYTjzp179r42H",
+	"0oJR7X8L/utdbF+CaV+tV3tsENz0XBEzZNvM4HNd96RBCeqD7s4DdfB1Iac5g3OXSmGuG/NPulrlPKXm",
+	"vccrfOKLf1GG6kDdNG9khqRbmvMMHh7PKM+ZudYzpinPrThxYn5BFRkSLuAFMuMshw1kRSGNcvrTr70l",
+	"U4rOzaDLUmlQeQk+bUyGnNAsK5hSvaS3kkaGFL3z3mP4qffhHaodTGmjg5z3BsOz0dP0lPXPssGw/3R6",
+	"zPpf0pOT/il7MntKv5yepQNDqdJUl6p3fjIy+jvXcMH81U+J+CnZjS4LcZ4yoQuentu1Oa9WoG8f/9B1",
+	"i9wGwNZsSmK3dDjshdUE4RWSybRcMqGJomtF7hbrI/PZKym/o2L9xtpPH7WzBdVsDLK+ualcOb3HWGRG",
+	"AQeZRwUZDgaB0SgIJdPSqBGyCB46HYDqpMD+ubCaBxdkSEDd/rh9PKv28UpKYlaD+OXYuo9mvn0334fa",
+	"ws11CmxbKgjXipgPE/gw2njKrQlecxMwIvtgRU7sqsFCBZ4Ib+P2/cUeI9q+8bjhJwiN5H7NPu80SPVG",
+	"YyBrbnccxDztTOa+t5m3vlxZ1x9g/e2mVKZuxIAQlc5uVE1ZatgExdKCwWW9KuSKFZqjjAzk/cZYf1sw",
+	"AYcSNHGqCFeqRAu9yy2e9AyLx1QwZ4WTA2PX3D49rA0ZN57cJbFJJNWeSK6MDXMUe3vFiiVXRtVUOwZZ",
+	"0jXJJNxRmi3VzhPiBzafsd+lRUHX8NmCzfj7bcuwKqc5T4nStNDkYJLejCdgSg1HZMHek4zPuVaHibHi",
+	"CpbKueCKGYuKC5LLOZyUynhIb8ZfHp/RJ18+nY0GX85iC1HJPZCZef7DDK6nbXP0bAw3UdtM5J0IDvsF",
+	"EWWekzvHRIoVt2BmOxcHiGsGEzBP0qmZAZrUlmg5/ReWwqkp2K286cqm9mFPAM9xwRQx6sIta2XgFjKC",
+	"tZNSj0NvQHRfp6XiwtjY3uq5W0jFiCqnumAs5NZUihkXLCNaWnJnYJibn8E8Uowpa3i70WKHZQflH0Kv",
+	"xU89fIXCnC2D1g9IZKY1xmlojcHuvItsHsqq5/AG8FyWcbNcNH8dyKIZzRVLNvwhsBISRc+m+NpLJoQW",
+	"sLXd2i3g/SXGBVq8wWve22o0f/PgQuaZch6BeUGFRnF6D0GzpO9f4ltPYSb2P4abIqh+4Dse8y68/hyZ",
+	"1y+Dlqji5/w2cggeKXcAjkBj4c7jRJ0LHBg+PBRcK5bPOlwODf52rB1s4C6+zLoLQ3v1fkh+bTAj3rGt",
+	"st6sD0YYFJlclnohC/4LaKvn5BmjBSvIdTkYHKc4DvybTY7IW230Kq6JkHcX5v+mVAgJBoRaGJnr/fat",
+	"98D4WX4zevPXX/o//NP3N8Xt1V/4zzljYng3fPLtSD8d3/7jX756/v0P43/5ZnS3c3XtNDdX9N3m6RXs",
+	"Ll9bvYF4h16lkCRGPKcLcAvBXNBpJJCRnDV3VO3Wa7CgNs1N69eRM6f+qE1hkVFNW3dHEWm/6n3QXQ6l",
+	"Z4aNY7egamw04uiFBf5M59cEymcSdONAd5lKmTMKhz3wmW8O95oqBTzlnOpakjnTVaTFjG9vFylsZEFp",
+	"P8/97g5YxGB2deKixyz9ueSKI7Ub+mr1I0ml0qD63NK8ZGS6JvNClquI0uqCDZ2DEkkPhhpP1/GwnBNS",
+	"ityxguF3UTQ7H0oqF+h3SRdUCJZH3CP2IyrOn4W8A7vQz6kbf1Xr8415cZPTGvvj55mEQRxL2I7twS/s",
+	"s0dyRqSw62X+w6/j5qbRapSxGWXXzL9iKV/S3JBIb1lB52yc5rcR6vBHsipYxlPNMvL81V9dYAkIMzdP",
+	"CgEOT57TDa2FBD+roy4qYErTDitkNlqwiq8SDONkOCeCwzWIqK3dbjry27GW4zg5dklgIW5ZQZ5fPg/V",
+	"ccZB7nBFSnEjQOzCM+Yvv7BC1hVkWRo6WkkS5XJqLNSkdxMzSCHGBmfHbAMaOW++fk6Oj4/PDs13QUfC",
+	"M0UOJpagCRJaCsX0YdSeE+zOayeRE/fcH2jguwIPc8RDH56dGwiZ1EdONhkXmaDOlrUNiR8z3RYSdU4U",
+	"G97LmFGJFlTMIwqvjU5vNas/wpquhjG/X9hgsRRppeUJSXIp5qwg7D1XumGAClnoxR0XGXjkd+oSPtgO",
+	"5ETXTeuCT0tthUjUdEB+jDEAof71hFDyv7z94XuCYxsJYZbbnNYnJ+Rb/qw2kV97uVzTXK/HKS2y3nnv",
+	"1fP+aHQ8DORvQGOZcf1C6GIdF/24megwDNRhal4juqA8j4lLyy8dlVJ4PG6db/KXO3NeLzB6OP5B4ROy",
+	"1IrbJy9fv+xkpOMAO4z0u4JriFtX7nsUC/s4ltyXwM0eOf1fG7NCkHJlRsGEH8Ngyl0L+B7o0jiS53Qj",
+	"GO+4YjVm+KmHbvikp+kcblF/d2+Q1lQDMReq9czW0g8SJw95Zig1arKlL1yuTse79Xswnv0aVahqew6d",
+	"Mav0+PN88uVoeNwfDkaj2FcMw1Kn2G3VxGD8H/zjfqG6vGbDOxEfhg0YVWSE611jyMQeqA3eedd2nndb",
+	"Gt0Pc7vlAU56Vjc+EqM6QGCEF0p3VxUrKfTZHGk3R55RnS5earZ8URQx+v+2WINOa9Ycd3lq3rBRqogx",
+	"AuGkzUQepc0syJKmCy5Yv2A0gz+Y593Rm9jwyqR+6GJBx42z5yKLMa6qhSGVTbuBy+81hhbN13UtT6Uz",
+	"m31txsS1i7CZD3JGHWZ3TGhyV0gxP9qpGsC6VgP6CUf31Dqb3si8RakpZG7PrHdM0TSVJSYwOCOPmbVZ",
+	"FVwxiFArzXVp5UrGFWoSIEQyRnPIUimYYjn+E05P1Cx8/uqvb5k2157a0/9pbNO6YQP+seWq1DFepEKU",
+	"NB9nXMHUxoX1uPoMgcHRMKYh4HvEvQde/AuSUrUgMyMGDK8updALcgNpChm/5RnLjIl+MCRfkOzwnw9u",
+	"Hg9Hh3HLwafMDIOEmUHEggCXmBRj+JaqUT4cxQi3LySeQLjij5+cHo1OHw9HJKPoCKoo2Jm1Yx4u5lzU",
+	"vx77+KqQM8gcNo/bcEZmxB17v2KwYQW7ZaJkF2RI5vwW0vbgD2Yn8cinean4LfvOEYQy795LGNNO8RLd",
+	"ppkeGWGNN9kkIZNA15gYjWSi2HzJhB4vmfmKWvDVxLqyUajfGWGn8XxdCxsaMG+iApZB4KrILshEy+VU",
+	"aSmYMfCoJgXEVhWezIzlDF4UDJPiPmvEfzCNuLva6/ip+345i71ly3wszSXHeaX1wOjJE3ThTEA80fyO",
+	"rhXu44IV7LDbZu2K63kS8No0LE2mzBjDkOV+UE90hNiFC3DYv3YLdO8wGdA4qBbAHS8kwJ5VjK/j1+2f",
+	"SHV8Dx/OhrD5ylRkhMPRV4aXqVkVZKzf0KTYlFP7+QyuqvULFmuD48BMs6mQXNtFBuFlrbOdrObFYPfj",
+	"ceVf2Twff2sVpcgZ3WiqxM8eVAUvxc8tUrBpwe6m5zewD2vx7ftai01GjKu+mBWN+kElP2oRBhuITHr2",
+	"2gQ9E/YxrlXCd3ebqRH7vqt16i7AunUq82x/69RqIfeyTCGxLJXLJdeGqR1VaKO6gqkHMFNTKTQ36lmQ",
+	"gI3WqmJ6w1glWkqblqPKJZbrFLvtmv0t1oDL4w5bLuBKsNcA9f5GRehUljULx9/L9QMflZ1xpisL8YyK",
+	"WDqA+YkUXN2QKRXZOZnk8m4CN+QdGRwdJ2SyZBkvlxNM0x4cHZvVc78/TchkwecL/+vTkO5c3oExaN43",
+	"q8fnizh9GKbben8rW/wxleV8AYlUxt5fsYLLDCtdFq5Szz4CEfZqgzf0Un7LtoUg3CEE2sjdQvqaLXNp",
+	"EkbThf285bwg5EAOuMjYezIw22lGCX/Dlw4v7D+gEIWsGdRkpAuWoTY0VUzomPoW2DwbSSNMG0kZE2c4",
+	"39AGVPwXhvVCSEftW5u2zIbZ1/y4GW/bemI6FW6ir36bsTx37syKjM2ZgmrdUjsK4anabj1SwWAdaxdq",
+	"yRLwNTulxPFKuL7REw/ffsty5m2ePXKmRI1HcB4J1BRoRXLIeEJ9TduI3CZPtyzSpVi7ug/vOXbLZLdj",
+	"r8VKeqVoq9OxhMZ3Q4Wy4Y6xGyMcjP3fS3o/l8Z2KuL1C+HewLcdQ8S3QUAWdcu9DokD/hHmYuJG7C6N",
+	"+rslGD6lirf47nCQRkJCQcUNnLVw3oLpMTyN0ceoPLxPqkSnsCpSFD9icy54fHLfcMFJKtlsxlNu1Gw5",
+	"wwnHHUcbkiKXBRO/RG5zyYX2gvYVPEXSsrhlSbCUdhVtkZCtoTWfN4poZ00GR4cvxoSXlqvxaDBescIw",
+	"xlgtaNFyb8NPQLPUNLcb74nTckVGg/+4kVXRRZ6a8SLfrD4TzUcgB0u6JlNGBJtTI6cOd2szyMi1XJMw",
+	"do6UtCyKZRS/q9EjGPDvhph7+fYHcjIaPq1KqVOZ1UN3vRc/vjGnj2rNCvPaP/902f8v7349/vAfYuLo",
+	"eeC2aDr0UymMnleA9RdxIkfSXYpdvp8qQ5gqcteI7e2VmlzLUrApSq06vWA5+r7uZJ2O+tqtKM/GitEC",
+	"yi/3I8Fm+HQzI7+Tgq3bDNs7jiW5tfUy43cyI6lImdLtkZIMpEY9w9qozbe2zFEK6y4rpIzZPDu9KE35",
+	"QGsJDVs9mNWTRiobPivaD8Lx8MmT/pDQfLWg/RGxj0dOxDfPOuUXdSkMqbGvfaP73Y9B9dh8agVxdepp",
+	"Rv+z/a+jFGped06F2erNccFmqkMYHsId7iWi1srsdeKzRayxEFaYdrk2XA3pGzaLsUWnBIH9Cma4yEoV",
+	"ZZmwSsEMbB/slHhmrM3d2gQS/a15dmuy0YoVSopHymU+BFSZl+p7f5lR8krespymnWSivBNt4BtWbhsr",
+	"j85Z4VKN+TRn4NBrCsWd31rRwtxsO2tC3IczXrBU5+tQ1nxEhUfSWy2sP7F5b8EPBLWD+np+cXJCRgPy",
+	"9OzkCRkMBoNOJTBsxqB4eLre4SU3dq572svSe02tsGHdbpdJLRjc4pRsjQaH0R9733fLx8T4Q3cq35rn",
+	"35bLJS3WLVRCHQWOa8lCDB9aQcJA2bFNbu3IsoGHlc4j4vAVnbJcJVClzjIwFF2GalZigS2mynaSelc0",
+	"eglaD2fH2wVcbtYT2/16scgSmx94KdKCLZnQ6L2wd78N/ukK3QIcLlzZo2MuhZ9LaSfvD9FxQA4X+snJ",
+	"7jRTYHoQo5a1Q+kRaiy+SMuln+EZr3SBQMbb7azpF04CJjVtNK4rRvNcw8PevEc9y1cr3SgLCzY5rtrj",
+	"9vqEnD39HBC/9iE5afWPKuyckKUZGQLKhL2nIG2NKJQzMuEZVllOwklNjq6FOXiYB2VDotbLDNkzS1bM",
+	"GVlBPlBR5kydk1XBoPhZMa0SMjGHbkLSnNHCqAzgersWN4ytVDym/We1EmrQS4M/rXVwz+zi7wwjZFUS",
+	"lQVQqoa7sEWcimnDm5YvoKZpKW+Z9TPbP+PfwL27JDTPu4WrP84eaI6/YSGP4hbyHkp7DXHoZE9FfU91",
+	"eoeODzBTKVNmdSvVHsQbM+IWY+cgLwClpSYVwKOHKQU3bIX1CPdR+auSzVH7gdlqEPwIgg3DUEY5qAQD",
+	"okrxzun/fDZexuGd7DdC9CbL3f5riOBkVA/4pL0uPVzZ5Lp3ct2bHF5UySOY1azZEtIolcUBWxWA9sCD",
+	"TMdGJiSMVGelCODTPU2dvUXYb276bK9Y/i3tnyYlH2MPvTZHsS6wD6q6UKwRPiSlyFwMtqmkQwKGrb/W",
+	"cmW5CWTpEflRMTKxX4fTqyWsJwaG4O8uFrIpCCC6wWh2PwvMf3RPwdDZdAt24WTwscbaZVOG/BnttU62",
+	"WdzQqd0JOVg9F9tu5H3snUrUn+4U9R+66MZvAK+zQ25JPXXdby7ksG96qZnLgd+6QfWM+a7OqoSUIjdb",
+	"VZP9mBhKSVaswYC9k2WeOd2d666OLdaCqWK+80iRlbTRTy7IBDZukri8graoMCAsNcecWItmkpCJtWfg",
+	"n8Kao5ggC8s42ZXM419yyezRiF2r2doGvOyz07BOAdMh8Up2hjvarYcfvyNdLVzYIL+qO60/i2C1pwFY",
+	"BSMj1p9L6wjKGxqmV56PZTEWXvTaVO/op94wqBmEdN2FEUaw1onP3RVSG8UxMRoTFetA1YmnJmXFelyU",
+	"osuHV5gzQjXmicDIuEWZRCsCYTctCfHvedm1JSsmwQ8ERjNYycDfNSO5c8rXhoFfk4zDgVVp2qBLmkwF",
+	"j3XgpS6S8kAWCRZkWrZP7KLiE4eQxu/XuyoDakXQ2gL3DYS78EgglOOSqMYasWw4uJrvMH7raQcUjbtC",
+	"7mIEW0+0i9iq2GmTQAsd3YJyAD9CfMSMBGvscP4ADPP+3GM3NuZN9IJ117wcc9MwmZtqQvOC0WxNFhT8",
+	"qLzAMLmKr4AT6Tu33OZnb9/yBpu75U123iEVIKVlmW1n457wSyGIwScPcv+G7qpO7qkOTqnfLZ77G/hr",
+	"/hyB1LpXZcOL8hCOgT+6I+C3NPz3MfQvG1Bg7ttaktWmDwAM/k76/33t5d/IPm61h7tbwduDcx9njW5V",
+	"soCzt90j3/JY7vfEBUsnthwGeTohE7f57odt5bdukF7Sc4/Fk7wtLbtrH7akYG6peqgSt+8DCVYVsn2u",
+	"wm+vafBbaJ3Qe2klG8G4mrPjoh6GI7SC415yEQ4//ByP+xyP+xyPu2fi3K6g2sd7Uz8ugPY5JvTniQl9",
+	"h0lwYUjIl6h0jQjZs9+MCH3SZLrPEZn/j0Vk3vo8v436gADoGB4y1i+2lbB+WnM/rgqZlSmm6y0j3sRF",
+	"WYjxlHYQKr4SE+AfzGsFVzeblA3J3//rfyOvD2juSjo6lJBYqM2OAJ1pfjtWAcLNVroDMBy4NhHMZrvG",
+	"ZRcUaqFC+JuO4Bj7wY1+TM3UTvCIbggQFkBm7Kob1fh4EBn4hQOa8c+5sjzQ8Y8HHgCnw5bHPvrk9B5f",
+	"fXL6kZ89u8dcz+43V7Viu49awBtQAOJJjTJt1YHPPdadU2fgK4/WO71hK0aDeleZphRR5g+qf5qTPjy8",
+	"2Fwj6DZnvkpKwTVqn77P6aaH29iCu2eJFqMjqFy5G1hOFStuscUQE3scVMhr3omDbz/4nXn4e6NKuTfH",
+	"RSlaD2CVM43lw1Xr0JpMDrCAdx7TpRRM02K9B/9UNZubwQNurBaeVjV6Di3K7GrBZqXIcIeNPNujgq9K",
+	"pxqOBidHp4Mo7kq1Z2Mm2qBnbO0vrBPmrpsVVUTL7pu8GsNN1KIAF3JKpzyH/sGux0Kke2CkkUfrYa83",
+	"id1u2WYsf109bl52JyniY9k8ilvPQCyUlsYP+5U5qb4UFKWJHRgOnfti4s63P9od18Sy0x6ca5lxnzdm",
+	"y50dJ77+DhQq0Am7LYObestC33tFzPNjV46+VaHkS/ajeW4DsbAGJ1OTSE60hZ+pFc02j19dMQovhopr",
+	"zJIFQijk1dhFFZHq1a5WHGHVpaRWXu7ObE3TTEJttVVpab3h2zWOjfsZ9dGGnokMVjveMU+jY8iIxi6k",
+	"6DtJ6SWprfZw/cwhqwPb0Nqw1fCU2CNsmzOBcn/iBlBNkXt2dDaoB+wOBv/bT8P+2bufBv2zd78OkuHJ",
+	"h8OD6+sj/O9hcvLh8D9FnT3OHxJrZnxp8V+wUJALQjdibw3KBoNh0yt0ujO0FLpk9nXbdiKwkaDmXFA8",
+	"6+osevkVJHRhq879G3vW0Dtcm9CQjBiTNcaJl/vDFGuz5iGAXELY0fyIUKOZaAF25Is3r1vg1fusWG3m",
+	"Rdf3ruFCpP1fDH9V/zwan/ff/UOU0QKQ12h8pQYwi36A1kSr7ZCwXCEgbNUYueqd6addNcxs6Dsu5fy6",
+	"NxwdnQ4gV3xT4XDtNH+NBxIsJi72JXhyNhgeursFp2cvFJfGMpXZ2iN1e+GDOcbYTcu1eQa8FYkdKcnB",
+	"BLqdnkMnpklCJtjm79w1ODZ/WlG9OA+ukUlDf3sMHo/Hx4/p0ijwO9EZ3MwrGN0Y837N9VeczoVUmqcq",
+	"ntVCBZErzZdc4WzuWAz0YFaKFK8wQNXQ8d5Zr/gNy/lCyowEz7VAiRQ040zosZDFss0KKebQatw+Svw5",
+	"dzniTGm+pJqRA7WkeU6WjApoM3ULYYOuPhGuLcRbZE4v/W/YccN8xi4YK0BHjs8Pe5rHJ1a9L4vqP5QZ",
+	"LdoSoy2H1ZtqNYIeKaJZseSCOsRRXSqwKuZSlEtSQOYhQIIezGRBLBeSb+wyXy0KphYyzxLytd3253ZF",
+	"RYoYiV9TnpcFq3oA5lwwgoASxgTNs6CbBF+uCucEzisOAYBWgNA2hyvlRvU7PCIvNckkQ8ArIxMy5vdT",
+	"pOwcpKzbdWj8l7KVNufSkDKpcdWEHFjcGMMX3nQiuZz3A0LgRBdMrSAR1Orict6v1A9ope+1BNY/Rbcf",
+	"JTOufXMzQ7CnBothQLgYu9RJQEgOhsgQmQipx55TJ7sBWSxDeW6osW0SP6HNYxYTEn9hNNeLVtws7aEG",
+	"jR7LUxbFlIqnWMsb2+5lAd9Y12WevOkCstWWZhyC9WwH4YnA7/jftqQReGndBegnyLVtByHqIImA1r2h",
+	"hfSCrcm0sLmhOz/TZt048J6QiNjSN43pTUxihHMMHDGWhbxLCX02B0VC/u1/JoQmZHoIR0rOyDd0uaR9",
+	"+F8CRgI5WCXk54T82/91GElUjH3dWJNqQVeedbNCrmSp+6ETwuO+NztvtO8OhHgjDeFTmrPmFPvQMDX8",
+	"iDdgrYze04ydRj4MVXafZKpzs/6bX6xtTjht3Cn4U1fnzY7R3aRw5BUrWlultH/j547fuN8MIorn23DE",
+	"dla4zzGFan9gwKRn/v/UnIWemaPbrdaz+iaWdW60fXN/uSvSPIgWr3OWGj18E0LJKsARgUlzPi12OBqZ",
+	"8CDXGdU0/DTEgGYoOvbJJe4Q0WqGpu4RB/IFVV1TaXDdbWVVJKVm7dWDKid/Zy7KjAuuFruCamZQJrIt",
+	"kbSdcdw2ZzvKro61yPf3+q+YoLluyfB4NSL2d1Kq5iS3OEbByuuydthr2j7enRELX6CyH4+4+odoPN4c",
+	"UZcwkVXGXFL1bjMUqzJNGcs6cpFtQrB7IXZ1K9gNnuNVwy4L8RaffhCfLa+pylEnbUNe1dy2jgGdg7LG",
+	"PbUVrB9KzwWblYCbQvlepRvYoFoaxriHDP7ashMEw4gUQUDRhTi4cuGgC9/S3UJx/5EEshcu3Q5bRMzA",
+	"ebM1er3pXEyzDdHjuutEoHjlCjcsFEcu4bZmPQKUOBSfr82mQfJxzrXO8Qrc1Vmn1tZmsCu+0RHd35+a",
+	"2hoA3m40SaZ+nUVba9HGXdalmdZEyLFZg0nStIehOhF8XILmk6avNHgyeu907FWVVJa596A8qonZvbtZ",
+	"bTvuu7PafSh7r7R2CNTeK6Pda4efM9rbM9ob13ScqShewUrNSsxFsIqsl7VZu4dhKxwzRqgqy9m2J4Ho",
+	"eSXs2yPRxuzgItXjQt5FPvSV/Zkc+EBkQmwcMiFXh8S8FrPdjY5UU9Y3P32vlBpnJG+Kxq3pNbs1hYYz",
+	"/J65MPeiLpfzceVwbMmPqC3vI9XwUiaQlmEW+5YVe+NGf1SiRAH5SeM9uFWTnFFbB1jUs5va0iXgE1tS",
+	"MqpPTNcukgudMWqjK3IwSMgwIX//1/+RkCfopn1q7hJz1g8Tm1NgzyVVNhYEXIxsjfHp7oVYmLzllItn",
+	"PCpKUQB0W0GL+egvpnpMIAS2WDGRjaHRXBYrWa6GzNlME1nquqfDGBYHQjaXEPz7QlqgjVu/gfDS4TZS",
+	"7nUG8dUuByR03Gw7G5bevaHV+dJoo+NlS5wM+l4BcIDSzGjK8gabE/I85woccZFLexZrgvA1B82XTKVe",
+	"WOdHy7qm0fv3rfXNwN2i8d91J03LcBaUdGPAZyXPM1fbg09xzDB8+4+vOlS2u4FRDju6N+/SZhCzEjMb",
+	"MrKFM+og9BuSaeNUNO+/zukzG0fWz83zeo1nIjJsmy7xti1k8nPJSkSiKUqotzL/9NY9qsUhoJotsMTX",
+	"DBX4liHUvVQBCsRKLrHma/9GJEtMNDU6q2DriGMeA9mfMjm7wU4+dO5Hiu3Aa2gz8sb3T61n4treLRjE",
+	"qZoHRbr32EChUR7bkv2L6EeGNuvTfgqe6pq73+UCsV18uLMHbPcjkI1VwxWFmcJtUCD4VmspU8uSmOuK",
+	"attuR8Eitt334ez3no33UoN5YGcmFYs/fR9nu53/BqVJuLXhhrSw2pIr1d46jgrfsHRJ1ySTF2RCsyUX",
+	"EzIvqNDKivWVHwhmjs8LOges41gTMHVeMFqTlueAJVRvDuafqv3NPUgFzdfmmnZPVX/wjxhao1LFtr+O",
+	"li+++fo5OTs5fQopwTlbkkym5TKadnKfFtzhethsprH13mFsc6MDdyloqaHhMApLWUx5ljFhbEOpxzNZ",
+	"gncQA/Bj8ydqbF2GyZxilvNUA+kboJeQHbjOJc3GWsoxJLTAB1W5WgEM93jJMk7Htp+hYasx5BE5wm4p",
+	"R+M26fGMLVdSG8k2vmHrccFKBY81f+BiXCpkT2PUjtn7FfB10nMOleieYUXTTqdJAElqlxX0oDtZZMrj",
+	"A5CUCnMarW1Y+W6+l1UkaUEhYXAwPBs9TU9Z/yk9mfafpulx/ywbsf7JbEhH0+P0JDtlR/s3Soc2ZiXN",
+	"N3umWw93wbCLmlg/UIt0uxwd+rv6haO5ks6mnPxT38Kl9V9mE1ekyQimk+2dGPSXq6vXNvlns1fIyeAk",
+	"Jpc113n8wEGDO1cZYGfh2hPac9zcaE3cyWlpnbL5mR/fvLT5NJmRujOOdYHbv1QW4hxadfH03D5wLqTu",
+	"t3y9IentycOZBxED69cL9jQq4gv5L5DP/HrLhekselUWt/yW5iDEi0rXkEWgamwKQWeztuSSOYvWjw6J",
+	"G8Dm1k+kGKjzrnXgzquxxaEWuBN2aweKi7TW0vB+isDbA31IHpO3B/rv//W/DQ+DJg72O4N7TsGt1q4s",
+	"m6q7o61P8eIrMVQdfpRy4YmI6Bl+16NstxHM2LQkIKAxIQfPvnn8/bOvEvK1kSIJ+QstMs7IdTkYjJ6Q",
+	"V4yR0WBwegiGxdK985176RnVXOV0SZgmND8yzz49PCI/QsE2PhRCrllnpeJingcurQpmG4oNLogdn+QM",
+	"ysDTRQDNAgpWeIljZCbpIXXRq8tXm2wswz+WtNA894WmB8O//+v/fpKQEzJlSl84VydUZBWKZYeVomw9",
+	"MUFql0+OsK2kIe9qSVe2Sqph+rdX/IHX0/2M32lJIg3q0GJyBX/dNkJ7IRK2Kt5FQYsLwrytFwXz60qh",
+	"hB0umiRI3j45PrnuNbqEH59ErzJc0/in3nz9nVv0avTJ64ItebkkzlpohImaP++8Cqrym7AoJyjDwcWo",
+	"aI0dTWNZvjIa3P5FFMZ0AuUP8+5v2PqRIvJOJKSA+nnvoTGCAQJVNjqLGA5Um1fOyWRaFkpProW9uyB1",
+	"VULqbsFmPM8BP4VMVqwYo+NqQqpHCf7piPwg8rXFVglSXK+F0Xi5xSSmDsMB9D3spcwujERwD+EkBLsz",
+	"/1IQ14EQ6J2Idc0AymN2eXMisAz8Fy+j8TNa3jBBpmV6w3SNFxBPIwipDga1sOqwxQa267OFIoC5wzQ8",
+	"Y53dssJGpYJvm/9I81LxW/ad+yJeS9vjvg0iBx3uFUdwYpcyyqEbLuvd4ac5v2Vii989Vt+DhV7bBm/z",
+	"vjsTA1LEUT3v4B1p15OChs1OW9r8wn2iEkY2tS/KRRWrnHJhDtB17+kXTXk46iCXGnQEc60q6lr2urXb",
+	"82Wlm/WtiuOVkJgl3t5+u2ro63xLFDM2793PN7Hfa8OilXdw8FwH5Pv1rccZRey4+2Sj4GxBeVPbHItm",
+	"ZUDDQRfj9g7hgY8xqapP3CID9zqlnnefeOAB/bADNNDuer0LrN2Zxpy3cp81k1rRz60QUAs+0yzrT5mm",
+	"/TmTS2aMOisbXBLcyo8Vg/6OJmgHn/i3/9k13ZrpHSP9n/tCUhRMgUdinPMZg1hxLBxv/bLEvUbca8S9",
+	"Bv4We7ySRjsAVxhVpdlWBiKYgZ37Me+OyDXqaBo1WV1D01tY423cYK760dtqi9AW7HYEGmZ7LGYL3271",
+	"L1mbGlH7fCrEXr34m+ELm9sNjBeLh3mCaou2lb86Hsr7ofRfBi4HuxqQlZhYbUEWuDvUy2mzjQt5R2YU",
+	"ML3sLLZdNrsFuO+lj7kucHoCZ4JL4DsaxpJr3Quoe1d85VHR2g/hzrS9HVl79vzWqByOkjbccft4VV3k",
+	"++ZDsKWxnJ6M0W41dwujB1kJATiHO+j4YTkLL7EE/8rDsl/nP+G/sAuozOciLRhVtlzJn5fIcoWmcAAR",
+	"WOsuMOoC8lVryrkd4mvBaIbljB4v5t8FktdvAcd1n7qK3wMl6ncBFfqN4XGa5aN11JJ74n4gvIfF7Ah1",
+	"woq5YnfOFZ1HQRHplOW+l41aAUQgFMgul7QBt3HL94JF+Ofra5W8+yKKgeCzn7d663193jmZZHQ9ScjE",
+	"2C8TcvAUWM26TI0tMyEHx09Oj0anj4cj/C20ejJqlqhm+8Qsniu5nCodRaf8G2r6S8qFQn0vYznDaymV",
+	"xZbU0p2odTYcZUaxiBXo2Tmo859WLJ9ZoG/318OOiHc7WwsE6CHRxgKfuhN7fTG7lzdtQT39mw++2LVd",
+	"lGJ+HizeI2Vb1mHLu7C28dFH9QuPlcHU8YvClsT13Yke3YqwKGyqTxtEmCE8vtG2THsnBFHN5rLN+Y1S",
+	"WBP3FKyjZVCpbGMljsq5WjEAxSMHAMQyCWxsTK+CYDxicuwsaeqE5s0NYdCasJDlfNFt4KrFcvyCtrNB",
+	"jvrU9/LD4l5mjOZbxsKfY6u2NyBuA1eoCebhIIrgjq2wie5dD1k/tzwjBz/++PKr26fdhOOSFnPe4hOZ",
+	"F1Ipgk8QRgvBAgi0hrTAbYsiB9Zv0eMvj86edpnvkmnqKk66o7V/XTDWN7P2CfIb8kSmQO52NnfdvPbA",
+	"HkRxsFVWeBymt9/+2GnTfy6p0DxWhurtMqMgqC2DhYbWFgipxpXnBddaGEXTJdLtRl+2eRVba78q3rky",
+	"j3e4MWyORLh1SSTdstqFQHgHq+j5vRKioWRI4qhcAS/WZOSOy+pjG2y2NYXrKha3dsrspjk9bAvPpqT6",
+	"KNp+p0ad7D1kc893N+d0T27pyLl/a8sme93PbxaMAi4zqyH+odta4sI2K1i2UYC1zRgKht4/oJyBq2ji",
+	"DxG2cTYHUdAlgD5VNscaY7h7tbwME1m748hXL9mC7I1ulg/UznKTfzqKpodtWAnenVCL3DyM/vh0Gss1",
+	"WXRjVr4/QKdOpdA2vTdSJPin6Vu55XLZ5duPtX4MJNRGeUaUZe7Z6DE4E5W0OSLfu87pVSfpdXAyXYPY",
+	"2lH9Qxp1nfr63ddo2z3wpzStursiwm3a00vyYKbZLlOsO8Tr3mZRxO65IA3E9EZvzf5/ujdY70PYRlWz",
+	"zCcn5Fv+7I9uK+3sFrmPrdRMcuqQjHU/1N+HsYg6mj87xPdu9Iem9tIV/yF87344EKGT7zMURDsURJNT",
+	"No0V5w+dYNs5dIpOyFJCJTVAsl+QibnMJvYqVnirufZ6skCgzVinPXJwyxXXKiHWZZn4CHY95OCo8Ojv",
+	"Dvw9Fngw2ubLWZy1EF8SU0ygPTWqT61pYlSIkubjSCB+e+h9DxyvKVUs54KNV4WMllf7SGFWJdPgs1Vu",
+	"N1R7SZGQf/s/yPL/+b+Lf9aPD4bkC5Id/rNNpyX/fzL8+7/+D/8ggC5ldP1I1ee/sZyevqI99+7KjoTL",
+	"FaS27FEM6r/T0nXkCgBCPf/gTpq52pliGephdGKtnsQH1X92I0kg0Tw46WEPos1bwu7WeM1oW+KOfcRj",
+	"NCJjzPi8LNq6wm9TR6wisgf/4hfHeJw2B1UpE7Tg0rI37FKD5eOlYPX3WrKWjApXJWbYLvbb+dkPvI2f",
+	"IdAVMnHzKx0Xx3+sjanvOQmEtN255shvtSWHP3WAgQqC4QFmQEQYRFc0iUvOwGNaZ+2N47+xdI05b8rN",
+	"TZZp8mYUwEGxtCy4Xr81B9tm7TNasOKyjKFIX1Ylztb0tS0cbcUelgXgT5OEKAB3V2RyaStyoVT3nDyD",
+	"T0DV0nF6w9bwDwYGKUgYUDLgmWqnFlqveh8+gLdyJjGvTGiKii926uw9RyrQDqoJIk8eWykwP5crKtZB",
+	"bFaRA+fawoTnZr9EiGVTsuCsoEW6WBM5uxYeBVYWKrHGlUdd5QGyD+IhY/13aMI7xl9iOp3NvFDXwr3Z",
+	"dyvr67Vd0hjg8mRzVhxdi2vEdBdY823+u09ewMeccySlBST1bd0KuuIk2A7ygqYLYhQCRKVCr57Nk1kx",
+	"wvW1IEQwhoH+yfu+O0N9eGCCKfOuCB5fqpXCw5+OCODvua+YJTHjTt73S1+e0r9h674U+XoCkWnFlGW1",
+	"WvmKvx5dHcvByeD4EDIYnQZWMKqkODILdMWXTGm6NBxRMChkPz4+PjNT+fHq+REBLA2odtto37Wjx4wh",
+	"37WZObRFF9hd+GQ0fOojfFBfdWGsPq6IYJARTqZc0GJNZrmkmot5H3pDuE6mhuxXXGllriiCqq1Rl213",
+	"gHOyMir3JFB8JwH4hdHmt6jjhmop2BF5Dr/jqsgV/blkeCJkKTKXxa5kgdCTM55rW/2xRv8hV6pkkHQJ",
+	"9L5hNFONvOaC6bKAzjKTF1d0PrkwoiIzKzGl6Q0Q6fttGNNg8vry6vlf0If11YtXL65eGOoNwUt6g44v",
+	"QDEgvmSf5uRgcjIcTaquBpXybS8Zq4ksmbF1l+zwqDo2k9c/vL2a2A4ACgh9WdXl979l64mt5K6YYXR6",
+	"aoYuaIo4kaXgZulWrDBC0xB7w9aH50GPLF8UDhlhUJ9otNXRCVnI0goSKBZbs6xCN4TD4anR/Tf2iXNi",
+	"zCRHF+BUMisDdLFueHGNCMdNzdbBvLGlAYcZe2SHCV2tco79UR7bmuwv/kVJMfFgD75WFKEcJoazJ4mn",
+	"tqq7njhVDb2kXj5RkSUweVffz8Wq1IkNC6mf3k3cJ2q9YJAJwKE+pRYUAKbzD//wGtvzgJw4+od/IJd1",
+	"eI4pqwkPxEpCqSFncF78DRD0OoaTXQn9hCiKWxpgVFWiHkZhubwjXB+Rt1DpCAQU5kwkJDdHOSH2fqEi",
+	"M8PT+bxgc6qZsf7zdXBDuR6Rlszqmqm5DDxGobqw+w9HAw5LqbTZojXhQvGMAVlXslHhhyaVv+cs/AvF",
+	"Ur9CSo0sbP71SMH2+hwkaNUO9jzYy1SkzPC1muBUt0/oglAwsV3j5QkIpM10qon3cdpoExWkuilgBthQ",
+	"JyOy1DDPcNlg7QkFyg2pR6RKGCayMH8Ob+jYEFyRycngxMoW27q9Eigrqheup4hvs25j0mZ4UCTMwSMH",
+	"wdIl9ckndfd90nDeJ+EyJHjIpKzQs6ArkW1cwt7TVOdrtAJrBNEwc5AGvVognEH+/q//He8l4Esz52Oj",
+	"1UkXcIwuTkqFOVyg+t6ygmVH5MVm03m4XFBCmsGh8BLcfISm4BOG2qiqWFttcKn5Ts5oYbN/KJkc4AgJ",
+	"CVzVh8BFK8pBqml6w4S5GAZnk8OETEtt793pmtwt5PICih1sCryVH7bA1ZKnjgiC/Zhhm/RAlxtpjoqh",
+	"HrnkeHJOlvIWwrMF699wkVnHECQqmn+7L5gNTJwY8Jn3tMpetpLtjS8tBsEGWpoTbYDCYscLC2jPycTX",
+	"Mvfhf4MyYSMPU7kMmLMslK4XGFMHegz24EFVpmu+NKmgbiYJYbliFobXKHWysGLi+Yvvr968fD5+c3n1",
+	"Yvzq5Xcvr6xfrfbDsx/fvL2aXJgtcRXRp4OK1qBE12mKQC2oGMPB4PAIrzJg2VIvjFKcUlv0gbet14U3",
+	"VuQAm/mbBYMKh8MkfOgN5OxyMQeeOvAkASKjkHeo5NdeUMyMagEFSSk0z0nwDa7IDKTlnHJxeEQuzcC+",
+	"gRlbSwtRgHXkcC0ro2NlZHIyOrNX4uSNud/7lzPNiujHnHLnBgYAB4A8OrQVjEYfUu5UYyl3zlMmFAus",
+	"q8sVTResPzoa9JJeWeTWKFPnjx/f3d0dUfj5SBbzx/Zd9fjVy+cvvn/7At6pAGm8OXb5+qWxbFmhbOHE",
+	"0QAflCsm6Ir3znvHR4OjY4z1LMA8fYzdh34x/54zHbNRzRIpMhoMyN2C58x5hlJzl3NFylW9L5WW5mJ2",
+	"OLBTC2vqDZKXWe+89w3TtrMSBKiBj4Cc0WDgbFGLdxAqS0ZJwvJpm7JXtVfqyRt0kSwYtmbZ5m+z3wbz",
+	"NxrkcXODMoAjNIBtPkd8ZD+Jxw7cK3QH9M5/ehcgTPZe8VsGqpDR/sDVQ+eqd/5TtUqq984M8BhSB7pu",
+	"jitTwVZUINELmxyh/GYk5HRwTCAgccdb9sbYGKCr/RG3x00PILaMBDXqJpgtBZ3NeArbdTo43mOrHnh7",
+	"/fLt3t/b4WPviXgcZF637vg3hSxXoZ9luq5VRdt6MpC8tlxPzmxSN4bnJpA34MwGYzhdCw9GA0xUCsU0",
+	"VHA0B8dcgMRZUlBpLdhdDQamev5a2BZVobmoHtVSzMcY7VnlpXKRn5r67eC/wqz0a+FSIA4TDP2YWyyk",
+	"gxw8v3x+mDjICbIqWMYh7PH81V+B+uev/nr+/PI5CueNAxCU/9db7Z7/FAvgGsvf7EsdV5ebn6H7ZS9x",
+	"Qh8eG0/XvfAsVD0GfEm5z9nzNeY2RyOWqbcddmCTOxRuM9ACULtr+0Mb1Z6KGM0OsGBvHANDeOywVcvt",
+	"AyNfg1cEGjLcQx51kzrhnkdEz2VtGdHEtiGY6RrXEiTPCZLUWfKcDIZ7Pr+fZDsZne1+/krK76hYO+CW",
+	"+0tELwOjy2UPXSAQvfAz/NF0ePbOmzibmzIzlQJcunSr1HxDxU1DaOLWhYJMt3cQtCWHWq7IaPAfsZtg",
+	"ci3M37DVIknL4tb7EMg3XHCSSmbuI86EPiLmTE6p4qBWLDggU6c0J4Jp+5UDX0h4LZZclMoWDWEtXV2C",
+	"+ULnnGqjgoYmTUyePa+t0g6JBgYZ0lStmFmWgooblpHpuk1OwARbxETYV92JivBvaX77MDIiaU2xATeG",
+	"b7dY2zjI/dMWWy02NXw3PrfRoLUlzSgCD/4phVh9o1s0qNqZ8U1A/5jSa3DyZ5B2bzB5pbGyoPd8OXg8",
+	"GpB0wdKbw4cUfHDk+0WJbZmjUg9DG1XbnMToSDUsoLqgMM87DHa1KSV2nEPEdet2YJX8xJd5ratQ5Bi0",
+	"9RX6fIFXNmp4r6iPYN2kt5Iq3ulBhc17bNtbi34pCweEaUN+m61vfUSmSgmuTBnXsm3S6PqGYRThwBxa",
+	"+ncS2zrKJpCqa2ENkSlNb4yyJzJ026MHyVzqo8GoCgphywEzQkLuFjxdQJIbVLT43gXomgRi2poYkMuq",
+	"i7Z3sLjuXtYdDd8MunKRghrj3oxMhc1YNVq+BWMgl64DkwuIRVfCuojBExsGha9F4Jg21FigE2GjwxB/",
+	"XVKMyVipgwuwkHlGVnJV5igdA9AIWAgbtgEnsgyzvKFaMqLXYMq/79K1r7wKApDfsrUVR3B8nslsvZ+b",
+	"Y6OzYG94dva0PzjrHw+uBoNz+H//JcyHPe/9+PYr33vx3OO4Bv3qbMe5ZE+R58p06kk4uijZhw2BO3pw",
+	"gdumc7jOoXgwzN2DcVUg5JVMaXvu1I9vXnlocOz3U5HUVBc//CF1mLM9Bf7oz3BBvIWDH4RT7nVFuG4J",
+	"0ewU82QANgMyK+iJvCH/6wJNL9iS0DwHUebjP0ZSYY5N0GAiwHDdkQNjbgaufNjbSzmPwBf4uRz8zTbl",
+	"7TFacO2WK1glquqZDzi8GtYDy/TdzXGBAICVVMUupjWX1IZh+Aq+HsjQT66RtQkIa8nWGwUefbYx/Hn7",
+	"xuYWbS7Ux53AnfbF418RGOnDTiY1ZyvAhkJdSjVu+mYH0Q2e/CNwY8V7n+3he/IqfRC+3OGranZdB9fN",
+	"ioLn2XpuPKpXXRkKtYgdxXof3m2cjlq6d7dADRdaegf8FNOCqggNZh41un0G3snEV4gbTRkRIxfOsSVn",
+	"9avHjwA5NBACNFLDAzgeOExQSOJYsGsRBgnwx8MkcIja+9Fm4WBGSYW06+dRz3K/FgdppFWVffYGuzV9",
+	"MYy3qLo5DNCAofCDXLpXuboWDtr3zhb62bQqIe1MwfjZWGInPP0KG1Kx5jfuOH0TJKHvZMSdUM+/bWyl",
+	"6fHI10H8x6x2s7csQsgXFms57HXeRvyskMte9CRtqbG8J22+t+9usrR8AKI20EXdstQ6tzj+AgeyOakX",
+	"eN5sHHZBnR/CjfIFGRLI12CtLOHQT6M8MRyFzubRjtrQT+pkqw5Hq6MZFmFJdcHfozQz5+8P6mYb/cni",
+	"ahvA9A+p/vlBH9cxqLe48vC62AJSfgBddlx3HdtrB5rmuHYZdcTkv//rf8fbqeoiUF0oNqu43n+oAwTv",
+	"lM2xmPRaNEB4HynsmmE+iyDNHDxzFgEYPHOY8YjIzSKaeIGdpWhVcmKnhc4/f/nZe0s1O2grcuM6MjcE",
+	"D9fqWoBYPLRZjXZnWntnwWGrfJJZF/j0o2vxUvvCGd9Ft5nOVr8oLVj2lsvyN/TFNcprAdza40kb6Rlg",
+	"Ov80HAwGyZPjYXLy5Mvk+MtRcjx6koy+PEtGT0bJ6GT4rrP7bQtyeCdX3CcQy0FjgRYBXesv4oLXYQ+B",
+	"z+6030qw280Kjm9VYbJFqD6kzL9bUN3ns1aT5oVtXmCL8sOq941aba7InSz0wla9Be58+6itDV5ei4Mq",
+	"B8Jr6UExM2ANKzLBFyaHZmh4OuwD77+7LHPNVzlnxbUoyGNSK+euFapvlpdjwNangKTRPrvMyF12y2Wp",
+	"KhLvFtKCPdkbaE65aJZmo0VDNSkw3a0q0L2wRhjGkuZwWUD/c8hCUYkV3zOb7V/1WvNyPCzhn9SqYSct",
+	"lo0FNuhg1rTvsuu1kTKhIc0OEywOTqEITJEvTu2fDttU3aqz37YEi9Ot3QROQx24fxrrBBWblp1MHWoh",
+	"ayO0pQI5QixcONuaH+zoWtWCOzODuBqcGbga0EHtj04b3b5EOmZKPDidDfwAx579OpAAsA0wZxvVzXru",
+	"OE/EOSBmBf2xMg3t0Wu5k2uS0OEDfDaY7nuvNoBaKnHva/8/9v5c8f4NW+9KwzGPJKRgt/KGZcZ0UYSL",
+	"NC8zljXycsjlZtjdl4MpZgsZMfuwXrVt7kOOZoULV0WEv6HncsW/NTT/qZN8Ll+//Jatu6T4QNHq5+Se",
+	"enKPDX7WUnscL7ecAGhp35rQ81Kp0tiMwL5eN0NTuurSr7A4GWutNoosE8fNinAN9cjge94oHn6kqjrX",
+	"sFzOak/cqKf1nqGusya5MrqWYmmBFWNcuH7ttp7NnK4LrK0177z9y2V/dPqEZHxuq72wttyfUyoQhcEe",
+	"y3CmXEPai7I9IlwVa/vxNoNBwT9+3+xF0FTUnm8b97WYDJtraL36COVpNhC/C+XK5oJFV4J5DeuBNyuz",
+	"XZX1oS3FpkWxruoq/bK2Z+WgfOnd04wHSWELRkEcVO6vsFz8EWKAm1VKausZCMDE1blHmcEBwQRlecJY",
+	"LXdcZDA2NvJz+4lYNtYqwFsgQLTxuQxhAYt7qvY3fNCIRs+4QYNXgBAM+6uOBh+SXnOXe+e9wfBs9DQ9",
+	"Zf2n9GTaf5qmx/2zbMT6J7MhHU2P05Ps1OH1rWThEGvDxTTEQaYF8Y8Ac4IdUc+tiCxVNezuVYqtSeNC",
+	"fQdCfB/Rv0+q0/CBr53nFqu2RYsDEUiVRe+4IBMUOHA21cIcI1h2Ie/umwtl2wb/CfOh/hyKI9xmQZLQ",
+	"3tdkQz98/Ctd8fENW7tUCuysE8umMDqiu0dtV+dzEFkA8xjUHZ8Mhpiqap5Umq4VIEM41wjI+YnVOcdU",
+	"Ty5QAcUqeeulaJYr22stxCJIaZ6HVy5EYE8GJzH5j9QH8v+TKn+t+RtWz4YD8jmP4yPqGuTNRx2CZHvG",
+	"UKUryhIRUVBOduRCYpgwWsD5O/PfZ777+Pyhj2G6/axa3MuXX/V8po8Viu2ucNSN5HKJERTrI9UyLIXe",
+	"xBFic0B3WrLllBVqwVeq3p/7/Bq6f1ZvlKusHsTzbdjM9a801SyxyCfwiiLadcpTAcJV0LytgnOpwceI",
+	"zLZcOyLP7YVAC8PHK4R8PbbIotfiGopqHNa5teNCiDSX8G80HQadxVCTNMZ4UnnEpTDrJc/RnAL0O6RC",
+	"qRpymYNXs3k9ANLPAFbG4vBUfjIV7Iji4CkXABKk73iK6VTmv4m64auVMYuYMU0hFAsquXvfiB0IMBcZ",
+	"K86DQIcitl20uZKvRYAHVe8kAAaapoUhxOatcO1AmR0SA45VQI4IE+AHUlBhkUsx79sqETt6xnIIhSwY",
+	"mTGowURQhxLFHiRHVQBd6CUK14WLaxFYRaB8HpG/Wbk72dDOJ03uLRjispjHbWscqm5Ydi0MdxyAuXky",
+	"OD6sw93VMO4mRjmdWIS7OMAdYEeZ16+FORZBGpc9JXYjgC0BSvBkOCAHlkfG7P3KiIPJ4bmfuIudQ7b2",
+	"gt6yazFlTLi2hrDkkMSNGAWFOQJ4rjyHI2KM0maTbIQDw+LQWtjuyLVAbcpdZdROpM0BZw/ZrvgLZkbZ",
+	"ueA6KkZuuEAMQNsd56BgK2azHvxwcGyVYVGaI/71+1UuMw//HU2cQjD36gbsBJCOc0F0+LA5zHGkcbhe",
+	"A2TNTBbLLm7EP5S/EefZxd9od+yPqQIMB5/UXHsAf7095eZcBXc/+GPi937D3eBMrxqW9hbffG6uk+Di",
+	"ruA9zUHWfMkSK7ZYhmdfGtF+VIPqQ0g+uG4zXrDUCCueZwUTti9RAwEXIOdUykRGhR7L2QQkOjak8s49",
+	"K05AeLN8dnhEDPspRB1MZQHfQVimeq3+lJnLw6IKn9d6R5lbDC/AayELgrLDpdIC+uncgayuHZY+wzkf",
+	"kbfWSyQLuyIOQAQTdbm6AdC/56/+GmIUQilKFtSitEnFAB36EwcmNuKXZmZ4418QSnLA8JmTSX8CM1fE",
+	"bhaYyFfc6kfTAkHh1mH+eUOoqvb83qBj30afNvxjv/ZfqA66n2r/BR9Len37f2uNq/v1NtbQoLrfDrgQ",
+	"u4LCvDtwl5s7qG3G5rdeV1ee2/NvzUtt39+Ej7bKLVekkHlr+Nv81pmSZ/Yjb8xLbZREzjZQEXZ8jSb1",
+	"Bo2Fu1ce7NoNKtaYcIge+xolLv/EY4+2kVYTQw9KHgQOzDFCTdnIVfReKkaMWI9rLp21FTrfX1m5ovO6",
+	"ljIadFBTGvjnVLE+F4oJxSHfR5VTi2WtmFlqYuG9Ebt2SXnetvY/12bQbCRUb+G+7+pb+bB3Vr+TK2BC",
+	"PUAm/d/ARAxQRLEGPyjbrIwXIe9sdQyE5KyB2kapH9M3R+120putkHbSjOM/PN0825vml1+1bn3zmvWx",
+	"TZD/fbidp7RdbuM1YZ7oLr3NK8/oFtG9QRQWeAQKAxae5IwqDeS25jJxMa7dZDHG/Og8pr2IhpLcrTTT",
+	"978zzXXkqOZaE2zVtXXJQV/oxg6+meGnNcTsFDuZYlX98+f8j1r+R9iKxdlY1d+6GVptqSAYHVVhh1tZ",
+	"bGhxR+SyZkKtSg2+v6biQkqRGXF7LZojkAPqmjDiM+AVCxHlqSBMVKfCPqar5o16QfW1UDK3qQOHuwC2",
+	"a+jaSynmDfvRxi6CvI1aigekYQAuNq1DvTsM+a3JW7iwz6ug/O9TaKHso7C1zawCv+UOddS70laUZ1ZF",
+	"CvMJAnTS3nlvNBg96Q+O+4Ph1TCATqmBhrqOpT0z4tiP2AQWDbuw9k5GR6eDOgbLix/fQM8t8wQGHp4Z",
+	"1dMobBBNoP/ZzvcohUJHMGzOq4l7OXmZUfJK3rKcpmFKoWB3KmcaajQ/+HaiGyktWxnYu/6trmExwkFz",
+	"8CvoFYqCzZARav1Fe8PBYFj1kA+yXPqsWAEb2Km5A1ZN7XufEPNDqXOmkeesLdMxCSVBQ+zcLcAemR6O",
+	"1X+fXA9/0NoqHD1wFHWNmprgNi+MxdHyGfvY4xfWKtkr+SO0OD8j4vwBbtWqq3slnve/WDE5bMOF+Rj6",
+	"mreXYLobVxY+aIiFx8NkMBjUbYKglX7i/ttHpYK4T2LusBV36SSvpdLzgr39x1dk8vyH1/8rthtYsmLO",
+	"jFTXffN+Zit+oCE7V2RpyIaIGZnYvtlSXItJKLEm5hpv6TcBzSYusCmJsbIEdp9IKwUjbLlxLVy+5SEm",
+	"xmDnVWhko2zvVWx5A2STlaGOFGXO1Lkx5woGTdbgeRvATMhElHk+uRZpzqhZQOgqQehUYY9tiAtCcIwq",
+	"233qYGLE6QQxyt0dKC3RhzZaZ97m6loYOQsRvVAbQPBt9xdsUWKB5Oja+haCFky2e9x0DfoOLbAAShY2",
+	"auq64/t+RcBM57Z9vFFtVubmcjFgZTPRr8W1qDZzzjR2PFFlrs/JxH50kpCJ9RjAP4XtB2XbP9hGTJXN",
+	"jO3wr8WCKusJgltMXfg2KFxB1FMz4VGVbFMDzHECQFzsZGR7NpgdvRa2i5GF2sBoOTA5tESDOaC7yXUv",
+	"cwzZYEY5q60idsaXhbWnJnw2XmIrLYsYFZnmI2VbcSWI0ndBlEQEP4qUXAtrnVk+MMTZNv4EfQ80z8ey",
+	"GAsp2CQBXzx2kyoYFv1Cly6IFsBmWpf9tTgZjWDZbETbp3XhqFmxHhelsJ4M23qfKLq2jXZlmWcW9NDG",
+	"y92eXAu3KQeO3ZB95gwQ+3h2GFNYf1wpVnjH/jMQYr9nebB1Ev5U15lqOhToNV/1h0+3aEx7KEzkFWOZ",
+	"ehC1KfnVK6fzgqasoZ5un9Hz/tl2LXCLfvuN+Rr5i1ytnNFhxdLeC2fmUF+BL6enaf9plp30v2THs/6p",
+	"n/+TWS/pudPWO+9d906ue8GdestXvXcf3u2tSgIT/k7F2Q0azPFr7UPCir4VWnBKE2wvjcmfEKj691Gf",
+	"PTz+I8ejrVLn1aq6JjUt85t9Q9RtCt6vQXb/1gTht3Km+/hjqACdQ9oUS+WSQWIk5kphZzxGb+FZnx0G",
+	"2SHOe23ITq4FtnMFKI8g9weLR2YFY/hbLH1sBvdSqVit+5v1rAA0h7nt0U3iAmcWP3bKXC4OOTgZnB2e",
+	"Yzt419CLIYxjWBnX5lhxHcPwNdddD2FpYzfTV/Dg/V0pM2ioGUs5OYnbbzVj0U7630eW6N5H/k9hzyGD",
+	"PJA9tzMRuuZENKzujkWYuNGW7xxw8Se/unb5Qu7t//jwOWH64wAXP4pPW/AWd6bT4PuQPA195dJYo3NA",
+	"LFCu3Wxoex+8+fo5eXp89uTQGOBoeDs4XmeOQ9Pe1DXLRksLjMbkWqBxTmq2eRbY596Ur1noR+SyKOja",
+	"WOpmpSZJwyOhJofY8oRZwxgsrQsyoRo9s0yB+WedHzdsbWxvKESsSjwVwwpWSyI4A8zlltkca8gvCmx+",
+	"CxFfuykchmotL2z3RYiXaJC1I/J1VR5uu6PjfemuW9tNMygObb05fwRN6IFuznvacXsbU3ubCa+RyA9J",
+	"jRTY8T7w7hcRsir+MP+VszlN1+MUElkMFyS9XK5prtfjlBaQ9fa8PxodDw111rLDx0IbJ6nHEe47j9/F",
+	"zmm7LFxuyudL4zfRn/4U+haKlU/lP6+ZV49pmfF21PW/LaRva1/P+LH+yLqBdGcbhK39S+CAWzDhoD0s",
+	"ct85uIuZ0AXAirpEZx/iq+HRLymEg8kBx/EEXTKLyuvFMdTMIDaw9frjA+ZZVQeRse3c1RH5qqFYKmIs",
+	"v6r5Oc+PrsULxCitqoCMASfFnNCwsgSrUdBwBEPtwBYKHe5K8b2EDfhz44+YKXTJQQHMWPOwXd1/H5WB",
+	"v6kb5rIGIVet5f3qAz5Ky90hWbDrQ6eGDsGUwPqzjSu4IBnTlOfYYujN198RuxBh9wszk4S8PoAexYdY",
+	"PFflpyUBNpzriBT8DRooJY3cMC+GLPxWci3q6GgQ7kMMMpBQ2FwIAgFJ2NQQdXMkHKZUIdYB8dcCGiOV",
+	"gmtXeegaBEzZguOjyyPyFtcDFXGLSZoZAaSkFF4QBc2fajVrFjuLXNZNa1+iZVf7QMgAf1W4PjOPFHGJ",
+	"IglE0oQMehusmT60BWiDE1w4o+SRiZB6PJOlyNpw9xwr4dx+C3vdfmmH1f5IVf1KPpvhD2KG+yV9yP4H",
+	"DyipwtOyo0IKup+Gh8vCL9dOVqxw6mirEnAVUvBblPzseDKg560s9J6vXK1XLOhCuuPFH1KQL9nXhVzu",
+	"8/yV7PI0Zrb/FmiGwQJ01YWCAxIy1WfJ85EZvbRtZQMBVPtzXAZtYjU9iBjaR9zUas9tv5Ft9ZlxMfNn",
+	"EC+RRP6moO1UXxZCg+1ZwvVZwj2shPvDi7TfUUQ9tFSK5kK+AViEsLlsYpupE1lAO3pMDgwja1UWXg1K",
+	"EfPw6LVwsXIf9YbuEP7Zgs0mR+QtFggboRTAgVTIED4B71q0pTs6QwnS9Cz72t7ktfiHkYEw5GgwuAjG",
+	"reizjWERNVz7sazVctZeXRDw++9dYIC720AHkEpjSb2iOVPklivwJFXlBC7jf3Q6OBpAyj/VbC5hhKBE",
+	"YLMWoEJzjOc2DXclUEkrwsJKhlF/NLganFWVDFYEw+zMEXFM2qwL8FapWgtjZWPbEaIWckXUWmm2jM56",
+	"ODo7OmvOusy43DrffbLS6osCqUj9L7/8cjiCGjYAHD/vHX95dPa0F1+S4/5gdDU8OT92S4KeBPPA229/",
+	"7J+cDIfY3kportdQD+fX3Ey/WkS/dnuUFAT8vU9VwSe5UNrMcjj+oRC5o8rlzlrYF2z5iWFFIx5YRnzy",
+	"Ldw7D1kI0YHkJrWOyo8BuAzG/Fzm8IcBBQTQodod9xFXeT1eE/60q+TBXfO2zmEAhQ415blZ6+AymNvL",
+	"Ga7FtnqGLSnw7D1XGtq6H+y+5Gu6gL+ZY0f8Hrnum+njD5Y9jvP1MMRqktgccEGXoPf4Ko1rUdeNbIlC",
+	"WBBqF4HqSqe6gEjWFoBsRL33Q3DlChcQliNfeyAMnyzxCPMAO6k7v396erBtvfMZzRVLes1V95gYPpW9",
+	"uvvPjs7O9tdrnvdrag1csR/i9/yw65W+88J+d58L+/fM3d4k43P69idP3/59L7nmbdLI937Au+7X4L86",
+	"N9tuqEcbwaa6Jfd76rM1Sj+7eT8uwPQwilfnBtvBW9sabdcZ+CMbbptZs7QswPz76dfelNGCFZelXvTO",
+	"f3pnrlhET43RfElymdKcTFJotJsi0OrEkF0Wee+8t9B6df74MTy1kEqffzn4cgD3tl3LjeJaq3Ag8ucG",
+	"GFlic2c8YEWCHbtyZhtme5fD0abDVkXcwK+rkD36rZT3C6USUPVm5A7bmFpg4eIW8P4qsJPYtsQ+9Z2L",
+	"aSty8Oybx98/+8ponN/Zf4KO9g1dLmkf/vcwqZxmLrQftFSq2l777qSYIVWwWyZK0NxgUyi2j6s3UFXa",
+	"5k1BG0ICoVDFLVig78Pm4qebU3ENbc5tCxVISIIZNLrPGD1Vwls091mzRklMEOgV26gC9DkkIlyLbS2Z",
+	"llQAJqPv2EK2NWypz8bBWUdYIKjNOQ86s4C2XkJRJcIOmu3arMlJNpK0DC3XooKHrnIywtSkkDpIqNmk",
+	"7BW/Zcj+sEw0w8OwKuTUlgLhPSRrbOjvJmU0v/83AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -24,12 +24,15 @@ import (
 
 // App is a connected, migrated Centric.
 type App struct {
-	DB           *postgres.DB
-	Customers    *crm.CustomerService
-	Transactions *crm.TransactionService
-	Keys         *crm.KeyService
-	Analytics    *analytics.Service
-	Insights     *analytics.Insights
+	DB              *postgres.DB
+	Customers       *crm.CustomerService
+	CustomerBatches *crm.CustomerBatchService
+	Transactions    *crm.TransactionService
+	Keys            *crm.KeyService
+	Changes         *crm.ChangeService
+	Idempotency     *postgres.IdempotencyStore
+	Analytics       *analytics.Service
+	Insights        *analytics.Insights
 
 	logger    *slog.Logger
 	rateLimit crm.RateLimit
@@ -67,20 +70,26 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	a.Analytics = analytics.NewService(postgres.NewAnalyticsStore(db, cfg.RefreshConnections), logger, time.Now, cfg.RefitInterval)
 	a.Insights = analytics.NewInsights(postgres.NewInsightStore(db), time.Now)
 	a.Customers = crm.NewCustomerService(customers, validator, time.Now)
+	a.CustomerBatches = crm.NewCustomerBatchService(postgres.NewCustomerBatchStore(db), validator, time.Now)
 	a.Transactions = crm.NewTransactionService(postgres.NewTransactionStore(db), customers, a.Analytics, validator, time.Now)
 	a.Keys = crm.NewKeyService(postgres.NewAPIKeyStore(db), time.Now)
+	a.Changes = crm.NewChangeService(postgres.NewChangeStore(db), time.Now)
+	a.Idempotency = postgres.NewIdempotencyStore(db)
 	return a, nil
 }
 
 // Handler returns the HTTP API.
 func (a *App) Handler() (*echo.Echo, error) {
 	return httpapi.New(httpapi.Services{
-		Customers:    a.Customers,
-		Transactions: a.Transactions,
-		Keys:         a.Keys,
-		Analytics:    a.Analytics,
-		Insights:     a.Insights,
-		Database:     a.DB,
+		Customers:       a.Customers,
+		CustomerBatches: a.CustomerBatches,
+		Transactions:    a.Transactions,
+		Keys:            a.Keys,
+		Changes:         a.Changes,
+		Idempotency:     a.Idempotency,
+		Analytics:       a.Analytics,
+		Insights:        a.Insights,
+		Database:        a.DB,
 	}, a.rateLimit, a.logger)
 }
 
@@ -101,6 +110,7 @@ func (a *App) Serve(ctx context.Context, addr string, timeout time.Duration) err
 	workCtx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	go a.Analytics.Work(workCtx)
+	go a.cleanUp(workCtx, time.Hour)
 	errs := make(chan error, 1)
 	go func() { errs <- srv.ListenAndServe() }()
 	a.logger.Info("serving", "addr", addr)
@@ -116,6 +126,30 @@ func (a *App) Serve(ctx context.Context, addr string, timeout time.Duration) err
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return nil
+}
+
+// cleanUp deletes expired idempotency keys and changes older than the change log's retention
+// now and then every interval, until ctx ends.
+func (a *App) cleanUp(ctx context.Context, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		if n, err := a.Idempotency.PruneIdempotencyKeys(ctx, time.Now()); err != nil {
+			a.logger.Error("prune idempotency keys", "error", err)
+		} else if n > 0 {
+			a.logger.Info("pruned idempotency keys", "deleted", n)
+		}
+		if n, err := a.Changes.Prune(ctx); err != nil {
+			a.logger.Error("prune change log", "error", err)
+		} else if n > 0 {
+			a.logger.Info("pruned change log", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }
 
 // Close closes the database and stops the private PostgreSQL, if one was started.

@@ -19,7 +19,13 @@ const (
 	CodePreconditionFailed ErrorCode = "precondition_failed"
 	CodeUnauthorized       ErrorCode = "unauthorized"
 	CodeForbidden          ErrorCode = "forbidden"
-	CodeInternal           ErrorCode = "internal"
+	// CodeCursorExpired is a change feed cursor older than the changes still kept.
+	CodeCursorExpired ErrorCode = "cursor_expired"
+	// CodeIdempotencyKeyReused is an idempotency key sent again with another request.
+	CodeIdempotencyKeyReused ErrorCode = "idempotency_key_reused"
+	// CodeIdempotencyKeyInUse is an idempotency key whose first request is still running.
+	CodeIdempotencyKeyInUse ErrorCode = "idempotency_key_in_use"
+	CodeInternal            ErrorCode = "internal"
 )
 
 // FieldError names one invalid field by a JSON Pointer into the request and says what is wrong.

@@ -25,13 +25,18 @@ func TestGeneratedClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := "SDK Buyer"
-	created, err := c.CreateCustomerWithResponse(ctx, client.CustomerCreate{Kind: client.Consumer, Name: &name})
+	retryKey := "sdk-create-1"
+	created, err := c.CreateCustomerWithResponse(ctx, &client.CreateCustomerParams{IdempotencyKey: &retryKey}, client.CustomerCreate{Kind: client.Consumer, Name: &name})
 	if err != nil || created.JSON201 == nil {
 		t.Fatalf("create: %v, status %d, body %s", err, created.StatusCode(), created.Body)
 	}
+	retried, err := c.CreateCustomerWithResponse(ctx, &client.CreateCustomerParams{IdempotencyKey: &retryKey}, client.CustomerCreate{Kind: client.Consumer, Name: &name})
+	if err != nil || retried.JSON201 == nil || retried.JSON201.Id != created.JSON201.Id || retried.HTTPResponse.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry: %v, status %d, body %s; want the first response replayed", err, retried.StatusCode(), retried.Body)
+	}
 	id := created.JSON201.Id
 	occurred := time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)
-	tx, err := c.CreateTransactionWithResponse(ctx, client.TransactionCreate{CustomerId: &id, Type: client.Purchase, OccurredAt: occurred, Amount: "12.30", Currency: "USD"})
+	tx, err := c.CreateTransactionWithResponse(ctx, nil, client.TransactionCreate{CustomerId: &id, Type: client.Purchase, OccurredAt: occurred, Amount: "12.30", Currency: "USD"})
 	if err != nil || tx.JSON201 == nil {
 		t.Fatalf("record: %v, status %d, body %s", err, tx.StatusCode(), tx.Body)
 	}

@@ -54,7 +54,8 @@ func authenticator(keys *crm.KeyService) echo.MiddlewareFunc {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="centric", error="invalid_token"`)
 				return err
 			}
-			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), principalKey{}, p)))
+			ctx := crm.WithActor(context.WithValue(c.Request().Context(), principalKey{}, p), p.KeyID)
+			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}
 	}

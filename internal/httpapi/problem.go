@@ -23,13 +23,16 @@ var statusOf = map[crm.ErrorCode]struct {
 	status int
 	code   api.ProblemCode
 }{
-	crm.CodeInvalid:            {http.StatusUnprocessableEntity, api.ValidationFailed},
-	crm.CodeNotFound:           {http.StatusNotFound, api.NotFound},
-	crm.CodeConflict:           {http.StatusConflict, api.Conflict},
-	crm.CodePreconditionFailed: {http.StatusPreconditionFailed, api.PreconditionFailed},
-	crm.CodeUnauthorized:       {http.StatusUnauthorized, api.Unauthorized},
-	crm.CodeForbidden:          {http.StatusForbidden, api.Forbidden},
-	crm.CodeInternal:           {http.StatusInternalServerError, api.Internal},
+	crm.CodeInvalid:              {http.StatusUnprocessableEntity, api.ValidationFailed},
+	crm.CodeNotFound:             {http.StatusNotFound, api.NotFound},
+	crm.CodeConflict:             {http.StatusConflict, api.Conflict},
+	crm.CodePreconditionFailed:   {http.StatusPreconditionFailed, api.PreconditionFailed},
+	crm.CodeUnauthorized:         {http.StatusUnauthorized, api.Unauthorized},
+	crm.CodeForbidden:            {http.StatusForbidden, api.Forbidden},
+	crm.CodeCursorExpired:        {http.StatusGone, api.CursorExpired},
+	crm.CodeIdempotencyKeyReused: {http.StatusUnprocessableEntity, api.IdempotencyKeyReused},
+	crm.CodeIdempotencyKeyInUse:  {http.StatusConflict, api.IdempotencyKeyInUse},
+	crm.CodeInternal:             {http.StatusInternalServerError, api.Internal},
 }
 
 // codeOfStatus names the problem code of statuses that arise outside the domain.

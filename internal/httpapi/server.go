@@ -28,12 +28,15 @@ type Pinger interface {
 
 // Services are the domain services the API calls.
 type Services struct {
-	Customers    *crm.CustomerService
-	Transactions *crm.TransactionService
-	Keys         *crm.KeyService
-	Analytics    *analytics.Service
-	Insights     *analytics.Insights
-	Database     Pinger
+	Customers       *crm.CustomerService
+	CustomerBatches *crm.CustomerBatchService
+	Transactions    *crm.TransactionService
+	Keys            *crm.KeyService
+	Changes         *crm.ChangeService
+	Idempotency     crm.IdempotencyStore
+	Analytics       *analytics.Service
+	Insights        *analytics.Insights
+	Database        Pinger
 }
 
 // Server implements the generated strict server interface.
@@ -71,6 +74,7 @@ func New(services Services, limit crm.RateLimit, logger *slog.Logger) (*echo.Ech
 		authenticator(services.Keys),
 		rateLimiter(limit, time.Now),
 		validator.middleware,
+		idempotency(services.Idempotency, time.Now, logger),
 	)
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", rawSpec) })
 	api.RegisterHandlers(e, api.NewStrictHandler(&Server{Services: services}, nil))

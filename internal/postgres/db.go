@@ -15,6 +15,8 @@ import (
 	gormpostgres "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/centric-crm/centric/internal/crm"
 )
 
 // DB is a connection pool to Centric's database.
@@ -73,14 +75,34 @@ func (db *DB) session(ctx context.Context) *gorm.DB {
 	return db.gorm.WithContext(ctx).Session(&gorm.Session{})
 }
 
-// transact runs fn in a transaction, committing if it returns nil.
+// transact runs fn in a transaction, committing if it returns nil. The change log records the
+// transaction's writes as made by ctx's actor.
 func (db *DB) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return db.session(ctx).Transaction(fn)
+	return db.session(ctx).Transaction(func(tx *gorm.DB) error {
+		if actor, ok := crm.ActorOf(ctx); ok {
+			if err := tx.Exec(setActorSQL, actor.String()).Error; err != nil {
+				return fmt.Errorf("set actor: %w", err)
+			}
+		}
+		return fn(tx)
+	})
 }
+
+// setActorSQL names the API key behind a transaction's writes for the change log's triggers.
+const setActorSQL = `SELECT set_config('centric.actor', $1, true)`
 
 // withPgx runs fn in a pgx transaction on one pooled connection, for COPY and batches.
 func (db *DB) withPgx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return db.withConn(ctx, func(conn *pgx.Conn) error { return pgx.BeginFunc(ctx, conn, fn) })
+	return db.withConn(ctx, func(conn *pgx.Conn) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if actor, ok := crm.ActorOf(ctx); ok {
+				if _, err := tx.Exec(ctx, setActorSQL, actor.String()); err != nil {
+					return fmt.Errorf("set actor: %w", err)
+				}
+			}
+			return fn(tx)
+		})
+	})
 }
 
 // constraintOf returns the name of the constraint a PostgreSQL error violated, if any.

@@ -24,11 +24,58 @@ type DemoLoad struct {
 	Copy, Vacuum time.Duration
 }
 
-// demoCustomerColumns are the customers columns LoadDemo copies, in order.
-var demoCustomerColumns = []string{
+// customerCopyColumns are the customers columns that bulk paths copy, in the order
+// fillCustomerRow fills them.
+var customerCopyColumns = []string{
 	"id", "kind", "role", "parent_id", "ancestors", "name", "email", "phone", "country", "industry",
 	"tags", "attributes", "owner", "acquired_at", "acquisition_channel", "acquisition_cost",
 	"acquisition_currency", "referred_by", "external_refs", "version", "created_at", "updated_at",
+}
+
+// fillCustomerRow fills row with c's values for COPY in customerCopyColumns order. It reuses
+// ancestors (returned, grown as needed) and cost, which the row then references.
+func fillCustomerRow(row []any, c *crm.Customer, ancestors []pgtype.UUID, cost *pgtype.Numeric) ([]pgtype.UUID, error) {
+	ancestors = ancestors[:0]
+	for _, id := range c.Ancestors {
+		ancestors = append(ancestors, pgtype.UUID{Bytes: id, Valid: true})
+	}
+	tags := c.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	attributes, err := jsonObject(c.Attributes)
+	if err != nil {
+		return ancestors, fmt.Errorf("customer %s attributes: %w", c.ID, err)
+	}
+	externalRefs := []byte("[]")
+	if len(c.ExternalRefs) > 0 {
+		if externalRefs, err = json.Marshal(c.ExternalRefs); err != nil {
+			return ancestors, fmt.Errorf("customer %s external references: %w", c.ID, err)
+		}
+	}
+	cost.Valid = false
+	var currency pgtype.Text
+	if c.AcquisitionCost != nil {
+		if err := setDecimal(cost, c.AcquisitionCost.Amount); err != nil {
+			return ancestors, fmt.Errorf("customer %s acquisition cost: %w", c.ID, err)
+		}
+		currency = pgtype.Text{String: c.AcquisitionCost.Currency, Valid: true}
+	}
+	var role pgtype.Text
+	if c.Role != nil {
+		role = pgtype.Text{String: string(*c.Role), Valid: true}
+	}
+	var acquired pgtype.Timestamptz
+	if c.AcquiredAt != nil {
+		acquired = pgtype.Timestamptz{Time: *c.AcquiredAt, Valid: true}
+	}
+	row[0], row[1], row[2], row[3] = pgtype.UUID{Bytes: c.ID, Valid: true}, string(c.Kind), role, pgUUID(c.ParentID)
+	row[4], row[5], row[6], row[7] = ancestors, pgText(c.Name), pgText(c.Email), pgText(c.Phone)
+	row[8], row[9], row[10], row[11] = pgText(c.Country), pgText(c.Industry), tags, attributes
+	row[12], row[13], row[14], row[15] = pgText(c.Owner), acquired, pgText(c.AcquisitionChannel), *cost
+	row[16], row[17], row[18], row[19] = currency, pgUUID(c.ReferredBy), externalRefs, c.Version
+	row[20], row[21] = pgtype.Timestamptz{Time: c.CreatedAt, Valid: true}, pgtype.Timestamptz{Time: c.UpdatedAt, Valid: true}
+	return ancestors, nil
 }
 
 // demoTransactionColumns are the transactions columns LoadDemo copies, in order.
@@ -52,6 +99,8 @@ var demoTransactionColumns = []string{
 // them), and transactions have ids, valid decimal amounts and existing customers. Nothing is
 // validated beyond the database's constraints; a violation rolls everything back. Transaction
 // external ids, if any, are copied as they are but not claimed in transaction_external_refs.
+// The rows are not written to the change log: the demo is a starting state, read through the
+// list endpoints, and the feed records what changes after it.
 func (db *DB) LoadDemo(ctx context.Context, customers iter.Seq[crm.Customer], transactions iter.Seq[crm.Transaction]) (DemoLoad, error) {
 	var load DemoLoad
 	start := time.Now()
@@ -66,6 +115,10 @@ func (db *DB) LoadDemo(ctx context.Context, customers iter.Seq[crm.Customer], tr
 		}
 		if existing > 0 {
 			return crm.Errorf(crm.CodeConflict, "The database already has %d customers; demo data is loaded into an empty database only.", existing)
+		}
+		// The demo is a starting state, not a history: it stays out of the change log.
+		if _, err := tx.Exec(ctx, `SELECT set_config('centric.capture_changes', 'off', true)`); err != nil {
+			return fmt.Errorf("turn off change capture: %w", err)
 		}
 		rebuild, err := dropForBulkLoad(ctx, tx, demoTables)
 		if err != nil {
@@ -150,7 +203,7 @@ func copyDemoCustomers(ctx context.Context, tx pgx.Tx, customers iter.Seq[crm.Cu
 	next, stop := iter.Pull(customers)
 	defer stop()
 	var refs [][]any
-	row := make([]any, len(demoCustomerColumns))
+	row := make([]any, len(customerCopyColumns))
 	ancestors := make([]pgtype.UUID, 0, 8) // never nil: nil is NULL
 	var cost pgtype.Numeric
 	source := pgx.CopyFromFunc(func() ([]any, error) {
@@ -158,52 +211,16 @@ func copyDemoCustomers(ctx context.Context, tx pgx.Tx, customers iter.Seq[crm.Cu
 		if !ok {
 			return nil, nil
 		}
-		ancestors = ancestors[:0]
-		for _, id := range c.Ancestors {
-			ancestors = append(ancestors, pgtype.UUID{Bytes: id, Valid: true})
+		var err error
+		if ancestors, err = fillCustomerRow(row, &c, ancestors, &cost); err != nil {
+			return nil, err
 		}
-		tags := c.Tags
-		if tags == nil {
-			tags = []string{}
-		}
-		attributes, err := jsonObject(c.Attributes)
-		if err != nil {
-			return nil, fmt.Errorf("customer %s attributes: %w", c.ID, err)
-		}
-		externalRefs := []byte("[]")
-		if len(c.ExternalRefs) > 0 {
-			if externalRefs, err = json.Marshal(c.ExternalRefs); err != nil {
-				return nil, fmt.Errorf("customer %s external references: %w", c.ID, err)
-			}
-		}
-		cost.Valid = false
-		var currency pgtype.Text
-		if c.AcquisitionCost != nil {
-			if err := setDecimal(&cost, c.AcquisitionCost.Amount); err != nil {
-				return nil, fmt.Errorf("customer %s acquisition cost: %w", c.ID, err)
-			}
-			currency = pgtype.Text{String: c.AcquisitionCost.Currency, Valid: true}
-		}
-		var role pgtype.Text
-		if c.Role != nil {
-			role = pgtype.Text{String: string(*c.Role), Valid: true}
-		}
-		var acquired pgtype.Timestamptz
-		if c.AcquiredAt != nil {
-			acquired = pgtype.Timestamptz{Time: *c.AcquiredAt, Valid: true}
-		}
-		row[0], row[1], row[2], row[3] = pgtype.UUID{Bytes: c.ID, Valid: true}, string(c.Kind), role, pgUUID(c.ParentID)
-		row[4], row[5], row[6], row[7] = ancestors, pgText(c.Name), pgText(c.Email), pgText(c.Phone)
-		row[8], row[9], row[10], row[11] = pgText(c.Country), pgText(c.Industry), tags, attributes
-		row[12], row[13], row[14], row[15] = pgText(c.Owner), acquired, pgText(c.AcquisitionChannel), cost
-		row[16], row[17], row[18], row[19] = currency, pgUUID(c.ReferredBy), externalRefs, c.Version
-		row[20], row[21] = pgtype.Timestamptz{Time: c.CreatedAt, Valid: true}, pgtype.Timestamptz{Time: c.UpdatedAt, Valid: true}
 		for _, r := range c.ExternalRefs {
 			refs = append(refs, []any{r.ExternalID, r.Source, pgtype.UUID{Bytes: c.ID, Valid: true}})
 		}
 		return row, nil
 	})
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{"customers"}, demoCustomerColumns, source)
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{"customers"}, customerCopyColumns, source)
 	if err != nil {
 		return nil, fmt.Errorf("copy customers: %w", err)
 	}

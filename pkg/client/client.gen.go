@@ -67,6 +67,48 @@ func (e BusinessRole) Valid() bool {
 	}
 }
 
+// Defines values for ChangeOperation.
+const (
+	ChangeOperationCreated ChangeOperation = "created"
+	ChangeOperationDeleted ChangeOperation = "deleted"
+	ChangeOperationUpdated ChangeOperation = "updated"
+)
+
+// Valid indicates whether the value is a known member of the ChangeOperation enum.
+func (e ChangeOperation) Valid() bool {
+	switch e {
+	case ChangeOperationCreated:
+		return true
+	case ChangeOperationDeleted:
+		return true
+	case ChangeOperationUpdated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChangeType.
+const (
+	ChangeTypeCustomer          ChangeType = "customer"
+	ChangeTypeSegmentMembership ChangeType = "segment_membership"
+	ChangeTypeTransaction       ChangeType = "transaction"
+)
+
+// Valid indicates whether the value is a known member of the ChangeType enum.
+func (e ChangeType) Valid() bool {
+	switch e {
+	case ChangeTypeCustomer:
+		return true
+	case ChangeTypeSegmentMembership:
+		return true
+	case ChangeTypeTransaction:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ChurnBand.
 const (
 	High   ChurnBand = "high"
@@ -121,6 +163,30 @@ func (e ConcentrationBasis) Valid() bool {
 	case ConcentrationBasisClv:
 		return true
 	case ConcentrationBasisNetValue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CustomerBatchItemResultStatus.
+const (
+	CustomerBatchItemResultStatusCreated   CustomerBatchItemResultStatus = "created"
+	CustomerBatchItemResultStatusError     CustomerBatchItemResultStatus = "error"
+	CustomerBatchItemResultStatusUnchanged CustomerBatchItemResultStatus = "unchanged"
+	CustomerBatchItemResultStatusUpdated   CustomerBatchItemResultStatus = "updated"
+)
+
+// Valid indicates whether the value is a known member of the CustomerBatchItemResultStatus enum.
+func (e CustomerBatchItemResultStatus) Valid() bool {
+	switch e {
+	case CustomerBatchItemResultStatusCreated:
+		return true
+	case CustomerBatchItemResultStatusError:
+		return true
+	case CustomerBatchItemResultStatusUnchanged:
+		return true
+	case CustomerBatchItemResultStatusUpdated:
 		return true
 	default:
 		return false
@@ -205,7 +271,10 @@ func (e Permission) Valid() bool {
 // Defines values for ProblemCode.
 const (
 	Conflict             ProblemCode = "conflict"
+	CursorExpired        ProblemCode = "cursor_expired"
 	Forbidden            ProblemCode = "forbidden"
+	IdempotencyKeyInUse  ProblemCode = "idempotency_key_in_use"
+	IdempotencyKeyReused ProblemCode = "idempotency_key_reused"
 	Internal             ProblemCode = "internal"
 	InvalidRequest       ProblemCode = "invalid_request"
 	MethodNotAllowed     ProblemCode = "method_not_allowed"
@@ -224,7 +293,13 @@ func (e ProblemCode) Valid() bool {
 	switch e {
 	case Conflict:
 		return true
+	case CursorExpired:
+		return true
 	case Forbidden:
+		return true
+	case IdempotencyKeyInUse:
+		return true
+	case IdempotencyKeyReused:
 		return true
 	case Internal:
 		return true
@@ -315,19 +390,19 @@ func (e TimeUnit) Valid() bool {
 
 // Defines values for TransactionBatchItemResultStatus.
 const (
-	Created  TransactionBatchItemResultStatus = "created"
-	Error    TransactionBatchItemResultStatus = "error"
-	Existing TransactionBatchItemResultStatus = "existing"
+	TransactionBatchItemResultStatusCreated  TransactionBatchItemResultStatus = "created"
+	TransactionBatchItemResultStatusError    TransactionBatchItemResultStatus = "error"
+	TransactionBatchItemResultStatusExisting TransactionBatchItemResultStatus = "existing"
 )
 
 // Valid indicates whether the value is a known member of the TransactionBatchItemResultStatus enum.
 func (e TransactionBatchItemResultStatus) Valid() bool {
 	switch e {
-	case Created:
+	case TransactionBatchItemResultStatusCreated:
 		return true
-	case Error:
+	case TransactionBatchItemResultStatusError:
 		return true
-	case Existing:
+	case TransactionBatchItemResultStatusExisting:
 		return true
 	default:
 		return false
@@ -679,10 +754,61 @@ type AcquisitionGroup struct {
 	NewCustomers int `json:"new_customers"`
 }
 
+// Actor The API key that made a change.
+type Actor struct {
+	// KeyId The key's id.
+	KeyId openapi_types.UUID `json:"key_id"`
+
+	// Name The key's name; empty once the key no longer exists.
+	//
+	// Example: northwind sync
+	Name string `json:"name"`
+}
+
 // Attributes Custom attributes, a JSON object of at most 64 KiB.
 //
 // Example: {"loyalty_card":"LC-2231"}
 type Attributes map[string]interface{}
+
+// AuditEntry One change in a customer's audit trail.
+type AuditEntry struct {
+	// Actor The API key that made the change; null for changes made outside the API.
+	Actor nullable.Nullable[Actor] `json:"actor"`
+
+	// ChangedAt When the writing transaction started.
+	ChangedAt time.Time `json:"changed_at"`
+
+	// ChangedFields For an update, the names of the fields it changed; empty otherwise.
+	//
+	// Example: ["email","tags"]
+	ChangedFields []string `json:"changed_fields"`
+
+	// EntityId The customer's id, or the id of its changed transaction.
+	EntityId openapi_types.UUID `json:"entity_id"`
+
+	// Id The change's id, as in the change feed.
+	//
+	// Example: 48213-1022
+	Id string `json:"id"`
+
+	// Operation What happened to the record.
+	Operation ChangeOperation `json:"operation"`
+
+	// Type The kind of record a change is about.
+	Type ChangeType `json:"type"`
+}
+
+// AuditPage One page of a customer's audit trail.
+type AuditPage struct {
+	// Data The entries on this page, newest first.
+	Data []AuditEntry `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
 
 // BatchItemError Why one item of a batch failed.
 type BatchItemError struct {
@@ -712,6 +838,66 @@ type CLVSettings struct {
 	// Margin The profit margin applied to expected revenue; 1 gives revenue CLV.
 	Margin *float64 `json:"margin,omitempty"`
 }
+
+// Change One change. `customer`, `transaction` or `segment_membership` holds the new state of a
+// created or updated record; `tombstone` what remains of a deleted one.
+type Change struct {
+	// Actor The API key that made the change; null for changes made outside the API.
+	Actor nullable.Nullable[Actor] `json:"actor"`
+
+	// ChangedAt When the writing transaction started.
+	ChangedAt time.Time `json:"changed_at"`
+
+	// ChangedFields For an update, the names of the fields it changed; empty otherwise.
+	ChangedFields []string `json:"changed_fields"`
+
+	// Customer The customer after the change (its `scores` are always null here).
+	Customer nullable.Nullable[Customer] `json:"customer,omitempty"`
+
+	// CustomerId The customer the record belongs to (the customer itself for a customer).
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// EntityId The id of the changed record (the segment's id for a segment membership).
+	EntityId openapi_types.UUID `json:"entity_id"`
+
+	// Id The change's id, unique and increasing along the feed.
+	//
+	// Example: 48213-1022
+	Id string `json:"id"`
+
+	// Operation What happened to the record.
+	Operation ChangeOperation `json:"operation"`
+
+	// SegmentMembership The segment membership after the change, or before it for a deletion.
+	SegmentMembership nullable.Nullable[map[string]interface{}] `json:"segment_membership,omitempty"`
+
+	// Tombstone What remains of a deleted record.
+	Tombstone nullable.Nullable[Tombstone] `json:"tombstone,omitempty"`
+
+	// Transaction The recorded transaction.
+	Transaction nullable.Nullable[Transaction] `json:"transaction,omitempty"`
+
+	// Type The kind of record a change is about.
+	Type ChangeType `json:"type"`
+}
+
+// ChangeOperation What happened to the record.
+type ChangeOperation string
+
+// ChangePage One page of the change feed.
+type ChangePage struct {
+	// Data The changes on this page, oldest first.
+	Data []Change `json:"data"`
+
+	// HasMore Whether more committed changes follow now.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to continue after this page; set on the last page too, to resume later.
+	NextCursor string `json:"next_cursor"`
+}
+
+// ChangeType The kind of record a change is about.
+type ChangeType string
 
 // ChurnBand Churn risk band: `low` below 0.3, `medium` from 0.3 to below 0.7, `high` from 0.7.
 type ChurnBand string
@@ -858,6 +1044,127 @@ type Customer struct {
 	//
 	// Example: 3
 	Version int64 `json:"version"`
+}
+
+// CustomerBatchItem One customer to create or update, matched on exactly one of `id` and `external_ref`.
+// The other fields follow JSON merge patch rules: present sets, `null` clears, absent
+// keeps.
+type CustomerBatchItem struct {
+	// AcquiredAt When the customer was won.
+	AcquiredAt nullable.Nullable[time.Time] `json:"acquired_at,omitempty"`
+
+	// AcquisitionChannel The channel that won the customer.
+	AcquisitionChannel nullable.Nullable[string] `json:"acquisition_channel,omitempty"`
+
+	// AcquisitionCost What winning the customer cost.
+	AcquisitionCost nullable.Nullable[Money] `json:"acquisition_cost,omitempty"`
+
+	// Attributes Merged into the stored attributes; a key set to `null` is removed, and `null` removes them all.
+	Attributes nullable.Nullable[map[string]interface{}] `json:"attributes,omitempty"`
+
+	// Country An ISO 3166-1 alpha-2 country code.
+	Country nullable.Nullable[string] `json:"country,omitempty"`
+
+	// Email An email address.
+	Email nullable.Nullable[string] `json:"email,omitempty"`
+
+	// ExternalRef A record's id in an external system.
+	ExternalRef *ExternalRef `json:"external_ref,omitempty"`
+
+	// ExternalRefs Replaces all external references (the matching `external_ref` is always kept).
+	ExternalRefs nullable.Nullable[[]ExternalRef] `json:"external_refs,omitempty"`
+
+	// Id Update the live customer with this id.
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// IfMatch Update only if the stored customer still has this `ETag` (such as `"4"`); otherwise the item fails with `precondition_failed`.
+	//
+	// Example: "4"
+	IfMatch *string `json:"if_match,omitempty"`
+
+	// Industry The business's industry.
+	Industry nullable.Nullable[string] `json:"industry,omitempty"`
+
+	// Kind `consumer` for a person, `business` for a business account.
+	Kind *CustomerKind `json:"kind,omitempty"`
+
+	// Name The person's or the business's name.
+	Name nullable.Nullable[string] `json:"name,omitempty"`
+
+	// Owner The account manager responsible for the customer.
+	Owner nullable.Nullable[string] `json:"owner,omitempty"`
+
+	// ParentId Place the customer (with its subtree) under this business account, or at the top with `null`. Use `parent_ref` to name the parent by its external reference instead.
+	ParentId nullable.Nullable[openapi_types.UUID] `json:"parent_id,omitempty"`
+
+	// ParentRef A record's id in an external system.
+	ParentRef *ExternalRef `json:"parent_ref,omitempty"`
+
+	// Phone A phone number.
+	Phone nullable.Nullable[string] `json:"phone,omitempty"`
+
+	// ReferredBy A live customer who referred this one.
+	ReferredBy nullable.Nullable[openapi_types.UUID] `json:"referred_by,omitempty"`
+
+	// Role The role of a business account.
+	Role nullable.Nullable[BusinessRole] `json:"role,omitempty"`
+
+	// Tags Replaces all labels; `null` removes them all.
+	Tags nullable.Nullable[[]Tag] `json:"tags,omitempty"`
+}
+
+// CustomerBatchItemResult What happened to one item of a customer batch.
+type CustomerBatchItemResult struct {
+	// Error Why one item of a batch failed.
+	Error *BatchItemError `json:"error,omitempty"`
+
+	// Id The customer's id, unless the item failed or a dry run would create it.
+	Id *openapi_types.UUID `json:"id,omitempty"`
+
+	// Index The item's position in `items`, from 0.
+	Index int `json:"index"`
+
+	// Status `created`, `updated`, `unchanged` or `error`.
+	Status CustomerBatchItemResultStatus `json:"status"`
+
+	// Version The customer's version after the batch (its `ETag` without quotes), unless the item failed or a dry run would create it.
+	Version *int64 `json:"version,omitempty"`
+}
+
+// CustomerBatchItemResultStatus `created`, `updated`, `unchanged` or `error`.
+type CustomerBatchItemResultStatus string
+
+// CustomerBatchRequest Customers to create or update in one request.
+type CustomerBatchRequest struct {
+	// AllOrNone Reject the whole batch, writing nothing, if any item fails.
+	AllOrNone *bool `json:"all_or_none,omitempty"`
+
+	// DryRun Report what each item would do, and write nothing.
+	DryRun *bool `json:"dry_run,omitempty"`
+
+	// Items The customers, each matched on `id` or `external_ref`.
+	Items []CustomerBatchItem `json:"items"`
+}
+
+// CustomerBatchResult What happened (or, in a dry run, would happen) to each item of a batch.
+type CustomerBatchResult struct {
+	// Created How many items created a customer.
+	Created int `json:"created"`
+
+	// DryRun Whether this was a dry run, which wrote nothing.
+	DryRun bool `json:"dry_run"`
+
+	// Failed How many items failed.
+	Failed int `json:"failed"`
+
+	// Results One result per item, in request order.
+	Results []CustomerBatchItemResult `json:"results"`
+
+	// Unchanged How many items matched a customer that already had their values.
+	Unchanged int `json:"unchanged"`
+
+	// Updated How many items changed a customer.
+	Updated int `json:"updated"`
 }
 
 // CustomerCreate A new customer.
@@ -1558,6 +1865,21 @@ type Tag = string
 // TimeUnit The model's time unit: `day`, `week` (7 days) or `month` (365.25/12 days).
 type TimeUnit string
 
+// Tombstone What remains of a deleted record.
+type Tombstone struct {
+	// CustomerId The customer the record belonged to (the customer itself for a customer).
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// ExternalRefs The record's ids in external systems.
+	ExternalRefs []ExternalRef `json:"external_refs"`
+
+	// Id The deleted record's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// ParentId Where the record hung: a customer's parent, or a transaction's customer.
+	ParentId nullable.Nullable[openapi_types.UUID] `json:"parent_id"`
+}
+
 // Transaction A purchase, refund or cost.
 type Transaction struct {
 	// Amount A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
@@ -1792,6 +2114,9 @@ type Cursor = string
 // CustomerID defines model for CustomerID.
 type CustomerID = openapi_types.UUID
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -1860,6 +2185,17 @@ type ListModelRunsParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateModelRunParams defines parameters for CreateModelRun.
+type CreateModelRunParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetRetentionParams defines parameters for GetRetention.
 type GetRetentionParams struct {
 	// Cohort The length of cohorts and periods.
@@ -1877,6 +2213,17 @@ type GetRetentionParams struct {
 
 // GetRetentionParamsCohort defines parameters for GetRetention.
 type GetRetentionParamsCohort string
+
+// ProjectRetentionParams defines parameters for ProjectRetention.
+type ProjectRetentionParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // GetWhatIfParams defines parameters for GetWhatIf.
 type GetWhatIfParams struct {
@@ -1898,6 +2245,18 @@ type GetWhatIfParams struct {
 
 // ListApiKeysParams defines parameters for ListApiKeys.
 type ListApiKeysParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListChangesParams defines parameters for ListChanges.
+type ListChangesParams struct {
+	// Type Only changes to these kinds of record (repeat the parameter for several).
+	Type *[]ChangeType `form:"type,omitempty" json:"type,omitempty"`
+
 	// Limit The page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1959,6 +2318,28 @@ type ListCustomersParams struct {
 // ListCustomersParamsSort defines parameters for ListCustomers.
 type ListCustomersParamsSort string
 
+// CreateCustomerParams defines parameters for CreateCustomer.
+type CreateCustomerParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpsertCustomerBatchParams defines parameters for UpsertCustomerBatch.
+type UpsertCustomerBatchParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // DeleteCustomerParams defines parameters for DeleteCustomer.
 type DeleteCustomerParams struct {
 	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
@@ -1969,6 +2350,15 @@ type DeleteCustomerParams struct {
 type UpdateCustomerParams struct {
 	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListCustomerAuditParams defines parameters for ListCustomerAudit.
+type ListCustomerAuditParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListCustomerTransactionsParams defines parameters for ListCustomerTransactions.
@@ -2028,6 +2418,28 @@ type ListTransactionsParams struct {
 // ListTransactionsParamsSort defines parameters for ListTransactions.
 type ListTransactionsParamsSort string
 
+// CreateTransactionParams defines parameters for CreateTransaction.
+type CreateTransactionParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTransactionBatchParams defines parameters for CreateTransactionBatch.
+type CreateTransactionBatchParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // CreateModelRunJSONRequestBody defines body for CreateModelRun for application/json ContentType.
 type CreateModelRunJSONRequestBody = ModelRunCreate
 
@@ -2039,6 +2451,9 @@ type CreateApiKeyJSONRequestBody = APIKeyCreate
 
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
+
+// UpsertCustomerBatchJSONRequestBody defines body for UpsertCustomerBatch for application/json ContentType.
+type UpsertCustomerBatchJSONRequestBody = CustomerBatchRequest
 
 // UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
 type UpdateCustomerJSONRequestBody = CustomerPatch
@@ -2179,7 +2594,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
-	CreateModelRunWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateModelRunWithBody(ctx context.Context, params *CreateModelRunParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateModelRun Start a model run
 	//
@@ -2194,7 +2609,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
-	CreateModelRun(ctx context.Context, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateModelRun(ctx context.Context, params *CreateModelRunParams, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetLatestModelRun Get the latest successful model run
 	//
@@ -2234,7 +2649,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
-	ProjectRetentionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ProjectRetentionWithBody(ctx context.Context, params *ProjectRetentionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ProjectRetention Project retention with the shifted-beta-geometric model
 	//
@@ -2249,7 +2664,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
-	ProjectRetention(ctx context.Context, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ProjectRetention(ctx context.Context, params *ProjectRetentionParams, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetWhatIf The value of a retention change
 	//
@@ -2314,6 +2729,26 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/api-keys/{api_key_id} (the `GetApiKey` operationId).
 	GetApiKey(ctx context.Context, apiKeyId APIKeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListChanges The change feed
+	//
+	// Every committed change to customers, transactions and segment memberships, oldest first:
+	// creations and updates with the record's new state, deletions as tombstones with the
+	// record's id, external references and parent. Changes are kept for 35 days.
+	//
+	// Page through with `next_cursor`, which is set on every page, the last one too: store it
+	// and pass it back as `cursor` later to receive exactly the changes committed since, none
+	// twice and none skipped, even when writes commit out of order: a change is served once
+	// every write transaction that started before it on the database server has ended, so a
+	// long-running write delays the feed by its duration. A partner key sees the changes in
+	// its subtree only. Without `transactions:read`, transactions are left out unless asked
+	// for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
+	// older than the oldest change kept is a 410 (`cursor_expired`): changes after it may have
+	// been deleted, so read the current state through the list endpoints and start the feed
+	// again without a cursor.
+	//
+	// Corresponds with GET /v1/changes (the `ListChanges` operationId).
+	ListChanges(ctx context.Context, params *ListChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListCustomers List customers
 	//
 	// Lists live customers, one page at a time, filtered and sorted. `parent_id` lists the
@@ -2335,7 +2770,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/customers (the `CreateCustomer` operationId).
-	CreateCustomerWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateCustomerWithBody(ctx context.Context, params *CreateCustomerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateCustomer Create a customer
 	//
@@ -2347,7 +2782,53 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/customers (the `CreateCustomer` operationId).
-	CreateCustomer(ctx context.Context, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateCustomer(ctx context.Context, params *CreateCustomerParams, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpsertCustomerBatchWithBody Create or update customers in bulk
+	//
+	// Creates or updates up to 1,000 customers in one request, in one database transaction,
+	// copied with PostgreSQL `COPY` and merged set-based. Each item is matched on `id` or on
+	// `external_ref` (a `(source, external_id)` pair; an unknown pair creates a customer that
+	// holds it). The other fields follow JSON merge patch rules: a present field is set, `null`
+	// clears it, an absent one is left as it is (`kind` is required to create). A parent is
+	// named by `parent_id` or by `parent_ref`, which may name a customer created by an earlier
+	// or later item of the same batch: items are placed parents first.
+	//
+	// Each item gets a result: `created`, `updated`, `unchanged` (the stored customer already
+	// has these values; nothing is written and its version stays) or `error` with JSON
+	// Pointers into the request. An item repeating the `id` or `external_ref` of an earlier
+	// item, or whose `if_match` is not the stored customer's `ETag`, fails; so does an item
+	// whose parent item failed. With `all_or_none`, any error rejects the whole batch with a
+	// 422 and writes nothing. With `dry_run`, the results say what would happen and nothing is
+	// written (created items get no id).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/customers/batch (the `UpsertCustomerBatch` operationId).
+	UpsertCustomerBatchWithBody(ctx context.Context, params *UpsertCustomerBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpsertCustomerBatch Create or update customers in bulk
+	//
+	// Creates or updates up to 1,000 customers in one request, in one database transaction,
+	// copied with PostgreSQL `COPY` and merged set-based. Each item is matched on `id` or on
+	// `external_ref` (a `(source, external_id)` pair; an unknown pair creates a customer that
+	// holds it). The other fields follow JSON merge patch rules: a present field is set, `null`
+	// clears it, an absent one is left as it is (`kind` is required to create). A parent is
+	// named by `parent_id` or by `parent_ref`, which may name a customer created by an earlier
+	// or later item of the same batch: items are placed parents first.
+	//
+	// Each item gets a result: `created`, `updated`, `unchanged` (the stored customer already
+	// has these values; nothing is written and its version stays) or `error` with JSON
+	// Pointers into the request. An item repeating the `id` or `external_ref` of an earlier
+	// item, or whose `if_match` is not the stored customer's `ETag`, fails; so does an item
+	// whose parent item failed. With `all_or_none`, any error rejects the whole batch with a
+	// 422 and writes nothing. With `dry_run`, the results say what would happen and nothing is
+	// written (created items get no id).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/customers/batch (the `UpsertCustomerBatch` operationId).
+	UpsertCustomerBatch(ctx context.Context, params *UpsertCustomerBatchParams, body UpsertCustomerBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteCustomer Delete a customer
 	//
@@ -2408,6 +2889,16 @@ type ClientInterface interface {
 	// Corresponds with PATCH /v1/customers/{customer_id} (the `UpdateCustomer` operationId).
 	UpdateCustomerWithApplicationMergePatchPlusJSONBody(ctx context.Context, customerId CustomerID, params *UpdateCustomerParams, body UpdateCustomerApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListCustomerAudit A customer's audit trail
+	//
+	// Who changed the customer and its transactions, what they changed and when, newest
+	// first: one entry per change with the API key that made it (id and name), the operation
+	// and, for updates, the names of the changed fields. Deleted customers keep their trail.
+	// Entries are kept as long as the change feed keeps them (35 days).
+	//
+	// Corresponds with GET /v1/customers/{customer_id}/audit (the `ListCustomerAudit` operationId).
+	ListCustomerAudit(ctx context.Context, customerId CustomerID, params *ListCustomerAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetCustomerScores Get a customer's scores
 	//
 	// Returns the customer's live scores in detail: the RFM summary the models read, P(alive)
@@ -2444,7 +2935,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/transactions (the `CreateTransaction` operationId).
-	CreateTransactionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTransactionWithBody(ctx context.Context, params *CreateTransactionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTransaction Record a transaction
 	//
@@ -2456,7 +2947,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/transactions (the `CreateTransaction` operationId).
-	CreateTransaction(ctx context.Context, body CreateTransactionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTransaction(ctx context.Context, params *CreateTransactionParams, body CreateTransactionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTransactionBatchWithBody Record transactions in bulk
 	//
@@ -2471,7 +2962,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/transactions/batch (the `CreateTransactionBatch` operationId).
-	CreateTransactionBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTransactionBatchWithBody(ctx context.Context, params *CreateTransactionBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTransactionBatch Record transactions in bulk
 	//
@@ -2486,7 +2977,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/transactions/batch (the `CreateTransactionBatch` operationId).
-	CreateTransactionBatch(ctx context.Context, body CreateTransactionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTransactionBatch(ctx context.Context, params *CreateTransactionBatchParams, body CreateTransactionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetTransaction Get a transaction
 	//
@@ -2599,8 +3090,8 @@ func (c *Client) ListModelRuns(ctx context.Context, params *ListModelRunsParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
-func (c *Client) CreateModelRunWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateModelRunRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateModelRunWithBody(ctx context.Context, params *CreateModelRunParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateModelRunRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2624,8 +3115,8 @@ func (c *Client) CreateModelRunWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
-func (c *Client) CreateModelRun(ctx context.Context, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateModelRunRequest(c.Server, body)
+func (c *Client) CreateModelRun(ctx context.Context, params *CreateModelRunParams, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateModelRunRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2704,8 +3195,8 @@ func (c *Client) GetRetention(ctx context.Context, params *GetRetentionParams, r
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
-func (c *Client) ProjectRetentionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewProjectRetentionRequestWithBody(c.Server, contentType, body)
+func (c *Client) ProjectRetentionWithBody(ctx context.Context, params *ProjectRetentionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewProjectRetentionRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2729,8 +3220,8 @@ func (c *Client) ProjectRetentionWithBody(ctx context.Context, contentType strin
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
-func (c *Client) ProjectRetention(ctx context.Context, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewProjectRetentionRequest(c.Server, body)
+func (c *Client) ProjectRetention(ctx context.Context, params *ProjectRetentionParams, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewProjectRetentionRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2864,6 +3355,36 @@ func (c *Client) GetApiKey(ctx context.Context, apiKeyId APIKeyID, reqEditors ..
 	return c.Client.Do(req)
 }
 
+// ListChanges The change feed
+//
+// Every committed change to customers, transactions and segment memberships, oldest first:
+// creations and updates with the record's new state, deletions as tombstones with the
+// record's id, external references and parent. Changes are kept for 35 days.
+//
+// Page through with `next_cursor`, which is set on every page, the last one too: store it
+// and pass it back as `cursor` later to receive exactly the changes committed since, none
+// twice and none skipped, even when writes commit out of order: a change is served once
+// every write transaction that started before it on the database server has ended, so a
+// long-running write delays the feed by its duration. A partner key sees the changes in
+// its subtree only. Without `transactions:read`, transactions are left out unless asked
+// for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
+// older than the oldest change kept is a 410 (`cursor_expired`): changes after it may have
+// been deleted, so read the current state through the list endpoints and start the feed
+// again without a cursor.
+//
+// Corresponds with GET /v1/changes (the `ListChanges` operationId).
+func (c *Client) ListChanges(ctx context.Context, params *ListChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListChangesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListCustomers List customers
 //
 // Lists live customers, one page at a time, filtered and sorted. `parent_id` lists the
@@ -2895,8 +3416,8 @@ func (c *Client) ListCustomers(ctx context.Context, params *ListCustomersParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/customers (the `CreateCustomer` operationId).
-func (c *Client) CreateCustomerWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateCustomerRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateCustomerWithBody(ctx context.Context, params *CreateCustomerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCustomerRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2917,8 +3438,74 @@ func (c *Client) CreateCustomerWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/customers (the `CreateCustomer` operationId).
-func (c *Client) CreateCustomer(ctx context.Context, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateCustomerRequest(c.Server, body)
+func (c *Client) CreateCustomer(ctx context.Context, params *CreateCustomerParams, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCustomerRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpsertCustomerBatchWithBody Create or update customers in bulk
+//
+// Creates or updates up to 1,000 customers in one request, in one database transaction,
+// copied with PostgreSQL `COPY` and merged set-based. Each item is matched on `id` or on
+// `external_ref` (a `(source, external_id)` pair; an unknown pair creates a customer that
+// holds it). The other fields follow JSON merge patch rules: a present field is set, `null`
+// clears it, an absent one is left as it is (`kind` is required to create). A parent is
+// named by `parent_id` or by `parent_ref`, which may name a customer created by an earlier
+// or later item of the same batch: items are placed parents first.
+//
+// Each item gets a result: `created`, `updated`, `unchanged` (the stored customer already
+// has these values; nothing is written and its version stays) or `error` with JSON
+// Pointers into the request. An item repeating the `id` or `external_ref` of an earlier
+// item, or whose `if_match` is not the stored customer's `ETag`, fails; so does an item
+// whose parent item failed. With `all_or_none`, any error rejects the whole batch with a
+// 422 and writes nothing. With `dry_run`, the results say what would happen and nothing is
+// written (created items get no id).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/customers/batch (the `UpsertCustomerBatch` operationId).
+func (c *Client) UpsertCustomerBatchWithBody(ctx context.Context, params *UpsertCustomerBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpsertCustomerBatchRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpsertCustomerBatch Create or update customers in bulk
+//
+// Creates or updates up to 1,000 customers in one request, in one database transaction,
+// copied with PostgreSQL `COPY` and merged set-based. Each item is matched on `id` or on
+// `external_ref` (a `(source, external_id)` pair; an unknown pair creates a customer that
+// holds it). The other fields follow JSON merge patch rules: a present field is set, `null`
+// clears it, an absent one is left as it is (`kind` is required to create). A parent is
+// named by `parent_id` or by `parent_ref`, which may name a customer created by an earlier
+// or later item of the same batch: items are placed parents first.
+//
+// Each item gets a result: `created`, `updated`, `unchanged` (the stored customer already
+// has these values; nothing is written and its version stays) or `error` with JSON
+// Pointers into the request. An item repeating the `id` or `external_ref` of an earlier
+// item, or whose `if_match` is not the stored customer's `ETag`, fails; so does an item
+// whose parent item failed. With `all_or_none`, any error rejects the whole batch with a
+// 422 and writes nothing. With `dry_run`, the results say what would happen and nothing is
+// written (created items get no id).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/customers/batch (the `UpsertCustomerBatch` operationId).
+func (c *Client) UpsertCustomerBatch(ctx context.Context, params *UpsertCustomerBatchParams, body UpsertCustomerBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpsertCustomerBatchRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3038,6 +3625,26 @@ func (c *Client) UpdateCustomerWithApplicationMergePatchPlusJSONBody(ctx context
 	return c.Client.Do(req)
 }
 
+// ListCustomerAudit A customer's audit trail
+//
+// Who changed the customer and its transactions, what they changed and when, newest
+// first: one entry per change with the API key that made it (id and name), the operation
+// and, for updates, the names of the changed fields. Deleted customers keep their trail.
+// Entries are kept as long as the change feed keeps them (35 days).
+//
+// Corresponds with GET /v1/customers/{customer_id}/audit (the `ListCustomerAudit` operationId).
+func (c *Client) ListCustomerAudit(ctx context.Context, customerId CustomerID, params *ListCustomerAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCustomerAuditRequest(c.Server, customerId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetCustomerScores Get a customer's scores
 //
 // Returns the customer's live scores in detail: the RFM summary the models read, P(alive)
@@ -3104,8 +3711,8 @@ func (c *Client) ListTransactions(ctx context.Context, params *ListTransactionsP
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/transactions (the `CreateTransaction` operationId).
-func (c *Client) CreateTransactionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTransactionRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTransactionWithBody(ctx context.Context, params *CreateTransactionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTransactionRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3126,8 +3733,8 @@ func (c *Client) CreateTransactionWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/transactions (the `CreateTransaction` operationId).
-func (c *Client) CreateTransaction(ctx context.Context, body CreateTransactionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTransactionRequest(c.Server, body)
+func (c *Client) CreateTransaction(ctx context.Context, params *CreateTransactionParams, body CreateTransactionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTransactionRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3151,8 +3758,8 @@ func (c *Client) CreateTransaction(ctx context.Context, body CreateTransactionJS
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/transactions/batch (the `CreateTransactionBatch` operationId).
-func (c *Client) CreateTransactionBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTransactionBatchRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTransactionBatchWithBody(ctx context.Context, params *CreateTransactionBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTransactionBatchRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3176,8 +3783,8 @@ func (c *Client) CreateTransactionBatchWithBody(ctx context.Context, contentType
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/transactions/batch (the `CreateTransactionBatch` operationId).
-func (c *Client) CreateTransactionBatch(ctx context.Context, body CreateTransactionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTransactionBatchRequest(c.Server, body)
+func (c *Client) CreateTransactionBatch(ctx context.Context, params *CreateTransactionBatchParams, body CreateTransactionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTransactionBatchRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3482,18 +4089,18 @@ func NewListModelRunsRequest(server string, params *ListModelRunsParams) (*http.
 }
 
 // NewCreateModelRunRequest calls the generic CreateModelRun builder with application/json body
-func NewCreateModelRunRequest(server string, body CreateModelRunJSONRequestBody) (*http.Request, error) {
+func NewCreateModelRunRequest(server string, params *CreateModelRunParams, body CreateModelRunJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateModelRunRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateModelRunRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateModelRunRequestWithBody constructs an http.Request for the CreateModelRun method, with any body, and a specified content type
-func NewCreateModelRunRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateModelRunRequestWithBody(server string, params *CreateModelRunParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -3517,6 +4124,21 @@ func NewCreateModelRunRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -3673,18 +4295,18 @@ func NewGetRetentionRequest(server string, params *GetRetentionParams) (*http.Re
 }
 
 // NewProjectRetentionRequest calls the generic ProjectRetention builder with application/json body
-func NewProjectRetentionRequest(server string, body ProjectRetentionJSONRequestBody) (*http.Request, error) {
+func NewProjectRetentionRequest(server string, params *ProjectRetentionParams, body ProjectRetentionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewProjectRetentionRequestWithBody(server, "application/json", bodyReader)
+	return NewProjectRetentionRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewProjectRetentionRequestWithBody constructs an http.Request for the ProjectRetention method, with any body, and a specified content type
-func NewProjectRetentionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewProjectRetentionRequestWithBody(server string, params *ProjectRetentionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -3708,6 +4330,21 @@ func NewProjectRetentionRequestWithBody(server string, contentType string, body 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -3988,6 +4625,84 @@ func NewGetApiKeyRequest(server string, apiKeyId APIKeyID) (*http.Request, error
 	return req, nil
 }
 
+// NewListChangesRequest constructs an http.Request for the ListChanges method
+func NewListChangesRequest(server string, params *ListChangesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/changes")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListCustomersRequest constructs an http.Request for the ListCustomers method
 func NewListCustomersRequest(server string, params *ListCustomersParams) (*http.Request, error) {
 	var err error
@@ -4223,18 +4938,18 @@ func NewListCustomersRequest(server string, params *ListCustomersParams) (*http.
 }
 
 // NewCreateCustomerRequest calls the generic CreateCustomer builder with application/json body
-func NewCreateCustomerRequest(server string, body CreateCustomerJSONRequestBody) (*http.Request, error) {
+func NewCreateCustomerRequest(server string, params *CreateCustomerParams, body CreateCustomerJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateCustomerRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateCustomerRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateCustomerRequestWithBody constructs an http.Request for the CreateCustomer method, with any body, and a specified content type
-func NewCreateCustomerRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateCustomerRequestWithBody(server string, params *CreateCustomerParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4258,6 +4973,76 @@ func NewCreateCustomerRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewUpsertCustomerBatchRequest calls the generic UpsertCustomerBatch builder with application/json body
+func NewUpsertCustomerBatchRequest(server string, params *UpsertCustomerBatchParams, body UpsertCustomerBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpsertCustomerBatchRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewUpsertCustomerBatchRequestWithBody constructs an http.Request for the UpsertCustomerBatch method, with any body, and a specified content type
+func NewUpsertCustomerBatchRequestWithBody(server string, params *UpsertCustomerBatchParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/customers/batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4413,6 +5198,79 @@ func NewUpdateCustomerRequestWithBody(server string, customerId CustomerID, para
 			req.Header.Set("If-Match", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewListCustomerAuditRequest constructs an http.Request for the ListCustomerAudit method
+func NewListCustomerAuditRequest(server string, customerId CustomerID, params *ListCustomerAuditParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "customer_id", customerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/customers/%s/audit", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -4724,18 +5582,18 @@ func NewListTransactionsRequest(server string, params *ListTransactionsParams) (
 }
 
 // NewCreateTransactionRequest calls the generic CreateTransaction builder with application/json body
-func NewCreateTransactionRequest(server string, body CreateTransactionJSONRequestBody) (*http.Request, error) {
+func NewCreateTransactionRequest(server string, params *CreateTransactionParams, body CreateTransactionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTransactionRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTransactionRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTransactionRequestWithBody constructs an http.Request for the CreateTransaction method, with any body, and a specified content type
-func NewCreateTransactionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTransactionRequestWithBody(server string, params *CreateTransactionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4760,22 +5618,37 @@ func NewCreateTransactionRequestWithBody(server string, contentType string, body
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewCreateTransactionBatchRequest calls the generic CreateTransactionBatch builder with application/json body
-func NewCreateTransactionBatchRequest(server string, body CreateTransactionBatchJSONRequestBody) (*http.Request, error) {
+func NewCreateTransactionBatchRequest(server string, params *CreateTransactionBatchParams, body CreateTransactionBatchJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTransactionBatchRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTransactionBatchRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTransactionBatchRequestWithBody constructs an http.Request for the CreateTransactionBatch method, with any body, and a specified content type
-func NewCreateTransactionBatchRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTransactionBatchRequestWithBody(server string, params *CreateTransactionBatchParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4799,6 +5672,21 @@ func NewCreateTransactionBatchRequestWithBody(server string, contentType string,
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4944,7 +5832,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
-	CreateModelRunWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error)
+	CreateModelRunWithBodyWithResponse(ctx context.Context, params *CreateModelRunParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error)
 
 	// CreateModelRunWithResponse Start a model run
 	//
@@ -4959,7 +5847,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
-	CreateModelRunWithResponse(ctx context.Context, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error)
+	CreateModelRunWithResponse(ctx context.Context, params *CreateModelRunParams, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error)
 
 	// GetLatestModelRunWithResponse Get the latest successful model run
 	//
@@ -5005,7 +5893,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
-	ProjectRetentionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error)
+	ProjectRetentionWithBodyWithResponse(ctx context.Context, params *ProjectRetentionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error)
 
 	// ProjectRetentionWithResponse Project retention with the shifted-beta-geometric model
 	//
@@ -5020,7 +5908,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
-	ProjectRetentionWithResponse(ctx context.Context, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error)
+	ProjectRetentionWithResponse(ctx context.Context, params *ProjectRetentionParams, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error)
 
 	// GetWhatIfWithResponse The value of a retention change
 	//
@@ -5093,6 +5981,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/api-keys/{api_key_id} (the `GetApiKey` operationId).
 	GetApiKeyWithResponse(ctx context.Context, apiKeyId APIKeyID, reqEditors ...RequestEditorFn) (*GetApiKeyResponse, error)
 
+	// ListChangesWithResponse The change feed
+	//
+	// Every committed change to customers, transactions and segment memberships, oldest first:
+	// creations and updates with the record's new state, deletions as tombstones with the
+	// record's id, external references and parent. Changes are kept for 35 days.
+	//
+	// Page through with `next_cursor`, which is set on every page, the last one too: store it
+	// and pass it back as `cursor` later to receive exactly the changes committed since, none
+	// twice and none skipped, even when writes commit out of order: a change is served once
+	// every write transaction that started before it on the database server has ended, so a
+	// long-running write delays the feed by its duration. A partner key sees the changes in
+	// its subtree only. Without `transactions:read`, transactions are left out unless asked
+	// for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
+	// older than the oldest change kept is a 410 (`cursor_expired`): changes after it may have
+	// been deleted, so read the current state through the list endpoints and start the feed
+	// again without a cursor.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/changes (the `ListChanges` operationId).
+	ListChangesWithResponse(ctx context.Context, params *ListChangesParams, reqEditors ...RequestEditorFn) (*ListChangesResponse, error)
+
 	// ListCustomersWithResponse List customers
 	//
 	// Lists live customers, one page at a time, filtered and sorted. `parent_id` lists the
@@ -5116,7 +6026,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/customers (the `CreateCustomer` operationId).
-	CreateCustomerWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error)
+	CreateCustomerWithBodyWithResponse(ctx context.Context, params *CreateCustomerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error)
 
 	// CreateCustomerWithResponse Create a customer
 	//
@@ -5128,7 +6038,53 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/customers (the `CreateCustomer` operationId).
-	CreateCustomerWithResponse(ctx context.Context, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error)
+	CreateCustomerWithResponse(ctx context.Context, params *CreateCustomerParams, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error)
+
+	// UpsertCustomerBatchWithBodyWithResponse Create or update customers in bulk
+	//
+	// Creates or updates up to 1,000 customers in one request, in one database transaction,
+	// copied with PostgreSQL `COPY` and merged set-based. Each item is matched on `id` or on
+	// `external_ref` (a `(source, external_id)` pair; an unknown pair creates a customer that
+	// holds it). The other fields follow JSON merge patch rules: a present field is set, `null`
+	// clears it, an absent one is left as it is (`kind` is required to create). A parent is
+	// named by `parent_id` or by `parent_ref`, which may name a customer created by an earlier
+	// or later item of the same batch: items are placed parents first.
+	//
+	// Each item gets a result: `created`, `updated`, `unchanged` (the stored customer already
+	// has these values; nothing is written and its version stays) or `error` with JSON
+	// Pointers into the request. An item repeating the `id` or `external_ref` of an earlier
+	// item, or whose `if_match` is not the stored customer's `ETag`, fails; so does an item
+	// whose parent item failed. With `all_or_none`, any error rejects the whole batch with a
+	// 422 and writes nothing. With `dry_run`, the results say what would happen and nothing is
+	// written (created items get no id).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/customers/batch (the `UpsertCustomerBatch` operationId).
+	UpsertCustomerBatchWithBodyWithResponse(ctx context.Context, params *UpsertCustomerBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpsertCustomerBatchResponse, error)
+
+	// UpsertCustomerBatchWithResponse Create or update customers in bulk
+	//
+	// Creates or updates up to 1,000 customers in one request, in one database transaction,
+	// copied with PostgreSQL `COPY` and merged set-based. Each item is matched on `id` or on
+	// `external_ref` (a `(source, external_id)` pair; an unknown pair creates a customer that
+	// holds it). The other fields follow JSON merge patch rules: a present field is set, `null`
+	// clears it, an absent one is left as it is (`kind` is required to create). A parent is
+	// named by `parent_id` or by `parent_ref`, which may name a customer created by an earlier
+	// or later item of the same batch: items are placed parents first.
+	//
+	// Each item gets a result: `created`, `updated`, `unchanged` (the stored customer already
+	// has these values; nothing is written and its version stays) or `error` with JSON
+	// Pointers into the request. An item repeating the `id` or `external_ref` of an earlier
+	// item, or whose `if_match` is not the stored customer's `ETag`, fails; so does an item
+	// whose parent item failed. With `all_or_none`, any error rejects the whole batch with a
+	// 422 and writes nothing. With `dry_run`, the results say what would happen and nothing is
+	// written (created items get no id).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/customers/batch (the `UpsertCustomerBatch` operationId).
+	UpsertCustomerBatchWithResponse(ctx context.Context, params *UpsertCustomerBatchParams, body UpsertCustomerBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*UpsertCustomerBatchResponse, error)
 
 	// DeleteCustomerWithResponse Delete a customer
 	//
@@ -5193,6 +6149,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /v1/customers/{customer_id} (the `UpdateCustomer` operationId).
 	UpdateCustomerWithApplicationMergePatchPlusJSONBodyWithResponse(ctx context.Context, customerId CustomerID, params *UpdateCustomerParams, body UpdateCustomerApplicationMergePatchPlusJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCustomerResponse, error)
 
+	// ListCustomerAuditWithResponse A customer's audit trail
+	//
+	// Who changed the customer and its transactions, what they changed and when, newest
+	// first: one entry per change with the API key that made it (id and name), the operation
+	// and, for updates, the names of the changed fields. Deleted customers keep their trail.
+	// Entries are kept as long as the change feed keeps them (35 days).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/customers/{customer_id}/audit (the `ListCustomerAudit` operationId).
+	ListCustomerAuditWithResponse(ctx context.Context, customerId CustomerID, params *ListCustomerAuditParams, reqEditors ...RequestEditorFn) (*ListCustomerAuditResponse, error)
+
 	// GetCustomerScoresWithResponse Get a customer's scores
 	//
 	// Returns the customer's live scores in detail: the RFM summary the models read, P(alive)
@@ -5235,7 +6203,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/transactions (the `CreateTransaction` operationId).
-	CreateTransactionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransactionResponse, error)
+	CreateTransactionWithBodyWithResponse(ctx context.Context, params *CreateTransactionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransactionResponse, error)
 
 	// CreateTransactionWithResponse Record a transaction
 	//
@@ -5247,7 +6215,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/transactions (the `CreateTransaction` operationId).
-	CreateTransactionWithResponse(ctx context.Context, body CreateTransactionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransactionResponse, error)
+	CreateTransactionWithResponse(ctx context.Context, params *CreateTransactionParams, body CreateTransactionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransactionResponse, error)
 
 	// CreateTransactionBatchWithBodyWithResponse Record transactions in bulk
 	//
@@ -5262,7 +6230,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/transactions/batch (the `CreateTransactionBatch` operationId).
-	CreateTransactionBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransactionBatchResponse, error)
+	CreateTransactionBatchWithBodyWithResponse(ctx context.Context, params *CreateTransactionBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransactionBatchResponse, error)
 
 	// CreateTransactionBatchWithResponse Record transactions in bulk
 	//
@@ -5277,7 +6245,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/transactions/batch (the `CreateTransactionBatch` operationId).
-	CreateTransactionBatchWithResponse(ctx context.Context, body CreateTransactionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransactionBatchResponse, error)
+	CreateTransactionBatchWithResponse(ctx context.Context, params *CreateTransactionBatchParams, body CreateTransactionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransactionBatchResponse, error)
 
 	// GetTransactionWithResponse Get a transaction
 	//
@@ -6055,6 +7023,8 @@ type ProjectRetentionResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -6083,6 +7053,11 @@ func (r ProjectRetentionResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ProjectRetentionResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ProjectRetentionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -6594,6 +7569,89 @@ func (r GetApiKeyResponse) ContentType() string {
 	return ""
 }
 
+type ListChangesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChangePage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListChangesResponse) GetJSON200() *ChangePage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListChangesResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListChangesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListChangesResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r ListChangesResponse) GetApplicationproblemJSON410() *Problem {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListChangesResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListChangesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListChangesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListChangesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListChangesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListChangesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListCustomersResponse429Headers the declared response headers of an HTTP 429 response for ListCustomers
 type ListCustomersResponse429Headers struct {
 	RateLimitLimit     *int
@@ -6782,6 +7840,96 @@ func (r CreateCustomerResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateCustomerResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpsertCustomerBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CustomerBatchResult
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpsertCustomerBatchResponse) GetJSON200() *CustomerBatchResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpsertCustomerBatchResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpsertCustomerBatchResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpsertCustomerBatchResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpsertCustomerBatchResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UpsertCustomerBatchResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpsertCustomerBatchResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpsertCustomerBatchResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpsertCustomerBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpsertCustomerBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpsertCustomerBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpsertCustomerBatchResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7103,6 +8251,89 @@ func (r UpdateCustomerResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateCustomerResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListCustomerAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCustomerAuditResponse) GetJSON200() *AuditPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListCustomerAuditResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCustomerAuditResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListCustomerAuditResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListCustomerAuditResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListCustomerAuditResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListCustomerAuditResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCustomerAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCustomerAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCustomerAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCustomerAuditResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7514,6 +8745,8 @@ type CreateTransactionBatchResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -7544,6 +8777,11 @@ func (r CreateTransactionBatchResponse) GetApplicationproblemJSON401() *Problem 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r CreateTransactionBatchResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateTransactionBatchResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -7781,8 +9019,8 @@ func (c *ClientWithResponses) ListModelRunsWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
-func (c *ClientWithResponses) CreateModelRunWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error) {
-	rsp, err := c.CreateModelRunWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateModelRunWithBodyWithResponse(ctx context.Context, params *CreateModelRunParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error) {
+	rsp, err := c.CreateModelRunWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -7802,8 +9040,8 @@ func (c *ClientWithResponses) CreateModelRunWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/analytics/model-runs (the `CreateModelRun` operationId).
-func (c *ClientWithResponses) CreateModelRunWithResponse(ctx context.Context, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error) {
-	rsp, err := c.CreateModelRun(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateModelRunWithResponse(ctx context.Context, params *CreateModelRunParams, body CreateModelRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateModelRunResponse, error) {
+	rsp, err := c.CreateModelRun(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -7872,8 +9110,8 @@ func (c *ClientWithResponses) GetRetentionWithResponse(ctx context.Context, para
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
-func (c *ClientWithResponses) ProjectRetentionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error) {
-	rsp, err := c.ProjectRetentionWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) ProjectRetentionWithBodyWithResponse(ctx context.Context, params *ProjectRetentionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error) {
+	rsp, err := c.ProjectRetentionWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -7893,8 +9131,8 @@ func (c *ClientWithResponses) ProjectRetentionWithBodyWithResponse(ctx context.C
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/analytics/retention/projection (the `ProjectRetention` operationId).
-func (c *ClientWithResponses) ProjectRetentionWithResponse(ctx context.Context, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error) {
-	rsp, err := c.ProjectRetention(ctx, body, reqEditors...)
+func (c *ClientWithResponses) ProjectRetentionWithResponse(ctx context.Context, params *ProjectRetentionParams, body ProjectRetentionJSONRequestBody, reqEditors ...RequestEditorFn) (*ProjectRetentionResponse, error) {
+	rsp, err := c.ProjectRetention(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -8008,6 +9246,34 @@ func (c *ClientWithResponses) GetApiKeyWithResponse(ctx context.Context, apiKeyI
 	return ParseGetApiKeyResponse(rsp)
 }
 
+// ListChangesWithResponse The change feed
+//
+// Every committed change to customers, transactions and segment memberships, oldest first:
+// creations and updates with the record's new state, deletions as tombstones with the
+// record's id, external references and parent. Changes are kept for 35 days.
+//
+// Page through with `next_cursor`, which is set on every page, the last one too: store it
+// and pass it back as `cursor` later to receive exactly the changes committed since, none
+// twice and none skipped, even when writes commit out of order: a change is served once
+// every write transaction that started before it on the database server has ended, so a
+// long-running write delays the feed by its duration. A partner key sees the changes in
+// its subtree only. Without `transactions:read`, transactions are left out unless asked
+// for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
+// older than the oldest change kept is a 410 (`cursor_expired`): changes after it may have
+// been deleted, so read the current state through the list endpoints and start the feed
+// again without a cursor.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/changes (the `ListChanges` operationId).
+func (c *ClientWithResponses) ListChangesWithResponse(ctx context.Context, params *ListChangesParams, reqEditors ...RequestEditorFn) (*ListChangesResponse, error) {
+	rsp, err := c.ListChanges(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListChangesResponse(rsp)
+}
+
 // ListCustomersWithResponse List customers
 //
 // Lists live customers, one page at a time, filtered and sorted. `parent_id` lists the
@@ -8037,8 +9303,8 @@ func (c *ClientWithResponses) ListCustomersWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/customers (the `CreateCustomer` operationId).
-func (c *ClientWithResponses) CreateCustomerWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error) {
-	rsp, err := c.CreateCustomerWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateCustomerWithBodyWithResponse(ctx context.Context, params *CreateCustomerParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error) {
+	rsp, err := c.CreateCustomerWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -8055,12 +9321,70 @@ func (c *ClientWithResponses) CreateCustomerWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/customers (the `CreateCustomer` operationId).
-func (c *ClientWithResponses) CreateCustomerWithResponse(ctx context.Context, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error) {
-	rsp, err := c.CreateCustomer(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateCustomerWithResponse(ctx context.Context, params *CreateCustomerParams, body CreateCustomerJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCustomerResponse, error) {
+	rsp, err := c.CreateCustomer(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
 	return ParseCreateCustomerResponse(rsp)
+}
+
+// UpsertCustomerBatchWithBodyWithResponse Create or update customers in bulk
+//
+// Creates or updates up to 1,000 customers in one request, in one database transaction,
+// copied with PostgreSQL `COPY` and merged set-based. Each item is matched on `id` or on
+// `external_ref` (a `(source, external_id)` pair; an unknown pair creates a customer that
+// holds it). The other fields follow JSON merge patch rules: a present field is set, `null`
+// clears it, an absent one is left as it is (`kind` is required to create). A parent is
+// named by `parent_id` or by `parent_ref`, which may name a customer created by an earlier
+// or later item of the same batch: items are placed parents first.
+//
+// Each item gets a result: `created`, `updated`, `unchanged` (the stored customer already
+// has these values; nothing is written and its version stays) or `error` with JSON
+// Pointers into the request. An item repeating the `id` or `external_ref` of an earlier
+// item, or whose `if_match` is not the stored customer's `ETag`, fails; so does an item
+// whose parent item failed. With `all_or_none`, any error rejects the whole batch with a
+// 422 and writes nothing. With `dry_run`, the results say what would happen and nothing is
+// written (created items get no id).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/customers/batch (the `UpsertCustomerBatch` operationId).
+func (c *ClientWithResponses) UpsertCustomerBatchWithBodyWithResponse(ctx context.Context, params *UpsertCustomerBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpsertCustomerBatchResponse, error) {
+	rsp, err := c.UpsertCustomerBatchWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpsertCustomerBatchResponse(rsp)
+}
+
+// UpsertCustomerBatchWithResponse Create or update customers in bulk
+//
+// Creates or updates up to 1,000 customers in one request, in one database transaction,
+// copied with PostgreSQL `COPY` and merged set-based. Each item is matched on `id` or on
+// `external_ref` (a `(source, external_id)` pair; an unknown pair creates a customer that
+// holds it). The other fields follow JSON merge patch rules: a present field is set, `null`
+// clears it, an absent one is left as it is (`kind` is required to create). A parent is
+// named by `parent_id` or by `parent_ref`, which may name a customer created by an earlier
+// or later item of the same batch: items are placed parents first.
+//
+// Each item gets a result: `created`, `updated`, `unchanged` (the stored customer already
+// has these values; nothing is written and its version stays) or `error` with JSON
+// Pointers into the request. An item repeating the `id` or `external_ref` of an earlier
+// item, or whose `if_match` is not the stored customer's `ETag`, fails; so does an item
+// whose parent item failed. With `all_or_none`, any error rejects the whole batch with a
+// 422 and writes nothing. With `dry_run`, the results say what would happen and nothing is
+// written (created items get no id).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/customers/batch (the `UpsertCustomerBatch` operationId).
+func (c *ClientWithResponses) UpsertCustomerBatchWithResponse(ctx context.Context, params *UpsertCustomerBatchParams, body UpsertCustomerBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*UpsertCustomerBatchResponse, error) {
+	rsp, err := c.UpsertCustomerBatch(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpsertCustomerBatchResponse(rsp)
 }
 
 // DeleteCustomerWithResponse Delete a customer
@@ -8156,6 +9480,24 @@ func (c *ClientWithResponses) UpdateCustomerWithApplicationMergePatchPlusJSONBod
 	return ParseUpdateCustomerResponse(rsp)
 }
 
+// ListCustomerAuditWithResponse A customer's audit trail
+//
+// Who changed the customer and its transactions, what they changed and when, newest
+// first: one entry per change with the API key that made it (id and name), the operation
+// and, for updates, the names of the changed fields. Deleted customers keep their trail.
+// Entries are kept as long as the change feed keeps them (35 days).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/customers/{customer_id}/audit (the `ListCustomerAudit` operationId).
+func (c *ClientWithResponses) ListCustomerAuditWithResponse(ctx context.Context, customerId CustomerID, params *ListCustomerAuditParams, reqEditors ...RequestEditorFn) (*ListCustomerAuditResponse, error) {
+	rsp, err := c.ListCustomerAudit(ctx, customerId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCustomerAuditResponse(rsp)
+}
+
 // GetCustomerScoresWithResponse Get a customer's scores
 //
 // Returns the customer's live scores in detail: the RFM summary the models read, P(alive)
@@ -8216,8 +9558,8 @@ func (c *ClientWithResponses) ListTransactionsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/transactions (the `CreateTransaction` operationId).
-func (c *ClientWithResponses) CreateTransactionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransactionResponse, error) {
-	rsp, err := c.CreateTransactionWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTransactionWithBodyWithResponse(ctx context.Context, params *CreateTransactionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransactionResponse, error) {
+	rsp, err := c.CreateTransactionWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -8234,8 +9576,8 @@ func (c *ClientWithResponses) CreateTransactionWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/transactions (the `CreateTransaction` operationId).
-func (c *ClientWithResponses) CreateTransactionWithResponse(ctx context.Context, body CreateTransactionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransactionResponse, error) {
-	rsp, err := c.CreateTransaction(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTransactionWithResponse(ctx context.Context, params *CreateTransactionParams, body CreateTransactionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransactionResponse, error) {
+	rsp, err := c.CreateTransaction(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -8255,8 +9597,8 @@ func (c *ClientWithResponses) CreateTransactionWithResponse(ctx context.Context,
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/transactions/batch (the `CreateTransactionBatch` operationId).
-func (c *ClientWithResponses) CreateTransactionBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransactionBatchResponse, error) {
-	rsp, err := c.CreateTransactionBatchWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTransactionBatchWithBodyWithResponse(ctx context.Context, params *CreateTransactionBatchParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransactionBatchResponse, error) {
+	rsp, err := c.CreateTransactionBatchWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -8276,8 +9618,8 @@ func (c *ClientWithResponses) CreateTransactionBatchWithBodyWithResponse(ctx con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/transactions/batch (the `CreateTransactionBatch` operationId).
-func (c *ClientWithResponses) CreateTransactionBatchWithResponse(ctx context.Context, body CreateTransactionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransactionBatchResponse, error) {
-	rsp, err := c.CreateTransactionBatch(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTransactionBatchWithResponse(ctx context.Context, params *CreateTransactionBatchParams, body CreateTransactionBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransactionBatchResponse, error) {
+	rsp, err := c.CreateTransactionBatch(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -9124,6 +10466,13 @@ func ParseProjectRetentionResponse(rsp *http.Response) (*ProjectRetentionRespons
 		}
 		response.ApplicationproblemJSON403 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9697,6 +11046,74 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 	return response, nil
 }
 
+// ParseListChangesResponse parses an HTTP response from a ListChangesWithResponse call
+func ParseListChangesResponse(rsp *http.Response) (*ListChangesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListChangesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChangePage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListCustomersResponse parses an HTTP response from a ListCustomersWithResponse call
 func ParseListCustomersResponse(rsp *http.Response) (*ListCustomersResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9913,6 +11330,81 @@ func ParseCreateCustomerResponse(rsp *http.Response) (*CreateCustomerResponse, e
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpsertCustomerBatchResponse parses an HTTP response from a UpsertCustomerBatchWithResponse call
+func ParseUpsertCustomerBatchResponse(rsp *http.Response) (*UpsertCustomerBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpsertCustomerBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CustomerBatchResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil
@@ -10270,6 +11762,74 @@ func ParseUpdateCustomerResponse(rsp *http.Response) (*UpdateCustomerResponse, e
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListCustomerAuditResponse parses an HTTP response from a ListCustomerAuditWithResponse call
+func ParseListCustomerAuditResponse(rsp *http.Response) (*ListCustomerAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCustomerAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil
@@ -10741,6 +12301,13 @@ func ParseCreateTransactionBatchResponse(rsp *http.Response) (*CreateTransaction
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem

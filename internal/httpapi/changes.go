@@ -1,0 +1,112 @@
+package httpapi
+
+import (
+	"context"
+
+	"github.com/oapi-codegen/nullable"
+
+	"github.com/centric-crm/centric/api"
+	"github.com/centric-crm/centric/internal/crm"
+)
+
+// changePermission is the permission each kind of change needs beyond customers:read.
+var changePermission = map[crm.ChangeType]crm.Permission{
+	crm.ChangeTransaction: crm.PermTransactionsRead,
+}
+
+// ListChanges returns one page of the change feed. Without a type filter, the kinds of record
+// the caller may not read are left out; asking for one of them is forbidden.
+func (s *Server) ListChanges(ctx context.Context, req api.ListChangesRequestObject) (api.ListChangesResponseObject, error) {
+	p := principalOf(ctx)
+	var types []crm.ChangeType
+	if req.Params.Type != nil {
+		for _, t := range *req.Params.Type {
+			typ := crm.ChangeType(t)
+			if perm, ok := changePermission[typ]; ok && !p.Allows(perm) {
+				return nil, crm.Errorf(crm.CodeForbidden, "This API key lacks the %s permission that changes of type %s need.", perm, typ)
+			}
+			types = append(types, typ)
+		}
+	} else {
+		for _, typ := range []crm.ChangeType{crm.ChangeCustomer, crm.ChangeTransaction, crm.ChangeSegmentMembership} {
+			if perm, ok := changePermission[typ]; !ok || p.Allows(perm) {
+				types = append(types, typ)
+			}
+		}
+		if len(types) == 3 {
+			types = nil
+		}
+	}
+	page, err := s.Changes.List(ctx, scopeOf(ctx), crm.ChangeFilter{
+		Types: types,
+		Page:  crm.PageRequest{Limit: deref(req.Params.Limit), Cursor: deref(req.Params.Cursor)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListChanges200JSONResponse{Data: make([]api.Change, len(page.Changes)), HasMore: page.HasMore, NextCursor: page.NextCursor}
+	for i := range page.Changes {
+		out.Data[i] = changeToAPI(&page.Changes[i])
+	}
+	return out, nil
+}
+
+// ListCustomerAudit returns one page of a customer's audit trail.
+func (s *Server) ListCustomerAudit(ctx context.Context, req api.ListCustomerAuditRequestObject) (api.ListCustomerAuditResponseObject, error) {
+	page, err := s.Changes.Audit(ctx, scopeOf(ctx), req.CustomerId, crm.PageRequest{Limit: deref(req.Params.Limit), Cursor: deref(req.Params.Cursor)})
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListCustomerAudit200JSONResponse{Data: make([]api.AuditEntry, len(page.Changes)), HasMore: page.NextCursor != ""}
+	for i, c := range page.Changes {
+		out.Data[i] = api.AuditEntry{
+			Id:            c.ID,
+			Type:          api.ChangeType(c.Type),
+			Operation:     api.ChangeOperation(c.Operation),
+			EntityId:      c.EntityID,
+			ChangedAt:     c.ChangedAt,
+			Actor:         actorToAPI(c.Actor),
+			ChangedFields: c.ChangedFields,
+		}
+	}
+	out.NextCursor = nullableString(page.NextCursor)
+	return out, nil
+}
+
+func changeToAPI(c *crm.Change) api.Change {
+	out := api.Change{
+		Id:            c.ID,
+		Type:          api.ChangeType(c.Type),
+		Operation:     api.ChangeOperation(c.Operation),
+		EntityId:      c.EntityID,
+		CustomerId:    c.CustomerID,
+		ChangedAt:     c.ChangedAt,
+		Actor:         actorToAPI(c.Actor),
+		ChangedFields: c.ChangedFields,
+	}
+	switch {
+	case c.Tombstone != nil:
+		refs := make([]api.ExternalRef, len(c.Tombstone.ExternalRefs))
+		for i, r := range c.Tombstone.ExternalRefs {
+			refs[i] = api.ExternalRef{Source: r.Source, ExternalId: r.ExternalID}
+		}
+		out.Tombstone = nullable.NewNullableWithValue(api.Tombstone{
+			Id: c.Tombstone.ID, CustomerId: c.Tombstone.CustomerID, ParentId: nullableOf(c.Tombstone.ParentID), ExternalRefs: refs,
+		})
+	case c.Customer != nil:
+		out.Customer = nullable.NewNullableWithValue(customerToAPI(c.Customer))
+	case c.Transaction != nil:
+		out.Transaction = nullable.NewNullableWithValue(transactionToAPI(c.Transaction))
+	}
+	if c.Membership != nil {
+		out.SegmentMembership = nullable.NewNullableWithValue(c.Membership)
+	}
+	return out
+}
+
+func actorToAPI(a *crm.Actor) nullable.Nullable[api.Actor] {
+	if a == nil {
+		return nullable.NewNullNullable[api.Actor]()
+	}
+	return nullable.NewNullableWithValue(api.Actor{KeyId: a.KeyID, Name: a.Name})
+}
