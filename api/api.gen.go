@@ -260,6 +260,39 @@ func (e RetentionCohort) Valid() bool {
 	}
 }
 
+// Defines values for SegmentFamily.
+const (
+	FamilyCLVTier    SegmentFamily = "clv_tier"
+	FamilyChurnBand  SegmentFamily = "churn_band"
+	FamilyCustom     SegmentFamily = "custom"
+	FamilyRFM        SegmentFamily = "rfm"
+	FamilyUsageTier  SegmentFamily = "usage_tier"
+	FamilyValueClass SegmentFamily = "value_class"
+	FamilyValueTier  SegmentFamily = "value_tier"
+)
+
+// Valid indicates whether the value is a known member of the SegmentFamily enum.
+func (e SegmentFamily) Valid() bool {
+	switch e {
+	case FamilyCLVTier:
+		return true
+	case FamilyChurnBand:
+		return true
+	case FamilyCustom:
+		return true
+	case FamilyRFM:
+		return true
+	case FamilyUsageTier:
+		return true
+	case FamilyValueClass:
+		return true
+	case FamilyValueTier:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TimeUnit.
 const (
 	TimeUnitDay   TimeUnit = "day"
@@ -485,6 +518,36 @@ func (e ListCustomerTransactionsParamsSort) Valid() bool {
 	case ListCustomerTransactionsParamsSortMinusOccurredAt:
 		return true
 	case ListCustomerTransactionsParamsSortOccurredAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListSegmentMembersParamsSort.
+const (
+	ListSegmentMembersParamsSortChurnRisk      ListSegmentMembersParamsSort = "churn_risk"
+	ListSegmentMembersParamsSortClv            ListSegmentMembersParamsSort = "clv"
+	ListSegmentMembersParamsSortMinusChurnRisk ListSegmentMembersParamsSort = "-churn_risk"
+	ListSegmentMembersParamsSortMinusClv       ListSegmentMembersParamsSort = "-clv"
+	ListSegmentMembersParamsSortMinusNetValue  ListSegmentMembersParamsSort = "-net_value"
+	ListSegmentMembersParamsSortNetValue       ListSegmentMembersParamsSort = "net_value"
+)
+
+// Valid indicates whether the value is a known member of the ListSegmentMembersParamsSort enum.
+func (e ListSegmentMembersParamsSort) Valid() bool {
+	switch e {
+	case ListSegmentMembersParamsSortChurnRisk:
+		return true
+	case ListSegmentMembersParamsSortClv:
+		return true
+	case ListSegmentMembersParamsSortMinusChurnRisk:
+		return true
+	case ListSegmentMembersParamsSortMinusClv:
+		return true
+	case ListSegmentMembersParamsSortMinusNetValue:
+		return true
+	case ListSegmentMembersParamsSortNetValue:
 		return true
 	default:
 		return false
@@ -723,6 +786,9 @@ type Customer struct {
 
 	// Scores The live scores; null until a model run has scored the customer.
 	Scores nullable.Nullable[ScoreSummary] `json:"scores"`
+
+	// Segments The segments the customer belongs to that the caller can see, built-in ones first.
+	Segments []SegmentRef `json:"segments"`
 
 	// Tags Labels, sorted and without duplicates.
 	Tags []Tag `json:"tags"`
@@ -1408,6 +1474,361 @@ type ScoreSummary struct {
 	PAlive float64 `json:"p_alive"`
 }
 
+// Segment A group of customers with its own treatment.
+type Segment struct {
+	// Builtin Whether the segment is built in (kept current from the scores, not deletable).
+	Builtin bool `json:"builtin"`
+
+	// CreatedAt When the segment was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Definition A custom segment's rule; null for built-in segments.
+	Definition nullable.Nullable[SegmentRule] `json:"definition"`
+
+	// Description What the segment holds; for built-in segments, its exact definition and basis.
+	Description string `json:"description"`
+
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Id The segment's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// MemberCount The live members within the caller's subtree.
+	MemberCount int64 `json:"member_count"`
+
+	// Name The segment's name.
+	//
+	// Example: Value tier A (historical net value)
+	Name string `json:"name"`
+
+	// RefreshedAt When the members were last recomputed in full; null before the first refresh.
+	RefreshedAt nullable.Nullable[time.Time] `json:"refreshed_at"`
+
+	// Strategy What the business does for this segment.
+	Strategy string `json:"strategy"`
+
+	// Tier A built-in segment's tier within its family (`A`, `vip`, `heavy`, `Premium Customer`, `high`, …); null for custom segments.
+	//
+	// Example: A
+	Tier nullable.Nullable[string] `json:"tier"`
+
+	// UpdatedAt When the segment last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Version Incremented by every change; the `ETag` is this number in quotes.
+	Version int64 `json:"version"`
+}
+
+// SegmentComparison Summaries of several segments.
+type SegmentComparison struct {
+	// Data One summary per segment, in the order asked for.
+	Data []SegmentSummary `json:"data"`
+}
+
+// SegmentCreate A new custom rule segment.
+type SegmentCreate struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition SegmentRule `json:"definition"`
+
+	// Description What the segment holds.
+	Description *string `json:"description,omitempty"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// Strategy What the business does for this segment.
+	Strategy *string `json:"strategy,omitempty"`
+}
+
+// SegmentFamily `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+// (low / medium / high churn risk).
+type SegmentFamily string
+
+// SegmentMember A customer in a segment.
+type SegmentMember struct {
+	// Customer A consumer or business account.
+	Customer Customer `json:"customer"`
+
+	// EnteredAt When the customer entered the segment.
+	EnteredAt time.Time `json:"entered_at"`
+}
+
+// SegmentMemberPage One page of a segment's members.
+type SegmentMemberPage struct {
+	// Data The members on this page.
+	Data []SegmentMember `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// SegmentPage One page of segments.
+type SegmentPage struct {
+	// Data The segments on this page.
+	Data []Segment `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// SegmentPatch Changes to a segment; absent fields stay as they are.
+type SegmentPatch struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition *SegmentRule `json:"definition,omitempty"`
+
+	// Description The new description.
+	Description *string `json:"description,omitempty"`
+
+	// Name The new name.
+	Name *string `json:"name,omitempty"`
+
+	// Strategy The new strategy notes.
+	Strategy *string `json:"strategy,omitempty"`
+}
+
+// SegmentPreview What a rule selects now.
+type SegmentPreview struct {
+	// Count The number of live customers in the caller's subtree the rule selects.
+	Count int64 `json:"count"`
+
+	// Data The first of them by id.
+	Data []Customer `json:"data"`
+}
+
+// SegmentPreviewRequest A rule to evaluate without saving it.
+type SegmentPreviewRequest struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition SegmentRule `json:"definition"`
+
+	// Limit How many of the selected customers to return.
+	Limit *int `json:"limit,omitempty"`
+}
+
+// SegmentRef A segment a customer belongs to.
+type SegmentRef struct {
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Id The segment's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+}
+
+// SegmentRule A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+// nest at most 5 levels and have at most 100 nodes.
+//
+// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+// mass), `usage_tier` (heavy, medium, light).
+//
+// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+// be compared exactly; times are RFC 3339.
+//
+// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+// except `exists: false`; `not` turns it true.
+type SegmentRule struct {
+	// All Every child rule holds.
+	All *[]SegmentRule `json:"all,omitempty"`
+
+	// Any At least one child rule holds.
+	Any *[]SegmentRule `json:"any,omitempty"`
+
+	// Field The field a condition tests.
+	//
+	// Example: churn_risk
+	Field *string `json:"field,omitempty"`
+
+	// Not A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Not *SegmentRule `json:"not,omitempty"`
+
+	// Op The comparison: eq, ne, in, not_in, gt, gte, lt, lte, between, contains or exists.
+	//
+	// Example: gte
+	Op *string `json:"op,omitempty"`
+
+	// Value The value to compare with; its type depends on the field and operator.
+	//
+	// Example: 0.5
+	Value interface{} `json:"value,omitempty"`
+}
+
+// SegmentSummary A segment's members within the caller's subtree, described now. Shares are of all live
+// customers in the caller's subtree; money is in the scores' currency.
+type SegmentSummary struct {
+	// AsOf When the summary was computed.
+	AsOf time.Time `json:"as_of"`
+
+	// AverageChurnRisk Mean churn risk of the scored members.
+	AverageChurnRisk nullable.Nullable[float64] `json:"average_churn_risk"`
+
+	// AverageClv Mean predicted CLV per scored member, as a decimal string; null without scored members.
+	AverageClv nullable.Nullable[string] `json:"average_clv"`
+
+	// AverageFrequency Mean purchase occasions per scored member.
+	AverageFrequency nullable.Nullable[float64] `json:"average_frequency"`
+
+	// AverageOrderValue Revenue per purchase occasion, as a decimal string.
+	AverageOrderValue nullable.Nullable[string] `json:"average_order_value"`
+
+	// Currency The currency of the money figures (the scores' currency); empty before any scoring.
+	Currency string `json:"currency"`
+
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Members Live members.
+	Members int64 `json:"members"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// NetValue Revenue − refunds − cost of the members, as a decimal string (may be negative).
+	NetValue string `json:"net_value"`
+
+	// NetValueShare The members' share of all net value.
+	NetValueShare float64 `json:"net_value_share"`
+
+	// RetentionRate Of the members whose first purchase was more than a year ago, the share who bought in
+	// the last year; null when there are none.
+	RetentionRate nullable.Nullable[float64] `json:"retention_rate"`
+
+	// Revenue A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Revenue Decimal `json:"revenue"`
+
+	// RevenueShare The members' share of all revenue.
+	RevenueShare float64 `json:"revenue_share"`
+
+	// ScoredMembers Members with scores; the score figures below are over these.
+	ScoredMembers int64 `json:"scored_members"`
+
+	// SegmentId The segment.
+	SegmentId openapi_types.UUID `json:"segment_id"`
+
+	// ShareOfCustomers members ÷ live customers.
+	ShareOfCustomers float64 `json:"share_of_customers"`
+
+	// TotalClv A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	TotalClv Decimal `json:"total_clv"`
+}
+
 // Tag A label without spaces or commas.
 //
 // Example: vip
@@ -1659,6 +2080,9 @@ type OccurredFrom = time.Time
 // OccurredTo defines model for OccurredTo.
 type OccurredTo = time.Time
 
+// SegmentID defines model for SegmentID.
+type SegmentID = openapi_types.UUID
+
 // SourceFilter The system an external id belongs to, e.g. a partner's ERP.
 //
 // Example: northwind-erp
@@ -1797,6 +2221,9 @@ type ListCustomersParams struct {
 
 	// MinClv Only scored customers whose predicted CLV is at least this amount.
 	MinClv *Decimal `form:"min_clv,omitempty" json:"min_clv,omitempty"`
+
+	// SegmentId Only members of this segment.
+	SegmentId *openapi_types.UUID `form:"segment_id,omitempty" json:"segment_id,omitempty"`
 }
 
 // ListCustomersParamsSort defines parameters for ListCustomers.
@@ -1840,6 +2267,51 @@ type ListCustomerTransactionsParams struct {
 
 // ListCustomerTransactionsParamsSort defines parameters for ListCustomerTransactions.
 type ListCustomerTransactionsParamsSort string
+
+// CompareSegmentsParams defines parameters for CompareSegments.
+type CompareSegmentsParams struct {
+	// SegmentId The segments to compare (repeat the parameter).
+	SegmentId []openapi_types.UUID `form:"segment_id" json:"segment_id"`
+}
+
+// ListSegmentsParams defines parameters for ListSegments.
+type ListSegmentsParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Family Only segments of this family.
+	Family *SegmentFamily `form:"family,omitempty" json:"family,omitempty"`
+}
+
+// DeleteSegmentParams defines parameters for DeleteSegment.
+type DeleteSegmentParams struct {
+	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateSegmentParams defines parameters for UpdateSegment.
+type UpdateSegmentParams struct {
+	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListSegmentMembersParams defines parameters for ListSegmentMembers.
+type ListSegmentMembersParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Sort Sort order; a leading `-` sorts descending. Ties are broken by customer id.
+	Sort *ListSegmentMembersParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListSegmentMembersParamsSort defines parameters for ListSegmentMembers.
+type ListSegmentMembersParamsSort string
 
 // ListTransactionsParams defines parameters for ListTransactions.
 type ListTransactionsParams struct {
@@ -1885,6 +2357,15 @@ type UpdateCustomerJSONRequestBody = CustomerPatch
 
 // UpdateCustomerApplicationMergePatchPlusJSONRequestBody defines body for UpdateCustomer for application/merge-patch+json ContentType.
 type UpdateCustomerApplicationMergePatchPlusJSONRequestBody = CustomerPatch
+
+// CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
+type CreateSegmentJSONRequestBody = SegmentCreate
+
+// PreviewSegmentJSONRequestBody defines body for PreviewSegment for application/json ContentType.
+type PreviewSegmentJSONRequestBody = SegmentPreviewRequest
+
+// UpdateSegmentJSONRequestBody defines body for UpdateSegment for application/json ContentType.
+type UpdateSegmentJSONRequestBody = SegmentPatch
 
 // CreateTransactionJSONRequestBody defines body for CreateTransaction for application/json ContentType.
 type CreateTransactionJSONRequestBody = TransactionCreate
@@ -1948,6 +2429,36 @@ type ServerInterface interface {
 	// ListCustomerTransactions List a customer's transactions
 	// (GET /v1/customers/{customer_id}/transactions)
 	ListCustomerTransactions(ctx echo.Context, customerId CustomerID, params ListCustomerTransactionsParams) error
+	// CompareSegments Compare segments
+	// (GET /v1/segment-comparison)
+	CompareSegments(ctx echo.Context, params CompareSegmentsParams) error
+	// ListSegments List segments
+	// (GET /v1/segments)
+	ListSegments(ctx echo.Context, params ListSegmentsParams) error
+	// CreateSegment Create a custom rule segment
+	// (POST /v1/segments)
+	CreateSegment(ctx echo.Context) error
+	// PreviewSegment Evaluate a rule without saving it
+	// (POST /v1/segments/preview)
+	PreviewSegment(ctx echo.Context) error
+	// DeleteSegment Delete a custom segment
+	// (DELETE /v1/segments/{segment_id})
+	DeleteSegment(ctx echo.Context, segmentId SegmentID, params DeleteSegmentParams) error
+	// GetSegment Get a segment
+	// (GET /v1/segments/{segment_id})
+	GetSegment(ctx echo.Context, segmentId SegmentID) error
+	// UpdateSegment Update a segment
+	// (PATCH /v1/segments/{segment_id})
+	UpdateSegment(ctx echo.Context, segmentId SegmentID, params UpdateSegmentParams) error
+	// ListSegmentMembers List a segment's members
+	// (GET /v1/segments/{segment_id}/members)
+	ListSegmentMembers(ctx echo.Context, segmentId SegmentID, params ListSegmentMembersParams) error
+	// RefreshSegment Recompute a segment's members now
+	// (POST /v1/segments/{segment_id}/refresh)
+	RefreshSegment(ctx echo.Context, segmentId SegmentID) error
+	// GetSegmentSummary Describe a segment
+	// (GET /v1/segments/{segment_id}/summary)
+	GetSegmentSummary(ctx echo.Context, segmentId SegmentID) error
 	// ListTransactions List transactions
 	// (GET /v1/transactions)
 	ListTransactions(ctx echo.Context, params ListTransactionsParams) error
@@ -2320,6 +2831,13 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_clv: %s", err))
 	}
 
+	// ------------- Optional query parameter "segment_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "segment_id", ctx.QueryParams(), &params.SegmentId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListCustomers(ctx, params)
 	return err
@@ -2505,6 +3023,233 @@ func (w *ServerInterfaceWrapper) ListCustomerTransactions(ctx echo.Context) erro
 	return err
 }
 
+// CompareSegments converts echo context to params.
+func (w *ServerInterfaceWrapper) CompareSegments(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CompareSegmentsParams
+	// ------------- Required query parameter "segment_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "segment_id", ctx.QueryParams(), &params.SegmentId, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CompareSegments(ctx, params)
+	return err
+}
+
+// ListSegments converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSegments(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSegmentsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "family" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "family", ctx.QueryParams(), &params.Family, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter family: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSegments(ctx, params)
+	return err
+}
+
+// CreateSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateSegment(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateSegment(ctx)
+	return err
+}
+
+// PreviewSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) PreviewSegment(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PreviewSegment(ctx)
+	return err
+}
+
+// DeleteSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteSegment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteSegment(ctx, segmentId, params)
+	return err
+}
+
+// GetSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSegment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSegment(ctx, segmentId)
+	return err
+}
+
+// UpdateSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSegment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSegment(ctx, segmentId, params)
+	return err
+}
+
+// ListSegmentMembers converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSegmentMembers(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSegmentMembersParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSegmentMembers(ctx, segmentId, params)
+	return err
+}
+
+// RefreshSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) RefreshSegment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RefreshSegment(ctx, segmentId)
+	return err
+}
+
+// GetSegmentSummary converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSegmentSummary(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSegmentSummary(ctx, segmentId)
+	return err
+}
+
 // ListTransactions converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTransactions(ctx echo.Context) error {
 	var err error
@@ -2675,6 +3420,16 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/analytics/concentration", wrapper.GetConcentration, options.OperationMiddlewares["getConcentration"]...)
 	router.GET(options.BaseURL+"/v1/analytics/acquisition", wrapper.GetAcquisition, options.OperationMiddlewares["getAcquisition"]...)
 	router.GET(options.BaseURL+"/v1/analytics/what-if", wrapper.GetWhatIf, options.OperationMiddlewares["getWhatIf"]...)
+	router.GET(options.BaseURL+"/v1/segments", wrapper.ListSegments, options.OperationMiddlewares["listSegments"]...)
+	router.POST(options.BaseURL+"/v1/segments", wrapper.CreateSegment, options.OperationMiddlewares["createSegment"]...)
+	router.POST(options.BaseURL+"/v1/segments/preview", wrapper.PreviewSegment, options.OperationMiddlewares["previewSegment"]...)
+	router.DELETE(options.BaseURL+"/v1/segments/:segment_id", wrapper.DeleteSegment, options.OperationMiddlewares["deleteSegment"]...)
+	router.GET(options.BaseURL+"/v1/segments/:segment_id", wrapper.GetSegment, options.OperationMiddlewares["getSegment"]...)
+	router.PATCH(options.BaseURL+"/v1/segments/:segment_id", wrapper.UpdateSegment, options.OperationMiddlewares["updateSegment"]...)
+	router.POST(options.BaseURL+"/v1/segments/:segment_id/refresh", wrapper.RefreshSegment, options.OperationMiddlewares["refreshSegment"]...)
+	router.GET(options.BaseURL+"/v1/segments/:segment_id/members", wrapper.ListSegmentMembers, options.OperationMiddlewares["listSegmentMembers"]...)
+	router.GET(options.BaseURL+"/v1/segments/:segment_id/summary", wrapper.GetSegmentSummary, options.OperationMiddlewares["getSegmentSummary"]...)
+	router.GET(options.BaseURL+"/v1/segment-comparison", wrapper.CompareSegments, options.OperationMiddlewares["compareSegments"]...)
 
 }
 
@@ -4408,6 +5163,1106 @@ func (response ListCustomerTransactionsdefaultApplicationProblemPlusJSONResponse
 	return err
 }
 
+type CompareSegmentsRequestObject struct {
+	Params CompareSegmentsParams
+}
+
+type CompareSegmentsResponseObject interface {
+	VisitCompareSegmentsResponse(w http.ResponseWriter) error
+}
+
+type CompareSegments200JSONResponse SegmentComparison
+
+func (response CompareSegments200JSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CompareSegments400ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments401ApplicationProblemPlusJSONResponse Problem
+
+func (response CompareSegments401ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments403ApplicationProblemPlusJSONResponse Problem
+
+func (response CompareSegments403ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments404ApplicationProblemPlusJSONResponse Problem
+
+func (response CompareSegments404ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments422ApplicationProblemPlusJSONResponse Problem
+
+func (response CompareSegments422ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegmentsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CompareSegmentsdefaultApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentsRequestObject struct {
+	Params ListSegmentsParams
+}
+
+type ListSegmentsResponseObject interface {
+	VisitListSegmentsResponse(w http.ResponseWriter) error
+}
+
+type ListSegments200JSONResponse SegmentPage
+
+func (response ListSegments200JSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegments400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegments400ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegments401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegments401ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegments403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegments403ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegments422ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegments422ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListSegmentsdefaultApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegmentRequestObject struct {
+	Body *CreateSegmentJSONRequestBody
+}
+
+type CreateSegmentResponseObject interface {
+	VisitCreateSegmentResponse(w http.ResponseWriter) error
+}
+
+type CreateSegment201ResponseHeaders struct {
+	ETag     *string
+	Location *string
+}
+
+type CreateSegment201JSONResponse struct {
+	Body    Segment
+	Headers CreateSegment201ResponseHeaders
+}
+
+func (response CreateSegment201JSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSegment400ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSegment401ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSegment403ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment409ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSegment409ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment422ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSegment422ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateSegmentdefaultApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegmentRequestObject struct {
+	Body *PreviewSegmentJSONRequestBody
+}
+
+type PreviewSegmentResponseObject interface {
+	VisitPreviewSegmentResponse(w http.ResponseWriter) error
+}
+
+type PreviewSegment200JSONResponse SegmentPreview
+
+func (response PreviewSegment200JSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment400ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response PreviewSegment401ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response PreviewSegment403ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment422ApplicationProblemPlusJSONResponse Problem
+
+func (response PreviewSegment422ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response PreviewSegmentdefaultApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegmentRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+	Params    DeleteSegmentParams
+}
+
+type DeleteSegmentResponseObject interface {
+	VisitDeleteSegmentResponse(w http.ResponseWriter) error
+}
+
+type DeleteSegment204Response struct {
+}
+
+func (response DeleteSegment204Response) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSegment400ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment401ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment403ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment404ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment404ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment409ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment409ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment412ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment412ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteSegmentdefaultApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+}
+
+type GetSegmentResponseObject interface {
+	VisitGetSegmentResponse(w http.ResponseWriter) error
+}
+
+type GetSegment200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetSegment200JSONResponse struct {
+	Body    Segment
+	Headers GetSegment200ResponseHeaders
+}
+
+func (response GetSegment200JSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegment400ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegment401ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegment403ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegment404ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetSegmentdefaultApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+	Params    UpdateSegmentParams
+	Body      *UpdateSegmentJSONRequestBody
+}
+
+type UpdateSegmentResponseObject interface {
+	VisitUpdateSegmentResponse(w http.ResponseWriter) error
+}
+
+type UpdateSegment200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateSegment200JSONResponse struct {
+	Body    Segment
+	Headers UpdateSegment200ResponseHeaders
+}
+
+func (response UpdateSegment200JSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment400ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment401ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment403ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment404ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment404ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment412ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment412ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment422ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment422ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateSegmentdefaultApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembersRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+	Params    ListSegmentMembersParams
+}
+
+type ListSegmentMembersResponseObject interface {
+	VisitListSegmentMembersResponse(w http.ResponseWriter) error
+}
+
+type ListSegmentMembers200JSONResponse SegmentMemberPage
+
+func (response ListSegmentMembers200JSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers400ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegmentMembers401ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegmentMembers403ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers404ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegmentMembers404ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers422ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegmentMembers422ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListSegmentMembersdefaultApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegmentRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+}
+
+type RefreshSegmentResponseObject interface {
+	VisitRefreshSegmentResponse(w http.ResponseWriter) error
+}
+
+type RefreshSegment200JSONResponse Segment
+
+func (response RefreshSegment200JSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSegment400ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response RefreshSegment401ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response RefreshSegment403ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment404ApplicationProblemPlusJSONResponse Problem
+
+func (response RefreshSegment404ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RefreshSegmentdefaultApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummaryRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+}
+
+type GetSegmentSummaryResponseObject interface {
+	VisitGetSegmentSummaryResponse(w http.ResponseWriter) error
+}
+
+type GetSegmentSummary200JSONResponse SegmentSummary
+
+func (response GetSegmentSummary200JSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegmentSummary400ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegmentSummary401ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegmentSummary403ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegmentSummary404ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummarydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetSegmentSummarydefaultApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTransactionsRequestObject struct {
 	Params ListTransactionsParams
 }
@@ -4890,6 +6745,36 @@ type StrictServerInterface interface {
 	// ListCustomerTransactions List a customer's transactions
 	// (GET /v1/customers/{customer_id}/transactions)
 	ListCustomerTransactions(ctx context.Context, request ListCustomerTransactionsRequestObject) (ListCustomerTransactionsResponseObject, error)
+	// CompareSegments Compare segments
+	// (GET /v1/segment-comparison)
+	CompareSegments(ctx context.Context, request CompareSegmentsRequestObject) (CompareSegmentsResponseObject, error)
+	// ListSegments List segments
+	// (GET /v1/segments)
+	ListSegments(ctx context.Context, request ListSegmentsRequestObject) (ListSegmentsResponseObject, error)
+	// CreateSegment Create a custom rule segment
+	// (POST /v1/segments)
+	CreateSegment(ctx context.Context, request CreateSegmentRequestObject) (CreateSegmentResponseObject, error)
+	// PreviewSegment Evaluate a rule without saving it
+	// (POST /v1/segments/preview)
+	PreviewSegment(ctx context.Context, request PreviewSegmentRequestObject) (PreviewSegmentResponseObject, error)
+	// DeleteSegment Delete a custom segment
+	// (DELETE /v1/segments/{segment_id})
+	DeleteSegment(ctx context.Context, request DeleteSegmentRequestObject) (DeleteSegmentResponseObject, error)
+	// GetSegment Get a segment
+	// (GET /v1/segments/{segment_id})
+	GetSegment(ctx context.Context, request GetSegmentRequestObject) (GetSegmentResponseObject, error)
+	// UpdateSegment Update a segment
+	// (PATCH /v1/segments/{segment_id})
+	UpdateSegment(ctx context.Context, request UpdateSegmentRequestObject) (UpdateSegmentResponseObject, error)
+	// ListSegmentMembers List a segment's members
+	// (GET /v1/segments/{segment_id}/members)
+	ListSegmentMembers(ctx context.Context, request ListSegmentMembersRequestObject) (ListSegmentMembersResponseObject, error)
+	// RefreshSegment Recompute a segment's members now
+	// (POST /v1/segments/{segment_id}/refresh)
+	RefreshSegment(ctx context.Context, request RefreshSegmentRequestObject) (RefreshSegmentResponseObject, error)
+	// GetSegmentSummary Describe a segment
+	// (GET /v1/segments/{segment_id}/summary)
+	GetSegmentSummary(ctx context.Context, request GetSegmentSummaryRequestObject) (GetSegmentSummaryResponseObject, error)
 	// ListTransactions List transactions
 	// (GET /v1/transactions)
 	ListTransactions(ctx context.Context, request ListTransactionsRequestObject) (ListTransactionsResponseObject, error)
@@ -5476,6 +7361,324 @@ func (sh *strictHandler) ListCustomerTransactions(ctx echo.Context, customerId C
 	return nil
 }
 
+// CompareSegments operation middleware
+func (sh *strictHandler) CompareSegments(ctx echo.Context, params CompareSegmentsParams) error {
+	var request CompareSegmentsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CompareSegments(ctx.Request().Context(), request.(CompareSegmentsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CompareSegments")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CompareSegmentsResponseObject); ok {
+		return validResponse.VisitCompareSegmentsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListSegments operation middleware
+func (sh *strictHandler) ListSegments(ctx echo.Context, params ListSegmentsParams) error {
+	var request ListSegmentsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSegments(ctx.Request().Context(), request.(ListSegmentsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSegments")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSegmentsResponseObject); ok {
+		return validResponse.VisitListSegmentsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateSegment operation middleware
+func (sh *strictHandler) CreateSegment(ctx echo.Context) error {
+	var request CreateSegmentRequestObject
+
+	var body CreateSegmentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateSegment(ctx.Request().Context(), request.(CreateSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateSegmentResponseObject); ok {
+		return validResponse.VisitCreateSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PreviewSegment operation middleware
+func (sh *strictHandler) PreviewSegment(ctx echo.Context) error {
+	var request PreviewSegmentRequestObject
+
+	var body PreviewSegmentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PreviewSegment(ctx.Request().Context(), request.(PreviewSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PreviewSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PreviewSegmentResponseObject); ok {
+		return validResponse.VisitPreviewSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteSegment operation middleware
+func (sh *strictHandler) DeleteSegment(ctx echo.Context, segmentId SegmentID, params DeleteSegmentParams) error {
+	var request DeleteSegmentRequestObject
+
+	request.SegmentId = segmentId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteSegment(ctx.Request().Context(), request.(DeleteSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteSegmentResponseObject); ok {
+		return validResponse.VisitDeleteSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSegment operation middleware
+func (sh *strictHandler) GetSegment(ctx echo.Context, segmentId SegmentID) error {
+	var request GetSegmentRequestObject
+
+	request.SegmentId = segmentId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSegment(ctx.Request().Context(), request.(GetSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSegmentResponseObject); ok {
+		return validResponse.VisitGetSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSegment operation middleware
+func (sh *strictHandler) UpdateSegment(ctx echo.Context, segmentId SegmentID, params UpdateSegmentParams) error {
+	var request UpdateSegmentRequestObject
+
+	request.SegmentId = segmentId
+	request.Params = params
+
+	var body UpdateSegmentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSegment(ctx.Request().Context(), request.(UpdateSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSegmentResponseObject); ok {
+		return validResponse.VisitUpdateSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListSegmentMembers operation middleware
+func (sh *strictHandler) ListSegmentMembers(ctx echo.Context, segmentId SegmentID, params ListSegmentMembersParams) error {
+	var request ListSegmentMembersRequestObject
+
+	request.SegmentId = segmentId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSegmentMembers(ctx.Request().Context(), request.(ListSegmentMembersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSegmentMembers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSegmentMembersResponseObject); ok {
+		return validResponse.VisitListSegmentMembersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RefreshSegment operation middleware
+func (sh *strictHandler) RefreshSegment(ctx echo.Context, segmentId SegmentID) error {
+	var request RefreshSegmentRequestObject
+
+	request.SegmentId = segmentId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RefreshSegment(ctx.Request().Context(), request.(RefreshSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RefreshSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RefreshSegmentResponseObject); ok {
+		return validResponse.VisitRefreshSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSegmentSummary operation middleware
+func (sh *strictHandler) GetSegmentSummary(ctx echo.Context, segmentId SegmentID) error {
+	var request GetSegmentSummaryRequestObject
+
+	request.SegmentId = segmentId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSegmentSummary(ctx.Request().Context(), request.(GetSegmentSummaryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSegmentSummary")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSegmentSummaryResponseObject); ok {
+		return validResponse.VisitGetSegmentSummaryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListTransactions operation middleware
 func (sh *strictHandler) ListTransactions(ctx echo.Context, params ListTransactionsParams) error {
 	var request ListTransactionsRequestObject
@@ -5623,242 +7826,310 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3dchs5miD6KgiembB0KkmRlGyXpDgxY6vsak+5qjyWqqfPlNwkmAmSaCUBFoCUilXriL6c69l9g42Y",
-	"+9m92Pt9gH6IfpINfPhJZCaSTMqyu7q3JmamLGYm8AH48P3//NxL+WrNGWFK9s5+7i0JzoiAf764wgv9",
-	"34zIVNC1opz1znpXS4LSQiq+IuKRRLdESMoZwhJhJJXgbIEIU1RtkMKLcyQJyxBVaIbTG0QZmr6a97/G",
-	"Kl1OB72kJ9MlWWE9CfkRr9Y56Z31rnvH171e0lObtf5TKkHZovf+/fukt8YCr4iy8F0UQhCWbl7SXBHR",
-	"Bql5BymOMMP5RpJzlJE5LnKF1JKgHCsiFVrxjORIFOyRTBDJJYGHKy4VKiTJ0LoQ6RLLckD71u9+9zt0",
-	"wLj/+RDdUbVEZLVWGySILHIl9UKpBuiHgohNL+kxvNIrc99U9uHvBJn3znr/z1F5LEfmqTxyC+7pvbgo",
-	"hOQtq54y8qOapPDGFPE5LGYtyC3lhURrvCBbYNKjhhCt8I+vCVuoZe9sNByfNA9Gw2Lw4dUXO/GFZn7q",
-	"NVbLcGbzzoRmvaQnyA8FFSTrnSlRkBCcORcrrHpnvaKAN5vQvJoDgrVsjcbqKcqxVEgQnJ3D3twJqgha",
-	"4vWaMIk4yzeIml1zYCEqkVQ0zxHWiIOVw3y/HHNzygU5RG/bzCfRrXxNV1TFQdfnhiT9qfXwcvg2nM5i",
-	"eu/s8TDRc9NVseqdjYf6L8rMXyMPBmWKLIgAOL5NAT2zl4KvmuB8q3dICcwkTvVPUu8KFwjPFRFILalE",
-	"lEmFmWqDldvxJ3M9QfSAM6xIX9EViZ6yA/CKdwFvRuZckP0gU/w+cF3yQqSkjSY1IZMblpIM6W0w4EkY",
-	"oA0687QzyXjxoyKC4dxABQBelbNfchHBNf0r4iIj4hxhlBOcUbZA0/4USS6URPptwvSPA3RFiURYEDQT",
-	"/IYwNNuEN7wBu2hBz17f7zrWrxCmMfP7XvXX2kupIFj5Z8Ff72LnEiz7arPe44CAfFKJ9JBtK4Ppup5J",
-	"DRLD2gSRa84kAc72RvBZTuDepZwpwuCU8Hqd0xTr747W5o3P/iA11AH71F9kGqRbnNMMXp7MMc2JppUZ",
-	"UZjmlpxoEqtZ3xJLNEKUwQdoTkkOB0iE4JrPfv9zb0WkxAs96KqQCs0Iwsi8TVaY5ghnmSBS9pLemmsa",
-	"InpnvSN41Hv/ztByIpUm7Ge94eh0/DR9TPqn2XDUfzo7Jv3P8clJ/zF5Mn+KP5+dpkMNqVRYFbJ3djIe",
-	"Jz1FFUgGv/VLQn5J9qALwc5SwpSg6Zndm7NyB/r29fddj8gdABxNkxK7rTPDnlv2Cp+gjKfFijCFJN5I",
-	"dLfcDAD97Mh64mfpDwWV1IxXx7/gIUq1+IFZpje7IPpuLQQv1vp01oKviVDU4IuXJDoLEEkPhprMNk0Q",
-	"fsPvPNuT6I4IYuYlBi/s1Uz50lzndIkZI3nk1tlJZOyWEST4HVoTUa6JKrKSu5YQ7M+X+kM9i50WC4GN",
-	"bFRKD9+X60xCgcsCVsLMZ38gqdKjNWbY54z4HHFm90v/4fexeWi4HGWiR9m18i9ISlc41yDiWyLwgkzS",
-	"/DYCnXmo5b2Mpopk6OL1b50QCIA9kkimXJCsBO8csSLPQXjlhTKPAWb9M57p62cEscYRpzjtsEP6oBkp",
-	"8SoxCkNm1oTMcDUgKnu3G478dqL4JA6O3RLYiFsi0MWzCzfZkjBEqFoaEa9gN4zfMS3LXDy70L/8RATX",
-	"AJTsnxcajlaQWLGaaSEq6d2QTYs8DHdHH4PCQqGDty8v0PHx8emhnhekTnOn0MHUAjQ1gBZMEnU46EXW",
-	"z8jdxO9Yc9oLf6EB74S5zBHBL7w7egH1kZMm4hokqKJl5UCi10wpQWeFspchy2BAnL8JLonZ19hCEPaf",
-	"Jwijf7r89htkxtaYjpVR3Z6coK/oc6BaJX/M+QbnajNJsdAM6fVFfzw+HgV0pITxuZbfXymyeqGZYXNT",
-	"/2W5geuuKRfMi2b6C8sXInQaWHMDOzUazHKCVjhdUkb6Wi+BH/T7cFO04mx50rSynCibb+CG4+UxXKww",
-	"fpkY/RX2841h5np2xQEtLd/rTKxf6jHN3jXIdFKKFc1txQrdaR56JzhbDKJydoinsK/lgH7BMbx7XkjK",
-	"iJRveU7iOyJ4Tuxp2ncRTlNeGJXB8T+i92YtqCQgE0pFVQGDJL2MSoOcoElnBOegFwoiSW7+yTW9iXLM",
-	"i9e/vSRKUbbYci/mOJeNi6HZdpXmU4n0oRQqhouYsQLnk4xKWNpEYEUqMvlwMIrJPuY75L5D+rtzlGK5",
-	"RPOc3wGurjhTS3QDikFGb2lGMi29HIzQZyg7/P3BzdFofBgnql5JHQUq6jBCXJdc0J84m8BcsgL5aBwD",
-	"3H6QeABBtD9+8ngwfnw0GqMMb4DTlBDs1JP1y2JBWXX22ORrwedUIfM6AkmeZEhxRH5cEzgwQW4JK8g5",
-	"GqEFvSXS/aBP0lz5NC8kvSVfO4AMdbz3FsYI3sWyEOw5ZlmEgehHSFB5g2aYZWdomvO7KZqRnN+h4eA4",
-	"QdMVyWixmhpddjg41utzz58maLqki6V/+jS8TDm/g/urv+8lPf1i/HYYoXOrkUmiORVaTeHFYqn0aWsS",
-	"vSaC8iwBUW3J79AKs417BS8wZWAJFDExTdFbso2hWtHKMHV0t+TeWpjp2QlOl3Z6ax8JGCg6oCwjP6Kh",
-	"vqx6lPCZ+ejw3P5DIsYV2hAwXKVLksH9wjNJWJUkN9G0TnoF0UplVAEx6w2vraQ/kQQkOANHZa4m+jVu",
-	"an1yPd62/bxbcknsIXq765zkud5NULU8GM2VgkQVRxAjbFVO65EMButo4AkZj5nNLilxuBLub4wFGSy+",
-	"JDlJlREr9iDzz1gFR8w6EjC8KIlyMC4Clus/Ab4mTrds0jO2ccYxt9V+m+xx7LVZSa9gbcZMC2j8NGRI",
-	"G+4IudHEQZPsXtL7ocBCRZln7WxgbocQ8WNgYDLA8YsAarB/hTgNj0qEV5wttql2Myxpi7hlBqmp1wKz",
-	"G7hr4boZURN428jSUXp4H8W/k5JgIIpfsQVlNL64LymjKOVkPqcp1fIbn5sFx3l9g1LkXBD2U3NskEQ9",
-	"oX0Nb6G0ELckCbbS7qK1pFrvjZ5ey9KdZVYzOswYI16Kryfj4WRNhEaMiVxi0SJGwiOAmSuc24P3wCm+",
-	"RuPh3zdsBF3oqR4vMmc5TVS7RgcrvEEzghhZYE2nDncL1gaRK5aTUBM0kLRsikUUf6rRKxjgb4PMvbr8",
-	"Fp2MR09LJ56W86vqz4vv3urbh5UiQn/2+++f9f/13c/H7/8uRo4cfsd0sJQzWayI0Cp4TO6PGG+sJTqi",
-	"vxBWdR7dYYnujK8oSjh3WjcqOrc1uMWlIGs5ABfVHa/CUd27NabZRBIswEe1HwjWXoXz/Ns52Ii3Xamv",
-	"OSMbMAXH9DzKmMbOyn7p8bdYfUoEwiwlUrUrtxlQDXJLxKYcHc/4rfUFcUYSo9pyrgyTi4s3cW9jkz7g",
-	"illjqyWzfFNTZY1nov0iHI+ePOmPEM7XS9wfI/t65EZ8+byTtaz0lnREX/tFd95vHACx9VS8BlXocYb/",
-	"0f41SMExuHMpxLq4JoLMZQf/M2io7iMkN1KfdeJtRlZZCN1wXdiGc7S9JfMYWtCsA2To4LvvXn1x+7Sq",
-	"GrdhHmVZIaMoowd2JEwPbF/sZEa9oUb52y5NGKC/0u++d06wqMuaCMnZI+nsmgFU+qPq2T/LMHrNb0mO",
-	"0040kd+xtrAPS7e1locXRCDrXaOznKC5s7EGRHHnXGssNGdrO8Y6w0AZFSRV+SakNeGE9dPdDcCSs6jt",
-	"EB4gIx1U9/OzkxM0HqKnpydP0HA4HHaZRpA5AQ/rbLMdYUHPdW97WnqvpQlrievGTCr2uyZP2W7As0Z/",
-	"jQKO33fzLhiHSHcoL/X7l8VqhcWmBcpcq9lmXAtWwZSmi2UwEvhmraumI8qWrFHhRYQcvsYzkssEXPkk",
-	"A0XR+VuywviXjeOnE9W7wlEmWKyzPbgLxOJouWWxD3ux4TfNCV6xVJAVYcpYLyzvh+GNp9aGAIHBhUp7",
-	"dTRT+KHgdvH+Eh0H4FCmnpzsdpoA0gMZtagdUo9QYrGE03FKd8dLWSCg8fY4K/KFo4BJRRqNy4pRr014",
-	"2et81KN8udO1iIvgkOOivTneC/hmXyNHxVn40cXvjyhuV6Lnhh3F6g7C9F9M0mzoWuO4rrWH+Bfs0fjx",
-	"yV+LiLfCP74yn42HEYHvPtLZTmT55NJZeDTWG+Ih/LgiWX3mfUSyZ4a5NqQyxdFaS5dV6lCwLC6U3V8I",
-	"C4A/Ge4rZlno95e0WiWr7vLUdrFhX7mgvCKPhzvCdACzt/GRr2jMKzV1YtwUkAhbnE7Q1B2+e7DNl+sG",
-	"6SU991rc/WRheRN1W3/LbIzu9rifDCu8y4MFjIQGodpdNt1btyIS2RLLyYqLqLOdQPALZuCUNiuY8zzn",
-	"dzIwEM44zwlmJtLEB5dHTLVYb7FEUxd9rjhaEBNrrz+E8a28a9klyH9upTsk8RrWwF4Gq6sCtw2d3rgQ",
-	"8b2kEoiLWBGx0Cet0qXRMty5naOpBn+K0pxgIREuoylXlIXDj/527Il1nvVXake8ZzTS1xoXsjJCRkv2",
-	"Wq3yw50jjG7IBkkC7MciCJVIkBW/JdYjbX82v4EjeIVwnncC/QPlufr4n0C++1CT3lsCXFzqLSrFPGCR",
-	"RGtX59v288NFvRbwH1b0++UZ6raLgp/SWleH5EOsd18b81xAMw6887yYKUHIoREQDUOuSxEJbBj3Lj2I",
-	"njPY93HNfDUJ88MMe/eWOH9Jtr1Odry4dFshKDmIuh9OQ6Iy8Hba8X6LwHLpLZANz2Wp+hqbjdZ+TaqH",
-	"4S53mj+uBc+K1BgSV5HQ1GUh2GSGOxAVHyOmmQ98Jqi8aUI2Qn/+t39Hbw5w7pzNHZzbNqS9YyB8mt9O",
-	"ZBAuuRXuILIS2KaJjNwucdkNhSiNMJaymxlpz7D+D4nmmOzyMHVSGF004sTFXcnJ8TAy8AsXtejfcwFD",
-	"IOMfD300ZYcjj0365PE9Zn3y+AOnPb3HWk/vt1a5JruvWoAb4Jr2oEaRVp92NWquO6bOIbQ7GonxlqwJ",
-	"DiLxeJpiCZlxB+U/9U0fHZ4390jiFUF6VlQwqoz0iTgzZrdmbJHWBXev0miMDqBi7Tgwn0kibk2GGGF7",
-	"XFTwuOxMCrMTfq1f/kaLUu7LiShY6wUsvTkmsLFMYq/Q5CDnZuc1XXFGFBabPfCnjCZrBrpRrbXQtIwe",
-	"cqHH+lQFmRcsMyes6dkesUWlK3I0Hp4MHg9jawnObEJY1pakYKISYZ+MV03vqESKdz/k9QQ4UYsALPgM",
-	"z2gOhQuWWLUlf0OEZ8fLXi1XsF2zzUj+pnxdf+xuUsTG0ryKW+9A85oJksYv+5W+qT5IzVATOzBcOjdj",
-	"4u63v9od98Si0x6Ya5Fxny/mq11vv335NQhUIBN22wa39JaNvveO6PcnLlB2q0BJV+Q7/V4j/aVSOqFC",
-	"kRxpC6ephPPVr19VMAoZQ4k1essCIhTiaoxRRah6eaolRlhxKakEvro7W5E0k1BabRVaWjl8u8TR4M9G",
-	"Hq3JmQbBKtc7Zml0CBmR2BlnfUcpPSW1fmhXSIWyhU3Gcm6r0WNkrzDK6EJrqFq4P3EDyDrJPR2cDqsO",
-	"u4Phf/l+1D999/2wf/ru52EyOnl/eHB9PTB/j5KT94f/EDX2OHtIrMDHMyRIykVmQpgoQ7jhe6tBNhyO",
-	"6lahxztdS6FJZl+zbScAq/qQN0HRrKux6NUXECliKi3sX5ehklfgqjyEYMSQrDZOPBAZllhZNc0gMYct",
-	"NAdNEBksBghryUQx0CNfvH1TPTPGhVreUZb1iVhXD+/JSf3saiZE3P9J41f5z8HkrP/u/40iWpAxGPWv",
-	"VLIVjR0gSEqsHuH2/EIqTXahuWOGzLvSB37ZZb2Dmrwji3Spr+p1bzQePB7GChYF1RB+jjsSbIKlyf99",
-	"cjocHTreYpZnGYqrNjDj2SZxBjpPfMA+h9aCzOmPxATzmEwQbkpFoIMpFKs4g+ow0wRNTaGaM1+IKUHT",
-	"NVbLs4CNTGvy2xFYPI6Oj/BKC/A748bdysuczBjyvqTqC4oXjEtFUxnPwMAM8bWiKyrNau5ILBx7XrDU",
-	"sDCI94fCHREnJr0hOV1ynqHgvZYkB4EzSpiaMC5WbVqIWOhzca8if8+RlR+JVHSFFUEHcoXzHK0IZhKl",
-	"nN2C26CrTYQqItrW9Mo/M5ntehq7YUSAjBxf34qoJW+RtsvvuSj/kHq0aOq5K9axdSzIIQKKC2/vzj2w",
-	"EPrhK/uQxI+8fm4xrPsNwblatqaIKeLyTLRgRI2i2kifiq53ym9snv4S5thULxG/6ZJPpkeOgR3mpWzP",
-	"N4lkmvhnW/zS/vp3yWnx4yRb8m06oDbAuncWjVqSDZrpHew0TZu47PJUQiBiW1/XzhqAvqQKDESlZu9q",
-	"rjlNzRgBDkSC/vSfCcIJmh2C9Mbn6Eu8WuE+/H8EUic6WCfohwT96X8eRiLfYrNr9UQu8dqjbib4mheq",
-	"H2q1Piud1h3HracDPsNIgagU56S+xL7QVyecxGtEUFZvb71oFpmYpJxlH2WpC73/zRkrhxMu25wU/NTV",
-	"GrBjdLcoM/KaiLAMVcc5fug4x/1WEJFkLsMR21HhPtcUAlsBAZOe/r+Zvgs9vUZ3Wq139W3B4uLjnPoE",
-	"YLiRRoVy1jct2DWzhaxEFSGYOKczscNyRcwlB0zFCodTg1NhbkjHPsGpHVwkdV/HPRwLxAnhXWMzzL7b",
-	"ah+RGI2NowVBeZSdwQ1zyqhc7vLS6EEJy7a4ZnY6Btust4Z20ayjXfa+ZuQ1YThXLSEDr8fIPodipJ0t",
-	"baA2dNm7OyyRf707Ipr6pvvjyFvzXdzBq6+o88BnpXaQgNPAQyyLNCUk64hFkAPeZSPsi/dHo1I07LIR",
-	"l+btBzEC0oqoHLX61ehVxQ7oENBZvCrYU9nB6qX0WOAoxjaifK9cANDWFdeIcQ8a/NKiE3hXEGeBh8rZ",
-	"zMuSoGVpYMbvfmkE2ROXbpctQmbgvrmKm7MFm2UN0uNq/0SqTvC1ObCQHLkITr7ol8JvordVKoKzjT40",
-	"iGbNqVK5YYG76v5Uiu4MdxnMu21GeWsqewClJaJRF1V2Fi38hWu8rEuprynjE70H0wRNGVcTbwqYalV7",
-	"CkYThvNp3fgWvBnlOx0raSWlsSvUywMyu3etrW3XfXeYtPeN7hUnDZ6/e4VIe+nw1xDp9hDpGpuOIxU2",
-	"LFjKeWGc21aQ9bQ2a7cwbK08YlwepebsKzcTFBD7dtemVjsoS9VE8LvIRF/Yx+jAe7YSZB1bCbo6RPqz",
-	"mO6uZaSKsN6c+l4xGk5JbpLGrfEauyWFmnX1nsEV94Iu54tJ7o2tLQ73yvY+ksBEyo8S8PPrzb4lYu8S",
-	"KR/keRcQ8DLZA1sVygm2iWWiGi7T5n+HKbb4+MspZhvnGuTz+ugSHQwTNErQn//4Hwl6YsL9nmpeou/6",
-	"YWKd1PZeYmmdC4DFBq2Nw7N7Zo+JBnLCxXMaJaWGAHTbQZve7BlT1cgcVvZaE5ZNoAxeRrJtQ+ZkrhAv",
-	"VNXSoRWLA8brWwgeFcbRmksK/lj7HD463AbKve6g+bTLBQkNN9vuhoV37ypCdKWl0cmqxfGSQycPnC61",
-	"KKclZX5jSifSPKcSDHERpj2P1ft6SUHyRTOultb40bKvaZT/XlrbDPAWZf5dNdK0DGfz7xsDPi9onrlk",
-	"EfMWNSFrl//8ukNdXDewocMO7iYvrXvFSjLToJEtmFGtt9SgTI1bUed/neMxGlfWr83jegVnIjRsmyxx",
-	"2eYy+aEgBcm0PCwKSODR//TavRGLjYw9DTP2zGcaCvOVBtR9pEE3pXBjOXwmiWj/mnsrE7moZVZGNhHD",
-	"vPGMfsxo3xo6eV+sHyl2Am+got5bX921GtppyxQaJ05ZJzNSqNJ6prXw2BY9LqKTjGwYoZ0K3uoaDN6t",
-	"njWQber0AVvoE2hjWVtQmtDTtpp25qvW3JiWLdHsCitbWVLCJrbx+3D1e6/GW6lBPbAr45LE376Psd2u",
-	"vwFpEh5teCBRVCvbVjTuz9uXF+j05PHTRp+Eh6mSHdIGGyMysSYs4+BrFMkuGC4U1AQ2FIOLGc0ywrSC",
-	"xNVkzgswkRkv9ET/hLXCR0yIHJvnNFUAOrBCWh18jTc5x9lEcT6BMAGYUBbrNZRdmaxIRvHEdg0pGL7F",
-	"1Kh0Sc/ZAKLEyzXw2KHnO2mKerMusO47LjLpc6RRiplGIKvOlOaGb3jp/FhiCJryXTue4pNZ/2maHvdP",
-	"szHpn8xHeDw7Tk+yx2Swf+VxKDJb4LxZhNwaZQUxNW7Z5oFqjoe9SOIF45zQ6DcO55I7NWj6u/5b83v/",
-	"VTZ1iWoEmZCavYMjfnN19cbGQzQruZ0MT2KkxDZDiVwPKD/soqPtKm6o8T/ZW1c/aIUcnrcUtmtO893b",
-	"VyZAmmaaUMypyY3aPlOsPQvjqt8ye4042XtiVh4Yua0pKjjTFqr0B4jpfLOFxjslVBbilt7iHCiuKNkj",
-	"FwF3bJIsp2a1xMA4JcyPDrEGgObWtCEJSKCusPNOar6z90QHhiYpSysFp+/Huy4P1CE6QpcH6s//9u+j",
-	"w6DElp1neM8luN3aFRhS1t62MfpBlxEN3AfxQw9EhDX6U4+iXcP+3hR+wQY/RQfPvzz65vkXCXqpqUiC",
-	"foNFRgm6LobD8RP0mhA0Hg4fQ3OQ6cp987X76DlWVOZ4hYhCOB/od58eDtB3kLRqXgq2xNnXJGWLPLDC",
-	"UIlwfoc3+j/0lpwjOz7KCaTCpsugPAXIBCHLNc6EpGegi7IuH3Hf2IZ/LrBQNPfJdgejP//xv54k6ATN",
-	"iFTnzjoHWSlCkuywlO3qbWyS0p9PFtCFCUKFVnhtM0Vq2mp71hMY6txjM09LIF2QixOjK+bpthHakzGA",
-	"DaW7IGjRmvXXaimI31cMaby2qUgZwHpyfHLdq5Lrk+OTKCszexqf6u3Lr92ml6NP3wiyosUKOQG35tmo",
-	"P97JCsoUhDAxIUhFMJtRwhq7mk0b1m579ILeErbFEBeLIDepBNsGbzPHOQEOQ1L8pqO61M6FgmYFjhc1",
-	"Z7iPmVKffPumnJfOixllmsZc955+Vse2cYdTr8ERrLXM2Wg569ZOB0GTqr5lIJ7Ex7SS9tYTZTF7p2xi",
-	"E8J171r2iZ1vR+80V/2f5xn0o2vUL95qWDArikjJ93FPm9UCa5TbLA16Z4B/GJvD9u4YgdEhKeOb3SYD",
-	"9jqRiXZfeGAS2dU9ruxyF1RAtydTW/NW7LNCaBQPr0oiIJd0rkjWnxGF+wvCV0SLzJY2uKiYtR8rYoWK",
-	"R2wGU/zpP7vGXxK1Y6T/sW/SsyAS9L1JTucEnEcx/5w11IStccxnyH0G2qy9Xkm1BpMPvS/j7krxG4Ts",
-	"zr0Idpvoq2b5etR/V1/VFtS4jKsjZS8WG34dStrdrkBNKYo5cWDuVu3daiymLpT3je7Vh6Zuz7TBnoB4",
-	"MQO5B6iyaVvxq+OltEr93ollpUJndwPClBIrLXBhTgd7Ou26D80xVI2xq9jGbHYTcN9Hxji/9+vmVWnj",
-	"FeCVr7vTfgl3xvHsCOOx93dH567fuF5NrgeSTzeoNVGsbmf3XtdbET1wUwbp3+6i+4ZCARNLzK80TCxz",
-	"2in9iZxD7idlqSBY2vwFf18i21VpNVYWoTJrcn92KSNTKUi9vYjMkuAspyysSPA3USvmUxR8uU+g9V+i",
-	"DslfpGzFJy7AUM8nq+bF3zOz3CSQ26zwUCYskSvGc67wIlp2C89I0HV3DUWooDj9aoVrCd23dK/E299f",
-	"X8vk3WfRLFsfDrnVFuoTds7QNMObaYKmWn+ZooOngGrWIKV1mSk6qDZSPAy1ngzrLaroPjGNJ+iLHq2A",
-	"5gM2TMUAs0+xxN/9XbFYkQVvs+EYdFfIvQURI6aoLPQ2hvJa1EhBcg1trxg6gJzqaaDMGMc2eIBMeu3u",
-	"Ji1dCnNSDdgKTD28WCwHD9L9xa7G5M1/bAL4sCWsTLvV1rHM49iu7V3brlYioJ6X66oNADErywzcOxMl",
-	"yAa7R7eYsFFpfeSF4FK63qQEC0aCaiaVWd3xRosAVcnV8eeD06dd1rsiCrtY3+6FV18KQvp61T40sUFz",
-	"eQrgbkfzJV6vCdsHxS052EorfEmFy6++63ToPxSYKapauvGDAKwp8bZmJaFEu6UaRK3yhSdcG5ba5nnd",
-	"Cila9+DWqPsSd67069GUlWrxGuvqC48uiQS6lKcQEO9gFz2+l0Q0pAxJvMBGgIsVGhll6OXafJfwrQHT",
-	"DtG0ohLpGb4lH7tT76gEFSwn0piUYewyM2F32T+X5bC1OGe1GfoelOqDYIP+uC3OekVWj6SN3OQMuqSD",
-	"MjVNXJfhth6x8WA0e+aaU5MfIY5uYSLQYIMqAWj2VcAg82YkA6rFnG2WlGzL9q+j1/0MFMEoYJsw/Ny1",
-	"RG4tnILzfMLFhPlStFY7j87xlkDXfX20d0ueE4POCboTFLRgxtUSahnROdJkzJ9/S+qE2dh67PA2CExW",
-	"GUhjtoWjFs5AJ5/6SyTIfGpYMcMrIhELglw2RMVh8Zr5Vhzfoy1C+ZFNhavo9aPhsKrZj3ZYzMyk3fCn",
-	"I2mCbdtNmyz2t3MrAM12tw2kyOZl9Nen01g4F5BX5sYsjSxQaDLlTNmYskh6honO2jVPSZtiDjG9jW1O",
-	"GXgIRjQ9EohQrnaPBlbcB0/qzGWXEdVBmMQpVCMwNooy9+zZFNyJktoM0DdG0A60+dkmuJnURvlWruov",
-	"Uqnr1KLnvkrb7oE/pmrVPcc9PKY9y+g/mGq2SxXrXq1tb7Uooveco1rx01qbrP4/3Lvu3kPoRmXfqycn",
-	"6Cv6/JeuK+1s/LSPrhSmFdv/2ekOuFcBv4fRiDqqPzvI9+6827r00jXzNvzufhm4oZHv1yTc9iTcOqY0",
-	"lRVnD52aDjLGKDpFKw45bFBd9RxNNTObWlYsDVdznXK4MCXOYk1z0MEtlVTJBFmTZeJdhVXbroPCF3J1",
-	"dVxjFl4tbb6ax1HLVPYyvnxo1mnEp9Z4HMxYgfNJxOO53ce5RwWVGZYkp4xM1oJHE9u8SyYroxbMu2WI",
-	"IqQYcJagP/13tPrf/0v8Xh0djNBnKDv8vTJeVvT/odGf//gf/kUod5HhzSNZXX9jOz18oj3I6cqOZLYr",
-	"iCHYIw3Hz9NSQPwKSrN5/DEnqddqV2oSgA6jC2u1JD6o/LM7h9cATYObHrYTaHIJe1qTDcFtERL2FV8d",
-	"yyDGnC4K6zCL+XjbxREriOyBv2bGiblOzUFlShgWlFv0hlOqoXw8o6H6XUt4iBbhSg+46e67A5/9wNvw",
-	"GWJiQySuz9Jxc/xkbUh9z0WYYoI799zgW2XL4acOBTgCr2OQrRkhBtEdTeKUM7CYVlG7cf0bW1dbc5Nu",
-	"NlGmjpvR1FlJ0kJQtbnUF9sQ/RnBgohnRax+5zOGnr15Bc3WrOpruzHZxBP9RNpH0wRJqNMq0fSZTQOD",
-	"/LAz9BymgOD74/SGbOAfBBRSoDAgZMA75UktlVr33r8Ha+WcmwAeprARfE3Trd6FgcLoQRVC5MEjawnq",
-	"52qN2eaRDALuD3y3cmD29dZHEAmA0ZISgUW63CA+v2a+/h4XMrHKla93R4OaCqYSpUmoDlV4h/grE7dk",
-	"Xdzymrkv+25nMcP5RtHUR+dARYRsQcTgml2zC85uDfbJM/13H72AyZxxJMUCoqe2HgVeUxQcB3qB0yXS",
-	"AoGpB2KsejYgYU0QVdcMIUaIaQY8/bHv7lAfXpjaXuA4W1E2tR8tBNababYCfhpoaK/oikiFV/p4BIFU",
-	"xuPj41M97ndXFwMEKcWQQdFoi7GjdruG0ZVvP7Sh5qZr38l49NS72yBm/1yrYFQiRiAOFs0ow2KD5jnH",
-	"irJFH2ouuw5hGuzXVCqp+QUycqaWXSmze7vW8u80kEKnQQ6wFq23yMYaas7IAF3Ac7MrfI1/KIhBT16w",
-	"zMXuSi5MBa45zZWNed8YYx6VsiAQagbwviU4k7VoTkFUIaBiu+nafq7vbaZ3YobTGwDS17HWcvr0zbOr",
-	"i98Yg9IXL16/uHqhodcAr/CNsULdCarAUujUaXQwPRmNpz7pMJCELcW3YsGKaMVzRQ4HJQ6DyR/OPshx",
-	"neK1aaVPOTuy+W6f/UFyNvVprz4PxyS1TvUJTxM9jQZ2Wua0TZ38YEx3/tJgliUgP7rcScrWhUqsr0J+",
-	"/27qpqjUGjebAVbeGbYJl4NrTfZzmhImSUCynq1xuiT98WDYS3qFyC2lk2dHR3d3dwMMjwdcLI7st/Lo",
-	"9auLF99cvoBvymRFT+OevXkVNJQ/640GQ/MiXxOG17R31jseDAfHxoCyBJp/ZIop/6T/vSAqRvjlnUas",
-	"8XCI7pY0J07cSjWJpBIV6wF6pVDGwe6vhdAiXfqyNjNbpcXTkldZ76z3JVG2UDRYfSHNE8AZD4eOwNtc",
-	"mPCw9SGb5A/rBy+rRff4jZE7tJi6S4i1cwNPiVpO3NogiGlguIp1ksRH9os4cmnaIY/tnX3/LiiY0XtN",
-	"bwlwGI29ID9B47zvy12SvXd6gCOwx3c9HBdkZyprQwaysB4H6Q8jQY+Hxwi0/DvacjaaVpg+zb/A43HL",
-	"g/RrnG2AFAL5EXg+pykc1+Ph8R5H9cDH67dv9/nejo48ez8KwplaT/xLwYt1KLzMNpWcDhsNe6DKTFQ+",
-	"t5FSxuY1BWO8I3tUSHXNfKIiIFHBJFEQf1Yf3BjYExswv4Y8EUbuKimC5fvXzFbcDsm+fFSJ25oYE8o6",
-	"L6Qzp1TMYC41PAz1umbOr3CYGHvKmogKHOjg4tnFYYLwLRGa3a4FySjYEi5e/xagv3j927OLZxeGODcu",
-	"QJC8VG1Fc/Z9zCqqObg+l2qZIK1q9qA7RM81h+3Ba5PZphfehbJkok+IKXunuwwZ6/iIub+3J001sUOa",
-	"YwZYoHLQxj5og9pDEYPZpVvtnYWlAY9dtnK7vbXhJUg3UF/yHvSoG9UJzzxCep5VttGICNauMduYvQTK",
-	"c2JA6kx5ToajPd//FJTN07Losu3lCQibJ2L6nOvaQO+sfH6maXavSftSzkDfwVup31vMbmrEzxxBSJBU",
-	"e2MDG/is+BqNh39vmhwk10z/ZjpAaGH+lvg85y8poyjlRPMVSpgaIGgyjSUF8WBZ9vZjRNlZDnw48zVb",
-	"UVZI1+QPKGqVEvl0ixwrLXb6sPAWunRR2aUdlAmiDwxM5Y7pbRGY3ZAMzTZt9x0W2HLdw/5h7sqHv6X5",
-	"7cPc9aTV/wS6mO8CUTk4cIwrmz8fW5r5Nr628bC1Uu44UrXsYxKj6kG3SEKVO+N7k/wiqdDJ8ORTUq23",
-	"tsVmdYdADvl8eDQeonRJ0pvDhyRgcHX7ojBthKLUy5gMyqq8iZZZKpnF1Quv33cl3mTztu+4T6/piqpe",
-	"t4sn+UdmrpWixRF0bitb/LfHUPWhBkv8ABRMemvbAbtREFKGNX5tdxxbcYQLV3zEmsSaHXIUrxWAfCRL",
-	"FcFVdp/WisMb8wpzKV4tbT6QrTBtox3kNbMC/gynN1qIYtkZ/I1Bs9VMdjwcl14CU5lQj5CguyVNl8j2",
-	"j+dliUPNvYGns9Zah+gZFCwFgcAbLlwRcBM/aeYMincjgbXSrEfGzIZXQLM6k6IVYdgm0MtXxfa1lJ7z",
-	"bLOfGt0oxN8bnZ4+7Q9P+8fDq+HwDP73X8MghrPed5df+FYFZ76GTFDe3RZoT/a8wi62suo5UaIg7xsE",
-	"ZPzgBKSNF7pGGwZBNC01VcMAkNe2W1/cD/Xd29e+LJkpj1uCVBdj3v8ieevpfu+Px5+S4F1CHi8uad69",
-	"SB7Ylbey3SMjQ7frDiAXyrKZGlS7UYA5JovI0YpzUwiiTMk07S0qyn1DNH8Ns1cu+0fmpW1XweoS1Qry",
-	"g79BKe9L6zVpLvjDcG2nhHf0s0l0fb8T2Tir5Pq69qEBbmlVs9YiooFbvwSsKnHo/2rNQuMcfhD82qG9",
-	"19tjgTK7xmBTs7qsz7ausuGQf+2I7X3/roHlleiQbiZoyhT3psWZ6URW2p6NP7zWliGw1yQ+oeSauUoe",
-	"S6fq8zncl3IuNwK4DcG5oW+/L6xx4Gq1aMkR3H2h+dM8PEwCE5EptmlL2+EUgpLLCkh+HdWgmGt2kEZq",
-	"Ctt3b2Csm89G8VrCN4dBlSaIE0PP3KdUXjNXcunOxgXb8seM25WC+NnYYkcE/Q5rUE2KQNyU9DaIWdmJ",
-	"iDtLcH1aq3Fdd8w3gWVb73a9CYhEWGkFwNTACptStQE/F3zVi96kLSHZ94TNN2HZDZbiDwBUo+qL25ZK",
-	"vVKHX2BS0zf13Nw362FaYqcJulE+QyMEnmjSihKuKk0UJ0bj0Pw23hFK/lHNFeXlaDW9wSassBL0R0PN",
-	"9P37ZXLITyvvbyv895DimB/0qFrja4tRxJD9LUXgDqBGrKsNayvFQslXjei4UZHqz3/8b4bLlFUaS8bA",
-	"57YiaFg9t0OJoxlZmBjya1YrcvRIQpkjmNYUwaJg47AVlsDGofANsdX/oAJ50zVs6iLjMtLMLsuYUTwT",
-	"s/xH1lsWSXTjWuDUCAhV8poBeTtMjBHGnkxr5We4NKV1J+tSnm5wzV4pHy/n25YYI86SskWM4dliZCHT",
-	"u7cxphYUD7W/fLktTcSCklffj4bDYfLkeJScPPk8Of58nByPnyTjz0+T8ZNxMj4Zvetsf9lSWK2TLeYj",
-	"UMeg7mILnayUX3VetbDE4q/00m5icCvKrNsttOohSendEqs+nbdK/C9szUWb4hLmkDQyH6hEd1yopY0h",
-	"DVIg7as20n51zQ5Kp6kXYoPUACiRJNHUfDA91EPD22E/Kz/vqsgVXeeUiGsm0BGqJEdU0j6ayRrGM9Rs",
-	"v1/pAEI0OSO3lBeyBPFuyW3qtCXsC0xZPdHBCPxYIWHiXMpw93Oroxhj9wJoMPRxAre1TCxVnM+JICwl",
-	"ZQFuTx7DhJhpJbZ82iL42zShDlJ/+ym7EqEpYQria4xH9uAxRHFK9Nlj+9NhmyRYlnvf5pF9vLUI4uNQ",
-	"ROw/HkZqlMWWZRdTTVzK2gBtieePAAuMYFvNxq0lG+Ow2uO1dwZItqkk4K9OG9w+4SAmaT84nLVsHIee",
-	"/WpaDqANIGcb1PXsiDhOxDEgpiT8skKM7NVr4ZUVSuiybX7lj7X0xZJs+4yYD+SDlTS2LY77XBP4INKx",
-	"DObXLNFUTjZh+K5TK7QjGqDpGgvCTLh5DkMB1c+o0Hw/XdI8E4TZkiC15JMETTUshGWYqQmfT0EkN7Vg",
-	"ZDFTghB0YEscXjOqJMnnhwP0Bi8I1G7doJQLmMcEb1cjgWaEsoVL6DmrlG2hEskbul6T7Jpx1wfRmaUg",
-	"12HhUio2yPdegjUP0CU3RVq5sDviwgyN0YtKrUJcs4vXv7Ubwlm+afSbiDEwfRQXQWLWR46JaBA7vTJT",
-	"b+QcYZRDpO8CTftTWLlE9rC0GoKutIoI2yy4Vspmm9CWW6N8st1WFhTLapRIMj/2K38V6yx4VPkLJkt6",
-	"ffvfSnHOfrVUJxTh7LeHc8UMXaHuC+asG8paV6yf9bpqP+7Mv9Iftc3fzNwKWnXxvJVX6medIXluJ3mr",
-	"P2qDJHK3AYqw2GLUQOYoRW8fK/6u08BsY5T+Gcn5XRUSJ6z69LY20Cpk6EHBS7EQm7LtqKarhgtKgjRt",
-	"Rwe29QUoj+6SmkT5H9c5NLQzjo+oyRQvKtB2K6SAF/Wq0JEa7moD+Td6/RFScYEl6VMmCbO9b2Uxs5lr",
-	"kuitRjazzmQIrjDN2/b+h8oK6jU8qmVq9919Sx/2tpA7ugKNrh7AKv0vkE4a1JoxEUVB7wF99ooRgW4Y",
-	"v7OeJsgCsepRG6R+TF+XsNtNr1ch2QmzGf/h4abZ3jC/+qL16Ots1je4BPrfB+48w+10u1LEuSP1LiuV",
-	"dwXKOEsCgcE4cUwrcA1uq+JD2aTCyWKI+cFKz15AQ7jJVpjxj39hmKtx6fW9tg16t245yAvd0MHXEfu4",
-	"MdR2iV1iToPYnr/RkNOwmoFTmCoNZyMKk3++I+LUhATKsEgkFw1pbICeVVShdaEkZF3XBBBUQHM9fM3q",
-	"I6AD7OqYmXcgsbHMxE8QZtCbxtNe85oq65+pJVbXTPIcrChUHQ6QI5klQTZSe8HoD4Vp22EIu74FbFHT",
-	"A9sDP4O2a/fyNdheJWZDAe1LH1u50S6zz1V0Q2tMMytguOIRMFGZAdg7642H4yf94XF/OLoaBeGjlcQ8",
-	"V2qvp0ec+BHryXth+cDeyXjweFiNQ33x3VvTIKJgyoTQPNeC2wpa7fZwhv/RrneQgssd1IKzcuGeyjzL",
-	"MHrNb0mO01DrZ+RO5kRBtMB7Xwevvl/b0cbbky2nfiQRv2MI+K7fQc+OBZkbbbNSGK83Gg5HZfHjsx7j",
-	"Qi3vKMv6RKzBsGSX5tC6XNo37lX0baFyooxiazWBs16XBsEay3huBHXYAKB4+1HKfUJ7Rw9Op1t97T6I",
-	"HLsKI/UA3xe2A0RsGvva0Qsr03cOBg4TSn+NCn5gnlSWFQ6aU+7NlqpRwf73o5+D0pzvzUHnJNpel89V",
-	"3zyUATBnUAODpHxFJDoZnpggGJzJRAtFt/Cu4quZVFpZhW68VsSXG5Ym18yUm4GYgyCb2fhv5oIQ84xE",
-	"OM8cjG2FhLAwj/qWbUEMwRI7W6SzLqSYMa4BRmYpGTo4GZ4enplydVzYn6HcjE02inCtL+ClgGvtZ1t7",
-	"NYdCITEL+sn28qhwsS3kfxMxpnvfvdEnvXvmoB/o7iXbA6BxVVzSSO1wNDQ1nwxPopHPFRnqI+sJu/jP",
-	"vXnO+1/Dpk3Y9AfhW0vU9E5Dvvn+1RdAmNZAopp1VMCxKl05nxWkgcG76ODtywv09Pj0yeEZwqaijwsa",
-	"1kozFDoTZJ1DcykT1AUKNoiNyTWbsiLPpyjNCRaa6ttIY4bwDL41I1KJcjKHkmlQh2qAngmBNxIdTPVO",
-	"TfVAFflzemhSuc3MmfEInaMpVkaqJXKqB4WVZFC2bbbR/7HTwy+SKKhYZEEEk5TmGNkAXSwxAxdPqLDZ",
-	"VLsK5XYZDRWPVIy7fAfmwgfiLveM3Npbpt5bgn5jgHyfVECBU+gDPn0WAas8M/1XThY43UxSMGvrk0l6",
-	"Od/gXG0mKRbgA7voj8fHIyjNbdQo85q7U6aXWUUvuu86Pmlc2S5C7CzVvxLkTyBjfGJ9wJCHT6IPHJmM",
-	"3U6JgkH4GsgxNruZMpQRhWlukpWhO79Zik0vzEhuylMlvu3mNQvSPqi8SYIgLpdbHfwGqdhJzS7r7RSu",
-	"nDEUogzCmPQUNlgImJRvJqkZT1CuxHAnAzgsqQwtA+CvGaRYF4yaii9BwtqMLKl5dTVAl2Y/sG1EYto0",
-	"ai4mOWf6v9VNvGaV4k42yAU9qwqJZctGM/oB40H8MXOZumHHNIhRYDzItdsQdWiqRmr9DTZOk1Q0ZVxN",
-	"5rxgWVuAnCNDZm2fQvK0M+2QPx9J3w70V4GyKlD6rXnIfLx9JMsdFCfE+h1RRqrRCMCkEVRuSCz4aLA1",
-	"ViZsVvVJwmZ2vBnAc8mF2vOTq82aBHWCdnz4rW348FLw1T7vX/Eubxvv8KcIH6w3odjh06rxr2pXil8p",
-	"CHjFcNsOBYSk8nOcloSvPCA52YdshCTD5bFui1WMk4u/BjIRcWrXCWanWKtqb8y9wpl+pVQPS6l+6aTp",
-	"IUjNQ1OXqCf+rW1Fg9sbeqOrWut3fR2yaNe42Qbha+ZcG95JAVmH1YZy6NIEvWriEhS5N+kwlS6C12x6",
-	"YFykCQr8p4dTr4CEvQZtNb+KZU3TMhhyPByeB+OW8NnSTSZtRvmxrDZw2u6yD/snfZjX3hxONYod6mdC",
-	"lLfEOZEImgBVfPTOjT5+PBwMh2H73bPQ7950sDc7x+3lm661KLPhAeP+eHg1PC3DAywlhNVpDPftiWrO",
-	"dq+sBX2P9aqXfG0bI0dXPRqfDk7rqy4yyreudx8PeXVTIIy7//nnn4/GZYeOsrd2bEuO+8Px1ejk7Nht",
-	"ie/B1rv86rv+ycloFHZKPhsFe66XX26i37s9/PSRDqef1kJX6S/WUp4buguGjS6wbDQWdd0WzO0mGSqY",
-	"7QYA5P8hows6gFyHNmypep8qYozchWP+Gjvw4NU9odFyhdV8AEetGg3DR0cz5y7azm1NHYzRMBkOh43y",
-	"5UEzaNO3WRHLEt9wqRaCXP7zazS9+PbN/28rF1qfjSSqP8OSZDaTFtoGLwjUdjR9aM9QvKf2wW5eG23s",
-	"G72qh0GLbvPZP11++801sy0vbPUfk4trOl4jExUd9LmeQpKQaeYhiKkIUGtpbXOJrtnJeAySAJxKmdNv",
-	"B633r54mtq8wwysQPxgq2A3jd+ya1dpTp41G1nYTsApCsbuIBtA1+EMqCFRagNt2v83O3DalweQffB/y",
-	"ydPB6en+MsBFvyICADt6H+eJo67sbydze3cf5lZpyv6XY3Fhb++2XiFE9OFi2s7QsbbUv0QCPzr+KyDw",
-	"dUo6K/Kbj0Pnfw7+6lzXr8biG36EujLxl5PJKpD+avkzvoOHER461/ILvtpW06+KiB9Y26/ao6ba4O/7",
-	"d+/f6cfiNg7zM5TzFOdlgz94FTr1lc2qzo6O4K0ll+rs8+HnQzAr2b1sZAls77KX2EqBPg8gMdUPcmJr",
-	"83n1d9C04cmIZfBN6VW1HRi8iUFrsGAodN16IV3btuut1HltHktsqq99Pe9Ine1Gme3DpLS/OO9rkNZe",
-	"VtjzBZRM8KiIVbVPajWebIsOW9LFNA+U1KYp+JoWzjXWXIrvTWUqNVU6GZnoVEPoeGV/gsZG79+9/z8B",
-	"AAD//w==",
+	"7L3dchtHuiD4KhnYmRC5LoAgSEoWGRszFC25dVqydUTZc3YMNZCoSgDZLGTCmVmEYa8izuVcz+4bbMTc",
+	"z+7F3O/en4foJ9nIL38qq5AFFCBKdvfqxGmLAKry58svv/+f3zopXyw5I0zJzuVvnTnBGRHw5/N3eKb/",
+	"zYhMBV0qylnnsvNuTlBaSMUXRDyS6J4ISTlDWCKMpBKczRBhiqo1Unh2hSRhGaIKTXB6hyhD45fT7mus",
+	"0vm410k6Mp2TBdaTkF/wYpmTzmVn2DkbdjpJR62X+qNUgrJZ58OHpHNLZgvCVPO6pHngEy1rEF3Wh6Sz",
+	"xAIviLJguymEICxdv6C5IqIJgOYZpDjCDOdrSa5QRqa4yBVSc4JyrIhUaMEzkiNRsEcyQSSXBH5ccKlQ",
+	"IUmGloVI51iWA9qn/uVf/gUdMe6/PkYrquaILJZqjQSRRa6k3ijVC/q5IGLdSToML/TO3DsVOPw7Qaad",
+	"y87/dFJiy4n5VZ64DcMZ3RRC8oZdjxn5RY1SeGKM+BQ2sxTknvJCoiWekS1r0qOGK1rgX14RNlPzzuVp",
+	"f3Aew5cbi6Yvv9mJxjTzUy+xmoczm2dGNOskHUF+LqggWedSiYKEy5lyscCqc9kpCnhyczUvp4BgDaDR",
+	"SD1GOZYKCYKzK4DNSlBF0Bwvl4RJxFm+RtRAzS0LUYmkonmOsEYcrBzm++2YC11uyCF6EzAfR0H5ii6o",
+	"ii9dnxuS9NfGw8vh3XA6i+mdy4t+ouemi2LRuRz09SfKzKdTvwzKFJkRAev4PgX0zF4IvthczvcaQkpg",
+	"JnGqv5IaKlwgPFVEIDWnElEmFWaqaa3cjj+a6gmiB5xhRbqKLkj0lN0C3/E2y5uQKRdkv5Upfsi6LO1s",
+	"ugol5Wy8CfaRj78It7wQKWkij5tAkmuWkgzpEzGQkjBAE6DMr62p1/NfFBEM52ZVsMB35ey3XETQXn+L",
+	"uMiIuEIY5QRnlM3QuDtGkgslkX6aMP1lD72jRCIsCJoIfkcYmqxDEG+sXTTclE7XIwDWjxCmL8lPneq3",
+	"tYdSQbDyvwWf3sfOJdj2u/VyjwMCSk4l0kM27Qyma3smtZUYLiuIXHImCTDZN4JPcgIkIOVMEQanhJfL",
+	"nKZYv3eyNE989VepVx1wcv1Gppd0j3OawcOjKaY50diaEYVpbi+FRnLNhedYolNEGbyAppTkcIBECK5Z",
+	"/k+/dRZESjzTgy4KqdCEIIzM02SBaY5wlgkiZSfpLLkmZ6Jz2TmBnzof3pvbRCRcrctO//Tp4El6QbpP",
+	"s/5p98nkjHS/xufn3QvyePoEfz15mvb1SqXCqpCdy/PBIOkoqkBI+dFvCfkt2YMuBLtMCVOCppcWNpcl",
+	"BLr28Q9tj8gdABzNJj1xoDPDXllOD6+gjKeFpiRI4rVEq/m6B+hnR9YTX6c/F1RSM14d/4IfUaolIcwy",
+	"DeyC6Ls1E7xY6tNZCr4kQlGDL16oaS3LJB0YajRZby7hT3zlObBEKyKImZcYvLBXM+Vzc53TOWaM5JFb",
+	"ZyeRsVtGkOArtCSi3BNVZCF3bSGAz7f6RT2LnRYLgY2YVtLvn8p9JqHsZxdWrplP/kpSpUfbmGGfM+JT",
+	"xJmFl/7g4bh5aLgcZaRH2bXzb0hKFzjXS8T3ROAZGaX5fWR15kctemY0VSRDN69+dPIoLOyRRDLlgmTl",
+	"8q4QK/Ic5GheKPMzrFl/jSf6+hlWuHHEKU5bQEgfNCMlXiVGd8nMnpAZrraICux2ryO/Hyk+ii/HggQA",
+	"cU8Eurm+cZPNCUOEqrmRNgt2x/iKabHq5vpGf/MrEVwvoJREeKHX0bgkViwmWp5LOndk3SCaw93Rx6Cw",
+	"UOjo7YsbdHZ29vRYzwsCsLlT6GhsFzQ2Cy2YJOq414nsn5HVyENsc9obf6EB74S5zBEZNLw7egP1kZNN",
+	"xDVIUEXLyoFEr5lSgk4KZS9DlsGAOH8TXBID19hGEPavJwijf7r9/jtkxtaYjpXRIh+foz/TZ0C1Sv6Y",
+	"8zXO1XqUYqEZ0qub7mBwdhrQkXKNz7Qq8VKRxXPNDDeB+p/ma7jumnLBvGii37B8IUKngTVvYKdGg0lO",
+	"0AKnc8pIV6tI8IV+Hm6K1uEtTxpXthNl8xu44Xh5DBcrjF8mRpUGeL4xzFzPrjigpeV7rYn1Cz2mgd0G",
+	"mU5KsWITrFihleahK8HZrBeVs0M8BbiWA/oNx/DuWSEpI1K+5TmJQ0TwnNjTtM8inKa8MNqL439Ew2Yp",
+	"qCQgE0pFVQGDJJ2MSoOcoNRnBOegogoiSW7+5JreRDnmzasfb4lSlM223IspzuXGxdBsu0rzqUT6UAoV",
+	"w0XMWIHzUUYlbG0ksCIVmbzfO43JPuY95N5D+r0rlGI5R9OcrwBXF5ypOboDxSCj9zQjmZZejk7RVyg7",
+	"/svR3cnp4DhOVL2+fBpoy/0IcZ1zQX/lbARzycrKTwexhdsXEr9AEO3PHl/0BhcnpwOU4TVwmnIFO1V2",
+	"/bCYUVadPTb5UvApVcg8jkCSJxlSHJFflgQOTJB7wgpyhU7RjN4T6b7QJ2mufJoXkt6T125BhjoeDMIY",
+	"wbuZF4I9wyyLMBD9ExJU3qEJZtklGud8NUYTkvMV6vfOEjRekIwWi7HRZfu9M70/9/uTBI3ndDb3vz4J",
+	"L1POV3B/9fudpKMfjN8OI3RutXdJNKVCqym8mM2VPm1NopdEUJ4lIKrN+QotMFu7R/AMUwZGSRET0xS9",
+	"J9sYqhWtDFNHqzn3hstMz05wOrfTW1NNwEDREWUZ+QX19WXVo4S/mZeOr+wfEjGu0JqADS2dkwzuF55I",
+	"wqokeRNN66RXEK1URhUQs9/w2kr6K0lAgjPrqMy1iX4bN7U+uR5vGzxXcy6JPURvAp6SPNfQBFXLL2Nz",
+	"pyBRNViBQNiqnNYjGQzW0tYUMh4zm91S4nAlhG+MBRksviU5SZURK/Yg89esgiNmHwkYXpREOdg5Acv1",
+	"R1jfJk43AOmarZ2dzoHag8kex17ASjoFa7Kr2oXGT0OGtGFFyJ0mDppkd5LOzwUWKso8a2cDczuEiB8D",
+	"A5MBjl8EUIP9I8RpeFQivOBstk21m2BJG8QtM0hNvRaY3cFdC/fNiBrB00aWjtLDQxT/VkqCWVH8is0o",
+	"o/HNfUsZRSkn0ylNqZbf+NRsOM7rNyhFzgVhv26ODZKoJ7Sv4CmUFuKeJAEoLRStJdU6kvT0WpZuLbOa",
+	"0WHGGPFSfDka9EdLIjRijOQciwYxEn6CNXOFc3vwfnGKL9Gg/+83bARt6KkeLzJnOU1Uu0ZHC7xGE4IY",
+	"mWFNp453C9YGkSuWk1ATNCtpAIpFFH+q0SsY4O8GmXt5+z06H5w+Kf2JWs6vqj/Pf3irbx9Wigj92l9+",
+	"uu7+5/e/nX34dzFy5PA7poOlnMliQYRWwWNyf8R4Yy3REf2FsKofa4UlWhm3VZRw7rRuVHRua3CLS0HW",
+	"cgDeshWvrqMKuyWm2UgSLMBdtt8SrL0K5/n3U7ARb7tSrzkjazAFx/Q8ypjGzgq89PhbrD4lAmGWEqma",
+	"ldsMqAa5J2Jdjo4n/N66pTgjiVFtOVeGycXFm7i/Z5M+4IpZY6sls3xSU2WNZ6L5IpydPn7cPUU4X85x",
+	"d4Ds45Eb8e2zVtay0lvSEn3tG+15v3EAxPZT8RpUV48z/B/tp14KPsqdWyHWxTUSZCpbuMJBQ3UvIbmW",
+	"+qwTbzOyykLohmvDNpyj7S2ZxtCCZi1Who5++OHlN/dPqqpxE+ZRlhUyijJ6YEfC9MD2wVZm1DtqlL/t",
+	"0oRZ9J/1sx+cEyzqPSdCcvZIOrtmsCr9UvXsrzOMXvF7kuO0FU3kK9YUgWLpttby8IwIZL1rdJITNHU2",
+	"1oAo7pxriYX1Dm+Ftp84o4KkKl+HtCacsH66uxcw5yxqO4QfkJEOqvD86vwcDfroydPzx6jf7/fbTCPI",
+	"lICHdbLejrCg57qnPS09aGvCWuLaMZOK/W6Tp2w34Fmjv0YBx+/beReMQ6T9Km/187fFYoHFumGVuVaz",
+	"zbh2WQVTmi6WcVHgm7WumpYoW7JGG9Egt4ZEyCqhn5Ccs5lEYO/FJlgrxXmuWTJmSBKSoElBc9U1ZhUZ",
+	"YZlbwWJmbSCSCs8iq32FJySXCQQfkAxUW+chygrjETeuqlYreIejbLtYZnvwQwhk0pLWbB+GaGOXNid4",
+	"yVJBNFyMvcVKKzC88S3b+CkwEVFpL7tmYz8X3G7eX/uzYDmUqcfnu908cE2B8NvLGNK7UMaypN7xdkeV",
+	"Sukl4Er2OCsSkaPZSUV+jku3UT9TSJ7qnN9f0gD1S6DXwkWC847rJeakb+CdfS00FU/nJ9cdPqGuUIlC",
+	"7LfUCVpoAr+bmLyhKA7iiuIesmsAo8HF+d+LfLrAv7w0rw36EWn1ENFyJ7J8dtEyPBrryvEr/LTyZH3m",
+	"feTJayMZbIiUiqOlFo2r1KFgWVyiPFyCDBZ/3t9XRrSr319MbBQL2wuD2yWIfUWE8opc9HfEGAFmb+Mj",
+	"f6Yxl9rYyaBjQCJscTpBY3f47odtjmg3SCfpuMfivjO7ljdRn/v3zMY6bw9ayrDCu9xvwEhoEPLeBuje",
+	"NBcRzuZYjhZcRCMFCETuYAYedbODKc9zvpKBdXPCeU4wM2EyPkg/YmfGGsQSjV0Uv+JoRowYrF+E8a2w",
+	"btkliIJupzvUiBrWACyD3VUXtw2d3rhQ+72kEgjqWBAx0yet0rlRkdy5XaGxXv4YpTnBQiJchoIuKAuH",
+	"P/3HMYbWedbfqRH0wFCq1xoXsjK8Rwv5WsPyw10hjO7IGkkC7MciCJVIkAW/J9adbr8234FCuUA4z1st",
+	"/SPlufr4n0G++1h75FsCXFxqEJViHrBIohWtq23w/HhRr2H5Dyv6/fGsjNtFwc9paqyv5GNMj6+NbTGg",
+	"GUfe819MlCDk2AiIhiHXpYgEAMa9PxJC/wz2fVobZU3C/Dir5MES5x/JMNnKCBmXbisEJQdR9+NpSFQG",
+	"3k47PmwRWG69+XTD7VqqvsZ8o7Vfk6diuMtK88el4FmRGivoIhJXOy8EG01wC6LiA9w084HXBJV3mys7",
+	"RX/7L/8VvTnCufOUt/DM23j8llH8aX4/kkGs59Z1B2GhwDZNWOd2icsCFEJMwkDQdmakPXMSPiYUZbTL",
+	"PdZKYXShlCMXNCZHZ/3IwM9dyKV/zkU7gYx/1vehoC2OPDbp44sDZn188ZHTPj1gr08P26tckt1XLcAN",
+	"cBL4pUaRVp92NeSvPaZOIS49GkbyliwJDsIIeZpiCWl9R+Wf+qafHl9twkjiBUF6VlQwqoz0iTgzZrfN",
+	"wCitC+7epdEY3YKKpePAfCKJuDfpbYTtcVHBXbQzo81O+Fo//J0WpdybI1GwxgtYuqJMVGZZDKBCk4OE",
+	"oZ3XdMEZUVis98CfMhRuM0qPaq2FpmXok4ub1qcqyLRgmTlhTc/2CIwq/aing/5576If20twZiPCsqYM",
+	"CxNSCXAyLkENUYkUb3/IyxFwogYBWPAJntAcCkB4v91mEj2Ep7a87NWyD9s124zkb8rH9cvuJkVsLJtX",
+	"cesd2LxmgqTxy/5O31QfYWeoiR0YLp2bMXH321/tljCx6LQH5lpk3OeN6WLX029fvAaBCmTCdmBwW28A",
+	"9MEQ0c+PXJTvVoGSLsgP+rmN3J1KCYoKRXKkLZymEotYv35VwShkDCXWaJAFRCjE1RijilD18lRLjLDi",
+	"UlKJ2nV3tiJpJqG02ii0NHL4Zoljgz8bebQmZxoEq1zvmKXRIWREYmecdR2l9JTUuqRdQRrKZjaTzLmt",
+	"Ti+QvcIoozOtoWrh/twNIOsk92nvab/qsDvq/28/nXafvv+p3336/rd+cnr+4fhoOOyZz6fJ+Yfj/xA1",
+	"9jh7SKw6xDUSJOUiM/FXlCG84XurrazfP61bhS52upZCk8y+ZttWC6zqQ94ERbO2xqKX30DMiCkTsX9R",
+	"iUpShCtRES4jhmS1ceJxKrDFyq5pFsSpJIj0Zj2EtWSiGOiRz9++qZ4Z40LNV5RlXSKW1cN7fF4/u5oJ",
+	"EXd/1fhV/tkbXXbf/89RRAvSHaP+lUqqpbEDBBmV1SPcnhxJpUmNNHfMkHlXt8FvuyzWUJN3ZJHO9VUd",
+	"dk4HvYt+rPBTUMrht7gjwWaHmuTlx0/7p8eOt5jtWYbiSiVMeLZOnIHOEx+wz6GlIFP6CzFxPSaNhZs6",
+	"F+hoDJU2LqHKzjhBY1Pw59IXtErQeInV/DJgI+Oa/HYCFo+TsxO80AL8zqB3t/MyoTSGvC+o+obiGeNS",
+	"0VTG00cwQ3yp6IJKs5sVicWSTwuWGhYGyQpQdSTixKR3JKdzzjMUPNeQoSFwRglTI8bFokkLETN9Lu5R",
+	"5O85svIjkYousCLoSC5wnqMFwUyilLN7cBu0tYlQRUTTnl7630xavp7GAowIkJHj+1sQNecN0nb5Phfl",
+	"B6lHi+bNu0ojW8eCBCiguPD07sQJu0I/fAUOSfzI6+cWw7o/EZyreWN+myIuSUYLRtQoqhu5X9H9jvmd",
+	"LTIwhznW1UvE79okw+mRY8sOk2q2J8tE0mT8b1v80v76t0nI8eMkW5KFWqA2rHXvFCA1J2s00RBsNU2T",
+	"uOySbMJFxEBf1842FvqCKjAQlZq9q13nNDVjBDgSCfq3/54gnKDJMUhvfIq+xYsF7sJ/EUid6GiZoJ8T",
+	"9G//93Ek8i02u1ZP5BwvPepmgi95obqhVutT6mndcdx4OuAzjFS3SnFO6lvsCn11wkm8RgTlCffWiyaR",
+	"iUnKWfZJtjrT8N+csXI44bbNScFXba0BO0Z3mzIjL4kIa2i1nOPnlnMctoOIJHMbjtiMCodcU4hxBQRM",
+	"Ovp/E30XOnqP7rQa7+rbgsXFxyn12ctwI40K5axvWrDbTHWyElWEYOKcTsQOyxUxlxwwFSscTg1Ohakh",
+	"HfsEp7ZwkdR9HQc4FogTwtvGZhi421IlkRiNtaMFQW2XncENU8qonO/y0uhBCcu2uGZ2OgabrLeGdtGs",
+	"pV32UDPykjCcq4aQgVcDZH+Hoq6tLW2gNrSB3QpL5B9vj4imTuz+OPLWvBd38Oor6jzwWakdJOA08CuW",
+	"RZoSkrXEIkhgbwMI++DhaFSKhm0AcWuefhAjIK2IylGrX41eVeyADgGdxauCPRUIVi+lxwJHMbYR5YNy",
+	"AUBbV1wjxgE0+IVFJ/CuIM4CD5WzmZelVcsSy4yv/mgE2ROXdpctQmbgvrlyoZMZm2QbpMcVLoqUzOBL",
+	"c2AhOXIRnHzWLYXfRINVKoKztT40iGbNqVK5YYG7ihZVKgb1dxnM2wGjvDUVGEBdjGjURZWdRauW4Rov",
+	"a1OnbMz4SMNgnKAx42rkTQFjrWqPwWjCcD6uG9+CJ6N8p2UZsKQ0doV6eUBm9y4Utu267w6T9r7RveKk",
+	"wfN3UIi0lw6/hEg3h0jX2HQcqbBhwVJOC+PctoKsp7VZs4Vha9kU4/IoNWdfARvSKB2xb3ZtarWDslSN",
+	"BF9FJvrG/oyOvGcrQdaxlaB3x0i/FtPdtYxUEdY3pz4oRsMpyZukcWu8xm5JoWZdPTC44qDV5Xw2yr2x",
+	"tcHhXgHvIwlMpHwpAT+/BvY9EXvXd/koz7uAgJfRHtiqUE6wTSwT1XCZJv87TLHFx19OMVk71yCf1keX",
+	"6KifoNME/e1f/1uCHptwvyeal+i7fpxYJ7W9l1ha5wJgsUFr4/Bsn9ljooGccPGMRkmpIQDtIGhzsz1j",
+	"qhqZw7JkS8KyEdTwy0i2bcicTBXihapaOrRiccR4HYTgUWEcLbmk4I+1v8NLx9uWctAdNK+2uSCh4Wbb",
+	"3bDr3bsEEl1oaXS0aHC85NARBadzLcppSZnfmbqPNM+pBENchGlPY8XKXlCQfNGEq7k1fjTANY3y31tr",
+	"mwHeoszfVSNNw3C2eMDGgM8KmmcuWcQ8RU3I2u0/v2pR1NcNbOiwW/cmL617xUoys0EjGzCjWixqgzJt",
+	"3Io6/2sdj7FxZf3ePK5XcCZCw7bJErdNLpOfC1KQTMvDooAEHv2n1+6NWGxk7HGYsWde06swb+mFupf0",
+	"0k0d31gOn0ki2r9g4MJELmqZlZF1xDBvPKOfMtq3hk7eF+tHip3AGygH+NaXpq2Gdtoai8aJUxb5jFTZ",
+	"tJ5pLTw2RY+L6CSnNozQTgVPtQ0Gb1eMG8g2dfqArVIKtLEsjChN6GlTQT7zVmNuTANINLvCypbFlADE",
+	"Jn4f7n7v3XgrNagHdmdckvjThxjb7f43VpqERxseSBTVyp4bG/fn7Ysb9PT84slGk4eHKfEd0gYbIzKy",
+	"Jizj4Nuo8F0wXCgoaGwoBhcTmmWEaQWJq9GUF2AiM17okf4Ka4WPmBA5Ns1pqmDpwAppdfAlXuccZyPF",
+	"+QjCBGBCWSyXUIFltCAZxSPb8qRg+B5To9IlHWcDiBIv131kh57vpCnqzbrAuldcZNLnSEM5Gpwqq86U",
+	"5obveOn8mGMImvItR57g80n3SZqedZ9mA9I9n57iweQsPc8uSG//sulQIbfA+WYFdWuUFcQU6GXrByqY",
+	"HjZSiVe7c0KjBxzOJXdq0Phfum/N992X2dglqhFkQmr2Do7407t3b2w8xGYZuvP+eYyU2E4ukesBtZNd",
+	"dLTdxR01/id76+oHrZDD84aqfJvT/PD2pQmQppkmFFNqcqO2zxTrLcO46jbMXiNO9p6YnQdGbmuKCs60",
+	"gSr9FWI632yh8U4JlYW4p/c4B4orSvbIRcAdN0mWU7MaYmCcEuZHh1gDQHNr2pAEJFBXlXonNd/ZOKMF",
+	"Q5OUpZVq2YfxrtsjdYxO0O2R+tt/+a+nx0F9MDtP/8AtOGjtCgwpC4fbGP2gRYpe3EfxQ7+ICGv0px5F",
+	"uw37+6bwCzb4MTp69u3Jd8++SdALTUUS9CcsMkrQsOj3B4/RK0LQoN+/gM4m44V757V76RlWVOZ4gYhC",
+	"OO/pZ58c99APkLRqHgpA4uxrkrJZHlhhqEQ4X+G1/ofekytkx0c5gVTYdB6UpwCZIGS5xpmQdMzqoqzL",
+	"R9xvgOGfCywUzX2y3dHp3/71fz9P0DmaEKmunHUOslKEJNlxKdvVe/AkpT/f1K8yoUILvLSZIjVttTnr",
+	"CQx17mczT0MgXZCLE6Mr5tdtIzQnYwAbSnetoEFr1m+ruSAerhjSeG1HlDKA9fzsfNipkuvzs/MoKzMw",
+	"jU/19sVrB/Ry9PEbQRa0WCAn4NY8G/Wfd7KCMgUhTEwIUhEMMMq1xq7mpg1rtz16Ru8J22KIi0WQm1SC",
+	"bYM3meOcAIchKX7dUl1q5kJBpwXHizZnOMRMqU++GShXpfNiQpmmMcPOk6/q2DZoceq1dQR7LXM2Gs66",
+	"sU1D0GGraxmIJ/ExraS5b0ZZid8pm9iEcB1ciD+x8+1o/OZaF/A8g2Z6e1WStJ1AIlLyIe5ps1tgjXKb",
+	"pUFDBviHsTlsb+0RGB2SMr7ZARmw14lMtP3GA5PIrtZ3ZYu+oHy7PZnanrdinxVCo3j4riQCck6nimTd",
+	"CVG4OyN8QbTIbGmDi4pZ+rEiVqh4xGYwxb/997bxl0TtGOn/2jfpWRAJ+t4op1MCzqOYf84aasK+PuY1",
+	"5F4DbdZer6Rag8mH3pdxd6X4DUJ260YKu030VbN8Peq/ra9qC2rcxtWRspGMDb8OJe12V6CmFMWcODB3",
+	"o/ZuNRZTF8r7RvdqolO3Z9pgT0C8mIHcL6gCtK341fJSWqV+78SyUqGz0IAwpcRKC1yY08GeTrvWSVMM",
+	"VWPsLrYxm90E3DfBMc7v/VqRVXqQBXjl6+40X8KdcTw7wnjs/d3RduxPrtGUa+Dk0w1qHSCr4GzfM3wr",
+	"ogduyiD921103w0pYGKJ+ZaGiWVOO6W/kivI/aQsFQRLm7/g70sEXJU+aWURKrMn97FNGZlKNe3tRWTm",
+	"BGc5ZWFFgn+IWjGfo+DLIYHWv0cdkt+lbMVnLsBQzyer5sUfmFluEshtVngoE5bIFeM5t02q83Wk0XGZ",
+	"xMlXDClBsIp7SqCOfEx9dRFroSUEqpfRHPqSHd2RpbJNgVRJUs1ZJtAkLyM5AYfLcTzErVX7Ezf3Qd1P",
+	"MjKlzPf4btk0wFbHL6IFxByZc+t6JJEochKYLH1lflf/fDPgrt7OPOqLCTc/53kmr+LDJ3DM5Becaoi7",
+	"/YKcAI2joi6FKV7QfN2yUcAL8/CWFIcSGG3THIi+YKPUObwbGjOYxww2u1540Ajhka+tV5muqdT+trqF",
+	"5do3m6H8aHIFKRHoGh3Nyyo3jJg8RXIcz2qYCrI758TvTnMKMHEI4qiAvmLTIs8tYgUhjCb2z07xMWkG",
+	"Wl6brbdgny+Pl3EirTinqagBWBSvNKhiFKqOtZDMZ03JlAEGG5RER+PrcYLG93RpE83v1/qPDSug62QK",
+	"gWuhy6B6P2slLa7bgKZVGwp3Nf+AXSgO6jxhKYI9Qt9jIlxdgDQV0pp4LlK72LWbcGgfCEuGbvhiiQWV",
+	"cS3XRWDxKZIaaqBRlSjQJjD8e1aWhoLi/s4WbUkPFxlUV4H+hlzs22/FN6LZocTC4rbB4WPbYQDHCq9x",
+	"DTgVptmaVR7E0zZrscZq3e9DvPdsN/AgZLBSSTWyg9oB+6vl4bzltF94Tl0vWw9naWrThwcqrzy1vURj",
+	"k5iu7/QYHX3dPxn0gfBKdH3y7ORGk5gqVxsyw9YSNE7ze/eiL8M3WVe7m+vnzBRpjqUco6N7ukQnaMnB",
+	"QIJzdIIWWMrjZMjGhcQzvxag7PpXaDeNTlBOZ3OFJsWaCKmHFdPFGB0FPiH4thSux0N2lPNVOIRmCNYy",
+	"rGXx496QhSX6AWA+Wd/SObdL/z1sRBMlv1pfrimQ7Dfs7Unnl66eqXuPhT5gqac0h3fjJjYfQah4Z8a1",
+	"D7z6sfIZnrix6zBf/aBXU3no7YvX5QBeSX5fYs5rIMXbNHWoZNRMCNKgUWfbrgHQkL91EXr7dEgXDuwB",
+	"Hcxbxphtu1cGOrvzi3BAY6zAtk+ikZPxDso1qh7kl4Sj5oQjC6ndx7mvTFDp0vYxh/jl+Noc3/4dNW5A",
+	"Nga7ub+qV7Yfvw0GRFLhtU1dWSMsyOeSecC1TVYo+PZjBR493IOLOm5g9wRiTpVoIdk0HqYg95SsGpP/",
+	"rMySQ7CCTZauuzAarQNlwECl7Ly3Z9atBDYvqJyxpdmgmSjYip5TU9V9sraWj49ss7PhOzZq1C6VwML6",
+	"UB8UAEZxV9KM+NaOEt9TNouWLjn4xkARuYrL5qLf6LLxdbRyY7guD1pxJIiyQWTtfTV1UtVKBrcFIzdc",
+	"d1aTwbHWnZFQsd/Z5raPFrWdwJvGDUaLsbvaBr0iP0Bb5VlV/AIkvTR2znwNYWh8isY4z8foyJlJaJ4Z",
+	"vVKrCpitx+gozKwcMv8j48rqNeYt0O0YN2rpMWT0YeTD8tEYOMkYjflybDWecQ/pnckhY0QqX2L1AuXk",
+	"3pUFmmPj6jPFV/t92JbsDdmQQZC5vERLwac0J2h8R5lJYuI50f/aLjv6T9flRf8NTVD0H5H+S2OtZQV9",
+	"oGAYb2gxVRptGxOTIwW00cEhcJToz8YB7b4dMm6we4Wo0gBUeCbHtvVQ2auoNyz6/bP0jqzhD+Jap1nD",
+	"g3/wynnJtJYJyy5dKLBO41rRf/ooPQCOCd7Tf7qIPXjcOVfMM1AXGEb1hYDHFfOt13Hj7hmYtp70BuPV",
+	"097GRlEdBevSH6trni5G4WL1Z4vUwc5Bpb2yynmotlc18esEPUvQTVTvTkq1Oxkyo3ajiNadWI05MTr3",
+	"MeDj90sisOJCXqIx+RmqSxCDe67SBGV6Gj3pJQJ2pS+gqYBy2u/rqWYAj5mCF3MLMfNpQtSKkGCEn3K+",
+	"SkBjf5+YtE7KTAbisRZBDYOXCdR8M5eJFQsiaDpkYWusccqZwpRpEKRYki5lkjCbhyuLiS22qvkIRIBh",
+	"pHCtw9ccQ9DvkJEcLK9Adpjdop/r+EpjC5VKlnvQwjCEaGgadtxD3zN/LzTcTLHOIQsYmf7VtuuyEGWW",
+	"kkFPFfSd2TaytfDNHcSyVjtW85chmxj3MhYQ6ARk8cqBSxBIlzo7O3sKp3sd0DLOXFu5ej/l9E5CfrO9",
+	"m2uiEqQ/QiiuB4QmEIZqDxn5JSVL5SBzab4fX1n6qtmzRFQBoIwxph5rFgnNfx4Qc5BMvKVwr+7WVtyo",
+	"61yYxYIXwvT7TzUzgLxJmNSnETIcRWTdd1FxMm9yd672XB9fNrR78Xb2S0R+ThCDYDlw6Y70vzOl/0cS",
+	"lCv9P5Ige7kT5C6jvhQGJapbmKm4NyTeVUIvxlbr5A7VQTS9AoeRHgZlZElYJp3WagHJMsQtPassoN+7",
+	"2KaybAlu2TACbfNJJlbjm5AMNBt0O8fCXktNXPIc1JYh26m3XJlcYUTLbihwNx8hFzkQvVZyxKfbfFfW",
+	"yQE+9b0jVPA9EZqlbAvGeU0wCyyxXo43yRaBHe2ApB4/v4ndiUxcMVEbV044cbT/iLV+eM1nY6W7u1La",
+	"dW1JCTGr2+y9sbHEjwQNeKqamrW8ta1ZIFSvvpYobFptPwxcivWQMr+WtTM1Wk/prIB8nRhmH18hsliq",
+	"tXN+azZqa2w+ZEyDPeJYre8yAuETRBlsUvDm/jpvt3TT8RAlVmJq3VyneQXbyinbeR6V6XOanvmAiNal",
+	"JbenBH4/rYZIQABZreyRJl8LExah5TW0JlggPOOJoTWwvNWcowkvZnOFKBsyb9nUz7orX80U1gKZIaoH",
+	"XMADOs2YN/aHuH2xJbxtcY5GZH8dcDV7E69Kku0vqtEAYRU2gU62jcCxN2C0w57RypQBgBjx6bb6QA51",
+	"/t//UbMRtq1uwxXOR/sEiNZLvJQbrltLSqqzcTLRzVUCBcO+NyHuVNve1O9yuKEqD41y9Eiuaoy5xLhe",
+	"YuWPmEnoHZ5Fe4fiCQl47xI6aXKhhZMFrsmQ93Sv7iF/GQ5l8v6raKsQX9Nxa0K3rzp+icYZBhV+Rcjd",
+	"GB09gXhZm1XLmZqP0dHZ44ve4OLkdGB+C1O3MqyBU0ngiqVtvStrdkfbuPqqU4YTGDjFupfsX08GKzLj",
+	"TYmoJmZXIfcUGMmseUfzIegRSk2kplyCIs3QETSGCY1VxvIEZSxMj5DdkkWb7uJUL2wB+aqa3LcbeFcA",
+	"qt2Naf7zqaO4H7YPZ0ZwvmUs83MMans36K31Oao3F3EtkyAiu+yVdHA57aCkvWnHdPTDDy+/uX9y3C7w",
+	"FIsZbXDVzQSXEpknEMGCkaAlW2VWd7yN0nJJrs6+7j190ma/C6Kwcze17x7/QhDS1bv29RU3aC5PYbnb",
+	"0XyOl0vC9kFxSw620grfF+r2zz+0OvSfC8wUjVUx9y4hTYm3KWShyLGlpVWtfZcnXGuWkszXYdrdDdrW",
+	"ONlaOrjEnXf68ag7pdqBz9YrCY8uiVTrKk8hIN4BFD2+l0Q0pAxJvEtYgIsVGhll6OXenmGVzl8qstha",
+	"9dUhGlIcrG1UA99049bvb2kqs4ssAjVIUMFyIo0LA8Yuyyvv7l3sSjVv7TDutukrBLWlVB+1Nsoy8ktD",
+	"xSFFFo+kLT/JmSZZYzBYjm1uZ7+h6kNTRT175uPEGnYpm5kyegCgShU9+yhgkHkyUsa9yY0IW0q2tSyq",
+	"o9dhHu5gFOs41vxcw8mUW23o/obzfMTFiPl++tZfHZ3jLdFrhqNdzXlODDonaCUopPIxrubQkJFOwZLh",
+	"z19uS46pKzjbVmDigo0VWRYLYoQzSCwc+0skyHRsWDEEKSIWVOpaExVfi7d+b8Xx9oby4DxsMHMlOfG0",
+	"36+mJ57uCJMwk7bDn5akCcC2mzZZ7G/mVrA0k+ERSpGbl9Ffn1Zj4VxAcXw3ZpkpCmG6KWeqmqIR1pg2",
+	"JeZ2zVPSplhVDw3GpsoS8COYF/VIIEK5BoSgOx6CJ3Xmsityxq0wiVOojeqeUZQ5MNI+uBMltemh74yg",
+	"HXjcJuvgZlJbqrRyVf+QSl0tMOw0GsJ2qNK2e+BPqVq1j6YJj6ltq9a3ZPqgqtkuVax9y9m91aKoB6Vm",
+	"ZO5VWwd3/8PBzYMfQjdKfCDO43P0Z/rsj64r1aM7P0pXCnuj2P/bWdPgoC7ED6MRtVR/dpDv3dHgdeml",
+	"bUR4+N5hUeGhke9LZHhzZHgdUzaVFWcPHZu4GmMUHaMFh0L8YCCHMCGpxpYVS8PVVhTqfmuGB31aWS0u",
+	"CPjf0T2VVMkEWZNl4uudVG27bhW+G71rRh+z8Gpp8+V0W8CDKUgEoe1GfGosKoYZK3A+ipRt2V6oZY82",
+	"cBMsSU4ZGUGsotpSVyIrSy+ZZ8s6i1AnmbME/dv/iRb/z/8Qf1EnR6foK5Qd/0WZpDr0v6DTv/3rf/MP",
+	"Qs+uDK8fyer+N8Dp1yeaK7W9syMZcAWFkPaoJe7naYpXgf6yHn/MSeq92p0a9+1xdGONlsQHlX92NyIx",
+	"i6bBTT97fOHLgmxyCXtaozXBTWWe7CO+xadBDOtRbKiIuUUcsYLIHvhrZhyZ67Q5qEwJw4Jyi95wSjWU",
+	"j5dlrr7X4NXUIlxZxsfkie/AZz/wNnyGwp4hEtdnae0YtpNtCcI6ZBM2OnUXzA2+VUDuwwh2dBELSqcE",
+	"jtIIMYhCNIlTzsBiWkXtjeu/Abranjfp5ibK1HEz2v9DkrQQVK1v9cW2VVsIFkRcF7Em5NcMXb95ie7I",
+	"2tVLMUc3ttWz9S+ulMo4QZAnpQWAa1vLHorcX6JnMAWqx3P3YBd6IVrIgGfKk5ortex8+ADWyik3KTxM",
+	"YSP4mtiYzo1ZxUbulPsB3RGylKB+LpaYrcHb4kjUkTNtmSBan5mNU8OSTULrnBKBRTpfIz4dMt9EmAuZ",
+	"WOXKN+2lQWMo007bpBKEKrxD/IWJdrcBc7KM3us6yGKG87WiqS8xBskH2YwICMK94ezeYJ+81J+7yIS6",
+	"OuNIigWUMNh6FHhJUXAc6DlO5zbYUS/WWPVs4MaSIKqGDCFGSAbAGf/SdXeoCw+MbVUJnC0oG9uXZgJr",
+	"YBpQwFc9vdp3dEGkwotlNcBYj/vDu5seeu1CFTfDj3wOxAWyZB5ldEZtmdNzvUb7ijy29XIZenn7PTof",
+	"nD4pg8dSnpErrYJRiRiBYp5oQhkWazTNOVaUzbpLTpmy8eOw7FdUKqn5BTJyppZdKbOwXWr5dxxIoeOg",
+	"kYkWrbfIxnrVnJEeuoHfbXznEv9cEIOevGCZK0AquTBtRKc0V7Zw79oY86iUhS0podf7luBM1kpSmlQn",
+	"DRRT/+NK39tMQ2KC0ztY5Mtp9zVW6Xys5fTxm+t3N38yBqVvnr96/u75GGLGEVrgO2OFWgmqSBlxjHN0",
+	"ND4/HYx9PFQgCVuKT13dGq14Lshxr8RhMPnD2QeNOsZ4ucxpCqA+sUX7v/qr5Gzse3f4YuKmM8dYn/AY",
+	"Arj0YsdlYf6xkx+M6c5fGsyyBORH1wCCsmWhEuurkD+9H7sp/un2++/QGw7dMSwwwMo7wbZrhIn6ymlK",
+	"mCQBybpe4nROuoNev5N0CpFbSicvT05Wq1UPw889LmYn9l158urlzfPvbp/DO2XHBU/jrt+8DKqhXHZO",
+	"e33zIF8Shpe0c9k56/V7Z8aAMgeafzInOFfzX/XfMxKrA8bkSiPWoN9HqznNiRO3Uk0iqUTFsodeqjLV",
+	"SfEinfvefBPbas7TkpdZ57LzLVF/gnlNm17oVQHLGfT7jsDbqmThYf/VVmnxfvDfvLepw++M3KHF1F1C",
+	"rJ0beErUcuL2BulCPVvzC1sbf2xkv4kT12sm5LGdy5/eB12/IAYUOIzGXpCf8AwqO3goyc57PcAJ2OPb",
+	"Ho6vISTuaUqgjYqwHgfpDyNBF/0zBFr+ijacjaYVwAL/iMfjtgc9ZHC2BlII5Efg6ZSmcFwX/bM9juqB",
+	"j9eDb/f53p+eePZ+EoQzNZ74t4IXy1B4mawrhaltSU8IfbYVUyGhsZK+x4Une1RINWRl8KtGooJJoiD+",
+	"rD64MbAnturvEopdlxWATJxw+fyQmQaHlURA+aiWZAgmlGVeSGdOqZjBXH+bMNRryJxf4Tgx9pQlEZV1",
+	"oKOb65vjBNkwwlrovl79zasfL2+ubwxx3rgAQQX2TrVp508xq6jm4FAssRINqlXNzs8FgeAJS/ThsdFk",
+	"3QnvQtn32Vf19o5wX+bbOj5i7u/tld83sUOaY4a1QPvDtf2hadV+FbE1u5rxe5eS1wuPXbYS3N7a8AKk",
+	"GyiceAA9akd1wjOPkJ7rChiNiGDtGpO1gSVQnnOzpNaU57x/uufzn4OyeVoW3ba9PAFh80RMn3NdG+hc",
+	"lr9faprd2aR9KWeg7+Ct1O8tZnc14meOICRIqtKEB6xnNt/L1d5SfIkG/X+PJhoRExO//4oLwn7Vwvw9",
+	"8c1avqWMopQTzVcoYaqH9N2CApia/8RKN6Ijn/Q7ZAvKCulyK4CiVimRL3CaY6XFTl/btoEu3VSgtIMy",
+	"QfSBWVMJMQ0WgdkdFAJsuu+wwYbrHkaDuysffpfm9w9z15NG/xPoYtKxsMrBVeo3xLZm3o3vbdBvbPc/",
+	"iNR8+JTEqHrQDZJQ5c5ocFgb1x+QCp33zz8n1XKZTVUIgRxiqtWlc5LeHT8kAYOr2xUFk43Uy5gM/B2X",
+	"iZZZKu1RqhdeP+/61MrN277jPr2CiijtLp7kn5i5um2A8zSCzqH7tATQPyJD1YcabPEjUDDpLLmMd7WG",
+	"ZpqVPvaul5vmQbaDmjWJhe28jbwONXvCLtaPZKkiSFucYZzinE4Mto4IFBlRWqq0Wf7VAVzhcMM/RcFs",
+	"tIMcMivgT3B6p4Uoll3CZwyarWayg/6g9BKY9sp6hASt5jSdg0cWwi99n2bNvYGns8aGzegauq6DQOAN",
+	"Fyln90TMjC3IOq6yskk6ElgrzXpkSAbmWZFq6dnWmY8wbBPo5VC/bAj5jGfr/dToGqw7l53Tp0+fdPtP",
+	"u2f9d/3+Jfz/fw6DGC47P9x+07H19DVLt43wFF2QUQHZSUZSb62Vu3242Mqq58QWIK8RkMGDE5AmXgj9",
+	"ALC0CKJpqWl9Cgt5xVPc7PD64e0r31vV9Pgvl1QXYz78IXnr0/2eHww+J8G7hWYkuKR5B5E8sCtvZbsn",
+	"RoZu1h2IKRxi8sRNWXRTAcplETlaYQpBBH0lTLZqRbnfEM1fweyVy/6JeWnTVbC6BGxHymlhFIp/QCnv",
+	"W+s12dzwx+HaTgnv5DfTrePDTmTjrNKwxLXPCHBLq5oBl4ni1h8Bq0oc+v+1ZqFxDj8Ifu3Q3i3Mfegw",
+	"KLNLDDY1q8v6ljFVNhzyrx2xvR/eb2B5JTqknQmaMqikY0yLkzWq2p6NP7xWZCGw1yQ+oWTIXDuyeVCp",
+	"Ud+Xci43ArgNwbmhb7/vDnbkGs7ZenNDFpo/zY/HYSUH0zHc9ufFKQQll20c/T6qQTFDdhRYVEzrLd/4",
+	"D93BWHdfnbowNa437J+6Ow5aTUKcGLp2r1I5ZK5v5MrGBUPbLkipMTsF8XMDxI4IlqVXmEsRiJuS3gYx",
+	"KzsRcWcf0c9rNa7rjvk6sGxHSnpQibCC4otTA0EofCQVZo0m76mA2uqRm7S1evhBa/NtWHYvS/EHWNRG",
+	"6zoHlkrTdYdfYFLTN/XK3DfrYZpjpwm6Ub5Cpwg80aQRJVxrvShOnA5C89tgV8nVT2muKC9Ho+kNgLDA",
+	"StBfDDXDUNz4j8ghP6+8v6178UOKY37Qk2qj0i1GEUP2t3SyPYJG967BvW13D33rbSXwWlvNv/3r/2G4",
+	"TFk5umQMfGrbmpsmi637NE7IzMSQD1mtU+MjCb0aYVpTxJGCjcO2iQQbh8J3xLYwxizqGl6ZokRlpJnd",
+	"ljGjeCZm+Y+0kfkBvbrT80CJpCoBoUoOGZC348QYYezJyBJw1X6xcGlK607Wpsdub8heKh8vBwNKBTYn",
+	"mwwbY3i2o2rI9A42xtSC4qGBqe8ZqolY0Lfzp9N+v588PjtNzh9/nZx9PUjOBo+TwddPk8HjQTI4P33f",
+	"2v6ypTtsK1vMJ6COQfPoBjpZ6SHvvGphn+gv9NICMbgVZdbtFlr1kKR0NceqS6eNEv9z2zjapriEOSQb",
+	"mQ9UohUXam5jSIMUSPuojbRfDNlR6TT1QmyQGmCrzo7NC2OoEAtPB3nJ5byLIld0mVMihkygE1RJjqik",
+	"fWwma9hKgc5nHJPtgcovBbmnvJDlEldzblOnLWGfYcrqiQ5G4McKCRPnUoa7X1kdxRi7Z0CDoWoxuK1l",
+	"YqnidEoEYSlJ/BXy5DFMiBlXYsvHDYK/TRNqIfU3n7Lrc54SpiC+xnhkjy5McWL01YX96rhJEizrgG3z",
+	"yF5s7eR8EYqI3Yt+pNFqbFt2M9XEpaxpoQ3x/JHFAiPY1nh6a9/p+Frt8do7AyTbVBKoVEaMrdsnHMQk",
+	"7QdfZy0bx6Fnt5qWA2gDyNm06np2RBwn4hgQ7cvwhwoxslevgVdWKKHLtvnCH2vpiyXZ9hkxH8kHK2ls",
+	"Wxz31XqPSRDMr1miZlaJDcMnpli05EKRrBf2R0A5DAVUP6NC830oDC4IsyVBasknCRrrtRCWYaZGfDoG",
+	"kdzUgnFdaI5sicMho0qSfHrcQ2/wjNgORSkXMI8J3q5GAk0IZTOX0HNZKdtCJZJ3dLkkGTRpEGRps360",
+	"WgC5DjOXUrF2aazE7LmHbrnpNM+FhYgLMwxqN4shu3n1owUIZ/na1Sou/SwRBqaP4iZIzPrEMREbxE7v",
+	"zNQbuUIY5RDpO0Pj7hh2LpE9LK2GoHfUVueeCK6VsrKdT4TyyWZbWaWraa1Ekvmy29T4NOl0K59swdCu",
+	"/bdSmrNb7TcONTy7zeFcMUNXqPuCOeuOssYd6986bbUfd+Z/1i81zb+ZuWUFRSqR4Hkjr9S/tV7JMzvJ",
+	"W/1S00oidxtWERZbjBrIHKXo7GPF33UamK2N0m8K7VZW4oRVn97WtLQKGXrQ5aVYiLW+RiZopGxdIW1r",
+	"iyNDfYzy6C6pSZT/ZZnzzNcJiJpM8ayy2naFFPCsWj1q0N8spyDVGvJv9P4jpOKmuXGIJBrUyGbWmQzB",
+	"BaZ5E+x/ruxgrw5tO6Fv6cPeFnJHVyRlKXkAq/R/gnTSoNaMiSgqERXrs1eMCHTH+Mp6miALxKpHTSv1",
+	"Y/q6hO1uer0Kyc41m/Efft0023vNL79pPPo6mzUUQJMETf+7wJ0nuJluB/1qW1Nv30m29aKMsyQQGIwT",
+	"xzRU0cttVHwoq5acjiHmRys9ey0awk22rhn/8juvuRqXXoc1MlVytoIc5IV26BDUNo+u0be3nW40xY6K",
+	"TmFJ9D18358yftuCt028axBX9A8a7hpWUnDKWvldXFnzv++IdjXhiDIsUMnFhiTYQ9cVNWxZKGghVRd+",
+	"UMGgG/+Q1UdAR9jVUDPPQFJlWQUgQZghwsqbZR9TZe01NcdqyCTPwYJD1XEPOXJdMgOjMRSM/mybqRim",
+	"om8gm9V7DjQGnfpeoAf6OWynVANQQPvSv1cC2mUVumpyaIlpZoWbTtCAKcg+7Fx2Bv3B427/rNs/fXca",
+	"hK5GOg+CQEyzkR+xnjgYli7snA96F/1qDOzzH95CoRrT9LBz2fn2mRYatailBbkM/0e7314K7n5QSS7L",
+	"jXsSc51h9IrfkxynocWBkZXMiYJIhQ++Bl8dXtvRxtuyrZTwSCK+YghIloegFwUEmRpNt1KUr3Pa75+W",
+	"hZcvO4wLNV9RlnWJWIJRy27NoXW5te/co+j7QuVEGaXa9dTo9E+fDp6kF6T7BJ9Puk/S9Kz7NBuQ7vn0",
+	"FA8mZ+l5dgHlqXhulAQAAFC8/SjlPmHFpw9Opxv9/D6AHbvqJvXg4ue2+0RsGvvYyXOrT7QORA6TWb9E",
+	"JD8wTypLGpdUcn+2VI1I9t+f/BaUBf1gDjonseppt3yquuZHGSzmEupvkJQviETn/XMTgIMzmWiB7B6e",
+	"VXwxkUorylOoPGLUC7lmaTJkptQNxDsEmdTGdzQVhJjfSITzTMHQV0gISfOob9kWxC/MsbODOstGihnj",
+	"esHIbCVDR+f9p8eXplQeF/Zr09DaJDpFuNY38FDAtfaz672cQpGSmPX+fHtpVrjYduX/EPGte9+90896",
+	"98xBP9DdS7YHX+OquKSR2uFoaOY+759Ho64rMtQn1hN28Z+Dec6HLyHbJmT7o/CtIWJ7pxPBvP/yGyBM",
+	"SyBRmzVcwKkrXSmhBaSgwbPo6O2LG/Tk7Onj48uguS4ELGuFHYqsCbLMobGVCSgD5R7ERmhUXeT5GKU5",
+	"wUJTfRvlzBCewLtmRCpRTqZQrg1qYPXQtRB4LdGRbTs8ZOOK/Dk+NmnkZubMeKOuwobdYz0o7CSDknGT",
+	"tf7HTg/fSKKgWpJdIpjDNMfIeuhmjhm4l0KFzab5VSi3y6aoeMNi3OUHMFU+EHc5MGpsb5l6bwn6jVnk",
+	"h6SyFDiFLuDTV5FllWemP+VkhtP1KAWTuj6ZpJPzNc7VepRiAf63m+5gcHYKZcGNGmUec3fK9FGr6EWH",
+	"7uOzxrTtIsTOSv6FIH8GGeMz6wOGPHwWfeDEZAu3SlIMQudAjrGZ1ZShjChMc5Mo/fbFa995Wbn+gqY0",
+	"VoLeHEEFs+MhC1JOqLxLggAyl9cdfAdp4EnNJuztFK6UMhTBDEKo9BQ2UAmYlEmRJhkwnqBUiuFOZuGw",
+	"pTKsDRY/ZJDeXTBqqs0EyXITMqfm0UUP3Rp4YNsExTSc1lxMcg7t7atAHLJKYSkbYIOuq0JitVWzaVxf",
+	"xj4zlyUcdmuD+AjGgzy/NVHHpmKl1t8AcJqkmvb8U16wrCk4z5Ehs7fPIXnamXbIn4+ky3P/kgNYEyg9",
+	"aB4yF3AfyXIHxQmxfkeEk9poQmBSGCo3JBb41NsapxM2yvosITs7ngzWc8uF2vOVd+slCWoU7Xjxe9ts",
+	"4oXgi32ef8fbPG08058jdLHeAGOHT6vGv6odMb5QEPCK4SYIBYSk8nWcloSPPCA5sU7VLhTMFlRuSQiG",
+	"qpywN63H8qnNC7zoO8etRJJmUCdP/5uYKHmpys5iJtx9k4rcwOTEdteXbYLW/ZSQkwyvf1z8UMW73Jxp",
+	"7cOKWjSLdUFFF9v70dUjjD7l/bYgvilPu6n8qjto38QWoiERlne22vQ/hBX1M3skLKLKEtEdBfBfxW+/",
+	"+7ka0uxf2s3vy/uiSTbOcyKgcrAkxCgYk4LmqksZgi7z+oabDOYjW1SRmkKMQxathggVy9dVVSJBP758",
+	"g07QkkMoN87RCVpgKRNUSM0/YEhQEIbMLS+pRyfJY1twyhDRch+UWYzkU+Oxo5z10GsIKUEmLHTITOo/",
+	"l6YBhUVks3stzzWbkjTgmsnRJw8/NiE8bqsuPsb0/29MZYdfWwfn2N29MG99+BxUp41E4Tb9JSXCig8f",
+	"TSt2R9TYF1BGppRBxVCEkShyp+srIijOqbQuRRe2hRXiLAXdGh6mcsjGvw07OM+HnUv0U6/Xe/9hnCD4",
+	"jq03vmNc6e9+6/V6Hz5AUjMuOwqYocByPewkaNjhS/Mv0Jth58MYHUlC0Nji1tsiJ+PjHrpmvpa/XZRW",
+	"zwcDG/9WFvYfMtPrAauykD/jWmyRRTqHpggnABBYzgnO85PBCUwOdeUczCpdUvCQ+RhQsjbZDtBoAjqZ",
+	"UCbrofNY6QdLUgQApxLdU0knOTEjKD5k0Hal2qY1fEVxVLCUM3N++uHmmCELsI8KGcLqLZV3P758I6tB",
+	"MD/ivIBWDN8SscCsGn4IJpxM0CnkjOAVXoehLyWsbfdkoLSAABCqY0J79JY6lx3yc/lq55vnQEHdo7aP",
+	"To4h+mXz8Xu6rDxfCciEx2eKlM/3exfh03AH7XPuVIPBA4t4+FZpfu85Q3tO7iG7F0aCDD47xk+dGc+1",
+	"RLnMsaKsWHTeg7RuybyFrIY95JraQFIlsCIzEDJwnjt2h9GKkLsrxKdTiFB2RfUFuadk1dsngMdJjr9L",
+	"/I7D2cZeAeYyBtE7pdvIkqsDLPl21oOieoJY1i9BPZ8uqMcQeelJ2r4ssmrNd1+fLM0Faa4zcmPyjiod",
+	"DxzTlCSHYhiMr5Jtcqfrr+BdAbaqhkWjhU0kQ9+ZeheQqgeO33jlC1jxRxL3CCFm6wohBtF9pEX3KHGd",
+	"E3y/rpJXCBiHJydErQipkLqLfr+T6P/2LZXLQXa+PO3vS5gsAH6nWhnVRTSXEyqY8l4Qc9h/7LDwz3y7",
+	"n2vEMPcbrpL30mDosErVQ2nMJ7+V9p6t0Xvf1AL3HK25qorCQYd+LTrOzXoh3oKqHnrmlGs3/5A1BNQ1",
+	"R82VV/tTB82F7PRLzNzvFTP38VxtZ9ycP+iqrGTp1DaTScypGfKeT0tmd8iBHyvqfQmms77PwzHwMAeF",
+	"PYXtgXQQN2aDxLROlKDg9wQ5TQgxruk2F+hoakwLlVt1bF38OdgvGFkNGXAcQSr2DtOx0BB5exeMJ6P0",
+	"xiSW8kOlhDlHhPnSEEOmOYCeYFJjAI+kN0/oe2dsd6ZgqOELtijP0flgcNwc6/YwPOFAQTHQOV+ye6qI",
+	"71a5hOxnK0RfISwlnTFTp86QlgVmeEaMD2FPE+LvEDS2g+q4mLEv1OfvLhLswRXHUKw8sYSjhXcGIi8c",
+	"ndmqMsaq0ZgCNOCcqTlgKoVYGvpYhdMGEVGm5axE/eMd/pHXdpd/d0VayuSAQ6q1dI1i6+q02I+unEql",
+	"xEql+krYRKv8+/3nzVuuHF2rZj3OiPbF6XtgEEjJ+Bf+wnx+qWorvRJkKoic2zD2w+W2qMXsLSlrudZk",
+	"sRImpqCtloi0dJQgLkzZeLwhQNkuz2quV8zzzFSIDSoKmCIzVa/2uuzEZ8I6HbVzjmMgEUOGc8krwaZQ",
+	"LcWM6MM/XZpDmGMEqQ3OMVaW1jWTDJkNRo3Q07cG9L+/CmVxIBRnvmhDHndj9xgxvvpEAoRfQYMAcUt/",
+	"Nf6/zZqmWisxzfH074yormH38GRi+2UCAtveuVpeGDL3KYwhr9ZxLrvtmvCLMv7Dx09PQaVg6dpasn14",
+	"RwC0rUKOv3iMrxoiqC0a31oIffoL42baGi+1/nJbLjvfAHAm5Hc2INibtU9cdBgT7ZqEbCsEGY+H/nuI",
+	"g46EG9UjwlsVsgtC0PetFfclFPthQ7H/6LHXDyFGP3T4dKOkKrKwt2ZieztrJTrl0va3DAU/fR0gcGoc",
+	"3Iix661fhgX5KgzQ0sE/K8h03EO3RlnVxKVcra01Xon9GbLxkakBk6CgQMzx2PsWwUhp0TB0MbvUYU3L",
+	"YMhBv38VjFuuz/bFNDXJlR/Lpjs9bY4vCvD2I8sSmcOplgiG5uRQQlfinJhIKVUpQuTqBA0u+j3wLqdY",
+	"kRmHEXCl4X+tglDSCc+jUo6nTfGdpMMtJQnrHw26g/67/tOy/pGlhLA7jeEOx+rVhLw0JdcsJZlt9YHk",
+	"nC+RXEtFFtFdnw6e9p7Wd11klG/d7z4lgKpAASGw+/XXX58OoGYdVCO/7Jx93Xv6pBMHyVm3P3h3en55",
+	"5kBiMgj1A7d//qF7fn56alpDMUXVGgLmPcz19ksgetjtEccUoOc+sUyfhK43CpM1FwN4YnGuydba+5mv",
+	"TBq/vd0kQ4XVL42z9iHDr1osub5at8pDW7QysgrH/BJH9QlUWpFVWc1HcNSqNhv+dDJxbrzt3NYkE532",
+	"k36/X5VFKQN2ZTlJgvRciliW+IZLNRPk9p9fofHN92/+V9sW2halkER1J1iSzLYpoYos0IxA42xBZJGr",
+	"SzS2EYPjBI3JL1QqaC59tJvXVsNxHYOMXdVj6EoNocf2tX+6/f67IXvDKVO+taJpdAKb7CFTchbn+YiL",
+	"EeOMjKECO4yBBDHtlvQbpioGANkHIZ8PBiAJwKmUDZPsoGa/I6/ZjBOACwgxIH4wVLA7xldsyKoiig2u",
+	"DIswWiBgFdS5bSMaPAOs+AjvYwCazuUU55IknfrOfL6Xybz6KeSTT3tPn+4vA9x0KyIAsKMPcZ542pb9",
+	"7WRu7w9hbgDg3ykabnMZ+qo1sY4lEV24mOZGmowzixfGyPTHtKqcnv0dEPg6JZ0U+d2nofO/BZ9aN02u",
+	"sfgNM19dmfj9ZLLKSr8Y+UyA0MMID60bJQdvbWuYXEXEj2ycrHdN0kKAKvLTb50JwYKI60LNO5c/vf/w",
+	"Xv8s7uNrvkY5T3GOxik0TE0h/4KM9bILkXcuO3OllpcnJ/DUnEt1+XX/6z6YlSwsN+PODd817q6NRhiJ",
+	"bcPsCx0nprWUTeUK1N/epg1PRiyDb8qyMcYEIr2JQWuwYChcmTaWxhFBBES+Vprobx5LbKrXzrEm0dGz",
+	"b0++e/aNlppe2z9BzvgWLxa4C/89Tkr7iysvE/QMKtsX++6Upjqm84qknMGhYBPCVW2gKU2Qtu2Xh6CM",
+	"h6Q2p8o3DHO1Pza3Ug/3LXNqj77unwz6KMipfaAsWRM7tpkTIW3l4SCqzbtJLbY4v6Qt0OPW7DdY2ba3",
+	"32/u+hW9JwYbIa0BZwY3l4JPbNFRQ955BSs8yZda0Pn/AgAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -30,6 +30,7 @@ type App struct {
 	Keys         *crm.KeyService
 	Analytics    *analytics.Service
 	Insights     *analytics.Insights
+	Segments     *crm.SegmentService
 
 	logger   *slog.Logger
 	embedded *pgembed.Server
@@ -68,6 +69,11 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	a.Customers = crm.NewCustomerService(customers, validator, time.Now)
 	a.Transactions = crm.NewTransactionService(postgres.NewTransactionStore(db), customers, a.Analytics, validator, time.Now)
 	a.Keys = crm.NewKeyService(postgres.NewAPIKeyStore(db), time.Now)
+	a.Segments = crm.NewSegmentService(postgres.NewSegmentStore(db), logger, time.Now)
+	if err := a.Segments.EnsureBuiltins(ctx); err != nil {
+		return nil, errors.Join(err, a.Close(ctx))
+	}
+	a.Analytics.SetMembershipUpdater(a.Segments)
 	return a, nil
 }
 
@@ -79,6 +85,7 @@ func (a *App) Handler() (*echo.Echo, error) {
 		Keys:         a.Keys,
 		Analytics:    a.Analytics,
 		Insights:     a.Insights,
+		Segments:     a.Segments,
 		Database:     a.DB,
 	}, a.logger)
 }

@@ -32,6 +32,7 @@ type Services struct {
 	Keys         *crm.KeyService
 	Analytics    *analytics.Service
 	Insights     *analytics.Insights
+	Segments     *crm.SegmentService
 	Database     Pinger
 }
 
