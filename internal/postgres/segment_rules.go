@@ -252,12 +252,12 @@ func (c *ruleCompiler) attribute(b *strings.Builder, r *crm.Rule) error {
 		if err != nil {
 			return fmt.Errorf("compile rule: %w", err)
 		}
-		v := value()
-		in := fmt.Sprintf("%s::jsonb @> jsonb_build_array(%s)", c.arg(string(raw)), v)
+		present := value() + " IS NOT NULL"
+		in := fmt.Sprintf("%s::jsonb @> jsonb_build_array(%s)", c.arg(string(raw)), value())
 		if r.Op == crm.OpIn {
-			fmt.Fprintf(b, "(%s IS NOT NULL AND %s)", v, in)
+			fmt.Fprintf(b, "(%s AND %s)", present, in)
 		} else {
-			fmt.Fprintf(b, "(%s IS NOT NULL AND NOT %s)", v, in)
+			fmt.Fprintf(b, "(%s AND NOT %s)", present, in)
 		}
 	case crm.OpContains:
 		element, err := json.Marshal([]string{r.Value.(string)})
