@@ -298,7 +298,7 @@ func ruleBase(t *testing.T, e *env) map[string]string {
 	create("X", map[string]any{"kind": "business", "role": "dealer", "country": "DE", "parent_id": ids["D"]})
 	create("a", map[string]any{"kind": "consumer", "country": "DE", "parent_id": ids["X"], "tags": []string{"vip", "newsletter"},
 		"attributes": map[string]any{"level": "gold", "score": 7, "langs": []string{"de", "en"}, "active": true},
-		"owner": "ann", "acquisition_channel": "paid_search", "acquired_at": "2026-01-10T00:00:00Z"})
+		"owner":      "ann", "acquisition_channel": "paid_search", "acquired_at": "2026-01-10T00:00:00Z"})
 	create("b", map[string]any{"kind": "consumer", "country": "FR", "parent_id": ids["X"], "tags": []string{"newsletter"},
 		"attributes": map[string]any{"level": "silver", "score": 3}, "owner": "bob", "acquisition_channel": "dealer",
 		"acquired_at": "2025-06-01T00:00:00Z"})
