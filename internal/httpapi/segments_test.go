@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -471,4 +472,183 @@ func TestSegmentsRules(t *testing.T) {
 	e.mustDo(request{Method: "DELETE", Path: "/v1/segments/" + segID}, http.StatusNoContent)
 	problem(t, e.do(request{Method: "GET", Path: "/v1/segments/" + segID}), http.StatusNotFound, "not_found")
 	problem(t, e.do(request{Method: "GET", Path: "/v1/customers?segment_id=" + segID}), http.StatusUnprocessableEntity, "validation_failed")
+}
+
+// TestSegmentsMalformedRules checks that every kind of bad rule is a 422 whose pointer names
+// the bad node, and that nothing is stored.
+func TestSegmentsMalformedRules(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	deep := cond("kind", "eq", "consumer")
+	for range 5 {
+		deep = map[string]any{"not": deep}
+	}
+	many := make([]any, 101)
+	for i := range many {
+		many[i] = cond("kind", "eq", "consumer")
+	}
+	for _, tc := range []struct {
+		name    string
+		rule    any
+		pointer string
+	}{
+		{"unknown field", map[string]any{"all": []any{cond("kind", "eq", "consumer"), cond("favourite_colour", "eq", "red")}}, "/definition/all/1/field"},
+		{"wrong value type", map[string]any{"all": []any{cond("kind", "eq", "consumer"), cond("country", "eq", "DE"), cond("clv", "gt", "lots")}}, "/definition/all/2/value"},
+		{"bad op", cond("tags", "gt", "vip"), "/definition/op"},
+		{"unknown op", map[string]any{"any": []any{cond("clv", "approximately", 5)}}, "/definition/any/0/op"},
+		{"nesting too deep", deep, "/definition/not/not/not/not"},
+		{"too many nodes", map[string]any{"any": many}, "/definition/any/99"},
+		{"empty all", map[string]any{"all": []any{}}, "/definition/all"},
+		{"two kinds of node", map[string]any{"all": []any{cond("kind", "eq", "consumer")}, "field": "kind"}, "/definition"},
+		{"not an enum value", cond("value_tier", "eq", "Z"), "/definition/value"},
+		{"bad list element", cond("churn_band", "in", []any{"low", 3}), "/definition/value/1"},
+		{"between reversed", cond("clv", "between", []any{10, 5}), "/definition/value"},
+		{"between one bound", cond("clv", "between", []any{10}), "/definition/value"},
+		{"exists not boolean", cond("owner", "exists", "yes"), "/definition/value"},
+		{"bad time", cond("acquired_at", "gt", "yesterday"), "/definition/value"},
+		{"bad uuid", cond("subtree", "eq", "not-a-uuid"), "/definition/value"},
+		{"missing value", map[string]any{"field": "kind", "op": "eq"}, "/definition/value"},
+		{"ordering a text field", cond("country", "lt", "DE"), "/definition/op"},
+		{"unknown key", map[string]any{"field": "kind", "op": "eq", "value": "consumer", "weight": 2}, "/definition/weight"},
+	} {
+		p := problem(t, e.do(request{Method: "POST", Path: "/v1/segments", Body: map[string]any{"name": tc.name, "definition": tc.rule}}),
+			http.StatusUnprocessableEntity, "validation_failed")
+		if got := pointers(p); !slices.Contains(got, tc.pointer) {
+			t.Errorf("%s: pointers %v, want %s; detail %v", tc.name, got, tc.pointer, p["detail"])
+		}
+		p = problem(t, e.do(request{Method: "POST", Path: "/v1/segments/preview", Body: map[string]any{"definition": tc.rule}}),
+			http.StatusUnprocessableEntity, "validation_failed")
+		if got := pointers(p); !slices.Contains(got, tc.pointer) {
+			t.Errorf("%s (preview): pointers %v, want %s", tc.name, got, tc.pointer)
+		}
+	}
+	customs := e.mustDo(request{Method: "GET", Path: "/v1/segments?family=custom"}, http.StatusOK).json(t)["data"].([]any)
+	if len(customs) != 0 {
+		t.Errorf("invalid rules stored %d segments", len(customs))
+	}
+	p := problem(t, e.do(request{Method: "POST", Path: "/v1/segments", Body: map[string]any{"name": " ", "definition": cond("kind", "eq", "consumer")}}),
+		http.StatusUnprocessableEntity, "validation_failed")
+	if got := pointers(p); !cmp.Equal(got, []string{"/name"}) {
+		t.Errorf("blank name: pointers %v", got)
+	}
+	// Permissions: segments:read may read but not write; other keys may do neither.
+	reader := e.key("segments:read")
+	e.mustDo(request{Method: "GET", Path: "/v1/segments", Key: reader}, http.StatusOK)
+	problem(t, e.do(request{Method: "POST", Path: "/v1/segments", Key: reader, Body: map[string]any{"name": "x", "definition": cond("kind", "eq", "consumer")}}),
+		http.StatusForbidden, "forbidden")
+	problem(t, e.do(request{Method: "GET", Path: "/v1/segments", Key: e.key("customers:read")}), http.StatusForbidden, "forbidden")
+}
+
+// TestSegmentsInjection sends SQL in field names, attribute keys and values: field names are
+// rejected against the allow-list, values are bound and match nothing, and no error reveals
+// SQL.
+func TestSegmentsInjection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ids := ruleBase(t, e)
+	byID := invert(ids)
+	for _, field := range []string{
+		"kind; DROP TABLE customers; --", "c.kind", "kind) OR (true", "attributes.x') OR 1=1 --",
+		"attributes.level'::text) IS NOT NULL OR (true", "attributes.", "ATTRIBUTES.level", "s.clv",
+	} {
+		p := problem(t, e.do(request{Method: "POST", Path: "/v1/segments/preview", Body: map[string]any{"definition": cond(field, "eq", "x")}}),
+			http.StatusUnprocessableEntity, "validation_failed")
+		if got := pointers(p); !cmp.Equal(got, []string{"/definition/field"}) {
+			t.Errorf("field %q: pointers %v", field, got)
+		}
+		if detail := p["detail"].(string); strings.Contains(detail, "SQL") || strings.Contains(detail, "syntax") {
+			t.Errorf("field %q: the problem reveals SQL: %s", field, detail)
+		}
+	}
+	for _, rule := range []any{
+		cond("country", "eq", "DE' OR '1'='1"),
+		cond("country", "in", []string{"x') OR true --"}),
+		cond("owner", "contains", "%"),
+		cond("owner", "contains", "_"),
+		cond("owner", "contains", `\`),
+		cond("tags", "contains", "vip'); DROP TABLE customers; --"),
+		cond("tags", "in", []string{`"},{vip`}),
+		cond("attributes.level", "eq", `gold" OR true`),
+		cond("attributes.level", "in", []string{`gold"]'::jsonb OR true OR '["`}),
+		cond("attributes.langs", "contains", `en"]`),
+		cond("acquisition_channel", "ne", "'; DELETE FROM segments; --"),
+	} {
+		got := preview(t, e, byID, rule)
+		want := []string{}
+		if r := rule.(map[string]any); r["op"] == "ne" {
+			want = []string{"a", "b", "c"}
+		}
+		if !cmp.Equal(got, want) {
+			t.Errorf("rule %v selects %v, want %v", rule, got, want)
+		}
+	}
+	seg := e.mustDo(request{Method: "POST", Path: "/v1/segments", Body: map[string]any{
+		"name": "x'); DROP TABLE segment_members; --", "definition": cond("owner", "eq", "ann'; DROP TABLE customers; --"),
+	}}, http.StatusCreated).json(t)
+	if seg["member_count"] != float64(0) {
+		t.Errorf("injected segment has %v members", seg["member_count"])
+	}
+	e.mustDo(request{Method: "POST", Path: "/v1/segments/" + seg["id"].(string) + "/refresh"}, http.StatusOK)
+	list := e.mustDo(request{Method: "GET", Path: "/v1/customers?limit=200"}, http.StatusOK).json(t)["data"].([]any)
+	if len(list) != 6 {
+		t.Errorf("%d customers after the attempts, want 6", len(list))
+	}
+	if n := len(e.mustDo(request{Method: "GET", Path: "/v1/segments?limit=200"}, http.StatusOK).json(t)["data"].([]any)); n != 22 {
+		t.Errorf("%d segments after the attempts, want 21 built-in and 1 custom", n)
+	}
+	if got := preview(t, e, byID, cond("owner", "eq", "ann")); !cmp.Equal(got, []string{"a"}) {
+		t.Errorf("owner eq ann = %v after the attempts", got)
+	}
+}
+
+// TestSegmentsIncremental checks that a new transaction moves its customer into a custom
+// segment and between built-in tiers at once, without a refresh.
+func TestSegmentsIncremental(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ids := ruleBase(t, e)
+	seg := e.mustDo(request{Method: "POST", Path: "/v1/segments", Body: map[string]any{
+		"name": "Repeat buyers", "definition": cond("frequency", "gte", 1),
+	}}, http.StatusCreated).json(t)
+	segID := seg["id"].(string)
+	if got := memberNames(t, e, segID, ids); !cmp.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("members before = %v", got)
+	}
+	light := segmentsOf(t, e, "usage_tier")["light"]
+	if got := memberNames(t, e, light["id"].(string), ids); !cmp.Equal(got, []string{"b"}) {
+		t.Fatalf("light buyers before = %v", got)
+	}
+	refreshedAt := seg["refreshed_at"]
+	// b buys again: frequency 1 enters the custom segment, and 2 purchase occasions (above the
+	// light edge of 1.67 stored at the last refresh) make b a medium buyer.
+	e.mustDo(request{Method: "POST", Path: "/v1/transactions", Body: map[string]any{
+		"customer_id": ids["b"], "type": "purchase", "occurred_at": time.Now().UTC().Add(-time.Hour).Format(time.RFC3339), "amount": "6", "currency": "EUR",
+	}}, http.StatusCreated)
+	after := e.mustDo(request{Method: "GET", Path: "/v1/segments/" + segID}, http.StatusOK).json(t)
+	if after["member_count"] != float64(3) || after["refreshed_at"] != refreshedAt {
+		t.Errorf("after the purchase: member_count %v, refreshed_at %v (was %v)", after["member_count"], after["refreshed_at"], refreshedAt)
+	}
+	if got := memberNames(t, e, segID, ids); !cmp.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("members after = %v", got)
+	}
+	usage := segmentsOf(t, e, "usage_tier")
+	if got := memberNames(t, e, usage["light"]["id"].(string), ids); !cmp.Equal(got, []string{}) {
+		t.Errorf("light buyers after = %v", got)
+	}
+	if got := memberNames(t, e, usage["medium"]["id"].(string), ids); !cmp.Equal(got, []string{"b", "c"}) {
+		t.Errorf("medium buyers after = %v", got)
+	}
+	if usage["light"]["member_count"] != float64(0) || usage["medium"]["member_count"] != float64(2) {
+		t.Errorf("usage counts after: light %v, medium %v", usage["light"]["member_count"], usage["medium"]["member_count"])
+	}
+	page := e.mustDo(request{Method: "GET", Path: "/v1/segments/" + segID + "/members?sort=-net_value&limit=200"}, http.StatusOK).json(t)["data"].([]any)
+	for _, m := range page {
+		m := m.(map[string]any)
+		if m["customer"].(map[string]any)["id"] == ids["b"] {
+			entered, err := time.Parse(time.RFC3339, m["entered_at"].(string))
+			if err != nil || time.Since(entered) > time.Minute {
+				t.Errorf("b entered at %v", m["entered_at"])
+			}
+		}
+	}
 }
