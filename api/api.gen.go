@@ -1373,6 +1373,15 @@ type RFMScore struct {
 	Segment string `json:"segment"`
 }
 
+// RFMSegmentRule One segment of an RFM map and the scores it holds.
+type RFMSegmentRule struct {
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// Scores RFM scores as three digits (recency, frequency, monetary quartile score, 1 to 4).
+	Scores []string `json:"scores"`
+}
+
 // RepeatPurchaseBin Customers with a given number of repeat purchases.
 type RepeatPurchaseBin struct {
 	// Expected Customers the fitted model expects with that many.
@@ -1763,6 +1772,30 @@ type SegmentRule struct {
 	Value interface{} `json:"value,omitempty"`
 }
 
+// SegmentSettings The settings of the built-in segments and the thresholds of the last full refresh.
+type SegmentSettings struct {
+	// RefreshedAt When the built-in families were last refreshed in full.
+	RefreshedAt nullable.Nullable[time.Time] `json:"refreshed_at"`
+
+	// RfmMap The RFM segment map in use.
+	RfmMap []RFMSegmentRule `json:"rfm_map"`
+
+	// Thresholds The edges of the last full refresh; null where there was nothing to compute them from.
+	Thresholds SegmentThresholds `json:"thresholds"`
+
+	// UsageThresholds Fixed usage tiers; null for terciles.
+	UsageThresholds nullable.Nullable[UsageThresholds] `json:"usage_thresholds"`
+}
+
+// SegmentSettingsUpdate New settings of the built-in segments.
+type SegmentSettingsUpdate struct {
+	// RfmMap The RFM segment map; null or absent for pymc-marketing's default map. Scores no segment lists are `Other`.
+	RfmMap nullable.Nullable[[]RFMSegmentRule] `json:"rfm_map,omitempty"`
+
+	// UsageThresholds Fixed usage tiers; null or absent for terciles.
+	UsageThresholds nullable.Nullable[UsageThresholds] `json:"usage_thresholds,omitempty"`
+}
+
 // SegmentSummary A segment's members within the caller's subtree, described now. Shares are of all live
 // customers in the caller's subtree; money is in the scores' currency.
 type SegmentSummary struct {
@@ -1827,6 +1860,27 @@ type SegmentSummary struct {
 	//
 	// Example: 129.90
 	TotalClv Decimal `json:"total_clv"`
+}
+
+// SegmentThresholds The edges of the last full refresh; null where there was nothing to compute them from.
+type SegmentThresholds struct {
+	// ClvAMin The smallest predicted CLV in CLV tier A.
+	ClvAMin nullable.Nullable[string] `json:"clv_a_min"`
+
+	// ClvBMin The smallest predicted CLV in CLV tiers A and B.
+	ClvBMin nullable.Nullable[string] `json:"clv_b_min"`
+
+	// UsageLightMax Light buyers have at most this many purchase occasions.
+	UsageLightMax nullable.Nullable[float64] `json:"usage_light_max"`
+
+	// UsageMediumMax Medium buyers have at most this many purchase occasions.
+	UsageMediumMax nullable.Nullable[float64] `json:"usage_medium_max"`
+
+	// ValueAMin The smallest historical net value in value tier A (decimal string).
+	ValueAMin nullable.Nullable[string] `json:"value_a_min"`
+
+	// ValueBMin The smallest historical net value in value tiers A and B.
+	ValueBMin nullable.Nullable[string] `json:"value_b_min"`
 }
 
 // Tag A label without spaces or commas.
@@ -2012,6 +2066,15 @@ type TransactionPage struct {
 
 // TransactionType `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionType string
+
+// UsageThresholds Fixed usage tiers by purchase occasions.
+type UsageThresholds struct {
+	// HeavyFrom The fewest purchase occasions of a heavy buyer.
+	HeavyFrom int `json:"heavy_from"`
+
+	// MediumFrom The fewest purchase occasions of a medium buyer; fewer is light.
+	MediumFrom int `json:"medium_from"`
+}
 
 // WhatIf The value of a change in retention.
 type WhatIf struct {
@@ -2231,13 +2294,13 @@ type ListCustomersParamsSort string
 
 // DeleteCustomerParams defines parameters for DeleteCustomer.
 type DeleteCustomerParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2288,13 +2351,13 @@ type ListSegmentsParams struct {
 
 // DeleteSegmentParams defines parameters for DeleteSegment.
 type DeleteSegmentParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateSegmentParams defines parameters for UpdateSegment.
 type UpdateSegmentParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2357,6 +2420,9 @@ type UpdateCustomerJSONRequestBody = CustomerPatch
 
 // UpdateCustomerApplicationMergePatchPlusJSONRequestBody defines body for UpdateCustomer for application/merge-patch+json ContentType.
 type UpdateCustomerApplicationMergePatchPlusJSONRequestBody = CustomerPatch
+
+// UpdateSegmentSettingsJSONRequestBody defines body for UpdateSegmentSettings for application/json ContentType.
+type UpdateSegmentSettingsJSONRequestBody = SegmentSettingsUpdate
 
 // CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
 type CreateSegmentJSONRequestBody = SegmentCreate
@@ -2432,6 +2498,12 @@ type ServerInterface interface {
 	// CompareSegments Compare segments
 	// (GET /v1/segment-comparison)
 	CompareSegments(ctx echo.Context, params CompareSegmentsParams) error
+	// GetSegmentSettings Get the settings of the built-in segments
+	// (GET /v1/segment-settings)
+	GetSegmentSettings(ctx echo.Context) error
+	// UpdateSegmentSettings Configure the built-in segments
+	// (PUT /v1/segment-settings)
+	UpdateSegmentSettings(ctx echo.Context) error
 	// ListSegments List segments
 	// (GET /v1/segments)
 	ListSegments(ctx echo.Context, params ListSegmentsParams) error
@@ -3041,6 +3113,24 @@ func (w *ServerInterfaceWrapper) CompareSegments(ctx echo.Context) error {
 	return err
 }
 
+// GetSegmentSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSegmentSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSegmentSettings(ctx)
+	return err
+}
+
+// UpdateSegmentSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSegmentSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSegmentSettings(ctx)
+	return err
+}
+
 // ListSegments converts echo context to params.
 func (w *ServerInterfaceWrapper) ListSegments(ctx echo.Context) error {
 	var err error
@@ -3429,6 +3519,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/segments/:segment_id/refresh", wrapper.RefreshSegment, options.OperationMiddlewares["refreshSegment"]...)
 	router.GET(options.BaseURL+"/v1/segments/:segment_id/members", wrapper.ListSegmentMembers, options.OperationMiddlewares["listSegmentMembers"]...)
 	router.GET(options.BaseURL+"/v1/segments/:segment_id/summary", wrapper.GetSegmentSummary, options.OperationMiddlewares["getSegmentSummary"]...)
+	router.GET(options.BaseURL+"/v1/segment-settings", wrapper.GetSegmentSettings, options.OperationMiddlewares["getSegmentSettings"]...)
+	router.PUT(options.BaseURL+"/v1/segment-settings", wrapper.UpdateSegmentSettings, options.OperationMiddlewares["updateSegmentSettings"]...)
 	router.GET(options.BaseURL+"/v1/segment-comparison", wrapper.CompareSegments, options.OperationMiddlewares["compareSegments"]...)
 
 }
@@ -5274,6 +5366,171 @@ func (response CompareSegmentsdefaultApplicationProblemPlusJSONResponse) VisitCo
 	return err
 }
 
+type GetSegmentSettingsRequestObject struct {
+}
+
+type GetSegmentSettingsResponseObject interface {
+	VisitGetSegmentSettingsResponse(w http.ResponseWriter) error
+}
+
+type GetSegmentSettings200JSONResponse SegmentSettings
+
+func (response GetSegmentSettings200JSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettings401ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegmentSettings401ApplicationProblemPlusJSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettings403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegmentSettings403ApplicationProblemPlusJSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetSegmentSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettingsRequestObject struct {
+	Body *UpdateSegmentSettingsJSONRequestBody
+}
+
+type UpdateSegmentSettingsResponseObject interface {
+	VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error
+}
+
+type UpdateSegmentSettings200JSONResponse SegmentSettings
+
+func (response UpdateSegmentSettings200JSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettings400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegmentSettings400ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettings401ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegmentSettings401ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettings403ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegmentSettings403ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettings422ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegmentSettings422ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateSegmentSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListSegmentsRequestObject struct {
 	Params ListSegmentsParams
 }
@@ -6748,6 +7005,12 @@ type StrictServerInterface interface {
 	// CompareSegments Compare segments
 	// (GET /v1/segment-comparison)
 	CompareSegments(ctx context.Context, request CompareSegmentsRequestObject) (CompareSegmentsResponseObject, error)
+	// GetSegmentSettings Get the settings of the built-in segments
+	// (GET /v1/segment-settings)
+	GetSegmentSettings(ctx context.Context, request GetSegmentSettingsRequestObject) (GetSegmentSettingsResponseObject, error)
+	// UpdateSegmentSettings Configure the built-in segments
+	// (PUT /v1/segment-settings)
+	UpdateSegmentSettings(ctx context.Context, request UpdateSegmentSettingsRequestObject) (UpdateSegmentSettingsResponseObject, error)
 	// ListSegments List segments
 	// (GET /v1/segments)
 	ListSegments(ctx context.Context, request ListSegmentsRequestObject) (ListSegmentsResponseObject, error)
@@ -7386,6 +7649,75 @@ func (sh *strictHandler) CompareSegments(ctx echo.Context, params CompareSegment
 	return nil
 }
 
+// GetSegmentSettings operation middleware
+func (sh *strictHandler) GetSegmentSettings(ctx echo.Context) error {
+	var request GetSegmentSettingsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSegmentSettings(ctx.Request().Context(), request.(GetSegmentSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSegmentSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSegmentSettingsResponseObject); ok {
+		return validResponse.VisitGetSegmentSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSegmentSettings operation middleware
+func (sh *strictHandler) UpdateSegmentSettings(ctx echo.Context) error {
+	var request UpdateSegmentSettingsRequestObject
+
+	var body UpdateSegmentSettingsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSegmentSettings(ctx.Request().Context(), request.(UpdateSegmentSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSegmentSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSegmentSettingsResponseObject); ok {
+		return validResponse.VisitUpdateSegmentSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListSegments operation middleware
 func (sh *strictHandler) ListSegments(ctx echo.Context, params ListSegmentsParams) error {
 	var request ListSegmentsRequestObject
@@ -7826,310 +8158,327 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3dchtHuiD4KhnYmRC5LoAgSEoWGRszFC25dVqydUTZc3YMNZCoSgDZLGTCmVmEYa8izuVcz+4bbMTc",
-	"z+7F3O/en4foJ9nIL38qq5AFFCBKdvfqxGmLAKry58svv/+f3zopXyw5I0zJzuVvnTnBGRHw5/N3eKb/",
-	"zYhMBV0qylnnsvNuTlBaSMUXRDyS6J4ISTlDWCKMpBKczRBhiqo1Unh2hSRhGaIKTXB6hyhD45fT7mus",
-	"0vm410k6Mp2TBdaTkF/wYpmTzmVn2DkbdjpJR62X+qNUgrJZ58OHpHNLZgvCVPO6pHngEy1rEF3Wh6Sz",
-	"xAIviLJguymEICxdv6C5IqIJgOYZpDjCDOdrSa5QRqa4yBVSc4JyrIhUaMEzkiNRsEcyQSSXBH5ccKlQ",
-	"IUmGloVI51iWA9qn/uVf/gUdMe6/PkYrquaILJZqjQSRRa6k3ijVC/q5IGLdSToML/TO3DsVOPw7Qaad",
-	"y87/dFJiy4n5VZ64DcMZ3RRC8oZdjxn5RY1SeGKM+BQ2sxTknvJCoiWekS1r0qOGK1rgX14RNlPzzuVp",
-	"f3Aew5cbi6Yvv9mJxjTzUy+xmoczm2dGNOskHUF+LqggWedSiYKEy5lyscCqc9kpCnhyczUvp4BgDaDR",
-	"SD1GOZYKCYKzK4DNSlBF0Bwvl4RJxFm+RtRAzS0LUYmkonmOsEYcrBzm++2YC11uyCF6EzAfR0H5ii6o",
-	"ii9dnxuS9NfGw8vh3XA6i+mdy4t+ouemi2LRuRz09SfKzKdTvwzKFJkRAev4PgX0zF4IvthczvcaQkpg",
-	"JnGqv5IaKlwgPFVEIDWnElEmFWaqaa3cjj+a6gmiB5xhRbqKLkj0lN0C3/E2y5uQKRdkv5Upfsi6LO1s",
-	"ugol5Wy8CfaRj78It7wQKWkij5tAkmuWkgzpEzGQkjBAE6DMr62p1/NfFBEM52ZVsMB35ey3XETQXn+L",
-	"uMiIuEIY5QRnlM3QuDtGkgslkX6aMP1lD72jRCIsCJoIfkcYmqxDEG+sXTTclE7XIwDWjxCmL8lPneq3",
-	"tYdSQbDyvwWf3sfOJdj2u/VyjwMCSk4l0kM27Qyma3smtZUYLiuIXHImCTDZN4JPcgIkIOVMEQanhJfL",
-	"nKZYv3eyNE989VepVx1wcv1Gppd0j3OawcOjKaY50diaEYVpbi+FRnLNhedYolNEGbyAppTkcIBECK5Z",
-	"/k+/dRZESjzTgy4KqdCEIIzM02SBaY5wlgkiZSfpLLkmZ6Jz2TmBnzof3pvbRCRcrctO//Tp4El6QbpP",
-	"s/5p98nkjHS/xufn3QvyePoEfz15mvb1SqXCqpCdy/PBIOkoqkBI+dFvCfkt2YMuBLtMCVOCppcWNpcl",
-	"BLr28Q9tj8gdABzNJj1xoDPDXllOD6+gjKeFpiRI4rVEq/m6B+hnR9YTX6c/F1RSM14d/4IfUaolIcwy",
-	"DeyC6Ls1E7xY6tNZCr4kQlGDL16oaS3LJB0YajRZby7hT3zlObBEKyKImZcYvLBXM+Vzc53TOWaM5JFb",
-	"ZyeRsVtGkOArtCSi3BNVZCF3bSGAz7f6RT2LnRYLgY2YVtLvn8p9JqHsZxdWrplP/kpSpUfbmGGfM+JT",
-	"xJmFl/7g4bh5aLgcZaRH2bXzb0hKFzjXS8T3ROAZGaX5fWR15kctemY0VSRDN69+dPIoLOyRRDLlgmTl",
-	"8q4QK/Ic5GheKPMzrFl/jSf6+hlWuHHEKU5bQEgfNCMlXiVGd8nMnpAZrraICux2ryO/Hyk+ii/HggQA",
-	"cU8Eurm+cZPNCUOEqrmRNgt2x/iKabHq5vpGf/MrEVwvoJREeKHX0bgkViwmWp5LOndk3SCaw93Rx6Cw",
-	"UOjo7YsbdHZ29vRYzwsCsLlT6GhsFzQ2Cy2YJOq414nsn5HVyENsc9obf6EB74S5zBEZNLw7egP1kZNN",
-	"xDVIUEXLyoFEr5lSgk4KZS9DlsGAOH8TXBID19hGEPavJwijf7r9/jtkxtaYjpXRIh+foz/TZ0C1Sv6Y",
-	"8zXO1XqUYqEZ0qub7mBwdhrQkXKNz7Qq8VKRxXPNDDeB+p/ma7jumnLBvGii37B8IUKngTVvYKdGg0lO",
-	"0AKnc8pIV6tI8IV+Hm6K1uEtTxpXthNl8xu44Xh5DBcrjF8mRpUGeL4xzFzPrjigpeV7rYn1Cz2mgd0G",
-	"mU5KsWITrFihleahK8HZrBeVs0M8BbiWA/oNx/DuWSEpI1K+5TmJQ0TwnNjTtM8inKa8MNqL439Ew2Yp",
-	"qCQgE0pFVQGDJJ2MSoOcoNRnBOegogoiSW7+5JreRDnmzasfb4lSlM223IspzuXGxdBsu0rzqUT6UAoV",
-	"w0XMWIHzUUYlbG0ksCIVmbzfO43JPuY95N5D+r0rlGI5R9OcrwBXF5ypOboDxSCj9zQjmZZejk7RVyg7",
-	"/svR3cnp4DhOVL2+fBpoy/0IcZ1zQX/lbARzycrKTwexhdsXEr9AEO3PHl/0BhcnpwOU4TVwmnIFO1V2",
-	"/bCYUVadPTb5UvApVcg8jkCSJxlSHJFflgQOTJB7wgpyhU7RjN4T6b7QJ2mufJoXkt6T125BhjoeDMIY",
-	"wbuZF4I9wyyLMBD9ExJU3qEJZtklGud8NUYTkvMV6vfOEjRekIwWi7HRZfu9M70/9/uTBI3ndDb3vz4J",
-	"L1POV3B/9fudpKMfjN8OI3RutXdJNKVCqym8mM2VPm1NopdEUJ4lIKrN+QotMFu7R/AMUwZGSRET0xS9",
-	"J9sYqhWtDFNHqzn3hstMz05wOrfTW1NNwEDREWUZ+QX19WXVo4S/mZeOr+wfEjGu0JqADS2dkwzuF55I",
-	"wqokeRNN66RXEK1URhUQs9/w2kr6K0lAgjPrqMy1iX4bN7U+uR5vGzxXcy6JPURvAp6SPNfQBFXLL2Nz",
-	"pyBRNViBQNiqnNYjGQzW0tYUMh4zm91S4nAlhG+MBRksviU5SZURK/Yg89esgiNmHwkYXpREOdg5Acv1",
-	"R1jfJk43AOmarZ2dzoHag8kex17ASjoFa7Kr2oXGT0OGtGFFyJ0mDppkd5LOzwUWKso8a2cDczuEiB8D",
-	"A5MBjl8EUIP9I8RpeFQivOBstk21m2BJG8QtM0hNvRaY3cFdC/fNiBrB00aWjtLDQxT/VkqCWVH8is0o",
-	"o/HNfUsZRSkn0ylNqZbf+NRsOM7rNyhFzgVhv26ODZKoJ7Sv4CmUFuKeJAEoLRStJdU6kvT0WpZuLbOa",
-	"0WHGGPFSfDka9EdLIjRijOQciwYxEn6CNXOFc3vwfnGKL9Gg/+83bARt6KkeLzJnOU1Uu0ZHC7xGE4IY",
-	"mWFNp453C9YGkSuWk1ATNCtpAIpFFH+q0SsY4O8GmXt5+z06H5w+Kf2JWs6vqj/Pf3irbx9Wigj92l9+",
-	"uu7+5/e/nX34dzFy5PA7poOlnMliQYRWwWNyf8R4Yy3REf2FsKofa4UlWhm3VZRw7rRuVHRua3CLS0HW",
-	"cgDeshWvrqMKuyWm2UgSLMBdtt8SrL0K5/n3U7ARb7tSrzkjazAFx/Q8ypjGzgq89PhbrD4lAmGWEqma",
-	"ldsMqAa5J2Jdjo4n/N66pTgjiVFtOVeGycXFm7i/Z5M+4IpZY6sls3xSU2WNZ6L5IpydPn7cPUU4X85x",
-	"d4Ds45Eb8e2zVtay0lvSEn3tG+15v3EAxPZT8RpUV48z/B/tp14KPsqdWyHWxTUSZCpbuMJBQ3UvIbmW",
-	"+qwTbzOyykLohmvDNpyj7S2ZxtCCZi1Who5++OHlN/dPqqpxE+ZRlhUyijJ6YEfC9MD2wVZm1DtqlL/t",
-	"0oRZ9J/1sx+cEyzqPSdCcvZIOrtmsCr9UvXsrzOMXvF7kuO0FU3kK9YUgWLpttby8IwIZL1rdJITNHU2",
-	"1oAo7pxriYX1Dm+Ftp84o4KkKl+HtCacsH66uxcw5yxqO4QfkJEOqvD86vwcDfroydPzx6jf7/fbTCPI",
-	"lICHdbLejrCg57qnPS09aGvCWuLaMZOK/W6Tp2w34Fmjv0YBx+/beReMQ6T9Km/187fFYoHFumGVuVaz",
-	"zbh2WQVTmi6WcVHgm7WumpYoW7JGG9Egt4ZEyCqhn5Ccs5lEYO/FJlgrxXmuWTJmSBKSoElBc9U1ZhUZ",
-	"YZlbwWJmbSCSCs8iq32FJySXCQQfkAxUW+chygrjETeuqlYreIejbLtYZnvwQwhk0pLWbB+GaGOXNid4",
-	"yVJBNFyMvcVKKzC88S3b+CkwEVFpL7tmYz8X3G7eX/uzYDmUqcfnu908cE2B8NvLGNK7UMaypN7xdkeV",
-	"Sukl4Er2OCsSkaPZSUV+jku3UT9TSJ7qnN9f0gD1S6DXwkWC847rJeakb+CdfS00FU/nJ9cdPqGuUIlC",
-	"7LfUCVpoAr+bmLyhKA7iiuIesmsAo8HF+d+LfLrAv7w0rw36EWn1ENFyJ7J8dtEyPBrryvEr/LTyZH3m",
-	"feTJayMZbIiUiqOlFo2r1KFgWVyiPFyCDBZ/3t9XRrSr319MbBQL2wuD2yWIfUWE8opc9HfEGAFmb+Mj",
-	"f6Yxl9rYyaBjQCJscTpBY3f47odtjmg3SCfpuMfivjO7ljdRn/v3zMY6bw9ayrDCu9xvwEhoEPLeBuje",
-	"NBcRzuZYjhZcRCMFCETuYAYedbODKc9zvpKBdXPCeU4wM2EyPkg/YmfGGsQSjV0Uv+JoRowYrF+E8a2w",
-	"btkliIJupzvUiBrWACyD3VUXtw2d3rhQ+72kEgjqWBAx0yet0rlRkdy5XaGxXv4YpTnBQiJchoIuKAuH",
-	"P/3HMYbWedbfqRH0wFCq1xoXsjK8Rwv5WsPyw10hjO7IGkkC7MciCJVIkAW/J9adbr8234FCuUA4z1st",
-	"/SPlufr4n0G++1h75FsCXFxqEJViHrBIohWtq23w/HhRr2H5Dyv6/fGsjNtFwc9paqyv5GNMj6+NbTGg",
-	"GUfe819MlCDk2AiIhiHXpYgEAMa9PxJC/wz2fVobZU3C/Dir5MES5x/JMNnKCBmXbisEJQdR9+NpSFQG",
-	"3k47PmwRWG69+XTD7VqqvsZ8o7Vfk6diuMtK88el4FmRGivoIhJXOy8EG01wC6LiA9w084HXBJV3mys7",
-	"RX/7L/8VvTnCufOUt/DM23j8llH8aX4/kkGs59Z1B2GhwDZNWOd2icsCFEJMwkDQdmakPXMSPiYUZbTL",
-	"PdZKYXShlCMXNCZHZ/3IwM9dyKV/zkU7gYx/1vehoC2OPDbp44sDZn188ZHTPj1gr08P26tckt1XLcAN",
-	"cBL4pUaRVp92NeSvPaZOIS49GkbyliwJDsIIeZpiCWl9R+Wf+qafHl9twkjiBUF6VlQwqoz0iTgzZrfN",
-	"wCitC+7epdEY3YKKpePAfCKJuDfpbYTtcVHBXbQzo81O+Fo//J0WpdybI1GwxgtYuqJMVGZZDKBCk4OE",
-	"oZ3XdMEZUVis98CfMhRuM0qPaq2FpmXok4ub1qcqyLRgmTlhTc/2CIwq/aing/5576If20twZiPCsqYM",
-	"CxNSCXAyLkENUYkUb3/IyxFwogYBWPAJntAcCkB4v91mEj2Ep7a87NWyD9s124zkb8rH9cvuJkVsLJtX",
-	"cesd2LxmgqTxy/5O31QfYWeoiR0YLp2bMXH321/tljCx6LQH5lpk3OeN6WLX029fvAaBCmTCdmBwW28A",
-	"9MEQ0c+PXJTvVoGSLsgP+rmN3J1KCYoKRXKkLZymEotYv35VwShkDCXWaJAFRCjE1RijilD18lRLjLDi",
-	"UlKJ2nV3tiJpJqG02ii0NHL4Zoljgz8bebQmZxoEq1zvmKXRIWREYmecdR2l9JTUuqRdQRrKZjaTzLmt",
-	"Ti+QvcIoozOtoWrh/twNIOsk92nvab/qsDvq/28/nXafvv+p3336/rd+cnr+4fhoOOyZz6fJ+Yfj/xA1",
-	"9jh7SKw6xDUSJOUiM/FXlCG84XurrazfP61bhS52upZCk8y+ZttWC6zqQ94ERbO2xqKX30DMiCkTsX9R",
-	"iUpShCtRES4jhmS1ceJxKrDFyq5pFsSpJIj0Zj2EtWSiGOiRz9++qZ4Z40LNV5RlXSKW1cN7fF4/u5oJ",
-	"EXd/1fhV/tkbXXbf/89RRAvSHaP+lUqqpbEDBBmV1SPcnhxJpUmNNHfMkHlXt8FvuyzWUJN3ZJHO9VUd",
-	"dk4HvYt+rPBTUMrht7gjwWaHmuTlx0/7p8eOt5jtWYbiSiVMeLZOnIHOEx+wz6GlIFP6CzFxPSaNhZs6",
-	"F+hoDJU2LqHKzjhBY1Pw59IXtErQeInV/DJgI+Oa/HYCFo+TsxO80AL8zqB3t/MyoTSGvC+o+obiGeNS",
-	"0VTG00cwQ3yp6IJKs5sVicWSTwuWGhYGyQpQdSTixKR3JKdzzjMUPNeQoSFwRglTI8bFokkLETN9Lu5R",
-	"5O85svIjkYousCLoSC5wnqMFwUyilLN7cBu0tYlQRUTTnl7630xavp7GAowIkJHj+1sQNecN0nb5Phfl",
-	"B6lHi+bNu0ojW8eCBCiguPD07sQJu0I/fAUOSfzI6+cWw7o/EZyreWN+myIuSUYLRtQoqhu5X9H9jvmd",
-	"LTIwhznW1UvE79okw+mRY8sOk2q2J8tE0mT8b1v80v76t0nI8eMkW5KFWqA2rHXvFCA1J2s00RBsNU2T",
-	"uOySbMJFxEBf1842FvqCKjAQlZq9q13nNDVjBDgSCfq3/54gnKDJMUhvfIq+xYsF7sJ/EUid6GiZoJ8T",
-	"9G//93Ek8i02u1ZP5BwvPepmgi95obqhVutT6mndcdx4OuAzjFS3SnFO6lvsCn11wkm8RgTlCffWiyaR",
-	"iUnKWfZJtjrT8N+csXI44bbNScFXba0BO0Z3mzIjL4kIa2i1nOPnlnMctoOIJHMbjtiMCodcU4hxBQRM",
-	"Ovp/E30XOnqP7rQa7+rbgsXFxyn12ctwI40K5axvWrDbTHWyElWEYOKcTsQOyxUxlxwwFSscTg1Ohakh",
-	"HfsEp7ZwkdR9HQc4FogTwtvGZhi421IlkRiNtaMFQW2XncENU8qonO/y0uhBCcu2uGZ2OgabrLeGdtGs",
-	"pV32UDPykjCcq4aQgVcDZH+Hoq6tLW2gNrSB3QpL5B9vj4imTuz+OPLWvBd38Oor6jzwWakdJOA08CuW",
-	"RZoSkrXEIkhgbwMI++DhaFSKhm0AcWuefhAjIK2IylGrX41eVeyADgGdxauCPRUIVi+lxwJHMbYR5YNy",
-	"AUBbV1wjxgE0+IVFJ/CuIM4CD5WzmZelVcsSy4yv/mgE2ROXdpctQmbgvrlyoZMZm2QbpMcVLoqUzOBL",
-	"c2AhOXIRnHzWLYXfRINVKoKztT40iGbNqVK5YYG7ihZVKgb1dxnM2wGjvDUVGEBdjGjURZWdRauW4Rov",
-	"a1OnbMz4SMNgnKAx42rkTQFjrWqPwWjCcD6uG9+CJ6N8p2UZsKQ0doV6eUBm9y4Utu267w6T9r7RveKk",
-	"wfN3UIi0lw6/hEg3h0jX2HQcqbBhwVJOC+PctoKsp7VZs4Vha9kU4/IoNWdfARvSKB2xb3ZtarWDslSN",
-	"BF9FJvrG/oyOvGcrQdaxlaB3x0i/FtPdtYxUEdY3pz4oRsMpyZukcWu8xm5JoWZdPTC44qDV5Xw2yr2x",
-	"tcHhXgHvIwlMpHwpAT+/BvY9EXvXd/koz7uAgJfRHtiqUE6wTSwT1XCZJv87TLHFx19OMVk71yCf1keX",
-	"6KifoNME/e1f/1uCHptwvyeal+i7fpxYJ7W9l1ha5wJgsUFr4/Bsn9ljooGccPGMRkmpIQDtIGhzsz1j",
-	"qhqZw7JkS8KyEdTwy0i2bcicTBXihapaOrRiccR4HYTgUWEcLbmk4I+1v8NLx9uWctAdNK+2uSCh4Wbb",
-	"3bDr3bsEEl1oaXS0aHC85NARBadzLcppSZnfmbqPNM+pBENchGlPY8XKXlCQfNGEq7k1fjTANY3y31tr",
-	"mwHeoszfVSNNw3C2eMDGgM8KmmcuWcQ8RU3I2u0/v2pR1NcNbOiwW/cmL617xUoys0EjGzCjWixqgzJt",
-	"3Io6/2sdj7FxZf3ePK5XcCZCw7bJErdNLpOfC1KQTMvDooAEHv2n1+6NWGxk7HGYsWde06swb+mFupf0",
-	"0k0d31gOn0ki2r9g4MJELmqZlZF1xDBvPKOfMtq3hk7eF+tHip3AGygH+NaXpq2Gdtoai8aJUxb5jFTZ",
-	"tJ5pLTw2RY+L6CSnNozQTgVPtQ0Gb1eMG8g2dfqArVIKtLEsjChN6GlTQT7zVmNuTANINLvCypbFlADE",
-	"Jn4f7n7v3XgrNagHdmdckvjThxjb7f43VpqERxseSBTVyp4bG/fn7Ysb9PT84slGk4eHKfEd0gYbIzKy",
-	"Jizj4Nuo8F0wXCgoaGwoBhcTmmWEaQWJq9GUF2AiM17okf4Ka4WPmBA5Ns1pqmDpwAppdfAlXuccZyPF",
-	"+QjCBGBCWSyXUIFltCAZxSPb8qRg+B5To9IlHWcDiBIv131kh57vpCnqzbrAuldcZNLnSEM5Gpwqq86U",
-	"5obveOn8mGMImvItR57g80n3SZqedZ9mA9I9n57iweQsPc8uSG//sulQIbfA+WYFdWuUFcQU6GXrByqY",
-	"HjZSiVe7c0KjBxzOJXdq0Phfum/N992X2dglqhFkQmr2Do7407t3b2w8xGYZuvP+eYyU2E4ukesBtZNd",
-	"dLTdxR01/id76+oHrZDD84aqfJvT/PD2pQmQppkmFFNqcqO2zxTrLcO46jbMXiNO9p6YnQdGbmuKCs60",
-	"gSr9FWI632yh8U4JlYW4p/c4B4orSvbIRcAdN0mWU7MaYmCcEuZHh1gDQHNr2pAEJFBXlXonNd/ZOKMF",
-	"Q5OUpZVq2YfxrtsjdYxO0O2R+tt/+a+nx0F9MDtP/8AtOGjtCgwpC4fbGP2gRYpe3EfxQ7+ICGv0px5F",
-	"uw37+6bwCzb4MTp69u3Jd8++SdALTUUS9CcsMkrQsOj3B4/RK0LQoN+/gM4m44V757V76RlWVOZ4gYhC",
-	"OO/pZ58c99APkLRqHgpA4uxrkrJZHlhhqEQ4X+G1/ofekytkx0c5gVTYdB6UpwCZIGS5xpmQdMzqoqzL",
-	"R9xvgOGfCywUzX2y3dHp3/71fz9P0DmaEKmunHUOslKEJNlxKdvVe/AkpT/f1K8yoUILvLSZIjVttTnr",
-	"CQx17mczT0MgXZCLE6Mr5tdtIzQnYwAbSnetoEFr1m+ruSAerhjSeG1HlDKA9fzsfNipkuvzs/MoKzMw",
-	"jU/19sVrB/Ry9PEbQRa0WCAn4NY8G/Wfd7KCMgUhTEwIUhEMMMq1xq7mpg1rtz16Ru8J22KIi0WQm1SC",
-	"bYM3meOcAIchKX7dUl1q5kJBpwXHizZnOMRMqU++GShXpfNiQpmmMcPOk6/q2DZoceq1dQR7LXM2Gs66",
-	"sU1D0GGraxmIJ/ExraS5b0ZZid8pm9iEcB1ciD+x8+1o/OZaF/A8g2Z6e1WStJ1AIlLyIe5ps1tgjXKb",
-	"pUFDBviHsTlsb+0RGB2SMr7ZARmw14lMtP3GA5PIrtZ3ZYu+oHy7PZnanrdinxVCo3j4riQCck6nimTd",
-	"CVG4OyN8QbTIbGmDi4pZ+rEiVqh4xGYwxb/997bxl0TtGOn/2jfpWRAJ+t4op1MCzqOYf84aasK+PuY1",
-	"5F4DbdZer6Rag8mH3pdxd6X4DUJ260YKu030VbN8Peq/ra9qC2rcxtWRspGMDb8OJe12V6CmFMWcODB3",
-	"o/ZuNRZTF8r7RvdqolO3Z9pgT0C8mIHcL6gCtK341fJSWqV+78SyUqGz0IAwpcRKC1yY08GeTrvWSVMM",
-	"VWPsLrYxm90E3DfBMc7v/VqRVXqQBXjl6+40X8KdcTw7wnjs/d3RduxPrtGUa+Dk0w1qHSCr4GzfM3wr",
-	"ogduyiD921103w0pYGKJ+ZaGiWVOO6W/kivI/aQsFQRLm7/g70sEXJU+aWURKrMn97FNGZlKNe3tRWTm",
-	"BGc5ZWFFgn+IWjGfo+DLIYHWv0cdkt+lbMVnLsBQzyer5sUfmFluEshtVngoE5bIFeM5t02q83Wk0XGZ",
-	"xMlXDClBsIp7SqCOfEx9dRFroSUEqpfRHPqSHd2RpbJNgVRJUs1ZJtAkLyM5AYfLcTzErVX7Ezf3Qd1P",
-	"MjKlzPf4btk0wFbHL6IFxByZc+t6JJEochKYLH1lflf/fDPgrt7OPOqLCTc/53kmr+LDJ3DM5Becaoi7",
-	"/YKcAI2joi6FKV7QfN2yUcAL8/CWFIcSGG3THIi+YKPUObwbGjOYxww2u1540Ajhka+tV5muqdT+trqF",
-	"5do3m6H8aHIFKRHoGh3Nyyo3jJg8RXIcz2qYCrI758TvTnMKMHEI4qiAvmLTIs8tYgUhjCb2z07xMWkG",
-	"Wl6brbdgny+Pl3EirTinqagBWBSvNKhiFKqOtZDMZ03JlAEGG5RER+PrcYLG93RpE83v1/qPDSug62QK",
-	"gWuhy6B6P2slLa7bgKZVGwp3Nf+AXSgO6jxhKYI9Qt9jIlxdgDQV0pp4LlK72LWbcGgfCEuGbvhiiQWV",
-	"cS3XRWDxKZIaaqBRlSjQJjD8e1aWhoLi/s4WbUkPFxlUV4H+hlzs22/FN6LZocTC4rbB4WPbYQDHCq9x",
-	"DTgVptmaVR7E0zZrscZq3e9DvPdsN/AgZLBSSTWyg9oB+6vl4bzltF94Tl0vWw9naWrThwcqrzy1vURj",
-	"k5iu7/QYHX3dPxn0gfBKdH3y7ORGk5gqVxsyw9YSNE7ze/eiL8M3WVe7m+vnzBRpjqUco6N7ukQnaMnB",
-	"QIJzdIIWWMrjZMjGhcQzvxag7PpXaDeNTlBOZ3OFJsWaCKmHFdPFGB0FPiH4thSux0N2lPNVOIRmCNYy",
-	"rGXx496QhSX6AWA+Wd/SObdL/z1sRBMlv1pfrimQ7Dfs7Unnl66eqXuPhT5gqac0h3fjJjYfQah4Z8a1",
-	"D7z6sfIZnrix6zBf/aBXU3no7YvX5QBeSX5fYs5rIMXbNHWoZNRMCNKgUWfbrgHQkL91EXr7dEgXDuwB",
-	"Hcxbxphtu1cGOrvzi3BAY6zAtk+ikZPxDso1qh7kl4Sj5oQjC6ndx7mvTFDp0vYxh/jl+Noc3/4dNW5A",
-	"Nga7ub+qV7Yfvw0GRFLhtU1dWSMsyOeSecC1TVYo+PZjBR493IOLOm5g9wRiTpVoIdk0HqYg95SsGpP/",
-	"rMySQ7CCTZauuzAarQNlwECl7Ly3Z9atBDYvqJyxpdmgmSjYip5TU9V9sraWj49ss7PhOzZq1C6VwML6",
-	"UB8UAEZxV9KM+NaOEt9TNouWLjn4xkARuYrL5qLf6LLxdbRyY7guD1pxJIiyQWTtfTV1UtVKBrcFIzdc",
-	"d1aTwbHWnZFQsd/Z5raPFrWdwJvGDUaLsbvaBr0iP0Bb5VlV/AIkvTR2znwNYWh8isY4z8foyJlJaJ4Z",
-	"vVKrCpitx+gozKwcMv8j48rqNeYt0O0YN2rpMWT0YeTD8tEYOMkYjflybDWecQ/pnckhY0QqX2L1AuXk",
-	"3pUFmmPj6jPFV/t92JbsDdmQQZC5vERLwac0J2h8R5lJYuI50f/aLjv6T9flRf8NTVD0H5H+S2OtZQV9",
-	"oGAYb2gxVRptGxOTIwW00cEhcJToz8YB7b4dMm6we4Wo0gBUeCbHtvVQ2auoNyz6/bP0jqzhD+Jap1nD",
-	"g3/wynnJtJYJyy5dKLBO41rRf/ooPQCOCd7Tf7qIPXjcOVfMM1AXGEb1hYDHFfOt13Hj7hmYtp70BuPV",
-	"097GRlEdBevSH6trni5G4WL1Z4vUwc5Bpb2yynmotlc18esEPUvQTVTvTkq1Oxkyo3ajiNadWI05MTr3",
-	"MeDj90sisOJCXqIx+RmqSxCDe67SBGV6Gj3pJQJ2pS+gqYBy2u/rqWYAj5mCF3MLMfNpQtSKkGCEn3K+",
-	"SkBjf5+YtE7KTAbisRZBDYOXCdR8M5eJFQsiaDpkYWusccqZwpRpEKRYki5lkjCbhyuLiS22qvkIRIBh",
-	"pHCtw9ccQ9DvkJEcLK9Adpjdop/r+EpjC5VKlnvQwjCEaGgadtxD3zN/LzTcTLHOIQsYmf7VtuuyEGWW",
-	"kkFPFfSd2TaytfDNHcSyVjtW85chmxj3MhYQ6ARk8cqBSxBIlzo7O3sKp3sd0DLOXFu5ej/l9E5CfrO9",
-	"m2uiEqQ/QiiuB4QmEIZqDxn5JSVL5SBzab4fX1n6qtmzRFQBoIwxph5rFgnNfx4Qc5BMvKVwr+7WVtyo",
-	"61yYxYIXwvT7TzUzgLxJmNSnETIcRWTdd1FxMm9yd672XB9fNrR78Xb2S0R+ThCDYDlw6Y70vzOl/0cS",
-	"lCv9P5Ige7kT5C6jvhQGJapbmKm4NyTeVUIvxlbr5A7VQTS9AoeRHgZlZElYJp3WagHJMsQtPassoN+7",
-	"2KaybAlu2TACbfNJJlbjm5AMNBt0O8fCXktNXPIc1JYh26m3XJlcYUTLbihwNx8hFzkQvVZyxKfbfFfW",
-	"yQE+9b0jVPA9EZqlbAvGeU0wCyyxXo43yRaBHe2ApB4/v4ndiUxcMVEbV044cbT/iLV+eM1nY6W7u1La",
-	"dW1JCTGr2+y9sbHEjwQNeKqamrW8ta1ZIFSvvpYobFptPwxcivWQMr+WtTM1Wk/prIB8nRhmH18hsliq",
-	"tXN+azZqa2w+ZEyDPeJYre8yAuETRBlsUvDm/jpvt3TT8RAlVmJq3VyneQXbyinbeR6V6XOanvmAiNal",
-	"JbenBH4/rYZIQABZreyRJl8LExah5TW0JlggPOOJoTWwvNWcowkvZnOFKBsyb9nUz7orX80U1gKZIaoH",
-	"XMADOs2YN/aHuH2xJbxtcY5GZH8dcDV7E69Kku0vqtEAYRU2gU62jcCxN2C0w57RypQBgBjx6bb6QA51",
-	"/t//UbMRtq1uwxXOR/sEiNZLvJQbrltLSqqzcTLRzVUCBcO+NyHuVNve1O9yuKEqD41y9Eiuaoy5xLhe",
-	"YuWPmEnoHZ5Fe4fiCQl47xI6aXKhhZMFrsmQ93Sv7iF/GQ5l8v6raKsQX9Nxa0K3rzp+icYZBhV+Rcjd",
-	"GB09gXhZm1XLmZqP0dHZ44ve4OLkdGB+C1O3MqyBU0ngiqVtvStrdkfbuPqqU4YTGDjFupfsX08GKzLj",
-	"TYmoJmZXIfcUGMmseUfzIegRSk2kplyCIs3QETSGCY1VxvIEZSxMj5DdkkWb7uJUL2wB+aqa3LcbeFcA",
-	"qt2Naf7zqaO4H7YPZ0ZwvmUs83MMans36K31Oao3F3EtkyAiu+yVdHA57aCkvWnHdPTDDy+/uX9y3C7w",
-	"FIsZbXDVzQSXEpknEMGCkaAlW2VWd7yN0nJJrs6+7j190ma/C6Kwcze17x7/QhDS1bv29RU3aC5PYbnb",
-	"0XyOl0vC9kFxSw620grfF+r2zz+0OvSfC8wUjVUx9y4hTYm3KWShyLGlpVWtfZcnXGuWkszXYdrdDdrW",
-	"ONlaOrjEnXf68ag7pdqBz9YrCY8uiVTrKk8hIN4BFD2+l0Q0pAxJvEtYgIsVGhll6OXenmGVzl8qstha",
-	"9dUhGlIcrG1UA99049bvb2kqs4ssAjVIUMFyIo0LA8Yuyyvv7l3sSjVv7TDutukrBLWlVB+1Nsoy8ktD",
-	"xSFFFo+kLT/JmSZZYzBYjm1uZ7+h6kNTRT175uPEGnYpm5kyegCgShU9+yhgkHkyUsa9yY0IW0q2tSyq",
-	"o9dhHu5gFOs41vxcw8mUW23o/obzfMTFiPl++tZfHZ3jLdFrhqNdzXlODDonaCUopPIxrubQkJFOwZLh",
-	"z19uS46pKzjbVmDigo0VWRYLYoQzSCwc+0skyHRsWDEEKSIWVOpaExVfi7d+b8Xx9oby4DxsMHMlOfG0",
-	"36+mJ57uCJMwk7bDn5akCcC2mzZZ7G/mVrA0k+ERSpGbl9Ffn1Zj4VxAcXw3ZpkpCmG6KWeqmqIR1pg2",
-	"JeZ2zVPSplhVDw3GpsoS8COYF/VIIEK5BoSgOx6CJ3Xmsityxq0wiVOojeqeUZQ5MNI+uBMltemh74yg",
-	"HXjcJuvgZlJbqrRyVf+QSl0tMOw0GsJ2qNK2e+BPqVq1j6YJj6ltq9a3ZPqgqtkuVax9y9m91aKoB6Vm",
-	"ZO5VWwd3/8PBzYMfQjdKfCDO43P0Z/rsj64r1aM7P0pXCnuj2P/bWdPgoC7ED6MRtVR/dpDv3dHgdeml",
-	"bUR4+N5hUeGhke9LZHhzZHgdUzaVFWcPHZu4GmMUHaMFh0L8YCCHMCGpxpYVS8PVVhTqfmuGB31aWS0u",
-	"CPjf0T2VVMkEWZNl4uudVG27bhW+G71rRh+z8Gpp8+V0W8CDKUgEoe1GfGosKoYZK3A+ipRt2V6oZY82",
-	"cBMsSU4ZGUGsotpSVyIrSy+ZZ8s6i1AnmbME/dv/iRb/z/8Qf1EnR6foK5Qd/0WZpDr0v6DTv/3rf/MP",
-	"Qs+uDK8fyer+N8Dp1yeaK7W9syMZcAWFkPaoJe7naYpXgf6yHn/MSeq92p0a9+1xdGONlsQHlX92NyIx",
-	"i6bBTT97fOHLgmxyCXtaozXBTWWe7CO+xadBDOtRbKiIuUUcsYLIHvhrZhyZ67Q5qEwJw4Jyi95wSjWU",
-	"j5dlrr7X4NXUIlxZxsfkie/AZz/wNnyGwp4hEtdnae0YtpNtCcI6ZBM2OnUXzA2+VUDuwwh2dBELSqcE",
-	"jtIIMYhCNIlTzsBiWkXtjeu/Abranjfp5ibK1HEz2v9DkrQQVK1v9cW2VVsIFkRcF7Em5NcMXb95ie7I",
-	"2tVLMUc3ttWz9S+ulMo4QZAnpQWAa1vLHorcX6JnMAWqx3P3YBd6IVrIgGfKk5ortex8+ADWyik3KTxM",
-	"YSP4mtiYzo1ZxUbulPsB3RGylKB+LpaYrcHb4kjUkTNtmSBan5mNU8OSTULrnBKBRTpfIz4dMt9EmAuZ",
-	"WOXKN+2lQWMo007bpBKEKrxD/IWJdrcBc7KM3us6yGKG87WiqS8xBskH2YwICMK94ezeYJ+81J+7yIS6",
-	"OuNIigWUMNh6FHhJUXAc6DlO5zbYUS/WWPVs4MaSIKqGDCFGSAbAGf/SdXeoCw+MbVUJnC0oG9uXZgJr",
-	"YBpQwFc9vdp3dEGkwotlNcBYj/vDu5seeu1CFTfDj3wOxAWyZB5ldEZtmdNzvUb7ijy29XIZenn7PTof",
-	"nD4pg8dSnpErrYJRiRiBYp5oQhkWazTNOVaUzbpLTpmy8eOw7FdUKqn5BTJyppZdKbOwXWr5dxxIoeOg",
-	"kYkWrbfIxnrVnJEeuoHfbXznEv9cEIOevGCZK0AquTBtRKc0V7Zw79oY86iUhS0podf7luBM1kpSmlQn",
-	"DRRT/+NK39tMQ2KC0ztY5Mtp9zVW6Xys5fTxm+t3N38yBqVvnr96/u75GGLGEVrgO2OFWgmqSBlxjHN0",
-	"ND4/HYx9PFQgCVuKT13dGq14Lshxr8RhMPnD2QeNOsZ4ucxpCqA+sUX7v/qr5Gzse3f4YuKmM8dYn/AY",
-	"Arj0YsdlYf6xkx+M6c5fGsyyBORH1wCCsmWhEuurkD+9H7sp/un2++/QGw7dMSwwwMo7wbZrhIn6ymlK",
-	"mCQBybpe4nROuoNev5N0CpFbSicvT05Wq1UPw889LmYn9l158urlzfPvbp/DO2XHBU/jrt+8DKqhXHZO",
-	"e33zIF8Shpe0c9k56/V7Z8aAMgeafzInOFfzX/XfMxKrA8bkSiPWoN9HqznNiRO3Uk0iqUTFsodeqjLV",
-	"SfEinfvefBPbas7TkpdZ57LzLVF/gnlNm17oVQHLGfT7jsDbqmThYf/VVmnxfvDfvLepw++M3KHF1F1C",
-	"rJ0beErUcuL2BulCPVvzC1sbf2xkv4kT12sm5LGdy5/eB12/IAYUOIzGXpCf8AwqO3goyc57PcAJ2OPb",
-	"Ho6vISTuaUqgjYqwHgfpDyNBF/0zBFr+ijacjaYVwAL/iMfjtgc9ZHC2BlII5Efg6ZSmcFwX/bM9juqB",
-	"j9eDb/f53p+eePZ+EoQzNZ74t4IXy1B4mawrhaltSU8IfbYVUyGhsZK+x4Une1RINWRl8KtGooJJoiD+",
-	"rD64MbAnturvEopdlxWATJxw+fyQmQaHlURA+aiWZAgmlGVeSGdOqZjBXH+bMNRryJxf4Tgx9pQlEZV1",
-	"oKOb65vjBNkwwlrovl79zasfL2+ubwxx3rgAQQX2TrVp508xq6jm4FAssRINqlXNzs8FgeAJS/ThsdFk",
-	"3QnvQtn32Vf19o5wX+bbOj5i7u/tld83sUOaY4a1QPvDtf2hadV+FbE1u5rxe5eS1wuPXbYS3N7a8AKk",
-	"GyiceAA9akd1wjOPkJ7rChiNiGDtGpO1gSVQnnOzpNaU57x/uufzn4OyeVoW3ba9PAFh80RMn3NdG+hc",
-	"lr9faprd2aR9KWeg7+Ct1O8tZnc14meOICRIqtKEB6xnNt/L1d5SfIkG/X+PJhoRExO//4oLwn7Vwvw9",
-	"8c1avqWMopQTzVcoYaqH9N2CApia/8RKN6Ijn/Q7ZAvKCulyK4CiVimRL3CaY6XFTl/btoEu3VSgtIMy",
-	"QfSBWVMJMQ0WgdkdFAJsuu+wwYbrHkaDuysffpfm9w9z15NG/xPoYtKxsMrBVeo3xLZm3o3vbdBvbPc/",
-	"iNR8+JTEqHrQDZJQ5c5ocFgb1x+QCp33zz8n1XKZTVUIgRxiqtWlc5LeHT8kAYOr2xUFk43Uy5gM/B2X",
-	"iZZZKu1RqhdeP+/61MrN277jPr2CiijtLp7kn5i5um2A8zSCzqH7tATQPyJD1YcabPEjUDDpLLmMd7WG",
-	"ZpqVPvaul5vmQbaDmjWJhe28jbwONXvCLtaPZKkiSFucYZzinE4Mto4IFBlRWqq0Wf7VAVzhcMM/RcFs",
-	"tIMcMivgT3B6p4Uoll3CZwyarWayg/6g9BKY9sp6hASt5jSdg0cWwi99n2bNvYGns8aGzegauq6DQOAN",
-	"Fyln90TMjC3IOq6yskk6ElgrzXpkSAbmWZFq6dnWmY8wbBPo5VC/bAj5jGfr/dToGqw7l53Tp0+fdPtP",
-	"u2f9d/3+Jfz/fw6DGC47P9x+07H19DVLt43wFF2QUQHZSUZSb62Vu3242Mqq58QWIK8RkMGDE5AmXgj9",
-	"ALC0CKJpqWl9Cgt5xVPc7PD64e0r31vV9Pgvl1QXYz78IXnr0/2eHww+J8G7hWYkuKR5B5E8sCtvZbsn",
-	"RoZu1h2IKRxi8sRNWXRTAcplETlaYQpBBH0lTLZqRbnfEM1fweyVy/6JeWnTVbC6BGxHymlhFIp/QCnv",
-	"W+s12dzwx+HaTgnv5DfTrePDTmTjrNKwxLXPCHBLq5oBl4ni1h8Bq0oc+v+1ZqFxDj8Ifu3Q3i3Mfegw",
-	"KLNLDDY1q8v6ljFVNhzyrx2xvR/eb2B5JTqknQmaMqikY0yLkzWq2p6NP7xWZCGw1yQ+oWTIXDuyeVCp",
-	"Ud+Xci43ArgNwbmhb7/vDnbkGs7ZenNDFpo/zY/HYSUH0zHc9ufFKQQll20c/T6qQTFDdhRYVEzrLd/4",
-	"D93BWHdfnbowNa437J+6Ow5aTUKcGLp2r1I5ZK5v5MrGBUPbLkipMTsF8XMDxI4IlqVXmEsRiJuS3gYx",
-	"KzsRcWcf0c9rNa7rjvk6sGxHSnpQibCC4otTA0EofCQVZo0m76mA2uqRm7S1evhBa/NtWHYvS/EHWNRG",
-	"6zoHlkrTdYdfYFLTN/XK3DfrYZpjpwm6Ub5Cpwg80aQRJVxrvShOnA5C89tgV8nVT2muKC9Ho+kNgLDA",
-	"StBfDDXDUNz4j8ghP6+8v6178UOKY37Qk2qj0i1GEUP2t3SyPYJG967BvW13D33rbSXwWlvNv/3r/2G4",
-	"TFk5umQMfGrbmpsmi637NE7IzMSQD1mtU+MjCb0aYVpTxJGCjcO2iQQbh8J3xLYwxizqGl6ZokRlpJnd",
-	"ljGjeCZm+Y+0kfkBvbrT80CJpCoBoUoOGZC348QYYezJyBJw1X6xcGlK607Wpsdub8heKh8vBwNKBTYn",
-	"mwwbY3i2o2rI9A42xtSC4qGBqe8ZqolY0Lfzp9N+v588PjtNzh9/nZx9PUjOBo+TwddPk8HjQTI4P33f",
-	"2v6ypTtsK1vMJ6COQfPoBjpZ6SHvvGphn+gv9NICMbgVZdbtFlr1kKR0NceqS6eNEv9z2zjapriEOSQb",
-	"mQ9UohUXam5jSIMUSPuojbRfDNlR6TT1QmyQGmCrzo7NC2OoEAtPB3nJ5byLIld0mVMihkygE1RJjqik",
-	"fWwma9hKgc5nHJPtgcovBbmnvJDlEldzblOnLWGfYcrqiQ5G4McKCRPnUoa7X1kdxRi7Z0CDoWoxuK1l",
-	"YqnidEoEYSlJ/BXy5DFMiBlXYsvHDYK/TRNqIfU3n7Lrc54SpiC+xnhkjy5McWL01YX96rhJEizrgG3z",
-	"yF5s7eR8EYqI3Yt+pNFqbFt2M9XEpaxpoQ3x/JHFAiPY1nh6a9/p+Frt8do7AyTbVBKoVEaMrdsnHMQk",
-	"7QdfZy0bx6Fnt5qWA2gDyNm06np2RBwn4hgQ7cvwhwoxslevgVdWKKHLtvnCH2vpiyXZ9hkxH8kHK2ls",
-	"Wxz31XqPSRDMr1miZlaJDcMnpli05EKRrBf2R0A5DAVUP6NC830oDC4IsyVBasknCRrrtRCWYaZGfDoG",
-	"kdzUgnFdaI5sicMho0qSfHrcQ2/wjNgORSkXMI8J3q5GAk0IZTOX0HNZKdtCJZJ3dLkkGTRpEGRps360",
-	"WgC5DjOXUrF2aazE7LmHbrnpNM+FhYgLMwxqN4shu3n1owUIZ/na1Sou/SwRBqaP4iZIzPrEMREbxE7v",
-	"zNQbuUIY5RDpO0Pj7hh2LpE9LK2GoHfUVueeCK6VsrKdT4TyyWZbWaWraa1Ekvmy29T4NOl0K59swdCu",
-	"/bdSmrNb7TcONTy7zeFcMUNXqPuCOeuOssYd6986bbUfd+Z/1i81zb+ZuWUFRSqR4Hkjr9S/tV7JMzvJ",
-	"W/1S00oidxtWERZbjBrIHKXo7GPF33UamK2N0m8K7VZW4oRVn97WtLQKGXrQ5aVYiLW+RiZopGxdIW1r",
-	"iyNDfYzy6C6pSZT/ZZnzzNcJiJpM8ayy2naFFPCsWj1q0N8spyDVGvJv9P4jpOKmuXGIJBrUyGbWmQzB",
-	"BaZ5E+x/ruxgrw5tO6Fv6cPeFnJHVyRlKXkAq/R/gnTSoNaMiSgqERXrs1eMCHTH+Mp6miALxKpHTSv1",
-	"Y/q6hO1uer0Kyc41m/Efft0023vNL79pPPo6mzUUQJMETf+7wJ0nuJluB/1qW1Nv30m29aKMsyQQGIwT",
-	"xzRU0cttVHwoq5acjiHmRys9ey0awk22rhn/8juvuRqXXoc1MlVytoIc5IV26BDUNo+u0be3nW40xY6K",
-	"TmFJ9D18358yftuCt028axBX9A8a7hpWUnDKWvldXFnzv++IdjXhiDIsUMnFhiTYQ9cVNWxZKGghVRd+",
-	"UMGgG/+Q1UdAR9jVUDPPQFJlWQUgQZghwsqbZR9TZe01NcdqyCTPwYJD1XEPOXJdMgOjMRSM/mybqRim",
-	"om8gm9V7DjQGnfpeoAf6OWynVANQQPvSv1cC2mUVumpyaIlpZoWbTtCAKcg+7Fx2Bv3B427/rNs/fXca",
-	"hK5GOg+CQEyzkR+xnjgYli7snA96F/1qDOzzH95CoRrT9LBz2fn2mRYatailBbkM/0e7314K7n5QSS7L",
-	"jXsSc51h9IrfkxynocWBkZXMiYJIhQ++Bl8dXtvRxtuyrZTwSCK+YghIloegFwUEmRpNt1KUr3Pa75+W",
-	"hZcvO4wLNV9RlnWJWIJRy27NoXW5te/co+j7QuVEGaXa9dTo9E+fDp6kF6T7BJ9Puk/S9Kz7NBuQ7vn0",
-	"FA8mZ+l5dgHlqXhulAQAAFC8/SjlPmHFpw9Opxv9/D6AHbvqJvXg4ue2+0RsGvvYyXOrT7QORA6TWb9E",
-	"JD8wTypLGpdUcn+2VI1I9t+f/BaUBf1gDjonseppt3yquuZHGSzmEupvkJQviETn/XMTgIMzmWiB7B6e",
-	"VXwxkUorylOoPGLUC7lmaTJkptQNxDsEmdTGdzQVhJjfSITzTMHQV0gISfOob9kWxC/MsbODOstGihnj",
-	"esHIbCVDR+f9p8eXplQeF/Zr09DaJDpFuNY38FDAtfaz672cQpGSmPX+fHtpVrjYduX/EPGte9+90896",
-	"98xBP9DdS7YHX+OquKSR2uFoaOY+759Ho64rMtQn1hN28Z+Dec6HLyHbJmT7o/CtIWJ7pxPBvP/yGyBM",
-	"SyBRmzVcwKkrXSmhBaSgwbPo6O2LG/Tk7Onj48uguS4ELGuFHYqsCbLMobGVCSgD5R7ERmhUXeT5GKU5",
-	"wUJTfRvlzBCewLtmRCpRTqZQrg1qYPXQtRB4LdGRbTs8ZOOK/Dk+NmnkZubMeKOuwobdYz0o7CSDknGT",
-	"tf7HTg/fSKKgWpJdIpjDNMfIeuhmjhm4l0KFzab5VSi3y6aoeMNi3OUHMFU+EHc5MGpsb5l6bwn6jVnk",
-	"h6SyFDiFLuDTV5FllWemP+VkhtP1KAWTuj6ZpJPzNc7VepRiAf63m+5gcHYKZcGNGmUec3fK9FGr6EWH",
-	"7uOzxrTtIsTOSv6FIH8GGeMz6wOGPHwWfeDEZAu3SlIMQudAjrGZ1ZShjChMc5Mo/fbFa995Wbn+gqY0",
-	"VoLeHEEFs+MhC1JOqLxLggAyl9cdfAdp4EnNJuztFK6UMhTBDEKo9BQ2UAmYlEmRJhkwnqBUiuFOZuGw",
-	"pTKsDRY/ZJDeXTBqqs0EyXITMqfm0UUP3Rp4YNsExTSc1lxMcg7t7atAHLJKYSkbYIOuq0JitVWzaVxf",
-	"xj4zlyUcdmuD+AjGgzy/NVHHpmKl1t8AcJqkmvb8U16wrCk4z5Ehs7fPIXnamXbIn4+ky3P/kgNYEyg9",
-	"aB4yF3AfyXIHxQmxfkeEk9poQmBSGCo3JBb41NsapxM2yvosITs7ngzWc8uF2vOVd+slCWoU7Xjxe9ts",
-	"4oXgi32ef8fbPG08058jdLHeAGOHT6vGv6odMb5QEPCK4SYIBYSk8nWcloSPPCA5sU7VLhTMFlRuSQiG",
-	"qpywN63H8qnNC7zoO8etRJJmUCdP/5uYKHmpys5iJtx9k4rcwOTEdteXbYLW/ZSQkwyvf1z8UMW73Jxp",
-	"7cOKWjSLdUFFF9v70dUjjD7l/bYgvilPu6n8qjto38QWoiERlne22vQ/hBX1M3skLKLKEtEdBfBfxW+/",
-	"+7ka0uxf2s3vy/uiSTbOcyKgcrAkxCgYk4LmqksZgi7z+oabDOYjW1SRmkKMQxathggVy9dVVSJBP758",
-	"g07QkkMoN87RCVpgKRNUSM0/YEhQEIbMLS+pRyfJY1twyhDRch+UWYzkU+Oxo5z10GsIKUEmLHTITOo/",
-	"l6YBhUVks3stzzWbkjTgmsnRJw8/NiE8bqsuPsb0/29MZYdfWwfn2N29MG99+BxUp41E4Tb9JSXCig8f",
-	"TSt2R9TYF1BGppRBxVCEkShyp+srIijOqbQuRRe2hRXiLAXdGh6mcsjGvw07OM+HnUv0U6/Xe/9hnCD4",
-	"jq03vmNc6e9+6/V6Hz5AUjMuOwqYocByPewkaNjhS/Mv0Jth58MYHUlC0Nji1tsiJ+PjHrpmvpa/XZRW",
-	"zwcDG/9WFvYfMtPrAauykD/jWmyRRTqHpggnABBYzgnO85PBCUwOdeUczCpdUvCQ+RhQsjbZDtBoAjqZ",
-	"UCbrofNY6QdLUgQApxLdU0knOTEjKD5k0Hal2qY1fEVxVLCUM3N++uHmmCELsI8KGcLqLZV3P758I6tB",
-	"MD/ivIBWDN8SscCsGn4IJpxM0CnkjOAVXoehLyWsbfdkoLSAABCqY0J79JY6lx3yc/lq55vnQEHdo7aP",
-	"To4h+mXz8Xu6rDxfCciEx2eKlM/3exfh03AH7XPuVIPBA4t4+FZpfu85Q3tO7iG7F0aCDD47xk+dGc+1",
-	"RLnMsaKsWHTeg7RuybyFrIY95JraQFIlsCIzEDJwnjt2h9GKkLsrxKdTiFB2RfUFuadk1dsngMdJjr9L",
-	"/I7D2cZeAeYyBtE7pdvIkqsDLPl21oOieoJY1i9BPZ8uqMcQeelJ2r4ssmrNd1+fLM0Faa4zcmPyjiod",
-	"DxzTlCSHYhiMr5Jtcqfrr+BdAbaqhkWjhU0kQ9+ZeheQqgeO33jlC1jxRxL3CCFm6wohBtF9pEX3KHGd",
-	"E3y/rpJXCBiHJydErQipkLqLfr+T6P/2LZXLQXa+PO3vS5gsAH6nWhnVRTSXEyqY8l4Qc9h/7LDwz3y7",
-	"n2vEMPcbrpL30mDosErVQ2nMJ7+V9p6t0Xvf1AL3HK25qorCQYd+LTrOzXoh3oKqHnrmlGs3/5A1BNQ1",
-	"R82VV/tTB82F7PRLzNzvFTP38VxtZ9ycP+iqrGTp1DaTScypGfKeT0tmd8iBHyvqfQmms77PwzHwMAeF",
-	"PYXtgXQQN2aDxLROlKDg9wQ5TQgxruk2F+hoakwLlVt1bF38OdgvGFkNGXAcQSr2DtOx0BB5exeMJ6P0",
-	"xiSW8kOlhDlHhPnSEEOmOYCeYFJjAI+kN0/oe2dsd6ZgqOELtijP0flgcNwc6/YwPOFAQTHQOV+ye6qI",
-	"71a5hOxnK0RfISwlnTFTp86QlgVmeEaMD2FPE+LvEDS2g+q4mLEv1OfvLhLswRXHUKw8sYSjhXcGIi8c",
-	"ndmqMsaq0ZgCNOCcqTlgKoVYGvpYhdMGEVGm5axE/eMd/pHXdpd/d0VayuSAQ6q1dI1i6+q02I+unEql",
-	"xEql+krYRKv8+/3nzVuuHF2rZj3OiPbF6XtgEEjJ+Bf+wnx+qWorvRJkKoic2zD2w+W2qMXsLSlrudZk",
-	"sRImpqCtloi0dJQgLkzZeLwhQNkuz2quV8zzzFSIDSoKmCIzVa/2uuzEZ8I6HbVzjmMgEUOGc8krwaZQ",
-	"LcWM6MM/XZpDmGMEqQ3OMVaW1jWTDJkNRo3Q07cG9L+/CmVxIBRnvmhDHndj9xgxvvpEAoRfQYMAcUt/",
-	"Nf6/zZqmWisxzfH074yormH38GRi+2UCAtveuVpeGDL3KYwhr9ZxLrvtmvCLMv7Dx09PQaVg6dpasn14",
-	"RwC0rUKOv3iMrxoiqC0a31oIffoL42baGi+1/nJbLjvfAHAm5Hc2INibtU9cdBgT7ZqEbCsEGY+H/nuI",
-	"g46EG9UjwlsVsgtC0PetFfclFPthQ7H/6LHXDyFGP3T4dKOkKrKwt2ZieztrJTrl0va3DAU/fR0gcGoc",
-	"3Iix661fhgX5KgzQ0sE/K8h03EO3RlnVxKVcra01Xon9GbLxkakBk6CgQMzx2PsWwUhp0TB0MbvUYU3L",
-	"YMhBv38VjFuuz/bFNDXJlR/Lpjs9bY4vCvD2I8sSmcOplgiG5uRQQlfinJhIKVUpQuTqBA0u+j3wLqdY",
-	"kRmHEXCl4X+tglDSCc+jUo6nTfGdpMMtJQnrHw26g/67/tOy/pGlhLA7jeEOx+rVhLw0JdcsJZlt9YHk",
-	"nC+RXEtFFtFdnw6e9p7Wd11klG/d7z4lgKpAASGw+/XXX58OoGYdVCO/7Jx93Xv6pBMHyVm3P3h3en55",
-	"5kBiMgj1A7d//qF7fn56alpDMUXVGgLmPcz19ksgetjtEccUoOc+sUyfhK43CpM1FwN4YnGuydba+5mv",
-	"TBq/vd0kQ4XVL42z9iHDr1osub5at8pDW7QysgrH/BJH9QlUWpFVWc1HcNSqNhv+dDJxbrzt3NYkE532",
-	"k36/X5VFKQN2ZTlJgvRciliW+IZLNRPk9p9fofHN92/+V9sW2halkER1J1iSzLYpoYos0IxA42xBZJGr",
-	"SzS2EYPjBI3JL1QqaC59tJvXVsNxHYOMXdVj6EoNocf2tX+6/f67IXvDKVO+taJpdAKb7CFTchbn+YiL",
-	"EeOMjKECO4yBBDHtlvQbpioGANkHIZ8PBiAJwKmUDZPsoGa/I6/ZjBOACwgxIH4wVLA7xldsyKoiig2u",
-	"DIswWiBgFdS5bSMaPAOs+AjvYwCazuUU55IknfrOfL6Xybz6KeSTT3tPn+4vA9x0KyIAsKMPcZ542pb9",
-	"7WRu7w9hbgDg3ykabnMZ+qo1sY4lEV24mOZGmowzixfGyPTHtKqcnv0dEPg6JZ0U+d2nofO/BZ9aN02u",
-	"sfgNM19dmfj9ZLLKSr8Y+UyA0MMID60bJQdvbWuYXEXEj2ycrHdN0kKAKvLTb50JwYKI60LNO5c/vf/w",
-	"Xv8s7uNrvkY5T3GOxik0TE0h/4KM9bILkXcuO3OllpcnJ/DUnEt1+XX/6z6YlSwsN+PODd817q6NRhiJ",
-	"bcPsCx0nprWUTeUK1N/epg1PRiyDb8qyMcYEIr2JQWuwYChcmTaWxhFBBES+Vprobx5LbKrXzrEm0dGz",
-	"b0++e/aNlppe2z9BzvgWLxa4C/89Tkr7iysvE/QMKtsX++6Upjqm84qknMGhYBPCVW2gKU2Qtu2Xh6CM",
-	"h6Q2p8o3DHO1Pza3Ug/3LXNqj77unwz6KMipfaAsWRM7tpkTIW3l4SCqzbtJLbY4v6Qt0OPW7DdY2ba3",
-	"32/u+hW9JwYbIa0BZwY3l4JPbNFRQ955BSs8yZda0Pn/AgAA//8=",
+	"7L3dchu5miD4KgjuTFjaSlIkJdllKTZ6bJVdx33sKrflqukd002CmSCJoyRAA0ipWDWO6Mu5nt032Ii5",
+	"n92Lud+974c4T7KBDz+JTCLJJC276pxxR5+ySGbi58OH7//nt07KlyvOCFOyc/FbZ0FwRgT8+ewtnut/",
+	"MyJTQVeKcta56LxdEJQWUvElEQ8kuiVCUs4QlggjqQRnc0SYomqNFJ5fIklYhqhCU5zeIMrQ5MWs+wqr",
+	"dDHpdZKOTBdkifUk5Be8XOWkc9EZdU5HnU7SUeuV/iiVoGze+fgx6VyT+ZIw1bwuaR74TMsaRpf1Mems",
+	"sMBLoizYrgohCEvXz2muiGgCoHkGKY4ww/lakkuUkRkucoXUgqAcKyIVWvKM5EgU7IFMEMklgR+XXCpU",
+	"SJKhVSHSBZblgPapf/7nf0ZHjPuvj9EdVQtEliu1RoLIIldSb5TqBX0oiFh3kg7DS70z904FDv9OkFnn",
+	"ovO/nJTYcmJ+lSduw3BGV4WQvGHXE0Z+UeMUnpggPoPNrAS5pbyQaIXnZMua9Kjhipb4l5eEzdWiczHo",
+	"D89i+HJl0fTFdzvRmGZ+6hVWi3Bm88yYZp2kI8iHggqSdS6UKEi4nBkXS6w6F52igCc3V/NiBgjWABqN",
+	"1BOUY6mQIDi7BNjcCaoIWuDVijCJOMvXiBqouWUhLhzWIyqRVDTPEdY4hJW7BH5n5m6Xe3M43wTXh1Go",
+	"vqRLquK70EeIJP218RxzeDecziJ95+K8n+i56bJYdi6Gff2JMvNp4JdBmSJzImAdP6aAqdlzwZeby/lR",
+	"A0sJzCRO9VdSQ4ULhGeKCKQWVCLKpMJMNa2V2/HHMz1B9KwzrEhX0SWJHrhb4FveZnlTMuOC7LcyxQ9Z",
+	"lyWjTbeiJKKNl8I+8ul34poXIiVNlHITSHLNUpIhfSIGUhIGaAKU+bU1IXv2iyKC4dysChb4tpz9mosI",
+	"2utvERcZEZcIo5zgjLI5mnQnSHKhJNJPE6a/7KG3lEiEBUFTwW8IQ9N1COKNtYuGm9LpegTA+hHC9CV5",
+	"16l+W3soFQQr/1vw6X3sXIJtv12v9jggIOpUIj1k085gurZnUluJYbiCyBVnkgC/fS34NCdAAlLOFGFw",
+	"Sni1ymmK9XsnK/PEN3+RetUBU9dvZHpJtzinGTw8nmGaE42tGVGY5vZSaCTXDHmBJRogyuAFNKMkhwMk",
+	"QnDN/d/91lkSKfFcD7ospEJTgjAyT5MlpjnCWSaIlJ2ks+KanInORecEfup8fG9uE5FwtS46/cHj4aP0",
+	"nHQfZ/1B99H0lHS/xWdn3XPycPYIfzt9nPb1SqXCqpCdi7PhMOkoqkBe+dlvCfkt2YMuBLtICVOCphcW",
+	"NhclBLr28Y9tj8gdABzNJj1xoDPDXlqmD6+gjKcF8C6J1xLdLdY9QD87sp74SfqhoJKa8er4F/yIUi0U",
+	"YZZpYBdE36254MVKn85K8BURihp88fJNa7Em6cBQ4+l6cwl/4neeGUt0RwQx8xKDF/ZqpnxhrnO6wIyR",
+	"PHLr7CQydssIEvwOrYgo90QVWcpdWwjg871+Uc9ip8VCYCOxlfT7XbnPJBQD7cLKNfPpX0iq9GgbM+xz",
+	"RnyGOLPw0h88HDcPDZejjPUou3b+HUnpEud6ifiWCDwn4zS/jazO/Kil0IymimTo6uXPTjSFhT2QSKZc",
+	"kKxc3iViRZ6DSM0LZX6GNeuv8VRfP8MKN444xWkLCOmDZqTEq8SoMZnZEzLD1RZRgd3udeS3Y8XH8eVY",
+	"kAAgbolAV0+u3GQLwhChakGEljYLdsP4HdNi1dWTK/3Nr0RwvYBSEuGFXkfjklixnGp5LunckHWDlA53",
+	"Rx+DwkKhozfPr9Dp6enjYz0vyMLmTqGjiV3QxCy0YJKo414nsn9G7sYeYpvTXvkLDXgnzGWOyKDh3dEb",
+	"qI+cbCKuQYIqWlYOJHrNlBJ0Wih7GbIMBsT56+CSGLjGNoKwfz1BGP3j9Y8/IDO2xnSsjEL58Az9mT4F",
+	"qlXyx5yvca7W4xQLzZBeXnWHw9NBQEfKNT7VqsQLRZbPNDPcBOp/XKzhumvKBfOiqX7D8oUInQbWvIGd",
+	"Gg2mOUFLnC4oI12tLcEX+nm4KVqdtzxpUtlOlM1v4Ibj5TFcrDB+mRitGuD52jBzPbvigJaW77Um1s/1",
+	"mAZ2G2Q6KcWKTbBihe40D70TnM17UTk7xFOAazmg33AM754WkjIi5RuekzhEBM+JPU37LMJpygujvTj+",
+	"RzRsVoJKAjKhVFQVMEjSyag0yAn6fUZwDiqqIJLk5k+u6U2UY169/PmaKEXZfMu9mOFcblwMzbarNJ9K",
+	"pA+lUDFcxIwVOB9nVMLWxgIrUpHJ+71BTPYx7yH3HtLvXaIUywWa5fwOcHXJmVqgG1AMMnpLM5Jp6eVo",
+	"gL5B2fG/HN2cDIbHcaLq9eVBoC33I8R1wQX9lbMxzCUrKx8MYwu3LyR+gSDanz487w3PTwZDlOE1cJpy",
+	"BTtVdv2wmFNWnT02+UrwGVXIPI5AkicZUhyRX1YEDkyQW8IKcokGaE5viXRf6JM0Vz7NC0lvySu3IEMd",
+	"DwZhjOBdLQrBnmKWRRiI/gkJKm/QFLPsAk1yfjdBU5LzO9TvnSZosiQZLZYTo8v2e6d6f+73RwmaLOh8",
+	"4X99FF6mnN/B/dXvd5KOfjB+O4zQudX0JdGMCq2m8GK+UPq0NYleEUF5loCotuB3aInZ2j2C55gysE+K",
+	"mJim6C3ZxlCtaGWYOrpbcG/DzPTsBKcLO7011QQMFB1RlpFfUF9fVj1K+Jt56fjS/iER4wqtCZjT0gXJ",
+	"4H7hqSSsSpI30bROegXRSmVUATH7Da+tpL+SBCQ4s47KXJvot3FT65Pr8bbB827BJbGH6K3BM5LnGpqg",
+	"avllbO4UJKoGKxAIW5XTeiCDwVramkLGY2azW0ocroTwjbEgg8XXJCepMmLFHmT+CavgiNlHAoYXJVEO",
+	"dk7Acv0R1reJ0w1AesLWzk7nQO3BZI9jL2AlnYI12VXtQuOnIUPacEfIjSYOmmR3ks6HAgsVZZ61s4G5",
+	"HULEj4GByQDHLwKowf4R4jQ8KhFecjbfptpNsaQN4pYZpKZeC8xu4K6F+2ZEjeFpI0tH6eEhin8rJcGs",
+	"KH7F5pTR+Oa+p4yilJPZjKZUy298ZjYc5/UblCLngrBfN8cGSdQT2pfwFEoLcUuSAJQWitaSan1Kenot",
+	"S7eWWc3oMGOMeCm+Gg/74xURGjHGcoFFgxgJP8GaucK5PXi/OMVXaNj/9xs2gjb0VI8XmbOcJqpdo6Ml",
+	"XqMpQYzMsaZTx7sFa4PIFctJqAmalTQAxSKKP9XoFQzwd4PMvbj+EZ0NB49K16KW86vqz7Of3ujbh5Ui",
+	"Qr/2L++edP/T+99OP/67GDly+B3TwVLOZGHdTzG5P2K8sZboiP5CWNWldYclujNuqyjh3GndqOjc1uAW",
+	"l4Ks5QC8ZXe8uo4q7FaYZmNJsAB32X5LsPYqnOc/zsBGvO1KveKMrMEUHNPzKGMaOyvw0uNvsfqUCIRZ",
+	"SqRqVm4zoBrkloh1OTqe8lvrluKMJEa15VwZJhcXb+L+nk36gCtmja2WzPJJTZU1nonmi3A6ePiwO0A4",
+	"Xy1wd4js45Eb8f3TVtay0lvSEn3tG+15v3EAxPZT8RpUV48z/B/sp14KPsqdWyHWxTUWZCZbeMVBQ3Uv",
+	"IbmW+qwTbzOyykLohmvDNpyj7Q2ZxdCCZi1Who5++unFd7ePqqpxE+ZRlhUyijJ6YEfC9MD2wVZm1Btq",
+	"lL/t0oRZ9J/1sx+dEyzqPSdCcvZAOrtmsCr9UvXsn2QYveS3JMdpK5rI71hTMIql21rLw3MikPWu0WlO",
+	"0MzZWAOiuHOuFRbWO7wV2n7ijAqSqnwd0ppwwvrp7l7AgrOo7RB+QEY6qMLzm7MzNOyjR4/PHqJ+v99v",
+	"M40gMwIe1ul6O8KCnuue9rT0oK0Ja4lrx0wq9rtNnrLdgGeN/hoFHL9v510wDpH2q7zWz18XyyUW64ZV",
+	"5lrNNuPaZRVMabpYhkiBb9a6alqibMkabUSD3BoSIauEfkpyzuYSgb0Xm7itFOe5ZsmYIUlIgqYFzVXX",
+	"mFVkhGVuBYuZtYFIKjyPrPYlnpJcJhB8QDJQbZ2HKCuMR9y4qlqt4C2Osu1ile3BDyGmSUta830Yoo1d",
+	"2pzgBUsF0XAx9hYrrcDwxrdsQ6nARESlveyajX0ouN28v/anwXIoUw/Pdrt54JoC4beXMaR3oYxlSb3j",
+	"7Y4qldJLwJXscVYkIkezk4r8HJduo36mkDzVOb+/pAHql0CvhYsE5x3XS8xJX8E7+1poKp7Oz647fEZd",
+	"oRKQ2G+pE7TQBH43MXlDURzGFcU9ZNcARsPzs78V+XSJf3lhXhv2I9LqIaLlTmT54qJleDTWleNX+Hnl",
+	"yfrM+8iTT4xksCFSKo5WWjSuUoeCZXGJ8nAJMlj8WX9fGdGufn8xsVEsbC8Mbpcg9hURyity3t8RYwSY",
+	"vY2P/JnGXGoTJ4NOAImwxekETdzhux+2OaLdIJ2k4x6L+87sWl5Hfe4/MhvrvD1oKcMK73K/ASOhQfR7",
+	"G6B701xEOFtgOV5yEY0UIBC5gxl41M0OZjzP+Z0MrJtTznOCmQmT8fH6ETsz1iCWaOIC+hVHc2LEYP0i",
+	"jG+FdcsuQRR0O92hRtSwBmAZ7K66uG3o9NpF3e8llUBQx5KIuT5plS6MiuTO7RJN9PInKM0JFhLhMhR0",
+	"SVk4/ODvxxha51l/o0bQA0OpXmlcyMrwHi3kaw3LD3eJMLohayQJsB+LIFQiQZb8llh3uv3afAcK5RLh",
+	"PG+19E+U5+rjfwH57lPtkW8IcHGpQVSKecAiiVa0LrfB89NFvYbl36/o98ezMm4XBb+kqbG+kk8xPb4y",
+	"tsWAZhx5z38xVYKQYyMgGoZclyISABj3/kgI/TPY93ltlDUJ89OskgdLnH8kw2QrI2Rcuq0QlBxE3U+n",
+	"IVEZeDvt+LhFYLn25tMNt2up+hrzjdZ+TZ6K4S53mj+uBM+K1FhBl5G42kUh2HiKWxAVH+CmmQ+8Jqi8",
+	"2VzZAP31v/xX9PoI585T3sIzb+PxW0bxp/ntWAaxnlvXHYSFAts0YZ3bJS4LUAgxCQNB25mR9sxJ+JRQ",
+	"lPEu91grhdGFUo5d0Jgcn/YjAz9zIZf+ORftBDL+ad+HgrY48tikD88PmPXh+SdO+/iAvT4+bK9yRXZf",
+	"tQA3wEnglxpFWn3a1ZC/9pg6g7j0aBjJG7IiOAgj5GmKJaT1HZV/6ps+OL7chJHES4L0rKhgVBnpE3Fm",
+	"zG6bgVFaF9y9S6MxugUVK8eB+VQScWvS2wjb46KCu2hnRpud8JV++ActSrk3x6JgjRewdEWZqMyyLkCF",
+	"JgcJQzuv6ZIzorBY74E/ZSjcZpQe1VoLTcvQJxc3rU9VkFnBMnPCmp7tERhV+lEHw/5Z77wf20twZmPC",
+	"sqYMCxNSCXAyLkENUYkUb3/IqzFwogYBWPApntIcakF4v50TiMokeghPbXnZqxUgtmu2Gclfl4/rl91N",
+	"ithYNq/i1juwec0ESeOX/a2+qT7CzlATOzBcOjdj4u63v9otYWLRaQ/Mtci4zxuz5a6n3zx/BQIVyITt",
+	"wOC23gDogyGinx+7KN+tAiVdkp/0cxu5O5VqFBWK5EhbOE0lFrF+/aqCUcgYSqzRIAuIUIirMUYVoerl",
+	"qZYYYcWlpBK16+5sRdJMQmm1UWhp5PDNEscGfzbyaE3ONAhWud4xS6NDyIjEzjjrOkrpKal1SbvaNJTN",
+	"bSaZc1sNzpG9wiijc62hauH+zA0g6yT3ce9xv+qwO+r/53eD7uP37/rdx+9/6yeDs4/HR6NRz3weJGcf",
+	"j/8hauxx9pBYdYgnSJCUi8zEX1GG8Ibvrbayfn9Qtwqd73QthSaZfc22rRZY1Ye8CYpmbY1FL76DmBFT",
+	"JmL/ohKVpAhXoiJcRgzJauPE41Rgi5Vd0yyIU0kQ6c17CGvJRDHQI5+9eV09M8aFWtxRlnWJWFUP7+FZ",
+	"/exqJkTc/VXjV/lnb3zRff+/RhEtSHeM+lcqqZbGDhBkVFaPcHtyJJUmNdLcMUPmXd0Gv+2yWENN3pFF",
+	"utBXddQZDHvn/VgNqKCUw29xR4LNDjXJyw8f9wfHjreY7VmG4kolTHm2TpyBzhMfsM+hlSAz+gsxcT0m",
+	"jYWbOhfoaAKVNi6gys4kQRNT8OfC17ZK0GSF1eIiYCOTmvx2AhaPk9MTvNQC/M6gd7fzMqE0hrzPqfqO",
+	"4jnjUtFUxtNHMEN8peiSSrObOxKLJZ8VLDUsDJIVoOpIxIlJb0hOF5xnKHiuIUND4IwSpsaMi2WTFiLm",
+	"+lzco8jfc2TlRyIVXWJF0JFc4jxHS4KZRClnt+A2aGsToYqIpj298L+ZtHw9jQUYESAjx/e3JGrBG6Tt",
+	"8n0uyg9SjxbNm3eVRraOBQlQQHHh6d2JE3aFfvgKHJL4kdfPLYZ1fyI4V4vG/DZFXJKMFoyoUVQ3cr+i",
+	"+53wG1tkYAFzrKuXiN+0SYbTI8eWHSbVbE+WiaTJ+N+2+KX99W+TkOPHSbYkC7VAbVjr3ilAakHWaKoh",
+	"2GqaJnHZJdmEi4iBvq6dbSz0OVVgICo1e1fGzmlqxghwJBL0b/89QThB02OQ3vgMfY+XS9yF/yKQOtHR",
+	"KkEfEvRv/89xJPItNrtWT+QCrzzqZoKveKG6oVbrU+pp3XHceDrgM4xUt0pxTupb7Ap9dcJJvEYElQr3",
+	"1oumkYlJyln2WbY61/DfnLFyOOG2zUnBV22tATtGd5syI6+ICGtotZzjQ8s5DttBRJK5DkdsRoVDrinE",
+	"uAICJh39v6m+Cx29R3dajXf1TcHi4uOM+uxluJFGhXLWNy3YbaY6WYkqQjBxTqdih+WKmEsOmIoVDqcG",
+	"p8LMkI59glNbuEjqvo4DHAvECeFtYzMM3G2pkkiMxtrRgqC2y87ghhllVC52eWn0oIRlW1wzOx2DTdZb",
+	"Q7to1tIue6gZeUUYzlVDyMDLIbK/Q33X1pY2UBvawO4OS+Qfb4+IpmTs/jjyxrwXd/DqK+o88FmpHSTg",
+	"NPArlkWaEpK1xCJIYG8DCPvg4WhUioZtAHFtnr4XIyCtiMpRq1+NXlXsgA4BncWrgj0VCFYvpccCRzG2",
+	"EeWDcgFAW1dcI8YBNPi5RSfwriDOAg+Vs5mXpVXLasuM3/3RCLInLu0uW4TMwH1z5UKnczbNNkiPK1wU",
+	"KZnBV+bAQnLkIjj5vFsKv4kGq1QEZ2t9aBDNmlOlcsMCdxUtqlQM6u8ymLcDRnlrKjCAuhjRqIsqO4tW",
+	"LcM1XtamTtmE8bGGwSRBE8bV2JsCJlrVnoDRhOF8Uje+BU9G+U7LMmBJaewK9fKAzO5dKGzbdd8dJu19",
+	"o3vFSYPn76AQaS8dfg2Rbg6RrrHpOFJhw4KlnBXGuW0FWU9rs2YLw9ayKcblUWrOvgI2pFE6Yt/s2tRq",
+	"B2WpGgt+F5noO/szOvKerQRZx1aC3h4j/VpMd9cyUkVY35z6oBgNpyRvksat8Rq7JYWadfXA4IqDVpfz",
+	"+Tj3xtYGh3sFvA8kMJHypQT8/BrYt0TsXd/lkzzvAgJexntgq0I5wTaxTFTDZZr87zDFFh9/OcV07VyD",
+	"fFYfXaKjfoIGCfrrv/63BD004X6PNC/Rd/04sU5qey+xtM4FwGKD1sbh2T6zx0QDOeHiKY2SUkMA2kHQ",
+	"5mZ7xlQ1ModlyVaEZWOo4ZeRbNuQOZkpxAtVtXRoxeKI8ToIwaPCOFpxScEfa3+Hl463LeWgO2hebXNB",
+	"QsPNtrth17t3CSS61NLoeNngeMmhOQpOF1qU05IyvzF1H2meUwmGuAjTnsWKlT2nIPmiKVcLa/xogGsa",
+	"5b/X1jYDvEWZv6tGmobhbPGAjQGfFjTPXLKIeYqakLXrf3rZoqivG9jQYbfuTV5a94qVZGaDRjZgRrVY",
+	"1AZl2rgVdf7XOh5j48r6vXlcr+BMhIZtkyWum1wmHwpSkEzLw6KABB79p9fujVhsZOxJmLFnXtOrMG/p",
+	"hbqX9NJNHd9YDp9JItq/YODSRC5qmZWRdcQwbzyjnzPat4ZO3hfrR4qdwGsoB/jGl6athnbaGovGiVMW",
+	"+YxU2bSeaS08NkWPi+gkAxtGaKeCp9oGg7crxg1kmzp9wFYpBdpYFkaUJvS0qSCfeasxN6YBJJpdYWXL",
+	"YkoAYhO/D3e/9268lRrUA7szLkn86UOM7Xb/GytNwqMNDySKamXPjY378+b5FXp8dv5oo8nD/ZT4DmmD",
+	"jREZWxOWcfBtVPguGC4UFDQ2FIOLKc0ywrSCxNV4xgswkRkv9Fh/hbXCR0yIHJvlNFWwdGCFtDr4Cq9z",
+	"jrOx4nwMYQIwoSxWK6jAMl6SjOKxbXlSMHyLqVHpko6zAUSJl+s+skPPd9IU9WZdYN13XGTS50hDORqc",
+	"KqvOlOaGH3jp/FhgCJryLUce4bNp91GannYfZ0PSPZsN8HB6mp5l56S3f9l0qJBb4Hyzgro1ygpiCvSy",
+	"9T0VTA8bqcSr3Tmh0QMO55I7NWjyz9035vvui2ziEtUIMiE1ewdH/Ont29c2HmKzDN1Z/yxGSmwnl8j1",
+	"gNrJLjra7uKGGv+TvXX1g1bI4XlDVb7NaX5688IESNNME4oZNblR22eK9ZZhXHUbZq8RJ3tPzM4DI7c1",
+	"RQVn2kCV/gIxna+30HinhMpC3NJbnAPFFSV75CLgjpsky6lZDTEwTgnzo0OsAaC5NW1IAhKoq0q9k5rv",
+	"bJzRgqFJytJKtezDeNf1kTpGJ+j6SP31v/zXwXFQH8zO0z9wCw5auwJDysLhNkY/aJGiF/dJ/NAvIsIa",
+	"/alH0W7D/r4p/IINfoKOnn5/8sPT7xL0XFORBP0Ji4wSNCr6/eFD9JIQNOz3z6GzyWTp3nnlXnqKFZU5",
+	"XiKiEM57+tlHxz30EyStmocCkDj7mqRsngdWGCoRzu/wWv9Db8klsuOjnEAqbLoIylOATBCyXONMSDpm",
+	"dVHW5SPuN8DwTwUWiuY+2e5o8Nd//T/OEnSGpkSqS2edg6wUIUl2XMp29R48SenPt+0PIVRoiVc2U6Sm",
+	"rTZnPYGhzv1s5mkIpAtycWJ0xfy6bYTmZAxgQ+muFTRozfpttRDEwxVDGq/tiFIGsJ6dno06VXJ9dnoW",
+	"ZWUGpvGp3jx/5YBejj55LciSFkvkBNyaZ6P+805WUKYghIkJQSqCAUa51tjV1Khoq+gV+b7uyB9ZiVx8",
+	"hjCDnWsMC0NJiERUoQXPY0aS5jT8sstiJOt+M9B6S43FmqKnD8djgcEKm0Nw5I3fgUHco+2Hyt1M0EDr",
+	"gWfHFWksDPcedM8aS0eXmdBBC9F4NSBbI89uJ3qGG3bI3T6FOb0lbIsxNZYFYNJBtg3eZFJ1QjiGwgbr",
+	"lipvsyQRdMtw8sTmDIeYmjXiNQPlsnRATSnTfGLUefRNnWIMW9zc2jqCvZZ5Nw1n3dhqI+iS1rVCgGfT",
+	"Mc2yufdJ2U3BGQywCcM7uJlCYufb0bzPtZ/geQYNEfeqBmq7uUQ0nUNCDMxuQbyR26xFGjIgAxi70fb2",
+	"LIHhKClj1B2QAXud2Evbbzwwa+1qX1i2WQxK8NuTqe15K/ZZRSKKh29LIiAXdKZI1p0ShbtzwpdEqz2W",
+	"NrjIppUfK2JJjEfdBlP8239vG0NL1I6R/u99E9cFkaCzj3M6I+AAjPlYrbEt7M1kXkPuNbBI2OuVVOto",
+	"+fSJMnayVKFAUWrdDGO3m6XqWqlnbrT1N25Bjeu4Slk2A7Ih9KG21O4K1BTbmCMO5m60wFit09T28v7t",
+	"vRoh1W3SNmAXEC/m5PALqgBtK361vJTWMLN3cmCplFtoQKhZYqUFLszpYE+nXfurGYbKP3YX25jNbgLu",
+	"GxmZAIb92slV+sgFeOVrJzVfwp2xWDtCsez93dE67k+uWZhrwuVTRmpdPKvgbN/3fSuiB67mIIXfXXTf",
+	"0SpgYon5lobJgc7CQH8ll5C/S1kqCJY2B8Xflwi4Kr3uykJiZk/uY5tSQJWK6NsLAS0IznLKwqoSfxf1",
+	"fr5E0Z5DguV/j1oyv0vpkS9cRKOeE1itbXBgdQBTBMBm9ocyYYlcMZ5z3WT+eBJpVl0m4vI7hpQgWMW9",
+	"XdALIKa+uqjD0JoFFehoDr3ljm7IStnGTqokqeYsE2h0mJGcgNPsOB6m2KqFjZv7oA42GZlR5vu0t2z8",
+	"ENhmNnMEHJkLbCWiyElgdvbdFVwN+82gyXpL+qg/Ldw8WHIu48MncMzkF5xqiLv9gpwAzb+ibqEZXtJ8",
+	"3bLZw3Pz8JY0lRIYbVNViL5g49QFLTQ01zCPGWx2/QyhmcUDXx+xMl1Tu4RkL6NXaVf42eR7UiLQE3S0",
+	"KCsVMWJyTclxPDNlJsjuvCG/O80pwMQhiKMC+orNijy3iBWEoZr4TTvFp6SKaHltvt6Cfb7EYcaJtOKc",
+	"pqIGYFG80qCKUag61kJCpnUHUAYYbFASHU2eTBI0uaUrWyzgdq3/2LDkum60EHwYun2q97NWluRJG9C0",
+	"aiXiruYfsJPIQd1DLEWwR+j7hISrC5CmQloTz0VqF7t2Ew7t5WHJ0BVfrrCgMq7luig6PkNSQw00qhIF",
+	"2gT3g23dOrChQYPzJ1jSw0UGFXKgRyUX+/bM8c2EdiixsLhtcPjUlibAscJrXANOhWm2ZpUH8bTNerqx",
+	"fgUHeizatIy4FzJYqYYb2UHcvRDAectpP/ecut56AM7S9BcID1Reemp7gSamuIC+0xN09G3/ZNgHwivR",
+	"k5OnJ1eaxFS52ogZtpagSZrfuhd9KcXputqhXj9npkhzLOUEHd3SFTpBKw4GEpyjE7TEUh4nIzYpJJ77",
+	"tQBl179Cy3B0gnI6Xyg0LdZESD2smC0n6Cjw68G3pXA9GbGjnN+FQ2iGYC3DWhY/7o1Y2GYBAOYLLlg6",
+	"53bpv4eNaKLkV+tLbgWS/Ya9Pen80tUzdW+x0Acs9ZTm8K7cxOYjCBVvzbj2gZc/Vz7DE1d2Hearn/Rq",
+	"Kg+9ef6qHMArye9LzHkFpHibpg7VqJoJQRo0W23b+UFzrvaNBOzTIV04sI93MG8ZJ7jtXhno7M4RwwGN",
+	"sQLbPsliTsY7KF+sepBfk8aak8YspHYf574yQaXT3qcc4tfja3N8+3dFuQLZGOzm/qpeIjyVYJaAgE4k",
+	"FV7b9KM1woJ8KZkHXNvkDgXffqrAo4e7d1HHDeyeQMypEi0km8bDFOSWkrvGBE4rs+QQrGAT3usujEbr",
+	"QBkwUGkd4O2ZdSuBze0qZ2xpNmgmCrYq68xU5p+ureXjE1slbfiOjRq1SyWwsD7UBwWAUdyVpSO+PafE",
+	"t5TNo+VnDr4xUAiw4rI57ze6bHwttNwYrsuDVhwJomwgYHtfTZ1UtZLBbdHPDded1WRwrP1qJNzvd7a5",
+	"7aNFbSfwpvmG0WLsrrZBb/8otyeI8awqfgGSXhg7Z76GUEI+QxOc5xN05MwkNM+MXqlVBczWE3QUZseO",
+	"mP+RcWX1GvMW6HaMG7X0GLIyMfKpFWgCnGSCJnw1sRrPpIf0zuSIMSKVL5N7jnJy60o7LbBx9ZkCuv0+",
+	"bEv2RmzEIFFAXqCV4DOaEzS5ocwkovGc6H9tpyT9p+vUo/+GRjb6j0gPrYnWsoJeXjCMN7SYSpu2FY3J",
+	"cwPa6OAQOEr0Z+OAdt+OGDfYfYeo0gBUeC4ntn1U2W+qNyr6/dP0hqzhD+La31nDg3/w0nnJtJYJyy5d",
+	"KLBO41rRf/q4QACOiRbUf7ogQXjcOVfMM1DbGUb1xZwnFfOt13Hj7hmYtp64COPVUxcnRlEdB+vSH6tr",
+	"ni3H4WL1Z4vUwc5Bpb20ynmotlc18ScJepqgq6jenZRqdzJiRu1GEa07sRpzYnTuY8DHH1dEYMWFvEAT",
+	"8gEqhBCDe65aCGV6Gj3pBQJ2pS+gqWIz6Pf1VHOAx1zBi7mFmPk0JeqOkGCEdzm/S0Bjf5+Y1FzKTBbp",
+	"sRZBDYOXCdTtM5eJFUsiaDpiYXuzScqZwpRpEKRYki5lkjCbSy2LqS2Yq/kIRIBhpHCtS9sCQ+D2iJGc",
+	"BHG1Zot+ruNLjS1UKlnuQQvDEKKhadhxD/3I/L3QcDMFV0csYGT6V9tyzUKUWUoGfXHQD2bbyPYzMHcQ",
+	"y1r9X81fRmxq3MtYQKATkMVLBy5BIOXt9PT0MZzuk4CWceZaA9Z7Yqc3EnLU7d1cE5Ug/RHCqT0gNIEw",
+	"VHvEyC8pWSkHmQvz/eTS0lfNniESWQPKGGPqsWaR9IpnATEHycRbCvfqUG7FjbrOhVkseCEsofC5ZgaQ",
+	"NwmT+jRChqOIrPsuKk7mTe7O1Z7r46uGlj3ezn6ByIcEMQiWA5fuWP87V/p/JEG50v8jCbKXO0HuMupL",
+	"YVCiuoW5intD4p1B9GJsxVXuUB1E00twGOlhUEZWhGXSaa0WkCxD3NKzygL6vfNtKst10MspJiWZX91d",
+	"3vDE+hB8tRBEAu64Z0Gbnmn1OnDcVe9CS6ehnxUEL0qq7kM7hPMeHu4eBKaFVzuTLSD1gDJUyPYWkVoC",
+	"ROSqlABsidNvyxc+etNtZZB2zn9jZg0G2wgAeA51zmEGw6wD16MiIqU5iXn8axL0xgpLiFd2X/Ogvd+N",
+	"uz+BL21PefsHrfzvQu8Iyu6BJM66JLxthgu0Wi/T7hKLG6KnfiB9AbwlXvWQ6TkHHMg5WzVJAe42+VEt",
+	"bD7PgTi3X1fN3wOlqrDajlyNaNEcr7dh194WZpFYI9aUZGCsQdcLLKykoeWlPAdLzIjtNMVcmhIWiJZN",
+	"uuCcHyAXDBWVFOSYz7a5463fFsKE9g66w7dE6PPdFl/4imAWOJe8acLkAAaugQNyTf38JhwxMnHF62a8",
+	"0+HE0bZYFo28MWdjpbubJdt1bclUNKvbbAm1scRPBA0435t6iL2xHcMg+ri+lihsWm0/jMWMtTY0v5Yl",
+	"nTVaz+i8gDTSGGYfXyKyXKm1i+fRmoEt/XyfYVr2iGMtKMqgqs8QOLUplDa3fXuzpcmbhyixSmDrnm/N",
+	"K9hW5d/O86DM6tb0zMd4ta54vD1T/cdZNeoLYmJr1fg0+VqaSC+tgqI1wQLhOU8MrYHl3S04mvJivlCI",
+	"shHz4qV+1l35agELrWMaonrABTygAZp5Y3+I2xdbwtvWjGpE9lcBV7M38bIk2f6iGqMWrMLmdcu2QYX2",
+	"Box3mGhbWWcBEGM+21a2zqHO//c/am6PtkXXuML5eJ+Y93rlsXLDdQNwSXU2Tia6uUrsc9iOLcSdaje2",
+	"+l0ON1TloVGOHimhEGMuMa6XWPlji/z9tiIaRirxZ3PSrA6W99ZEeQpDChjXAtnc6b+FIsbd5Eo91fxl",
+	"+e0Yj5e0wRMJTYCIpjYVWYIy+McEubZji/ntePop80j0BHTlp62mM6I3mCrHS/xLjKuVkUNVkzt4603u",
+	"z4aEcqA8YlZjDKjx5bwy4UhfaD3mQrQ59lj4sj6V20qQc5XLHrc6IbOG6b2sYR/cqFGnEBTVRSXB3Qjx",
+	"dxO5Igccu/Rv8Tzaxx5PSSBwr6CrOxf68i5xzRZ2S/fqZPcvo5FM3n8TLW3g64tvLS7kO+BcoEmGwRVx",
+	"R8jNBB09grwfW+GFM7WYoKPTh+e94fnJYGh+C1PQM6wpYiURPZZ+/rbsHxODVVkB1Yh/Bk6xTnr71zbE",
+	"isx5U1EUk3ukkHsKnH3WTaUvKfSrpybjRK7AIcDQETQpDJ1uxoMGJdUm7a6J9dI1aBPmRz1xCk2rF0LL",
+	"eO0G3pVIY3djGlF+7my0++0JnxGcbxnL/ByDWn3knVCs9dysN7pz7Tshs6zs23lwa5egvZJpDXr0008v",
+	"vrt9dNwugQaLeRO1nQsuNZvRTyCCBSNBe+DKrO54G1Xkklydftt7/KjNfpdEYRc2EzdBmhdrNjBBSFfv",
+	"2tf63qC5PIXlbkfzBV6tCNsHxS052EorfI/S6z//1OrQPxSYKRrrqONDWzQl3maFCfWMLe1Va61kPeFa",
+	"s5RkXlDcuWBXb29rG4sSd97qx6NhIdVu0LZ2Xnh0SaRybHkKAfEOoOjxvSSiIWVI4h1rA1ys0MgoQy/3",
+	"9hSrdPFCkeXWDgQO0bRszhlBVAMfAlam+v0tDQ53kUWgBgkqWE6kCcWAsctWHzuJg2+ete00/TZ9tcq2",
+	"lOqT1kZZRn5pqH6pyPKBtKXQOdMkawLG/YmtUdFvqEDWVN3ZnvkksQ5qyuampDMAqFLR2T4KGGSejLQU",
+	"agqHgi0l29pn1tHrsEi9YBQbAKf5uYaTKf3f0IkY5/mYizHjrFrQITrHG6LXDEd7t+A5MeicoDtBoSSB",
+	"VUkTRGdgvvTnL7cl+datGttWYPKbjDdcFktihDMokDDxl0iQ2cSwYki2QCyoGrsmKr4W7ynaiuPtHf7B",
+	"edikrIpfadDvV8ssDHaEe5pJ2+FPS9IEYNtNmyz2N3MrWJpxNYdS5OZl9Nen1Vg4F9CoyY1ZVryAdKOU",
+	"M1VNNQ37nZhyx7vmKWlTrDqZBmNThSz4EXwKeiQQoVwzbDAYHYIndeayKwLYrTCJU6iNSvNRlDkwYzC4",
+	"EyW16aEfjKAdRA5N18HNpLZsfuWq/iGVulqA+yAain+o0rZ74M+pWrWPCg6PaddSXLv/N2R2r6rZLlWs",
+	"zZpefHeQWhR1m9Y8S4C8pSmm+w9H/f/8btB9/P5dv/v4/W/9ZHD28fhoNOqZz4Pk7OPxP8RrUN6DbpR4",
+	"a+LDM/Rn+vSPrivVs1Q+SVcK+/TZ/9tZm8krT23Q6No8fU8aUUv1Zwf53p3VVpde2ma2he8dlt0WGvm+",
+	"Zrg1Z7jVMWVTWXH20ImJDzZG0QlacmgKBV4xCHeWamJZsTRc7Y5CDxrN8CQRt66xkOfOwP+ObqmkSibI",
+	"miwTX7etatt1qzCRZ6Y8vh4gauGthzbtJ2BshD1BdnnUL1LFZwhiH2uNsCGaltyR0KleBqWADGwyz8E9",
+	"AyTFUY/TaMk04wc4eLJl4Ay6hIchwQIcDpXZhztzlcKlJCEQYvimFYEXs20xtabmJWRPGsm2sW4tZqzA",
+	"+ThSGXB7LcA9ukVPsSQ5ZWQM6TBqS+myrKzuaZ4ty7FDOxXOEvRv/xda/r//Q/yLOjkaoG9QdvwvNoQO",
+	"/W9o8Nd//W/+QWjtm+H1A1nd/wam+/WJ5mLAb+1IBlxBrc09Wg75eZpCornCeXm1zUnqvdqdmnCa4+jG",
+	"Go289yqa7u5X6J1+ngifPjz3lec2r6A9rfGa4KZKovYR5163iGEjPBoK52+RFK2MuAf+mhnH5jptDipT",
+	"wrCg3KI3nFIN5ePdW6rvNThXtXRdVoo0pYh24LMfeBs+Q/3/EInrs7QO1LGTbYnzP2QTNgFqF8wNvlVA",
+	"7sO6djQbDqrzBYErEWIQhWgSp5yBMbuK2hvXfwN0tT1v0s1NlKnjZrRNoCRpIahaX+uLbQsDEiyIeFKo",
+	"RbSh1pPXL9ANWbuSfOboJrbJjv7FVeubJAhCmLVs9sS2vIJeWBfoKUyB6imDPdiFXoiW/+CZ8qQWSq06",
+	"Hz+CIXnGTZY4U9joJCZWsXNlVrGRnu9+QDeErCRYBpYrzNbgCHMk6shZHU06hy/+g1MjLZmaKQtKBBbp",
+	"Yo34bMQyKk1yFBcysXqvzwahQf/YY/jSZKuG1hWH+EuTUGljfWQZTd11kMUM52tFU1/FFvJbszkRkOd1",
+	"xdmtwT55oT93kcmmcnarFAuokrX1KPCKouA40DOcLmw+jV6sMbjaQLoVQVSNGEKMkAyAM/ml6+5QFx6Y",
+	"2MJlOFtSNrEvzQXWwDSggK96erVv6ZJIhZerag6bHvent1c99MqFjm+Gg/o023NkybzrMaFBeqbXaF+R",
+	"x7YlA0Mvrn9EZ8PBozKYN+UZudTaMZWIEagXj6aUYbFGs5xjRdm8u+KUKZuiCMt+CXkJhYSgYMlBm6HM",
+	"wnalVZNJoCBMgn6HWvjdorboVXNGeugKfrfx9iv8oSAGPXnBMlfjXnKh4NsZzZXtDbE2dlYqZWGrlun1",
+	"viE4k7Wq5yabXgPFlJi71Pc205CY4vQGFvli1n2FVbqYaBVq8vrJ26s/GVvfd89ePnv7bAJpiQgt8Y0x",
+	"EN4JqkiZ1IZzdDQ5GwwnPj41UFIsxaeuNCJmii7Jca/EYfDGwNkH/fwmeLXKaQqgPrG9vb75i+Rs4lv8",
+	"+Z5DpoHfRJ/wBAJq9WInZf+uiZMfjFXVXxrMsgTkR9cnjrJVoRLrRpLv3k/cFP94/eMP6DWHJnoWGGCA",
+	"n2LbXM5E4eY0JUySgGQ9WeF0QbrDXr+TdAqRW0onL05O7u7uehh+7nExP7HvypOXL66e/XD9DN4pG7N5",
+	"Gvfk9Yug4N5FZ9Drmwf5ijC8op2Lzmmv3zs1tq0F0PyTBcG5Wvyq/56TWKlZJu80Yg37fXS3oDlx4laq",
+	"SSSVqFj10AtVZtMrXqQL38J7ajtSe1ryIutcdL4n6k8wL+icpqUdLGfY7zsCbwvfhof9F1sI0Ico/OYd",
+	"gR1+Y+QOLabuEmLt3MBTokYttzfISO/ZsrLYul9iI/tNnLiWlCGP7Vy8ex80B4aYfOAwGntBfsJzKB7m",
+	"oSQ77/UAJ+AqaXs4vkyluKUpgW6LwjqDpD+MBJ33TxEYYO5ow9loWgEs8I94PG570GoSZ2sghUB+BJ7N",
+	"aArHdd4/3eOo7vl4Pfh2n+/t4MSz95Mg0qzxxL8XvFiFwst0Xel9YqvGQyqKLcoPNTMqFSK48GSPCqlG",
+	"rExG0EhUMEkUhAbWBze+j8Q2llhBP5WyyKTJ2yifHzHTB71Sa0I+qNWxAOvWKi+ks3RVLJSuDWYYhTdi",
+	"zuVznBhT14qIyjrQ0dWTq+ME2bDuWliyXv3Vy58vrp5cGeK8cQGCJj+dam//dzGDtebgUI+7Ep2vVc3O",
+	"h4JAXIsl+vDYeLruhHfBI1/ZOMbHKPhOMtYnFYtM2N5caBM7pDlmWAt0SV/bH5pW7VcRW7NrS7R3tyK9",
+	"8NhlK8HtrQ3PQbqBPMoD6FE7qhOeeYT0PKmA0YgI1q4xXRtYAuU5M0tqTXnO+oM9n/8SlM3Tsui27eUJ",
+	"CJsnYvqc69pA56L8/ULT7M4m7Us5A30Hb6V+bzC7qRE/cwQhQVKVXp1gPbOx5q68q+IrNOz/ezTViJiY",
+	"fKqXXBD2qxbmb4nP6v+eMopSTjRfoYSpHtJ3C2qsa/4TDW0/8nVlRmxJWSFdrhtQ1Col8jX0c6y02Onb",
+	"JzTQpasKlHZQJggMMWsqIabBIjC7gVrTTfcdNthw3cPsHHflw+/S/PZ+7nrS6BoEXcwn1lQOrlIiLLY1",
+	"8258b8N+1du4w1T/OYlR9aAbJKHKndHgsDauPyAVOuuffUmq5TJNqxACOcQURE4XJL05vk8CBle3Kwom",
+	"G6mXMRn4Oy4TLbNUOvBVL7x+Hpr5vtGjbtz2HffpJRTda3fxJP/MzNVtA/zaEXQOPdslgP4eGao+1GCL",
+	"n4CCSWfFZQTNnoMBrHRPmslsy2fNg2yjZWsS+x4vl7gL/0VGXoeykFCQyYcWlSqCtPW/JinO6dRg65hA",
+	"HTulpUpbSKo6gOtNY/inKJgNRJEjZgX8KU5vtBDFsgv4jEGz1Ux22B+WXoIPBSlIpkdI0N2CpgtwlkNk",
+	"7EQU4BQHZzrwdIYmskhTQjJiA9SMlWfSQ0/QjCojEHjDRcrZLRFzYwuyjquM4jnjEqyvAmulWY8MxRl4",
+	"VqRaeratjCIM28TgOdQv+8Y/5dl6PzW6BuvORWfw+PGjbv9x97T/tt+/gP//T2F8yUXnp+vvOrZlk2bp",
+	"tl+2oksyLiBxzEjqrbVytw8X9lr1nNgeNzUCMrx3AtLEC6HlFJYWQXrGW55Z3+RLnuJmh9dPb146WUJL",
+	"XhXZoC7GfPxD8tbH+z0/HH5JgncN/e5wSfMOInlgV97Kdk+MDN2sOxBTm87U7TCdd0yRUZfg5WiFqTUW",
+	"tC4z1QMqyv2GaP4SZq9c9s/MS5uugtUlYDtSzgqjUPwdSnnfW6/J5oY/Ddd2Sngnv5mGcB93IhtnlZ54",
+	"rkNbgFta1Qy4TBS3/ghYVeLQ/9SahcY5fC/4tUN7tzD3Ud2gzK4w2NSsLuu7ElbZcMi/doRdf3y/geWV",
+	"6JB2JmjKoFiFMS1O16hqezb+8FrRm8Bek/hcnxFzHW8XQTFwfV/KudwI4DYE54a+/b4B7ZHraWxLGo9Y",
+	"aP40Px6HlXWA8lNpTNo4hXjxslO430c1KGbEjgKLiunu6ntLoxsY6+abgQtT43rD/qmb46CbOcSJoSfu",
+	"VSpHzLUmv7Mh29AZFrKdzE5B/NwAsSOCZVAic9kbcVPSmyBmZSci7mxV/2WtxnXdMV8Hlu1IiSUqEVZQ",
+	"W29mIAiF6KTCrNHkbUMuIzdpa4Oag9bmO/3tXpbi97Coje7IDiwEbd4WY1LTN/XS3DfrYVpgpwm6Ub5B",
+	"AwSeaNKIEq57cxQnBsPQ/DbcVdX/c5orysvRaHoDICyxEvQXQ80w9M/4I3LILyvvBx6DrgVTGB93b+KY",
+	"H/Sk2gt/i1HEkH06UyTrTonC3TnhSwKxE9ZI8lzrjBATNXyI/oRFRgka9vuPjm2zmVrn9r/+6/9puEzZ",
+	"nKRkDHxmakvbPt6tW4FPydyE949YrRn4AwntwGFaUyecgo3DdiIHG4fCN4TZDvIs6ho2FadwGWlmt2XM",
+	"KJ6JWf4jbdJEQK9u9DxQsq5KQKiSIwbk7TgxRhh7MrIEnGH8ITOVpXUnCPTe0kF+xF4oHy8HA0plq8ZC",
+	"nnKM4dmm/SHTO9gYUwuKhx75vi29JmJBa/h3g36/nzw8HSRnD79NTr8dJqfDh8nw28fJ8OEwGZ4N3re2",
+	"v/i1v/bo7lLKW9liPgN1LFfSRCdnVOlDNLfLedXK+/qVXnrUDG5FmRC9hVbdJym9W2DVpbNGif+ZVHRp",
+	"rqpp5FTmkGxkPlCJ7rhQCxtDGmSn2kdtpP1yxI5Kp2lYJM+lBtjGBhPzwgSaEMDTQcp4Oe+yyBVd5ZSI",
+	"ERPoBFWSIyppH5vJGrZyq/MZx2R7oPIrQW4pL2S5xLsFt1ntlrDPMWX1RAcj8GOFhIlzKcPdL62OYozd",
+	"c6DB0BgD3NYysVRxNiOCsJQk/gp58hgmxEwqseWTBsHfpgm1kPqbTzmx6k5KmIL4GuORPTo3/S/QN+f2",
+	"q+MmSbCsy7jNI3seSzbwMuJ5KCJ2z/uRXv6xbdnNVBOXsqaFNsTzRxYLjGDLcgfBatuu1R6vvTNAsk2R",
+	"h0ql2ti6fcJBTNK+93XWsnEcenaraTmANoCcTauuZ0fEcSKOAdHWX3+oECN79Rp4ZYUSumybr/yxlr5Y",
+	"km2fEfOJfLCSxrbFcV+tv5sEwfyaJWpmldgwfGL6kUguFMl6YQsu284AqH5Gheb70HtGEGartdSSTxI0",
+	"0WshLMNMjflsAiK5KdPjGh0e2eqTI0aVJPnsuIde4zmxTTBTLmAeE7xdjQSaEsrmLqHnolJRh0okb+hq",
+	"RTLoAybIymb9aLUAch3mLqVi7TKMidlzD11zoWx+soGICzMMaumLEbt6+bMFCGf52tWOL/0sEQamj+Iq",
+	"SMz6zDERG8RO78yUgrlEGOUQ6TtHk+4Edi6RPSythqC31HZLmAqulbKyY2SE8slmW1mlcX6tepX5stvU",
+	"Wz/pdCufbAHnrv23Uiq5W/lkaip3m8O5YoauUPcFc9YNZY071r912mo/7sz/rF9qmn8zc8sKilQiwfNG",
+	"Xql/a72Sp3aSN/qlppVE7jasIqyDGTWQOUrR2ceKv+s0MFsbpd8UPq+sxAmrPr2taWkVMnSvy0uxEGt9",
+	"jUzQSNkdTdruaUeG+hjl0V1SU8Pgl1XOM1/CIWoyxfPKatvVuMDzzYYx9UoXUq0h/0bvP0Iqrpp700mi",
+	"QY1sZp3JEFximjfB/kNlB3s1Ad4JfUsf9raQO7oiKUvJPVil/yOkkwZlgExEUYmoWJ+9YkSgG8bvrKcJ",
+	"skCsetS0Uj+mLxnZ7qbXC8TsXLMZ//7XTbO91/ziu8ajr7NZQwE0SdD0vwvceYqb6XbZvLI99davPMVb",
+	"SPfGooyzJBAYjBPH9OzTy21UfCirtgCIIeYnKz17LdoXgm9W1n75nddcK9xfgzUyBYy2ghzkhXboEPSa",
+	"iK7RNb1wXDNoqhEVncIWFXv4vj9n/LYFb5t41yCu6O803DWspOCUtfK7uLLmf98R7WrCEWVYO5SLDUmw",
+	"h55U1LBVoaBLaV34QQXLNMkesfoI6Ai78nbmGUiqLKsAJAgzRFh5s+xjqiyLpxZYjZjkOVhwqDruIUeu",
+	"S2ZgNIaC0Q+2uZVhKvoGsnm9B0xj0KlvN3+gn8M24zcABbQv/XsloF1WoSv0h1aYZla46QQ9PoPsw85F",
+	"Z9gfPuz2T7v9wdtBELoaaW4NAjHNxn7EeuJgWFWyczbsnferMbDPfnoDhWpMX+3ORef7p1po1KKWFuQy",
+	"/B/sfnspuPtBJbkoN+5JzJMMo5f8luQ4DS0OjNzJnCiIVPjoyyPW4bUdbbwt20oJDyTidwwByfIQ9KKA",
+	"IDOj6VbqJXYG/f6grIl90WFcqMUdZVmXiBUYtezWHFqXW/vBPYp+LFROlFGqXY+jTn/wePgoPSfdR/hs",
+	"2n2Upqfdx9mQdM9mAzycnqZn2TlUDuO5URIAAEDx9qOU+4QVD+6dTjf6+X0AO3bVTerBxc9sY5DYNPax",
+	"k2dWn2gdiBwms36NSL5nnlRWmy6p5P5sqRqR7L8/+S2o2PrRHHROYtXTrvlMdc2PMljMBdTfIClfEonO",
+	"+mcmAAdnMtEC2S08q/hyKpVWlKGlqlUv5JqlyYiZUjcQ7xBkUhvf0UwQYn4jEc4zA0NfISEkzaO+ZVsQ",
+	"v7DAzg7qLBspZozrBSOzlQwdnfUfH1+YKoZc2K9tEytIdIpwre/goYBr7WfXezGDIiUx6/3Z9qq5cLHt",
+	"yv8u4lv3vnuDL3r3zEHf091Ltgdf46q4pJHa4Who5j7rn0Wjrisy1GfWE3bxn4N5zsevIdsmZPuT8K0h",
+	"YnunE8G8/+I7IEwrIFGbNVzAqStdKaElpKDBs+jozfMr9Oj08cPjC4Rto3sbsKwVdiiyJsgqh55jJqAM",
+	"lHsQG5MRm7AizycozQkWmurbKGfme0zDiFSinMygXBvUwOqhJ0LgtURHEw2piR6oIn9Ojk0auZk5M96o",
+	"SzTByki1RE70oLCTDErGTdf6Hzs9fCOJgmpJdolgDtMcI+uhqwVm4F4KFTab5leh3C6bouINi3EX0yD9",
+	"nrjLgVFje8vUe0vQr80iPyaVpcApdAGfvoksqzwz/Sknc5yuxymY1PXJJJ2cr3Gu1uMUC/C/XXWHw9MB",
+	"VGw3apR5zN0p0+Kuohcduo8vGtO2ixA7K/lXgvwFZIwvrA8Y8vBF9IETky3cKkkxCJ0DOcZmVlOGMqIw",
+	"zU2i9Jvnr3wnfOVaP5rSWAl6fQQVzI5HLEg5ofImCQLIXF538B2kgSc1m7C3U7hSylAEMwih0lPYQCVg",
+	"UiZFmmTAeIJSKYY7mYXDlsqwNlj8iEF6d8GoqTYTJMtNyYKaR5c9dG3ggW1/GogHzjQXk5wz/W8ViCNW",
+	"KSxlA2zQk6qQWG2dL9ER40HsM3NZwmEjPYiPYDzI81sTdWwqVmr9DQCnSSqaMK7GM16wrCk4z5Ehs7cv",
+	"IXnamXbInw+ky3P/mgNYEyg9aO4zF3AfyXIHxQmxfkeEk9roD2FSGCo3JBb41NsapxP2MPsiITs7ngzW",
+	"c82F2vOVt+sVCWoU7XjxR9sH5Lngy32ef8vbPG08018idLHem2SHT6vGv6rNSr5SEPCK4SYIBYSk8nWc",
+	"loSP3CM5sU7VLhTMFlRuSQiGqpywN2r63Zu8wPO+c9xKJGkGdfL0v4mJkpeqbPpmwt03qcgVTE5sv33Z",
+	"JmjdT2kb6Gvx4JPihyre5eZMax9W1KKPrwsqOt/eKrAeYfQ577cF8VV52k3lV91B+/7CEA2JsLyx1ab/",
+	"LqyoX9gjYRFVlojuKID/Kn773c/VkGZ3eSVRirK53Hp1oR1PV1Ew9bvGPuhI6/UXSBGR0pxImzQPQrsZ",
+	"HC3xqpTcgzchuBlyX2ZFDv4F/ZPL2Mtc4SYwHkFAdy0kBRVM0bxs48QZaZCWLdJeu11+/vvhp2osTmx+",
+	"7/0NhGa48iluzY5vTwuaqy5ln46NSWdVRJXcwGQZxz6HVhv4BmW9LEr5MmNuxSM2w0uarx1lMryl5I+9",
+	"cDyjObpmFjNuKgibTgcmSxXskfqXESsbICzxCmoxcDYnAi2w1l5d+jwVPnSp0jZVK6MLDG26wNIK+muj",
+	"nTKG1QcaHcVsOV7iFbBK1yljgZcrK2U4Y8S7ztnZWSfpnJ2d6v+ennXea+HTvvGSS1V5eDAYdJLOYDDU",
+	"/x0OOu81Z4JzHKtKZ7Cwa9egX+usddo+RqAGEQOmL20hbEsBjAneXaogviNAb1duzJJGaNqQYtN86GvG",
+	"zxVnJmHs3shR1Tbn39qtDZfSpFZocJ4TAXX1JSEX1dUB5dHyr6nvcWRLDtsmdyMWrRUM/TzWVUNbgn5+",
+	"8RqdoBWHRCecoxO0xFImYd88MJ+NmFteUo/dtfyaWaZa7oMyK6/xmaF9QBZfAdVCJmlixExhHC5NeyZL",
+	"TM3uH8htjhYNuGZh/bMn55gAV7dVFz1qeEJjoRf4tbMnKXpu3vr4JWTyNvq22/RX8mGV6/uQXXbEmzq5",
+	"JCMzyqCetpZmi9xZwhURFOdU2oAbJxlgLdGmYHmGh6kcsclvow7O81HnAr3r9XrvP04SBN+x9cZ3jCv9",
+	"3W+9Xu/jRyj5gct+O2Yo8OuOOgkadfjK/Av0ZtT5OEFHkhA0sbj1psjJ5LiHnjDf6cYuCmF0Nhza6PCy",
+	"7c2ImU5IWJVtbhjXSr0s0gW0DDoBgMByTnCenwxPYHKouupgVukhhkfMZ0iQtckFhDZM0OeLMllPLMNK",
+	"P1iSIgA4leiWSjrNiRlB8RGDpmTV/vLhK4qjgqWa2zDjqN4SUWsB9kkBtVi9ofLm5xevZTVE9GecF9Co",
+	"6HsilphVg/NBTM0EnUFGJb7D6zAwtIQ1TJDnQGkBASCQ1QS+6i11LjrkQ/lq57tnQEHdo7bLXI4hNnTz",
+	"8Vu6qjxfSVeAx+eKlM/3e+fh03AH7XPuVIPBA39x+FbpnO45N3RObqH2BYwE+e12jHedOc8zzXRyrCgr",
+	"llos/ejJvIWshj1UYrBpFkpgReYgdOA8d+wOoztCbi4Rn80gf8e1nBHklpK73j7hrc6u8rtEtzqcbVRW",
+	"zWUMYlvLoApLrg7wc9tZD4p5DTI9voa8fr6QV0PkpSdp9yNPn6zMBWmuwnVlsnIr/YAc05Qkh1JRjN8l",
+	"2+RO133IO8ptzSmLRkubZo1+MNWgIJEddLJ4XShY8ScS9wghZusKIbbaMYXYgk3iCopylbxCOhU8OSXq",
+	"jpAKqTvv9zuJ/m/fUrkcZOeLQX9fwmQB8DtVkqouornYXsGUNwmZw/5jJ0194dv9TCOGud9wlXwMg7E5",
+	"UXVP9mR58lvpDdka2/5dLazd0ZrLqii8xUZGVQ89rav+I9YQbt4cU15e7c8dUh6y068R5b9XRPmnc7Wd",
+	"UeX+oKuykqVT20wmW5wYX8B5sUMO/FRR72uouY0MOhwDD3Pf21PYHmYOUdXWh6F1ogQFvyfIaUKIcU23",
+	"uUBHM2NaqNyqYxsAl4P9gpG7EQOOI0jF3mH6+Roi3+CLSSzlhzpCC44I84WTRkxzAD1B3fb7QHrzhL53",
+	"1tsDsY2GL9iSdUdnw+HxTg/L7xMIHuicL9gtVcT3cl5BbRArRF8iLCWdM1PF1ZCWJWZ4ToyHfU8T4u8Q",
+	"Ur2D6riI6q/U528uTvreFcdQrDyxhKOFdwbiEr3HdZvKGKvVZsqzgXOm5oCplClr6PIYThvEC5uG7BL1",
+	"j3f4R17ZXf7NlTArU+cOqWXWNYqtq2JmP7piY5UCZJXaZGGLyfLv91+2qkfl6Fq1snNGtK8hUQeGSJaM",
+	"f+kvzJeXqrbSK+vFt0leh8ttUYvZG1JWOq/JYiVMTLl3LRFp6ShBXJimKnhDgEqMwawWaRPU26kG1DgJ",
+	"y/epNUkPjto5xzGQiBHDueSVVAyIizEj+uQIlwQYZuCaQBvrGCsLz5tJRsymakTo6RsD+t9fhXIRSYE4",
+	"81Ub8rgbu8eI8bvPJED4FTQIENf0V+P/26z4rbUS0zpW/86I6hp2D08mtps0ILDtLK/lhRFzn8IMq2qX",
+	"g7IXvQm/KOM/fHbRDFQKlq6tJduHdwRA2yrk+IvH+N2OiEkLoS8QLmVn2hpNvP56Wy463wFwpuR3NiDY",
+	"m7VP1lCYMeRaaG0rkxzPFvpbyBKKhBvV86ValXkNErT2raT6NVHpfhOV/uiZSfchRt93clGjpCqysPO0",
+	"5oGzgmVaiU65tN2fQ8FPXwcInJoENwJimqbrMCzI1yiChkf+WUFmkx66NsqqJi7lam0njkrsz4hNjkyF",
+	"tAQF5dOOJ963CEZKi4ahi9lF9WpaBkMO+/3LYNxyfbZrtOnYofxYNhn4cXN8UYC3n1i0zxxOtYC+/tYU",
+	"mJc4JyZSSlVK9LkqesPzfg+8yylWZM5hhKDs3mZ9vaQTnkelWF2b0nRJh1tKElYHHHaH/bf9x2V1QEsJ",
+	"YXcfIbHA4Fi91p6XpuSapSSzjbCQXPAVkmupyDK668Hwce9xfddFRvnW/e5TIK8KFBACu99++y0E0dte",
+	"HRed0297jx914iA57faHbwdnF6cOJCa/Xj9w/eefumdnEJX/ocBMUbWGdDIPc739EogednvEMQXouU8s",
+	"02eh643CZM3FAJ5YnGuytfZ+5ktT5MbebpKhwuqXxll7n+FXLZZcX61b5aENzBm5qyS8fI2jun+VVmRV",
+	"VvMJHLWqzYY/nUydG287tzWptoN+0u/3q7IoZcCuLCdJkJ5LEcsSX3Op5oJc/9NLNLn68fX/PjF+N1uy",
+	"SRLVnWJJMtvEiyqyRHOipEnXK3J1gSY2YnCSoAn5hUpF2XxiG2lt5bXVcFzHIGNX9VgLAib02L72j9c/",
+	"/jBirzllyjceNok0sMkeMgXZcZ6PuRgzzsgE+pPAGEgQ04xQv2FqRgGQfRDy2XAIkgCcStlO0A5q9jv2",
+	"ms0kAbiAEAPiB0MFu2H8jo1YVUSxwZVhiWILBKyCKvBtRIOngBWf4H0MQNO5mOFckqRT35nPhjZ5ye9C",
+	"Pvm49/jx/jLAVbciAgA7+hjniYO27G8nc3t/CHMDAP9O0XCby9BXrYl1rIjowsU0N9LkY1u8MEamP6ZV",
+	"ZXD6N0Dg65R0WuQ3n4fO/xZ8clF1W+OPNFGvsfgNM19dmfj9ZLLKSr8a+UyA0P0IDw22vq1n8ECGbtsV",
+	"hmbrrlFOBRG3FrvY2VoBdk3SQoAq8u63zpRgQcSTQi06F+8gYVgScRtf8xOU8xTnaJJCO/EU8i/IRC+7",
+	"EHnnorNQanVxcgJPLbhUF9/2v+2DWcnCcjPu3PBd4+7aaBOV2ORt3wYgMY0XbSpXoP72Nm14MmIZfF0W",
+	"VTMmkDKjXWuwYCi8M02ejSOCCIh8DaKaY8cSm+qVc6xJdPT0+5Mfnn6npaZX9k+QM77HyyXuwn+Pk9L+",
+	"4oqvBR31yub+vnezqR3tvCIpZ3Ao2IRwVdtLSxOkbbvJIihyJanNqfLtNF1lrM2t1MN9y5zao2/7J8M+",
+	"CnJq7ylL1sSObeZEuLztIKrNu0kttji/pC1f59bsN1jZtrffb+76Jb0lBhshrQFnBjdXgk9tSW5D3nkF",
+	"KzzJl1rQ+f8DAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

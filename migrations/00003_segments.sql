@@ -82,9 +82,13 @@ CREATE TABLE segment_membership_changes (
     PRIMARY KEY (customer_id, id)
 );
 CREATE INDEX segment_membership_changes_id_idx ON segment_membership_changes (id);
-CREATE INDEX segment_membership_changes_segment_idx ON segment_membership_changes (segment_id, id);
+
+-- The deleted customers, so that refreshes skip their scores with an anti-join on this small
+-- index instead of joining every customer.
+CREATE INDEX customers_deleted_idx ON customers (id) WHERE deleted_at IS NOT NULL;
 
 -- +goose Down
+DROP INDEX customers_deleted_idx;
 DROP TABLE segment_membership_changes;
 DROP TABLE segment_members;
 DROP TABLE segment_settings;

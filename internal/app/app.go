@@ -69,7 +69,8 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	a.Customers = crm.NewCustomerService(customers, validator, time.Now)
 	a.Transactions = crm.NewTransactionService(postgres.NewTransactionStore(db), customers, a.Analytics, validator, time.Now)
 	a.Keys = crm.NewKeyService(postgres.NewAPIKeyStore(db), time.Now)
-	a.Segments = crm.NewSegmentService(postgres.NewSegmentStore(db), logger, time.Now)
+	segments := postgres.NewSegmentStore(db)
+	a.Segments = crm.NewSegmentService(segments, segments, logger, time.Now)
 	if err := a.Segments.EnsureBuiltins(ctx); err != nil {
 		return nil, errors.Join(err, a.Close(ctx))
 	}

@@ -247,14 +247,15 @@ type SegmentStore interface {
 
 // SegmentService manages segments and keeps their membership current.
 type SegmentService struct {
-	store  SegmentStore
-	logger *slog.Logger
-	now    func() time.Time
+	store    SegmentStore
+	settings SegmentSettingsStore
+	logger   *slog.Logger
+	now      func() time.Time
 }
 
-// NewSegmentService returns a SegmentService over store.
-func NewSegmentService(store SegmentStore, logger *slog.Logger, now func() time.Time) *SegmentService {
-	return &SegmentService{store: store, logger: logger, now: now}
+// NewSegmentService returns a SegmentService over store and settings.
+func NewSegmentService(store SegmentStore, settings SegmentSettingsStore, logger *slog.Logger, now func() time.Time) *SegmentService {
+	return &SegmentService{store: store, settings: settings, logger: logger, now: now}
 }
 
 func (s *SegmentService) stamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

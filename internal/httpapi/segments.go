@@ -9,6 +9,7 @@ import (
 
 	"github.com/centric-crm/centric/api"
 	"github.com/centric-crm/centric/internal/crm"
+	"github.com/centric-crm/centric/pkg/rfm"
 )
 
 // CreateSegment creates a custom rule segment with its members.
@@ -204,4 +205,55 @@ func segmentSummaryToAPI(s *crm.SegmentSummary) api.SegmentSummary {
 		RetentionRate: nullableOf(s.RetentionRate), AverageOrderValue: nullableOf(s.AverageOrderValue),
 		AverageFrequency: nullableOf(s.AverageFrequency), AsOf: s.AsOf,
 	}
+}
+
+// GetSegmentSettings returns the settings of the built-in segments.
+func (s *Server) GetSegmentSettings(ctx context.Context, _ api.GetSegmentSettingsRequestObject) (api.GetSegmentSettingsResponseObject, error) {
+	st, err := s.Segments.Settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetSegmentSettings200JSONResponse(segmentSettingsToAPI(st)), nil
+}
+
+// UpdateSegmentSettings configures the built-in segments and refreshes them.
+func (s *Server) UpdateSegmentSettings(ctx context.Context, req api.UpdateSegmentSettingsRequestObject) (api.UpdateSegmentSettingsResponseObject, error) {
+	if req.Body == nil {
+		return nil, errEmptyBody
+	}
+	var in crm.SegmentSettings
+	if u, err := req.Body.UsageThresholds.Get(); err == nil {
+		in.Usage = &crm.UsageThresholds{MediumFrom: u.MediumFrom, HeavyFrom: u.HeavyFrom}
+	}
+	if rules, err := req.Body.RfmMap.Get(); err == nil {
+		in.RFMMap = make([]rfm.SegmentRule, len(rules))
+		for i, r := range rules {
+			in.RFMMap[i] = rfm.SegmentRule{Name: r.Name, Scores: r.Scores}
+		}
+	}
+	st, err := s.Segments.UpdateSettings(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateSegmentSettings200JSONResponse(segmentSettingsToAPI(st)), nil
+}
+
+func segmentSettingsToAPI(st *crm.SegmentSettings) api.SegmentSettings {
+	out := api.SegmentSettings{
+		UsageThresholds: nullable.NewNullNullable[api.UsageThresholds](),
+		RfmMap:          make([]api.RFMSegmentRule, len(st.RFMMap)),
+		RefreshedAt:     nullableOf(st.RefreshedAt),
+		Thresholds: api.SegmentThresholds{
+			ValueAMin: nullableOf(st.Thresholds.ValueAMin), ValueBMin: nullableOf(st.Thresholds.ValueBMin),
+			ClvAMin: nullableOf(st.Thresholds.CLVAMin), ClvBMin: nullableOf(st.Thresholds.CLVBMin),
+			UsageLightMax: nullableOf(st.Thresholds.UsageLightMax), UsageMediumMax: nullableOf(st.Thresholds.UsageMediumMax),
+		},
+	}
+	if u := st.Usage; u != nil {
+		out.UsageThresholds.Set(api.UsageThresholds{MediumFrom: u.MediumFrom, HeavyFrom: u.HeavyFrom})
+	}
+	for i, r := range st.RFMMap {
+		out.RfmMap[i] = api.RFMSegmentRule{Name: r.Name, Scores: r.Scores}
+	}
+	return out
 }

@@ -652,3 +652,66 @@ func TestSegmentsIncremental(t *testing.T) {
 		}
 	}
 }
+
+// TestSegmentsSettings configures fixed usage thresholds and a new RFM map: the tiers follow
+// at once, RFM segments are created and removed to match, and bad settings are 422.
+func TestSegmentsSettings(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ids := ruleBase(t, e)
+	st := e.mustDo(request{Method: "GET", Path: "/v1/segment-settings"}, http.StatusOK).json(t)
+	if st["usage_thresholds"] != nil || len(st["rfm_map"].([]any)) != 5 || st["refreshed_at"] == nil {
+		t.Fatalf("default settings: %v", st)
+	}
+	th := st["thresholds"].(map[string]any)
+	near(t, "usage_light_max", th["usage_light_max"], 1+2.0/3, 1e-9)
+	near(t, "usage_medium_max", th["usage_medium_max"], 2+1.0/3, 1e-9)
+	near(t, "value_a_min", parseDecimal(t, th["value_a_min"]), 16, 0)
+	near(t, "value_b_min", parseDecimal(t, th["value_b_min"]), 5, 0)
+	all := []string{}
+	for _, r := range st["rfm_map"].([]any) {
+		for _, sc := range r.(map[string]any)["scores"].([]any) {
+			all = append(all, sc.(string))
+		}
+	}
+	updated := e.mustDo(request{Method: "PUT", Path: "/v1/segment-settings", Body: map[string]any{
+		"usage_thresholds": map[string]any{"medium_from": 2, "heavy_from": 4},
+		"rfm_map":          []any{map[string]any{"name": "Everyone scored", "scores": all}},
+	}}, http.StatusOK).json(t)
+	if updated["usage_thresholds"].(map[string]any)["heavy_from"] != float64(4) {
+		t.Errorf("updated settings: %v", updated)
+	}
+	usage := segmentsOf(t, e, "usage_tier")
+	if got := memberNames(t, e, usage["heavy"]["id"].(string), ids); !cmp.Equal(got, []string{}) {
+		t.Errorf("heavy buyers with heavy_from 4 = %v", got)
+	}
+	if got := memberNames(t, e, usage["medium"]["id"].(string), ids); !cmp.Equal(got, []string{"a", "c"}) {
+		t.Errorf("medium buyers with medium_from 2 = %v", got)
+	}
+	rfmSegments := segmentsOf(t, e, "rfm")
+	if len(rfmSegments) != 2 || rfmSegments["Everyone scored"] == nil || rfmSegments["Other"] == nil {
+		t.Fatalf("rfm segments after the new map: %v", rfmSegments)
+	}
+	if got := memberNames(t, e, rfmSegments["Everyone scored"]["id"].(string), ids); !cmp.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("members of the new RFM segment = %v", got)
+	}
+	for _, tc := range []struct {
+		body    map[string]any
+		pointer string
+	}{
+		{map[string]any{"usage_thresholds": map[string]any{"medium_from": 5, "heavy_from": 4}}, "/usage_thresholds"},
+		{map[string]any{"rfm_map": []any{map[string]any{"name": "Other", "scores": []string{"111"}}}}, "/rfm_map/0/name"},
+		{map[string]any{"rfm_map": []any{map[string]any{"name": "A", "scores": []string{"111"}}, map[string]any{"name": "B", "scores": []string{"111"}}}}, "/rfm_map"},
+		{map[string]any{"rfm_map": []any{map[string]any{"name": "A", "scores": []string{"511"}}}}, "/rfm_map/0/scores/0"},
+	} {
+		p := problem(t, e.do(request{Method: "PUT", Path: "/v1/segment-settings", Body: tc.body}), http.StatusUnprocessableEntity, "validation_failed")
+		if got := pointers(p); !slices.Contains(got, tc.pointer) {
+			t.Errorf("%v: pointers %v, want %s", tc.body, got, tc.pointer)
+		}
+	}
+	// Back to the defaults.
+	e.mustDo(request{Method: "PUT", Path: "/v1/segment-settings", Body: map[string]any{}}, http.StatusOK)
+	if n := len(segmentsOf(t, e, "rfm")); n != 6 {
+		t.Errorf("%d RFM segments after restoring the default map, want 6", n)
+	}
+}

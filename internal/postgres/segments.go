@@ -422,94 +422,12 @@ func readBuiltinSettings(tx *gorm.DB) (*builtinSettings, error) {
 	return &st, nil
 }
 
-// valueThresholdsSQL finds the smallest value in the top set that makes 80% (tier A) and 95%
-// (tiers A and B) of the positive total: a customer belongs to the set while the values
-// before it sum to less than the share. $1 is the positive total. The %s is the value column.
-const valueThresholdsSQL = `SELECT (min(v) FILTER (WHERE before < ?::numeric * 0.8))::text, (min(v) FILTER (WHERE before < ?::numeric * 0.95))::text
-FROM (
-	SELECT v, sum(v) OVER (ORDER BY v DESC ROWS UNBOUNDED PRECEDING) - v AS before
-	FROM (SELECT s.%s AS v FROM customer_scores s JOIN customers c ON c.id = s.customer_id AND c.deleted_at IS NULL WHERE s.%s > 0) p
-) x`
-
-// computeThresholds recomputes the thresholds of the value, CLV and usage tiers over every
-// scored live customer and stores them.
-func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) error {
-	var totals struct {
-		Net    string
-		CLV    string `gorm:"column:clv"`
-		Edges  *string
-		Scored int64
-	}
-	err := tx.Raw(`SELECT coalesce(sum(s.net_value) FILTER (WHERE s.net_value > 0), 0)::text AS net,
-			coalesce(sum(s.clv) FILTER (WHERE s.clv > 0), 0)::text AS clv,
-			percentile_cont(ARRAY[1/3.0, 2/3.0]) WITHIN GROUP (ORDER BY s.purchases)::text AS edges, count(*) AS scored
-		FROM customer_scores s JOIN customers c ON c.id = s.customer_id AND c.deleted_at IS NULL`).Scan(&totals).Error
-	if err != nil {
-		return fmt.Errorf("total value: %w", err)
-	}
-	for _, v := range []struct {
-		col    string
-		total  string
-		a, b   **string
-		family string
-	}{{"net_value", totals.Net, &st.ValueAMin, &st.ValueBMin, "value"}, {"clv", totals.CLV, &st.CLVAMin, &st.CLVBMin, "clv"}} {
-		var edges struct {
-			A *string
-			B *string
-		}
-		row := tx.Raw(fmt.Sprintf(valueThresholdsSQL, v.col, v.col), v.total, v.total).Row()
-		if err := row.Scan(&edges.A, &edges.B); err != nil {
-			return fmt.Errorf("%s tier thresholds: %w", v.family, err)
-		}
-		*v.a, *v.b = edges.A, edges.B
-	}
-	st.UsageLightMax, st.UsageMediumMax = nil, nil
-	switch {
-	case st.UsageMediumFrom != nil && st.UsageHeavyFrom != nil:
-		light, medium := float64(*st.UsageMediumFrom-1), float64(*st.UsageHeavyFrom-1)
-		st.UsageLightMax, st.UsageMediumMax = &light, &medium
-	case totals.Edges != nil:
-		var edges []float64
-		if err := (*pgFloatArray)(&edges).Scan(*totals.Edges); err != nil {
-			return fmt.Errorf("usage tercile edges: %w", err)
-		}
-		st.UsageLightMax, st.UsageMediumMax = &edges[0], &edges[1]
-	}
-	st.RefreshedAt = &now
-	err = tx.Model(&builtinSettings{}).Where("singleton").Select("value_a_min", "value_b_min", "clv_a_min", "clv_b_min",
-		"usage_light_max", "usage_medium_max", "refreshed_at").Updates(st).Error
-	if err != nil {
-		return fmt.Errorf("store segment thresholds: %w", err)
-	}
-	return nil
-}
-
-// pgFloatArray scans a float8[] in text form.
-type pgFloatArray []float64
-
-func (a *pgFloatArray) Scan(src any) error {
-	var text textArray
-	if err := text.Scan(src); err != nil {
-		return err
-	}
-	out := make([]float64, len(text))
-	for i, s := range text {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return fmt.Errorf("scan float8[] element %q: %w", s, err)
-		}
-		out[i] = f
-	}
-	*a = out
-	return nil
-}
-
 // tierDiffSQL places customers in every built-in family with the stored thresholds, diffs
 // the placement against customer_tiers, records each customer entering or leaving a
 // segment, adjusts the member counts and stores the new placement, in one statement. The
 // first %s limits the scored customers and the second the stored tiers (both empty for a
 // full refresh).
-const tierDiffSQL = `WITH placed AS (
+var tierDiffSQL = `WITH placed AS (
 	SELECT s.customer_id,
 		CASE WHEN s.net_value >= ?::numeric THEN 'A' WHEN s.net_value >= ?::numeric THEN 'B' ELSE 'C' END AS value_tier,
 		CASE WHEN s.clv >= ?::numeric THEN 'A' WHEN s.clv >= ?::numeric THEN 'B' ELSE 'C' END AS clv_tier,
@@ -517,9 +435,8 @@ const tierDiffSQL = `WITH placed AS (
 		coalesce(m.name, ?) AS rfm,
 		s.churn_band
 	FROM customer_scores s
-	JOIN customers c ON c.id = s.customer_id AND c.deleted_at IS NULL
 	LEFT JOIN unnest(?::int[], ?::text[]) m (code, name) ON m.code = s.rfm_recency * 100 + s.rfm_frequency * 10 + s.rfm_monetary
-	%s
+	WHERE ` + liveScoresSQL + ` %s
 ), n AS (
 	SELECT placed.*, CASE WHEN value_tier = 'A' THEN 'vip' WHEN clv_tier = 'A' THEN 'potential' ELSE 'mass' END AS value_class FROM placed
 ), d AS MATERIALIZED (
@@ -531,14 +448,9 @@ const tierDiffSQL = `WITH placed AS (
 	WHERE (o.value_tier, o.clv_tier, o.value_class, o.usage_tier, o.rfm, o.churn_band)
 		IS DISTINCT FROM (n.value_tier, n.clv_tier, n.value_class, n.usage_tier, n.rfm, n.churn_band)
 ), changes AS MATERIALIZED (
-	SELECT d.customer_id, g.id AS segment_id, g.family, g.name, x.change
-	FROM d
-	CROSS JOIN LATERAL (VALUES ('value_tier', d.old_value_tier, d.new_value_tier), ('clv_tier', d.old_clv_tier, d.new_clv_tier),
-		('value_class', d.old_value_class, d.new_value_class), ('usage_tier', d.old_usage_tier, d.new_usage_tier),
-		('rfm', d.old_rfm, d.new_rfm), ('churn_band', d.old_churn_band, d.new_churn_band)) f (family, old, new)
-	CROSS JOIN LATERAL (VALUES ('left', f.old), ('entered', f.new)) x (change, tier)
-	JOIN segments g ON g.family = f.family AND g.tier = x.tier
-	WHERE f.old IS DISTINCT FROM f.new
+	SELECT u.customer_id, g.id AS segment_id, g.family, g.name, u.change
+	FROM (` + tierChangesSQL() + `) u
+	JOIN segments g ON g.family = u.family AND g.tier = u.tier
 ), logged AS (
 	INSERT INTO segment_membership_changes (customer_id, segment_id, segment_family, segment_name, change, changed_at, cause)
 	SELECT customer_id, segment_id, family, name, change, ?, ? FROM changes
@@ -567,6 +479,19 @@ ON CONFLICT (customer_id) DO UPDATE SET
 	churn_band = EXCLUDED.churn_band,
 	churn_band_since = CASE WHEN customer_tiers.churn_band = EXCLUDED.churn_band THEN customer_tiers.churn_band_since ELSE EXCLUDED.churn_band_since END`
 
+// tierChangesSQL unpivots the differing tiers of d into one row per segment left or entered.
+func tierChangesSQL() string {
+	var branches []string
+	for _, family := range crm.BuiltinFamilies {
+		col := tierColumns[family]
+		for _, side := range []struct{ tier, change string }{{"old_" + col, "left"}, {"new_" + col, "entered"}} {
+			branches = append(branches, fmt.Sprintf("SELECT customer_id, '%s' AS family, %s AS tier, '%s' AS change FROM d WHERE old_%s IS DISTINCT FROM new_%s AND %s IS NOT NULL",
+				family, side.tier, side.change, col, col, side.tier))
+		}
+	}
+	return strings.Join(branches, "\n\t\tUNION ALL ")
+}
+
 // placeCustomers runs tierDiffSQL for every scored customer (ids nil) or for the given ones.
 func placeCustomers(tx *gorm.DB, st *builtinSettings, ids []uuid.UUID, cause string, now time.Time) error {
 	rules, err := decodeRFMMap(st.RFMMap)
@@ -592,7 +517,7 @@ func placeCustomers(tx *gorm.DB, st *builtinSettings, ids []uuid.UUID, cause str
 	args := []any{st.ValueAMin, st.ValueBMin, st.CLVAMin, st.CLVBMin, st.UsageLightMax, st.UsageMediumMax, rfm.OtherSegment, codeArray, names}
 	scoredFilter, tierFilter := "", ""
 	if ids != nil {
-		scoredFilter, tierFilter = "WHERE s.customer_id = ANY(?::uuid[])", "WHERE customer_id = ANY(?::uuid[])"
+		scoredFilter, tierFilter = "AND s.customer_id = ANY(?::uuid[])", "WHERE customer_id = ANY(?::uuid[])"
 		args = append(args, uuidArray(ids), uuidArray(ids))
 	}
 	args = append(args, now, cause, now, now, now, now, now, now)
@@ -1031,4 +956,75 @@ func ratio(part, whole float64) float64 {
 func parseFloat(s string) float64 {
 	f, _ := strconv.ParseFloat(s, 64)
 	return f
+}
+
+var _ crm.SegmentSettingsStore = (*SegmentStore)(nil)
+
+// SegmentSettings returns the settings of the built-in families.
+func (s *SegmentStore) SegmentSettings(ctx context.Context) (*crm.SegmentSettings, error) {
+	st, err := readBuiltinSettings(s.db.session(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return settingsOf(st)
+}
+
+func settingsOf(st *builtinSettings) (*crm.SegmentSettings, error) {
+	rules, err := decodeRFMMap(st.RFMMap)
+	if err != nil {
+		return nil, err
+	}
+	out := &crm.SegmentSettings{
+		RFMMap: rules,
+		Thresholds: crm.TierThresholds{
+			ValueAMin: st.ValueAMin, ValueBMin: st.ValueBMin, CLVAMin: st.CLVAMin, CLVBMin: st.CLVBMin,
+			UsageLightMax: st.UsageLightMax, UsageMediumMax: st.UsageMediumMax,
+		},
+		RefreshedAt: utcPtr(st.RefreshedAt),
+	}
+	if st.UsageMediumFrom != nil && st.UsageHeavyFrom != nil {
+		out.Usage = &crm.UsageThresholds{MediumFrom: *st.UsageMediumFrom, HeavyFrom: *st.UsageHeavyFrom}
+	}
+	return out, nil
+}
+
+// UpdateSegmentSettings stores the settings, refreshes every built-in family with them, and
+// removes the RFM segments the new map no longer names once their members have left them.
+func (s *SegmentStore) UpdateSegmentSettings(ctx context.Context, in *crm.SegmentSettings, now time.Time) (*crm.SegmentSettings, error) {
+	var out *crm.SegmentSettings
+	err := s.db.transact(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec(membershipLockSQL).Error; err != nil {
+			return fmt.Errorf("lock memberships: %w", err)
+		}
+		rfmJSON, err := json.Marshal(in.RFMMap)
+		if err != nil {
+			return fmt.Errorf("encode rfm map: %w", err)
+		}
+		var mediumFrom, heavyFrom *int
+		if in.Usage != nil {
+			mediumFrom, heavyFrom = &in.Usage.MediumFrom, &in.Usage.HeavyFrom
+		}
+		err = tx.Exec(`UPDATE segment_settings SET usage_medium_from = ?, usage_heavy_from = ?, rfm_map = ?::jsonb, version = version + 1`,
+			mediumFrom, heavyFrom, string(rfmJSON)).Error
+		if err != nil {
+			return fmt.Errorf("store segment settings: %w", err)
+		}
+		if err := refreshBuiltins(tx, crm.CauseDefinition, now); err != nil {
+			return err
+		}
+		names := textArray{rfm.OtherSegment}
+		for _, r := range in.RFMMap {
+			names = append(names, r.Name)
+		}
+		if err := tx.Exec(`DELETE FROM segments WHERE family = 'rfm' AND NOT (tier = ANY(?::text[]))`, names).Error; err != nil {
+			return fmt.Errorf("remove rfm segments: %w", err)
+		}
+		st, err := readBuiltinSettings(tx)
+		if err != nil {
+			return err
+		}
+		out, err = settingsOf(st)
+		return err
+	})
+	return out, err
 }

@@ -1369,6 +1369,15 @@ type RFMScore struct {
 	Segment string `json:"segment"`
 }
 
+// RFMSegmentRule One segment of an RFM map and the scores it holds.
+type RFMSegmentRule struct {
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// Scores RFM scores as three digits (recency, frequency, monetary quartile score, 1 to 4).
+	Scores []string `json:"scores"`
+}
+
 // RepeatPurchaseBin Customers with a given number of repeat purchases.
 type RepeatPurchaseBin struct {
 	// Expected Customers the fitted model expects with that many.
@@ -1759,6 +1768,30 @@ type SegmentRule struct {
 	Value interface{} `json:"value,omitempty"`
 }
 
+// SegmentSettings The settings of the built-in segments and the thresholds of the last full refresh.
+type SegmentSettings struct {
+	// RefreshedAt When the built-in families were last refreshed in full.
+	RefreshedAt nullable.Nullable[time.Time] `json:"refreshed_at"`
+
+	// RfmMap The RFM segment map in use.
+	RfmMap []RFMSegmentRule `json:"rfm_map"`
+
+	// Thresholds The edges of the last full refresh; null where there was nothing to compute them from.
+	Thresholds SegmentThresholds `json:"thresholds"`
+
+	// UsageThresholds Fixed usage tiers; null for terciles.
+	UsageThresholds nullable.Nullable[UsageThresholds] `json:"usage_thresholds"`
+}
+
+// SegmentSettingsUpdate New settings of the built-in segments.
+type SegmentSettingsUpdate struct {
+	// RfmMap The RFM segment map; null or absent for pymc-marketing's default map. Scores no segment lists are `Other`.
+	RfmMap nullable.Nullable[[]RFMSegmentRule] `json:"rfm_map,omitempty"`
+
+	// UsageThresholds Fixed usage tiers; null or absent for terciles.
+	UsageThresholds nullable.Nullable[UsageThresholds] `json:"usage_thresholds,omitempty"`
+}
+
 // SegmentSummary A segment's members within the caller's subtree, described now. Shares are of all live
 // customers in the caller's subtree; money is in the scores' currency.
 type SegmentSummary struct {
@@ -1823,6 +1856,27 @@ type SegmentSummary struct {
 	//
 	// Example: 129.90
 	TotalClv Decimal `json:"total_clv"`
+}
+
+// SegmentThresholds The edges of the last full refresh; null where there was nothing to compute them from.
+type SegmentThresholds struct {
+	// ClvAMin The smallest predicted CLV in CLV tier A.
+	ClvAMin nullable.Nullable[string] `json:"clv_a_min"`
+
+	// ClvBMin The smallest predicted CLV in CLV tiers A and B.
+	ClvBMin nullable.Nullable[string] `json:"clv_b_min"`
+
+	// UsageLightMax Light buyers have at most this many purchase occasions.
+	UsageLightMax nullable.Nullable[float64] `json:"usage_light_max"`
+
+	// UsageMediumMax Medium buyers have at most this many purchase occasions.
+	UsageMediumMax nullable.Nullable[float64] `json:"usage_medium_max"`
+
+	// ValueAMin The smallest historical net value in value tier A (decimal string).
+	ValueAMin nullable.Nullable[string] `json:"value_a_min"`
+
+	// ValueBMin The smallest historical net value in value tiers A and B.
+	ValueBMin nullable.Nullable[string] `json:"value_b_min"`
 }
 
 // Tag A label without spaces or commas.
@@ -2008,6 +2062,15 @@ type TransactionPage struct {
 
 // TransactionType `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionType string
+
+// UsageThresholds Fixed usage tiers by purchase occasions.
+type UsageThresholds struct {
+	// HeavyFrom The fewest purchase occasions of a heavy buyer.
+	HeavyFrom int `json:"heavy_from"`
+
+	// MediumFrom The fewest purchase occasions of a medium buyer; fewer is light.
+	MediumFrom int `json:"medium_from"`
+}
 
 // WhatIf The value of a change in retention.
 type WhatIf struct {
@@ -2227,13 +2290,13 @@ type ListCustomersParamsSort string
 
 // DeleteCustomerParams defines parameters for DeleteCustomer.
 type DeleteCustomerParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2284,13 +2347,13 @@ type ListSegmentsParams struct {
 
 // DeleteSegmentParams defines parameters for DeleteSegment.
 type DeleteSegmentParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateSegmentParams defines parameters for UpdateSegment.
 type UpdateSegmentParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2353,6 +2416,9 @@ type UpdateCustomerJSONRequestBody = CustomerPatch
 
 // UpdateCustomerApplicationMergePatchPlusJSONRequestBody defines body for UpdateCustomer for application/merge-patch+json ContentType.
 type UpdateCustomerApplicationMergePatchPlusJSONRequestBody = CustomerPatch
+
+// UpdateSegmentSettingsJSONRequestBody defines body for UpdateSegmentSettings for application/json ContentType.
+type UpdateSegmentSettingsJSONRequestBody = SegmentSettingsUpdate
 
 // CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
 type CreateSegmentJSONRequestBody = SegmentCreate
@@ -2685,6 +2751,36 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/segment-comparison (the `CompareSegments` operationId).
 	CompareSegments(ctx context.Context, params *CompareSegmentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSegmentSettings Get the settings of the built-in segments
+	//
+	// The usage-tier thresholds (null: terciles), the RFM segment map, and the thresholds the
+	// last full refresh computed, which place a rescored customer until the next one.
+	//
+	// Corresponds with GET /v1/segment-settings (the `GetSegmentSettings` operationId).
+	GetSegmentSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSegmentSettingsWithBody Configure the built-in segments
+	//
+	// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+	// family in the same transaction. RFM segments are created for new names and removed for
+	// names the map no longer has, after their members were recorded as having left them.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+	UpdateSegmentSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSegmentSettings Configure the built-in segments
+	//
+	// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+	// family in the same transaction. RFM segments are created for new names and removed for
+	// names the map no longer has, after their members were recorded as having left them.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+	UpdateSegmentSettings(ctx context.Context, body UpdateSegmentSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListSegments List segments
 	//
@@ -3348,6 +3444,66 @@ func (c *Client) ListCustomerTransactions(ctx context.Context, customerId Custom
 // Corresponds with GET /v1/segment-comparison (the `CompareSegments` operationId).
 func (c *Client) CompareSegments(ctx context.Context, params *CompareSegmentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCompareSegmentsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSegmentSettings Get the settings of the built-in segments
+//
+// The usage-tier thresholds (null: terciles), the RFM segment map, and the thresholds the
+// last full refresh computed, which place a rescored customer until the next one.
+//
+// Corresponds with GET /v1/segment-settings (the `GetSegmentSettings` operationId).
+func (c *Client) GetSegmentSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSegmentSettingsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSegmentSettingsWithBody Configure the built-in segments
+//
+// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+// family in the same transaction. RFM segments are created for new names and removed for
+// names the map no longer has, after their members were recorded as having left them.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+func (c *Client) UpdateSegmentSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSegmentSettingsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSegmentSettings Configure the built-in segments
+//
+// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+// family in the same transaction. RFM segments are created for new names and removed for
+// names the map no longer has, after their members were recorded as having left them.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+func (c *Client) UpdateSegmentSettings(ctx context.Context, body UpdateSegmentSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSegmentSettingsRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4998,6 +5154,73 @@ func NewCompareSegmentsRequest(server string, params *CompareSegmentsParams) (*h
 	return req, nil
 }
 
+// NewGetSegmentSettingsRequest constructs an http.Request for the GetSegmentSettings method
+func NewGetSegmentSettingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segment-settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateSegmentSettingsRequest calls the generic UpdateSegmentSettings builder with application/json body
+func NewUpdateSegmentSettingsRequest(server string, body UpdateSegmentSettingsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSegmentSettingsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateSegmentSettingsRequestWithBody constructs an http.Request for the UpdateSegmentSettings method, with any body, and a specified content type
+func NewUpdateSegmentSettingsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segment-settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListSegmentsRequest constructs an http.Request for the ListSegments method
 func NewListSegmentsRequest(server string, params *ListSegmentsParams) (*http.Request, error) {
 	var err error
@@ -6022,6 +6245,38 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/segment-comparison (the `CompareSegments` operationId).
 	CompareSegmentsWithResponse(ctx context.Context, params *CompareSegmentsParams, reqEditors ...RequestEditorFn) (*CompareSegmentsResponse, error)
+
+	// GetSegmentSettingsWithResponse Get the settings of the built-in segments
+	//
+	// The usage-tier thresholds (null: terciles), the RFM segment map, and the thresholds the
+	// last full refresh computed, which place a rescored customer until the next one.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/segment-settings (the `GetSegmentSettings` operationId).
+	GetSegmentSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSegmentSettingsResponse, error)
+
+	// UpdateSegmentSettingsWithBodyWithResponse Configure the built-in segments
+	//
+	// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+	// family in the same transaction. RFM segments are created for new names and removed for
+	// names the map no longer has, after their members were recorded as having left them.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+	UpdateSegmentSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSegmentSettingsResponse, error)
+
+	// UpdateSegmentSettingsWithResponse Configure the built-in segments
+	//
+	// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+	// family in the same transaction. RFM segments are created for new names and removed for
+	// names the map no longer has, after their members were recorded as having left them.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+	UpdateSegmentSettingsWithResponse(ctx context.Context, body UpdateSegmentSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSegmentSettingsResponse, error)
 
 	// ListSegmentsWithResponse List segments
 	//
@@ -7673,6 +7928,144 @@ func (r CompareSegmentsResponse) ContentType() string {
 	return ""
 }
 
+type GetSegmentSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentSettings
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSegmentSettingsResponse) GetJSON200() *SegmentSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetSegmentSettingsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetSegmentSettingsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetSegmentSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSegmentSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSegmentSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSegmentSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSegmentSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateSegmentSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentSettings
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSegmentSettingsResponse) GetJSON200() *SegmentSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSegmentSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSegmentSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSegmentSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSegmentSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListSegmentsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9154,6 +9547,56 @@ func (c *ClientWithResponses) CompareSegmentsWithResponse(ctx context.Context, p
 		return nil, err
 	}
 	return ParseCompareSegmentsResponse(rsp)
+}
+
+// GetSegmentSettingsWithResponse Get the settings of the built-in segments
+//
+// The usage-tier thresholds (null: terciles), the RFM segment map, and the thresholds the
+// last full refresh computed, which place a rescored customer until the next one.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/segment-settings (the `GetSegmentSettings` operationId).
+func (c *ClientWithResponses) GetSegmentSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSegmentSettingsResponse, error) {
+	rsp, err := c.GetSegmentSettings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSegmentSettingsResponse(rsp)
+}
+
+// UpdateSegmentSettingsWithBodyWithResponse Configure the built-in segments
+//
+// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+// family in the same transaction. RFM segments are created for new names and removed for
+// names the map no longer has, after their members were recorded as having left them.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+func (c *ClientWithResponses) UpdateSegmentSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSegmentSettingsResponse, error) {
+	rsp, err := c.UpdateSegmentSettingsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSegmentSettingsResponse(rsp)
+}
+
+// UpdateSegmentSettingsWithResponse Configure the built-in segments
+//
+// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+// family in the same transaction. RFM segments are created for new names and removed for
+// names the map no longer has, after their members were recorded as having left them.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+func (c *ClientWithResponses) UpdateSegmentSettingsWithResponse(ctx context.Context, body UpdateSegmentSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSegmentSettingsResponse, error) {
+	rsp, err := c.UpdateSegmentSettings(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSegmentSettingsResponse(rsp)
 }
 
 // ListSegmentsWithResponse List segments
@@ -10641,6 +11084,114 @@ func ParseCompareSegmentsResponse(rsp *http.Response) (*CompareSegmentsResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSegmentSettingsResponse parses an HTTP response from a GetSegmentSettingsWithResponse call
+func ParseGetSegmentSettingsResponse(rsp *http.Response) (*GetSegmentSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSegmentSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSegmentSettingsResponse parses an HTTP response from a UpdateSegmentSettingsWithResponse call
+func ParseUpdateSegmentSettingsResponse(rsp *http.Response) (*UpdateSegmentSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSegmentSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest Problem
