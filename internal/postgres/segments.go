@@ -369,6 +369,9 @@ func refreshCustom(tx *gorm.DB, seg *crm.Segment, cause string, now time.Time) e
 	if err := tx.Exec(membershipLockSQL).Error; err != nil {
 		return fmt.Errorf("lock memberships: %w", err)
 	}
+	if err := withoutJIT(tx); err != nil {
+		return err
+	}
 	pred, err := compileRule(seg.Rule)
 	if err != nil {
 		return err
@@ -394,6 +397,16 @@ func refreshCustom(tx *gorm.DB, seg *crm.Segment, cause string, now time.Time) e
 		pred.from(), cond, pred.sql), args...).Error
 	if err != nil {
 		return fmt.Errorf("refresh segment %s: %w", seg.ID, err)
+	}
+	return nil
+}
+
+// withoutJIT turns off JIT compilation for the rest of the transaction: compiling the wide
+// membership statements costs more than it saves (1.9 s of an 8 s refresh of 1,000,000
+// customers, with LLVM optimisation triggered by their cost).
+func withoutJIT(tx *gorm.DB) error {
+	if err := tx.Exec("SET LOCAL jit = off").Error; err != nil {
+		return fmt.Errorf("turn off jit: %w", err)
 	}
 	return nil
 }
@@ -534,6 +547,9 @@ func refreshBuiltins(tx *gorm.DB, cause string, now time.Time) error {
 	}
 	if err := tx.Exec("SET LOCAL work_mem = '256MB'").Error; err != nil {
 		return fmt.Errorf("raise work_mem: %w", err)
+	}
+	if err := withoutJIT(tx); err != nil {
+		return err
 	}
 	if err := ensureBuiltins(tx, now); err != nil {
 		return err
@@ -692,17 +708,22 @@ func (s *SegmentStore) PreviewRule(ctx context.Context, scope crm.Scope, r *crm.
 	}
 	cond, scopeArgs := customerScopeSQL(scope)
 	args := append(scopeArgs, pred.args...)
-	tx := s.db.session(ctx)
 	out := &crm.Preview{}
-	if err := tx.Raw(fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND %s", pred.from(), cond, pred.sql), args...).Scan(&out.Count).Error; err != nil {
-		return nil, fmt.Errorf("count rule selection: %w", err)
-	}
-	var rows []customerRow
-	err = tx.Raw(fmt.Sprintf("SELECT c.* FROM %s WHERE %s AND %s ORDER BY c.id LIMIT ?", pred.from(), cond, pred.sql), append(args, limit)...).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("read rule selection: %w", err)
-	}
-	out.Customers, err = decorateCustomers(tx, scope, rows)
+	err = s.db.transact(ctx, func(tx *gorm.DB) error {
+		if err := withoutJIT(tx); err != nil {
+			return err
+		}
+		if err := tx.Raw(fmt.Sprintf("SELECT count(*) FROM %s WHERE %s AND %s", pred.from(), cond, pred.sql), args...).Scan(&out.Count).Error; err != nil {
+			return fmt.Errorf("count rule selection: %w", err)
+		}
+		var rows []customerRow
+		err := tx.Raw(fmt.Sprintf("SELECT c.* FROM %s WHERE %s AND %s ORDER BY c.id LIMIT ?", pred.from(), cond, pred.sql), append(args, limit)...).Scan(&rows).Error
+		if err != nil {
+			return fmt.Errorf("read rule selection: %w", err)
+		}
+		out.Customers, err = decorateCustomers(tx, scope, rows)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
