@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -24,20 +23,44 @@ const (
 	clvBucket = `CASE WHEN s.clv > 0 THEN floor(ln(s.clv::float8) * 8) END`
 )
 
-// thresholdStatsSQL aggregates, in one scan of the live scores, the count and sum of the
-// positive net values and CLVs per bucket, and the count of customers per number of purchase
-// occasions.
-var thresholdStatsSQL = `SELECT CASE GROUPING(nb, cb, purchases) WHEN 3 THEN 'net_value' WHEN 5 THEN 'clv' ELSE 'purchases' END AS kind,
-	coalesce(nb, cb, purchases::float8) AS bucket, count(*) AS n,
-	CASE GROUPING(nb, cb, purchases) WHEN 3 THEN sum(net_value) WHEN 5 THEN sum(clv) ELSE sum(purchases) END::text AS total
-FROM (SELECT ` + netBucket + ` AS nb, ` + clvBucket + ` AS cb, s.purchases, s.net_value, s.clv FROM customer_scores s WHERE ` + liveScoresSQL + `) v
-GROUP BY GROUPING SETS ((nb), (cb), (purchases))
-HAVING coalesce(nb, cb, purchases::float8) IS NOT NULL`
+// thresholdDataSQL reads the live scores once into a narrow materialised set and returns,
+// as 'stat' rows, the count and sum of the positive net values and CLVs per bucket and the
+// count of customers per number of purchase occasions, and, as 'value' rows, every value in a
+// bucket where the cumulative value from the top crosses 80% or 95% of the positive total.
+var thresholdDataSQL = `WITH v AS MATERIALIZED (
+	SELECT ` + netBucket + ` AS nb, ` + clvBucket + ` AS cb, s.purchases, s.net_value, s.clv
+	FROM customer_scores s WHERE ` + liveScoresSQL + `
+), stats AS (
+	SELECT CASE GROUPING(nb, cb, purchases) WHEN 3 THEN 'net_value' WHEN 5 THEN 'clv' ELSE 'purchases' END AS kind,
+		coalesce(nb, cb, purchases::float8) AS bucket, count(*) AS n,
+		CASE GROUPING(nb, cb, purchases) WHEN 3 THEN sum(net_value) WHEN 5 THEN sum(clv) ELSE sum(purchases) END AS total
+	FROM v
+	GROUP BY GROUPING SETS ((nb), (cb), (purchases))
+	HAVING coalesce(nb, cb, purchases::float8) IS NOT NULL
+), crossing AS (
+	SELECT DISTINCT kind, bucket FROM (
+		SELECT kind, bucket, total,
+			coalesce(sum(total) OVER (PARTITION BY kind ORDER BY bucket DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
+			sum(total) OVER (PARTITION BY kind) AS grand
+		FROM stats WHERE kind <> 'purchases'
+	) x CROSS JOIN (VALUES (0.8), (0.95)) share (p)
+	WHERE before < grand * share.p AND before + total >= grand * share.p
+)
+SELECT 'stat' AS row, kind, bucket, n, total::text AS total, NULL AS v FROM stats
+UNION ALL
+SELECT 'value', 'net_value', nb, NULL, NULL, net_value::text FROM v WHERE nb IN (SELECT bucket FROM crossing WHERE kind = 'net_value')
+UNION ALL
+SELECT 'value', 'clv', cb, NULL, NULL, clv::text FROM v WHERE cb IN (SELECT bucket FROM crossing WHERE kind = 'clv')`
 
-// bucketValuesSQL returns the net values and CLVs in the given buckets, in one scan.
-var bucketValuesSQL = `SELECT nb, cb, net_value::text AS net_value, clv::text AS clv
-FROM (SELECT ` + netBucket + ` AS nb, ` + clvBucket + ` AS cb, s.net_value, s.clv FROM customer_scores s WHERE ` + liveScoresSQL + `) v
-WHERE nb = ANY(?::float8[]) OR cb = ANY(?::float8[])`
+// thresholdRow is one row of thresholdDataSQL.
+type thresholdRow struct {
+	Row    string
+	Kind   string
+	Bucket float64
+	N      *int64
+	Total  *string
+	V      *string
+}
 
 type bucketStat struct {
 	Kind   string
@@ -63,19 +86,26 @@ var (
 )
 
 // computeThresholds recomputes the thresholds of the value, CLV and usage tiers over every
-// scored live customer, in two scans of the scores and no sort of them, and stores them.
+// scored live customer, in one scan of the scores and no sort of them, and stores them.
 // A value tier's threshold is the smallest value of the smallest set of top customers whose
 // values make the share of the positive total (a customer belongs while the values above it
 // sum to less than the share); usage edges are the 1/3 and 2/3 quantiles of purchase
 // occasions, interpolated linearly as percentile_cont and pandas do.
 func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) error {
-	var stats []bucketStat
-	if err := tx.Raw(thresholdStatsSQL).Scan(&stats).Error; err != nil {
+	var rows []thresholdRow
+	if err := tx.Raw(thresholdDataSQL).Scan(&rows).Error; err != nil {
 		return fmt.Errorf("value distribution: %w", err)
 	}
 	byKind := map[string][]bucketStat{}
-	for _, b := range stats {
-		byKind[b.Kind] = append(byKind[b.Kind], b)
+	edgeValues := map[string][]string{}
+	for _, r := range rows {
+		switch {
+		case r.Row == "stat" && r.N != nil && r.Total != nil:
+			byKind[r.Kind] = append(byKind[r.Kind], bucketStat{Kind: r.Kind, Bucket: r.Bucket, N: *r.N, Total: *r.Total})
+		case r.Row == "value" && r.V != nil:
+			key := bucketKey(r.Kind, r.Bucket)
+			edgeValues[key] = append(edgeValues[key], *r.V)
+		}
 	}
 	st.ValueAMin, st.ValueBMin, st.CLVAMin, st.CLVBMin = nil, nil, nil, nil
 	var crossings []crossing
@@ -114,7 +144,7 @@ func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) error {
 			}
 		}
 	}
-	if err := resolveCrossings(tx, crossings); err != nil {
+	if err := resolveCrossings(crossings, edgeValues); err != nil {
 		return err
 	}
 	st.UsageLightMax, st.UsageMediumMax = nil, nil
@@ -135,54 +165,33 @@ func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) error {
 	return nil
 }
 
-// resolveCrossings reads the values of the crossing buckets and walks them from the top to
-// the last customer still inside each share.
-func resolveCrossings(tx *gorm.DB, crossings []crossing) error {
-	if len(crossings) == 0 {
-		return nil
-	}
-	keys := make([]string, len(crossings))
-	buckets := map[string]textArray{}
-	for i, c := range crossings {
-		keys[i] = fmt.Sprintf("%s/%v", c.kind, c.bucket)
-		buckets[c.kind] = append(buckets[c.kind], strconv.FormatFloat(c.bucket, 'f', -1, 64))
-	}
-	var rows []struct {
-		NB       *float64 `gorm:"column:nb"`
-		CB       *float64 `gorm:"column:cb"`
-		NetValue string
-		CLV      string `gorm:"column:clv"`
-	}
-	if err := tx.Raw(bucketValuesSQL, buckets["net_value"], buckets["clv"]).Scan(&rows).Error; err != nil {
-		return fmt.Errorf("values at the tier edges: %w", err)
-	}
+func bucketKey(kind string, bucket float64) string {
+	return kind + "/" + strconv.FormatFloat(bucket, 'f', -1, 64)
+}
+
+// resolveCrossings walks the values of each crossing bucket from the top to the last customer
+// still inside the share.
+func resolveCrossings(crossings []crossing, edgeValues map[string][]string) error {
 	type value struct {
 		text string
 		rat  *big.Rat
 	}
+	keys := make([]string, len(crossings))
 	values := map[string][]value{}
-	add := func(kind string, bucket *float64, text string) error {
-		if bucket == nil {
-			return nil
+	for i, c := range crossings {
+		keys[i] = bucketKey(c.kind, c.bucket)
+		if _, done := values[keys[i]]; done {
+			continue
 		}
-		key := fmt.Sprintf("%s/%v", kind, *bucket)
-		if !slices.Contains(keys, key) {
-			return nil
+		list := make([]value, 0, len(edgeValues[keys[i]]))
+		for _, text := range edgeValues[keys[i]] {
+			rat, ok := new(big.Rat).SetString(text)
+			if !ok {
+				return fmt.Errorf("values at the tier edges: bad value %q", text)
+			}
+			list = append(list, value{text, rat})
 		}
-		rat, ok := new(big.Rat).SetString(text)
-		if !ok {
-			return fmt.Errorf("values at the tier edges: bad value %q", text)
-		}
-		values[key] = append(values[key], value{text, rat})
-		return nil
-	}
-	for _, r := range rows {
-		if err := add("net_value", r.NB, r.NetValue); err != nil {
-			return err
-		}
-		if err := add("clv", r.CB, r.CLV); err != nil {
-			return err
-		}
+		values[keys[i]] = list
 	}
 	for i, c := range crossings {
 		list := values[keys[i]]
@@ -197,7 +206,7 @@ func resolveCrossings(tx *gorm.DB, crossings []crossing) error {
 			before.Add(before, v.rat)
 		}
 		if *c.min == nil {
-			return fmt.Errorf("values at the tier edges: bucket %s changed while it was read", keys[i])
+			return fmt.Errorf("values at the tier edges: bucket %s has no value inside the share", keys[i])
 		}
 	}
 	return nil

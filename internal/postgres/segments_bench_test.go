@@ -57,6 +57,8 @@ var fiveConditions = map[string]any{"all": []any{
 //     entered changes each, is timed once and logged;
 //   - BuiltinRefresh: a full refresh of every built-in family (thresholds, placement, diff,
 //     changes) after 5% of the customers' scores changed, as after a model run;
+//   - BuiltinRefreshUnchanged: the same when no score changed, which is the cost of
+//     recomputing and comparing alone;
 //   - CustomRulePreview: counting a 5-condition rule over every customer and reading the first
 //     page, as POST /v1/segments/preview does;
 //   - CustomRuleRefresh: rematerialising a saved segment with that rule after 5% of the scores
@@ -117,6 +119,13 @@ func BenchmarkSegments(b *testing.B) {
 			round++
 			changeScores(b, round)
 			b.StartTimer()
+			if _, err := store.RefreshSegment(ctx, crm.Scope{}, builtin, time.Now().UTC()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("BuiltinRefreshUnchanged", func(b *testing.B) {
+		for b.Loop() {
 			if _, err := store.RefreshSegment(ctx, crm.Scope{}, builtin, time.Now().UTC()); err != nil {
 				b.Fatal(err)
 			}
