@@ -371,6 +371,39 @@ func (e RetentionCohort) Valid() bool {
 	}
 }
 
+// Defines values for SegmentFamily.
+const (
+	FamilyCLVTier    SegmentFamily = "clv_tier"
+	FamilyChurnBand  SegmentFamily = "churn_band"
+	FamilyCustom     SegmentFamily = "custom"
+	FamilyRFM        SegmentFamily = "rfm"
+	FamilyUsageTier  SegmentFamily = "usage_tier"
+	FamilyValueClass SegmentFamily = "value_class"
+	FamilyValueTier  SegmentFamily = "value_tier"
+)
+
+// Valid indicates whether the value is a known member of the SegmentFamily enum.
+func (e SegmentFamily) Valid() bool {
+	switch e {
+	case FamilyCLVTier:
+		return true
+	case FamilyChurnBand:
+		return true
+	case FamilyCustom:
+		return true
+	case FamilyRFM:
+		return true
+	case FamilyUsageTier:
+		return true
+	case FamilyValueClass:
+		return true
+	case FamilyValueTier:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TimeUnit.
 const (
 	TimeUnitDay   TimeUnit = "day"
@@ -596,6 +629,36 @@ func (e ListCustomerTransactionsParamsSort) Valid() bool {
 	case ListCustomerTransactionsParamsSortMinusOccurredAt:
 		return true
 	case ListCustomerTransactionsParamsSortOccurredAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListSegmentMembersParamsSort.
+const (
+	ListSegmentMembersParamsSortChurnRisk      ListSegmentMembersParamsSort = "churn_risk"
+	ListSegmentMembersParamsSortClv            ListSegmentMembersParamsSort = "clv"
+	ListSegmentMembersParamsSortMinusChurnRisk ListSegmentMembersParamsSort = "-churn_risk"
+	ListSegmentMembersParamsSortMinusClv       ListSegmentMembersParamsSort = "-clv"
+	ListSegmentMembersParamsSortMinusNetValue  ListSegmentMembersParamsSort = "-net_value"
+	ListSegmentMembersParamsSortNetValue       ListSegmentMembersParamsSort = "net_value"
+)
+
+// Valid indicates whether the value is a known member of the ListSegmentMembersParamsSort enum.
+func (e ListSegmentMembersParamsSort) Valid() bool {
+	switch e {
+	case ListSegmentMembersParamsSortChurnRisk:
+		return true
+	case ListSegmentMembersParamsSortClv:
+		return true
+	case ListSegmentMembersParamsSortMinusChurnRisk:
+		return true
+	case ListSegmentMembersParamsSortMinusClv:
+		return true
+	case ListSegmentMembersParamsSortMinusNetValue:
+		return true
+	case ListSegmentMembersParamsSortNetValue:
 		return true
 	default:
 		return false
@@ -1037,6 +1100,9 @@ type Customer struct {
 
 	// Scores The live scores; null until a model run has scored the customer.
 	Scores nullable.Nullable[ScoreSummary] `json:"scores"`
+
+	// Segments The segments the customer belongs to that the caller can see, built-in ones first.
+	Segments []SegmentRef `json:"segments"`
 
 	// Tags Labels, sorted and without duplicates.
 	Tags []Tag `json:"tags"`
@@ -1745,6 +1811,15 @@ type RFMScore struct {
 	Segment string `json:"segment"`
 }
 
+// RFMSegmentRule One segment of an RFM map and the scores it holds.
+type RFMSegmentRule struct {
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// Scores RFM scores as three digits (recency, frequency, monetary quartile score, 1 to 4).
+	Scores []string `json:"scores"`
+}
+
 // RateLimit A rate limit of a key's own, replacing the server's default for that key: `burst`
 // requests at once, refilled at `per_second` requests a second. Only a key that is not
 // confined to a subtree can set one; a confined key's new keys get its own.
@@ -1859,6 +1934,406 @@ type ScoreSummary struct {
 
 	// PAlive The probability that the customer is still active.
 	PAlive float64 `json:"p_alive"`
+}
+
+// Segment A group of customers with its own treatment.
+type Segment struct {
+	// Builtin Whether the segment is built in (kept current from the scores, not deletable).
+	Builtin bool `json:"builtin"`
+
+	// CreatedAt When the segment was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Definition A custom segment's rule; null for built-in segments.
+	Definition nullable.Nullable[SegmentRule] `json:"definition"`
+
+	// Description What the segment holds; for built-in segments, its exact definition and basis.
+	Description string `json:"description"`
+
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Id The segment's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// MemberCount The live members within the caller's subtree.
+	MemberCount int64 `json:"member_count"`
+
+	// Name The segment's name.
+	//
+	// Example: Value tier A (historical net value)
+	Name string `json:"name"`
+
+	// RefreshedAt When the members were last recomputed in full; null before the first refresh.
+	RefreshedAt nullable.Nullable[time.Time] `json:"refreshed_at"`
+
+	// Strategy What the business does for this segment.
+	Strategy string `json:"strategy"`
+
+	// Tier A built-in segment's tier within its family (`A`, `vip`, `heavy`, `Premium Customer`, `high`, …); null for custom segments.
+	//
+	// Example: A
+	Tier nullable.Nullable[string] `json:"tier"`
+
+	// UpdatedAt When the segment last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Version Incremented by every change; the `ETag` is this number in quotes.
+	Version int64 `json:"version"`
+}
+
+// SegmentComparison Summaries of several segments.
+type SegmentComparison struct {
+	// Data One summary per segment, in the order asked for.
+	Data []SegmentSummary `json:"data"`
+}
+
+// SegmentCreate A new custom rule segment.
+type SegmentCreate struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition SegmentRule `json:"definition"`
+
+	// Description What the segment holds.
+	Description *string `json:"description,omitempty"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// Strategy What the business does for this segment.
+	Strategy *string `json:"strategy,omitempty"`
+}
+
+// SegmentFamily `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+// (low / medium / high churn risk).
+type SegmentFamily string
+
+// SegmentMember A customer in a segment.
+type SegmentMember struct {
+	// Customer A consumer or business account.
+	Customer Customer `json:"customer"`
+
+	// EnteredAt When the customer entered the segment.
+	EnteredAt time.Time `json:"entered_at"`
+}
+
+// SegmentMemberPage One page of a segment's members.
+type SegmentMemberPage struct {
+	// Data The members on this page.
+	Data []SegmentMember `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// SegmentPage One page of segments.
+type SegmentPage struct {
+	// Data The segments on this page.
+	Data []Segment `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// SegmentPatch Changes to a segment; absent fields stay as they are.
+type SegmentPatch struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition *SegmentRule `json:"definition,omitempty"`
+
+	// Description The new description.
+	Description *string `json:"description,omitempty"`
+
+	// Name The new name.
+	Name *string `json:"name,omitempty"`
+
+	// Strategy The new strategy notes.
+	Strategy *string `json:"strategy,omitempty"`
+}
+
+// SegmentPreview What a rule selects now.
+type SegmentPreview struct {
+	// Count The number of live customers in the caller's subtree the rule selects.
+	Count int64 `json:"count"`
+
+	// Data The first of them by id.
+	Data []Customer `json:"data"`
+}
+
+// SegmentPreviewRequest A rule to evaluate without saving it.
+type SegmentPreviewRequest struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition SegmentRule `json:"definition"`
+
+	// Limit How many of the selected customers to return.
+	Limit *int `json:"limit,omitempty"`
+}
+
+// SegmentRef A segment a customer belongs to.
+type SegmentRef struct {
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Id The segment's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+}
+
+// SegmentRule A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+// nest at most 5 levels and have at most 100 nodes.
+//
+// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+// mass), `usage_tier` (heavy, medium, light).
+//
+// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+// be compared exactly; times are RFC 3339.
+//
+// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+// except `exists: false`; `not` turns it true.
+type SegmentRule struct {
+	// All Every child rule holds.
+	All *[]SegmentRule `json:"all,omitempty"`
+
+	// Any At least one child rule holds.
+	Any *[]SegmentRule `json:"any,omitempty"`
+
+	// Field The field a condition tests.
+	//
+	// Example: churn_risk
+	Field *string `json:"field,omitempty"`
+
+	// Not A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Not *SegmentRule `json:"not,omitempty"`
+
+	// Op The comparison: eq, ne, in, not_in, gt, gte, lt, lte, between, contains or exists.
+	//
+	// Example: gte
+	Op *string `json:"op,omitempty"`
+
+	// Value The value to compare with; its type depends on the field and operator.
+	//
+	// Example: 0.5
+	Value interface{} `json:"value,omitempty"`
+}
+
+// SegmentSettings The settings of the built-in segments and the thresholds of the last full refresh.
+type SegmentSettings struct {
+	// RefreshedAt When the built-in families were last refreshed in full.
+	RefreshedAt nullable.Nullable[time.Time] `json:"refreshed_at"`
+
+	// RfmMap The RFM segment map in use.
+	RfmMap []RFMSegmentRule `json:"rfm_map"`
+
+	// Thresholds The edges of the last full refresh; null where there was nothing to compute them from.
+	Thresholds SegmentThresholds `json:"thresholds"`
+
+	// UsageThresholds Fixed usage tiers; null for terciles.
+	UsageThresholds nullable.Nullable[UsageThresholds] `json:"usage_thresholds"`
+}
+
+// SegmentSettingsUpdate New settings of the built-in segments.
+type SegmentSettingsUpdate struct {
+	// RfmMap The RFM segment map; null or absent for pymc-marketing's default map. Scores no segment lists are `Other`.
+	RfmMap nullable.Nullable[[]RFMSegmentRule] `json:"rfm_map,omitempty"`
+
+	// UsageThresholds Fixed usage tiers; null or absent for terciles.
+	UsageThresholds nullable.Nullable[UsageThresholds] `json:"usage_thresholds,omitempty"`
+}
+
+// SegmentSummary A segment's members within the caller's subtree, described now. Shares are of all live
+// customers in the caller's subtree; money is in the scores' currency.
+type SegmentSummary struct {
+	// AsOf When the summary was computed.
+	AsOf time.Time `json:"as_of"`
+
+	// AverageChurnRisk Mean churn risk of the scored members.
+	AverageChurnRisk nullable.Nullable[float64] `json:"average_churn_risk"`
+
+	// AverageClv Mean predicted CLV per scored member, as a decimal string; null without scored members.
+	AverageClv nullable.Nullable[string] `json:"average_clv"`
+
+	// AverageFrequency Mean purchase occasions per scored member.
+	AverageFrequency nullable.Nullable[float64] `json:"average_frequency"`
+
+	// AverageOrderValue Revenue per purchase occasion, as a decimal string.
+	AverageOrderValue nullable.Nullable[string] `json:"average_order_value"`
+
+	// Currency The currency of the money figures (the scores' currency); empty before any scoring.
+	Currency string `json:"currency"`
+
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Members Live members.
+	Members int64 `json:"members"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// NetValue Revenue − refunds − cost of the members, as a decimal string (may be negative).
+	NetValue string `json:"net_value"`
+
+	// NetValueShare The members' share of all net value.
+	NetValueShare float64 `json:"net_value_share"`
+
+	// RetentionRate Of the members whose first purchase was more than a year ago, the share who bought in
+	// the last year; null when there are none.
+	RetentionRate nullable.Nullable[float64] `json:"retention_rate"`
+
+	// Revenue A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Revenue Decimal `json:"revenue"`
+
+	// RevenueShare The members' share of all revenue.
+	RevenueShare float64 `json:"revenue_share"`
+
+	// ScoredMembers Members with scores; the score figures below are over these.
+	ScoredMembers int64 `json:"scored_members"`
+
+	// SegmentId The segment.
+	SegmentId openapi_types.UUID `json:"segment_id"`
+
+	// ShareOfCustomers members ÷ live customers.
+	ShareOfCustomers float64 `json:"share_of_customers"`
+
+	// TotalClv A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	TotalClv Decimal `json:"total_clv"`
+}
+
+// SegmentThresholds The edges of the last full refresh; null where there was nothing to compute them from.
+type SegmentThresholds struct {
+	// ClvAMin The smallest predicted CLV in CLV tier A.
+	ClvAMin nullable.Nullable[string] `json:"clv_a_min"`
+
+	// ClvBMin The smallest predicted CLV in CLV tiers A and B.
+	ClvBMin nullable.Nullable[string] `json:"clv_b_min"`
+
+	// UsageLightMax Light buyers have at most this many purchase occasions.
+	UsageLightMax nullable.Nullable[float64] `json:"usage_light_max"`
+
+	// UsageMediumMax Medium buyers have at most this many purchase occasions.
+	UsageMediumMax nullable.Nullable[float64] `json:"usage_medium_max"`
+
+	// ValueAMin The smallest historical net value in value tier A (decimal string).
+	ValueAMin nullable.Nullable[string] `json:"value_a_min"`
+
+	// ValueBMin The smallest historical net value in value tiers A and B.
+	ValueBMin nullable.Nullable[string] `json:"value_b_min"`
 }
 
 // Tag A label without spaces or commas.
@@ -2060,6 +2535,15 @@ type TransactionPage struct {
 // TransactionType `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionType string
 
+// UsageThresholds Fixed usage tiers by purchase occasions.
+type UsageThresholds struct {
+	// HeavyFrom The fewest purchase occasions of a heavy buyer.
+	HeavyFrom int `json:"heavy_from"`
+
+	// MediumFrom The fewest purchase occasions of a medium buyer; fewer is light.
+	MediumFrom int `json:"medium_from"`
+}
+
 // WhatIf The value of a change in retention.
 type WhatIf struct {
 	// AnnualDiscountRate The discount rate used.
@@ -2132,6 +2616,9 @@ type OccurredFrom = time.Time
 
 // OccurredTo defines model for OccurredTo.
 type OccurredTo = time.Time
+
+// SegmentID defines model for SegmentID.
+type SegmentID = openapi_types.UUID
 
 // SourceFilter The system an external id belongs to, e.g. a partner's ERP.
 //
@@ -2317,6 +2804,9 @@ type ListCustomersParams struct {
 
 	// MinClv Only scored customers whose predicted CLV is at least this amount.
 	MinClv *Decimal `form:"min_clv,omitempty" json:"min_clv,omitempty"`
+
+	// SegmentId Only members of this segment.
+	SegmentId *openapi_types.UUID `form:"segment_id,omitempty" json:"segment_id,omitempty"`
 }
 
 // ListCustomersParamsSort defines parameters for ListCustomers.
@@ -2346,13 +2836,13 @@ type UpsertCustomerBatchParams struct {
 
 // DeleteCustomerParams defines parameters for DeleteCustomer.
 type DeleteCustomerParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2391,6 +2881,51 @@ type ListCustomerTransactionsParams struct {
 
 // ListCustomerTransactionsParamsSort defines parameters for ListCustomerTransactions.
 type ListCustomerTransactionsParamsSort string
+
+// CompareSegmentsParams defines parameters for CompareSegments.
+type CompareSegmentsParams struct {
+	// SegmentId The segments to compare (repeat the parameter).
+	SegmentId []openapi_types.UUID `form:"segment_id" json:"segment_id"`
+}
+
+// ListSegmentsParams defines parameters for ListSegments.
+type ListSegmentsParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Family Only segments of this family.
+	Family *SegmentFamily `form:"family,omitempty" json:"family,omitempty"`
+}
+
+// DeleteSegmentParams defines parameters for DeleteSegment.
+type DeleteSegmentParams struct {
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateSegmentParams defines parameters for UpdateSegment.
+type UpdateSegmentParams struct {
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListSegmentMembersParams defines parameters for ListSegmentMembers.
+type ListSegmentMembersParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Sort Sort order; a leading `-` sorts descending. Ties are broken by customer id.
+	Sort *ListSegmentMembersParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListSegmentMembersParamsSort defines parameters for ListSegmentMembers.
+type ListSegmentMembersParamsSort string
 
 // ListTransactionsParams defines parameters for ListTransactions.
 type ListTransactionsParams struct {
@@ -2464,6 +2999,18 @@ type UpdateCustomerJSONRequestBody = CustomerPatch
 
 // UpdateCustomerApplicationMergePatchPlusJSONRequestBody defines body for UpdateCustomer for application/merge-patch+json ContentType.
 type UpdateCustomerApplicationMergePatchPlusJSONRequestBody = CustomerPatch
+
+// UpdateSegmentSettingsJSONRequestBody defines body for UpdateSegmentSettings for application/json ContentType.
+type UpdateSegmentSettingsJSONRequestBody = SegmentSettingsUpdate
+
+// CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
+type CreateSegmentJSONRequestBody = SegmentCreate
+
+// PreviewSegmentJSONRequestBody defines body for PreviewSegment for application/json ContentType.
+type PreviewSegmentJSONRequestBody = SegmentPreviewRequest
+
+// UpdateSegmentJSONRequestBody defines body for UpdateSegment for application/json ContentType.
+type UpdateSegmentJSONRequestBody = SegmentPatch
 
 // CreateTransactionJSONRequestBody defines body for CreateTransaction for application/json ContentType.
 type CreateTransactionJSONRequestBody = TransactionCreate
@@ -2548,6 +3095,42 @@ type ServerInterface interface {
 	// ListCustomerTransactions List a customer's transactions
 	// (GET /v1/customers/{customer_id}/transactions)
 	ListCustomerTransactions(ctx echo.Context, customerId CustomerID, params ListCustomerTransactionsParams) error
+	// CompareSegments Compare segments
+	// (GET /v1/segment-comparison)
+	CompareSegments(ctx echo.Context, params CompareSegmentsParams) error
+	// GetSegmentSettings Get the settings of the built-in segments
+	// (GET /v1/segment-settings)
+	GetSegmentSettings(ctx echo.Context) error
+	// UpdateSegmentSettings Configure the built-in segments
+	// (PUT /v1/segment-settings)
+	UpdateSegmentSettings(ctx echo.Context) error
+	// ListSegments List segments
+	// (GET /v1/segments)
+	ListSegments(ctx echo.Context, params ListSegmentsParams) error
+	// CreateSegment Create a custom rule segment
+	// (POST /v1/segments)
+	CreateSegment(ctx echo.Context) error
+	// PreviewSegment Evaluate a rule without saving it
+	// (POST /v1/segments/preview)
+	PreviewSegment(ctx echo.Context) error
+	// DeleteSegment Delete a custom segment
+	// (DELETE /v1/segments/{segment_id})
+	DeleteSegment(ctx echo.Context, segmentId SegmentID, params DeleteSegmentParams) error
+	// GetSegment Get a segment
+	// (GET /v1/segments/{segment_id})
+	GetSegment(ctx echo.Context, segmentId SegmentID) error
+	// UpdateSegment Update a segment
+	// (PATCH /v1/segments/{segment_id})
+	UpdateSegment(ctx echo.Context, segmentId SegmentID, params UpdateSegmentParams) error
+	// ListSegmentMembers List a segment's members
+	// (GET /v1/segments/{segment_id}/members)
+	ListSegmentMembers(ctx echo.Context, segmentId SegmentID, params ListSegmentMembersParams) error
+	// RefreshSegment Recompute a segment's members now
+	// (POST /v1/segments/{segment_id}/refresh)
+	RefreshSegment(ctx echo.Context, segmentId SegmentID) error
+	// GetSegmentSummary Describe a segment
+	// (GET /v1/segments/{segment_id}/summary)
+	GetSegmentSummary(ctx echo.Context, segmentId SegmentID) error
 	// ListTransactions List transactions
 	// (GET /v1/transactions)
 	ListTransactions(ctx echo.Context, params ListTransactionsParams) error
@@ -3058,6 +3641,13 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter min_clv: %s", err))
 	}
 
+	// ------------- Optional query parameter "segment_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "segment_id", ctx.QueryParams(), &params.SegmentId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListCustomers(ctx, params)
 	return err
@@ -3324,6 +3914,251 @@ func (w *ServerInterfaceWrapper) ListCustomerTransactions(ctx echo.Context) erro
 	return err
 }
 
+// CompareSegments converts echo context to params.
+func (w *ServerInterfaceWrapper) CompareSegments(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CompareSegmentsParams
+	// ------------- Required query parameter "segment_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "segment_id", ctx.QueryParams(), &params.SegmentId, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CompareSegments(ctx, params)
+	return err
+}
+
+// GetSegmentSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSegmentSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSegmentSettings(ctx)
+	return err
+}
+
+// UpdateSegmentSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSegmentSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSegmentSettings(ctx)
+	return err
+}
+
+// ListSegments converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSegments(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSegmentsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "family" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "family", ctx.QueryParams(), &params.Family, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter family: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSegments(ctx, params)
+	return err
+}
+
+// CreateSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateSegment(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateSegment(ctx)
+	return err
+}
+
+// PreviewSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) PreviewSegment(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PreviewSegment(ctx)
+	return err
+}
+
+// DeleteSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteSegment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteSegment(ctx, segmentId, params)
+	return err
+}
+
+// GetSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSegment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSegment(ctx, segmentId)
+	return err
+}
+
+// UpdateSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSegment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSegment(ctx, segmentId, params)
+	return err
+}
+
+// ListSegmentMembers converts echo context to params.
+func (w *ServerInterfaceWrapper) ListSegmentMembers(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListSegmentMembersParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListSegmentMembers(ctx, segmentId, params)
+	return err
+}
+
+// RefreshSegment converts echo context to params.
+func (w *ServerInterfaceWrapper) RefreshSegment(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RefreshSegment(ctx, segmentId)
+	return err
+}
+
+// GetSegmentSummary converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSegmentSummary(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "segment_id" -------------
+	var segmentId SegmentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "segment_id", ctx.Param("segment_id"), &segmentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSegmentSummary(ctx, segmentId)
+	return err
+}
+
 // ListTransactions converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTransactions(ctx echo.Context) error {
 	var err error
@@ -3541,6 +4376,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/customers/batch", wrapper.UpsertCustomerBatch, options.OperationMiddlewares["upsertCustomerBatch"]...)
 	router.GET(options.BaseURL+"/v1/customers/:customer_id/audit", wrapper.ListCustomerAudit, options.OperationMiddlewares["listCustomerAudit"]...)
 	router.GET(options.BaseURL+"/v1/changes", wrapper.ListChanges, options.OperationMiddlewares["listChanges"]...)
+	router.GET(options.BaseURL+"/v1/segments", wrapper.ListSegments, options.OperationMiddlewares["listSegments"]...)
+	router.POST(options.BaseURL+"/v1/segments", wrapper.CreateSegment, options.OperationMiddlewares["createSegment"]...)
+	router.POST(options.BaseURL+"/v1/segments/preview", wrapper.PreviewSegment, options.OperationMiddlewares["previewSegment"]...)
+	router.DELETE(options.BaseURL+"/v1/segments/:segment_id", wrapper.DeleteSegment, options.OperationMiddlewares["deleteSegment"]...)
+	router.GET(options.BaseURL+"/v1/segments/:segment_id", wrapper.GetSegment, options.OperationMiddlewares["getSegment"]...)
+	router.PATCH(options.BaseURL+"/v1/segments/:segment_id", wrapper.UpdateSegment, options.OperationMiddlewares["updateSegment"]...)
+	router.POST(options.BaseURL+"/v1/segments/:segment_id/refresh", wrapper.RefreshSegment, options.OperationMiddlewares["refreshSegment"]...)
+	router.GET(options.BaseURL+"/v1/segments/:segment_id/members", wrapper.ListSegmentMembers, options.OperationMiddlewares["listSegmentMembers"]...)
+	router.GET(options.BaseURL+"/v1/segments/:segment_id/summary", wrapper.GetSegmentSummary, options.OperationMiddlewares["getSegmentSummary"]...)
+	router.GET(options.BaseURL+"/v1/segment-settings", wrapper.GetSegmentSettings, options.OperationMiddlewares["getSegmentSettings"]...)
+	router.PUT(options.BaseURL+"/v1/segment-settings", wrapper.UpdateSegmentSettings, options.OperationMiddlewares["updateSegmentSettings"]...)
+	router.GET(options.BaseURL+"/v1/segment-comparison", wrapper.CompareSegments, options.OperationMiddlewares["compareSegments"]...)
 
 }
 
@@ -6596,6 +7443,1271 @@ func (response ListCustomerTransactionsdefaultApplicationProblemPlusJSONResponse
 	return err
 }
 
+type CompareSegmentsRequestObject struct {
+	Params CompareSegmentsParams
+}
+
+type CompareSegmentsResponseObject interface {
+	VisitCompareSegmentsResponse(w http.ResponseWriter) error
+}
+
+type CompareSegments200JSONResponse SegmentComparison
+
+func (response CompareSegments200JSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CompareSegments400ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments401ApplicationProblemPlusJSONResponse Problem
+
+func (response CompareSegments401ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments403ApplicationProblemPlusJSONResponse Problem
+
+func (response CompareSegments403ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments404ApplicationProblemPlusJSONResponse Problem
+
+func (response CompareSegments404ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegments422ApplicationProblemPlusJSONResponse Problem
+
+func (response CompareSegments422ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompareSegmentsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CompareSegmentsdefaultApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettingsRequestObject struct {
+}
+
+type GetSegmentSettingsResponseObject interface {
+	VisitGetSegmentSettingsResponse(w http.ResponseWriter) error
+}
+
+type GetSegmentSettings200JSONResponse SegmentSettings
+
+func (response GetSegmentSettings200JSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettings401ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegmentSettings401ApplicationProblemPlusJSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettings403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegmentSettings403ApplicationProblemPlusJSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetSegmentSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettingsRequestObject struct {
+	Body *UpdateSegmentSettingsJSONRequestBody
+}
+
+type UpdateSegmentSettingsResponseObject interface {
+	VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error
+}
+
+type UpdateSegmentSettings200JSONResponse SegmentSettings
+
+func (response UpdateSegmentSettings200JSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettings400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegmentSettings400ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettings401ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegmentSettings401ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettings403ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegmentSettings403ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettings422ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegmentSettings422ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateSegmentSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentsRequestObject struct {
+	Params ListSegmentsParams
+}
+
+type ListSegmentsResponseObject interface {
+	VisitListSegmentsResponse(w http.ResponseWriter) error
+}
+
+type ListSegments200JSONResponse SegmentPage
+
+func (response ListSegments200JSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegments400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegments400ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegments401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegments401ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegments403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegments403ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegments422ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegments422ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListSegmentsdefaultApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegmentRequestObject struct {
+	Body *CreateSegmentJSONRequestBody
+}
+
+type CreateSegmentResponseObject interface {
+	VisitCreateSegmentResponse(w http.ResponseWriter) error
+}
+
+type CreateSegment201ResponseHeaders struct {
+	ETag     *string
+	Location *string
+}
+
+type CreateSegment201JSONResponse struct {
+	Body    Segment
+	Headers CreateSegment201ResponseHeaders
+}
+
+func (response CreateSegment201JSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSegment400ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSegment401ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSegment403ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment409ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSegment409ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegment422ApplicationProblemPlusJSONResponse Problem
+
+func (response CreateSegment422ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response CreateSegmentdefaultApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegmentRequestObject struct {
+	Body *PreviewSegmentJSONRequestBody
+}
+
+type PreviewSegmentResponseObject interface {
+	VisitPreviewSegmentResponse(w http.ResponseWriter) error
+}
+
+type PreviewSegment200JSONResponse SegmentPreview
+
+func (response PreviewSegment200JSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment400ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response PreviewSegment401ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response PreviewSegment403ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment422ApplicationProblemPlusJSONResponse Problem
+
+func (response PreviewSegment422ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response PreviewSegmentdefaultApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegmentRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+	Params    DeleteSegmentParams
+}
+
+type DeleteSegmentResponseObject interface {
+	VisitDeleteSegmentResponse(w http.ResponseWriter) error
+}
+
+type DeleteSegment204Response struct {
+}
+
+func (response DeleteSegment204Response) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSegment400ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment401ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment403ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment404ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment404ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment409ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment409ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegment412ApplicationProblemPlusJSONResponse Problem
+
+func (response DeleteSegment412ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response DeleteSegmentdefaultApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+}
+
+type GetSegmentResponseObject interface {
+	VisitGetSegmentResponse(w http.ResponseWriter) error
+}
+
+type GetSegment200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetSegment200JSONResponse struct {
+	Body    Segment
+	Headers GetSegment200ResponseHeaders
+}
+
+func (response GetSegment200JSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegment400ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegment401ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegment403ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegment404ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetSegmentdefaultApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+	Params    UpdateSegmentParams
+	Body      *UpdateSegmentJSONRequestBody
+}
+
+type UpdateSegmentResponseObject interface {
+	VisitUpdateSegmentResponse(w http.ResponseWriter) error
+}
+
+type UpdateSegment200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateSegment200JSONResponse struct {
+	Body    Segment
+	Headers UpdateSegment200ResponseHeaders
+}
+
+func (response UpdateSegment200JSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment400ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment401ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment403ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment404ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment404ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment412ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment412ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegment422ApplicationProblemPlusJSONResponse Problem
+
+func (response UpdateSegment422ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response UpdateSegmentdefaultApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembersRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+	Params    ListSegmentMembersParams
+}
+
+type ListSegmentMembersResponseObject interface {
+	VisitListSegmentMembersResponse(w http.ResponseWriter) error
+}
+
+type ListSegmentMembers200JSONResponse SegmentMemberPage
+
+func (response ListSegmentMembers200JSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers400ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers401ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegmentMembers401ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers403ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegmentMembers403ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers404ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegmentMembers404ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembers422ApplicationProblemPlusJSONResponse Problem
+
+func (response ListSegmentMembers422ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSegmentMembersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response ListSegmentMembersdefaultApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegmentRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+}
+
+type RefreshSegmentResponseObject interface {
+	VisitRefreshSegmentResponse(w http.ResponseWriter) error
+}
+
+type RefreshSegment200JSONResponse Segment
+
+func (response RefreshSegment200JSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSegment400ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment401ApplicationProblemPlusJSONResponse Problem
+
+func (response RefreshSegment401ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment403ApplicationProblemPlusJSONResponse Problem
+
+func (response RefreshSegment403ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment404ApplicationProblemPlusJSONResponse Problem
+
+func (response RefreshSegment404ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegmentdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response RefreshSegmentdefaultApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummaryRequestObject struct {
+	SegmentId SegmentID `json:"segment_id"`
+}
+
+type GetSegmentSummaryResponseObject interface {
+	VisitGetSegmentSummaryResponse(w http.ResponseWriter) error
+}
+
+type GetSegmentSummary200JSONResponse SegmentSummary
+
+func (response GetSegmentSummary200JSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary400ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegmentSummary400ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary401ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegmentSummary401ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary403ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegmentSummary403ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetSegmentSummary404ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummarydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	StatusCode int
+}
+
+func (response GetSegmentSummarydefaultApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTransactionsRequestObject struct {
 	Params ListTransactionsParams
 }
@@ -7227,6 +9339,42 @@ type StrictServerInterface interface {
 	// ListCustomerTransactions List a customer's transactions
 	// (GET /v1/customers/{customer_id}/transactions)
 	ListCustomerTransactions(ctx context.Context, request ListCustomerTransactionsRequestObject) (ListCustomerTransactionsResponseObject, error)
+	// CompareSegments Compare segments
+	// (GET /v1/segment-comparison)
+	CompareSegments(ctx context.Context, request CompareSegmentsRequestObject) (CompareSegmentsResponseObject, error)
+	// GetSegmentSettings Get the settings of the built-in segments
+	// (GET /v1/segment-settings)
+	GetSegmentSettings(ctx context.Context, request GetSegmentSettingsRequestObject) (GetSegmentSettingsResponseObject, error)
+	// UpdateSegmentSettings Configure the built-in segments
+	// (PUT /v1/segment-settings)
+	UpdateSegmentSettings(ctx context.Context, request UpdateSegmentSettingsRequestObject) (UpdateSegmentSettingsResponseObject, error)
+	// ListSegments List segments
+	// (GET /v1/segments)
+	ListSegments(ctx context.Context, request ListSegmentsRequestObject) (ListSegmentsResponseObject, error)
+	// CreateSegment Create a custom rule segment
+	// (POST /v1/segments)
+	CreateSegment(ctx context.Context, request CreateSegmentRequestObject) (CreateSegmentResponseObject, error)
+	// PreviewSegment Evaluate a rule without saving it
+	// (POST /v1/segments/preview)
+	PreviewSegment(ctx context.Context, request PreviewSegmentRequestObject) (PreviewSegmentResponseObject, error)
+	// DeleteSegment Delete a custom segment
+	// (DELETE /v1/segments/{segment_id})
+	DeleteSegment(ctx context.Context, request DeleteSegmentRequestObject) (DeleteSegmentResponseObject, error)
+	// GetSegment Get a segment
+	// (GET /v1/segments/{segment_id})
+	GetSegment(ctx context.Context, request GetSegmentRequestObject) (GetSegmentResponseObject, error)
+	// UpdateSegment Update a segment
+	// (PATCH /v1/segments/{segment_id})
+	UpdateSegment(ctx context.Context, request UpdateSegmentRequestObject) (UpdateSegmentResponseObject, error)
+	// ListSegmentMembers List a segment's members
+	// (GET /v1/segments/{segment_id}/members)
+	ListSegmentMembers(ctx context.Context, request ListSegmentMembersRequestObject) (ListSegmentMembersResponseObject, error)
+	// RefreshSegment Recompute a segment's members now
+	// (POST /v1/segments/{segment_id}/refresh)
+	RefreshSegment(ctx context.Context, request RefreshSegmentRequestObject) (RefreshSegmentResponseObject, error)
+	// GetSegmentSummary Describe a segment
+	// (GET /v1/segments/{segment_id}/summary)
+	GetSegmentSummary(ctx context.Context, request GetSegmentSummaryRequestObject) (GetSegmentSummaryResponseObject, error)
 	// ListTransactions List transactions
 	// (GET /v1/transactions)
 	ListTransactions(ctx context.Context, request ListTransactionsRequestObject) (ListTransactionsResponseObject, error)
@@ -8039,6 +10187,393 @@ func (sh *strictHandler) ListCustomerTransactions(ctx echo.Context, customerId C
 	return nil
 }
 
+// CompareSegments operation middleware
+func (sh *strictHandler) CompareSegments(ctx echo.Context, params CompareSegmentsParams) error {
+	var request CompareSegmentsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CompareSegments(ctx.Request().Context(), request.(CompareSegmentsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CompareSegments")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CompareSegmentsResponseObject); ok {
+		return validResponse.VisitCompareSegmentsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSegmentSettings operation middleware
+func (sh *strictHandler) GetSegmentSettings(ctx echo.Context) error {
+	var request GetSegmentSettingsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSegmentSettings(ctx.Request().Context(), request.(GetSegmentSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSegmentSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSegmentSettingsResponseObject); ok {
+		return validResponse.VisitGetSegmentSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSegmentSettings operation middleware
+func (sh *strictHandler) UpdateSegmentSettings(ctx echo.Context) error {
+	var request UpdateSegmentSettingsRequestObject
+
+	var body UpdateSegmentSettingsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSegmentSettings(ctx.Request().Context(), request.(UpdateSegmentSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSegmentSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSegmentSettingsResponseObject); ok {
+		return validResponse.VisitUpdateSegmentSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListSegments operation middleware
+func (sh *strictHandler) ListSegments(ctx echo.Context, params ListSegmentsParams) error {
+	var request ListSegmentsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSegments(ctx.Request().Context(), request.(ListSegmentsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSegments")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSegmentsResponseObject); ok {
+		return validResponse.VisitListSegmentsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateSegment operation middleware
+func (sh *strictHandler) CreateSegment(ctx echo.Context) error {
+	var request CreateSegmentRequestObject
+
+	var body CreateSegmentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateSegment(ctx.Request().Context(), request.(CreateSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateSegmentResponseObject); ok {
+		return validResponse.VisitCreateSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PreviewSegment operation middleware
+func (sh *strictHandler) PreviewSegment(ctx echo.Context) error {
+	var request PreviewSegmentRequestObject
+
+	var body PreviewSegmentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PreviewSegment(ctx.Request().Context(), request.(PreviewSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PreviewSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PreviewSegmentResponseObject); ok {
+		return validResponse.VisitPreviewSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteSegment operation middleware
+func (sh *strictHandler) DeleteSegment(ctx echo.Context, segmentId SegmentID, params DeleteSegmentParams) error {
+	var request DeleteSegmentRequestObject
+
+	request.SegmentId = segmentId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteSegment(ctx.Request().Context(), request.(DeleteSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteSegmentResponseObject); ok {
+		return validResponse.VisitDeleteSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSegment operation middleware
+func (sh *strictHandler) GetSegment(ctx echo.Context, segmentId SegmentID) error {
+	var request GetSegmentRequestObject
+
+	request.SegmentId = segmentId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSegment(ctx.Request().Context(), request.(GetSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSegmentResponseObject); ok {
+		return validResponse.VisitGetSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSegment operation middleware
+func (sh *strictHandler) UpdateSegment(ctx echo.Context, segmentId SegmentID, params UpdateSegmentParams) error {
+	var request UpdateSegmentRequestObject
+
+	request.SegmentId = segmentId
+	request.Params = params
+
+	var body UpdateSegmentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSegment(ctx.Request().Context(), request.(UpdateSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSegmentResponseObject); ok {
+		return validResponse.VisitUpdateSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListSegmentMembers operation middleware
+func (sh *strictHandler) ListSegmentMembers(ctx echo.Context, segmentId SegmentID, params ListSegmentMembersParams) error {
+	var request ListSegmentMembersRequestObject
+
+	request.SegmentId = segmentId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSegmentMembers(ctx.Request().Context(), request.(ListSegmentMembersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSegmentMembers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListSegmentMembersResponseObject); ok {
+		return validResponse.VisitListSegmentMembersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RefreshSegment operation middleware
+func (sh *strictHandler) RefreshSegment(ctx echo.Context, segmentId SegmentID) error {
+	var request RefreshSegmentRequestObject
+
+	request.SegmentId = segmentId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RefreshSegment(ctx.Request().Context(), request.(RefreshSegmentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RefreshSegment")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RefreshSegmentResponseObject); ok {
+		return validResponse.VisitRefreshSegmentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSegmentSummary operation middleware
+func (sh *strictHandler) GetSegmentSummary(ctx echo.Context, segmentId SegmentID) error {
+	var request GetSegmentSummaryRequestObject
+
+	request.SegmentId = segmentId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSegmentSummary(ctx.Request().Context(), request.(GetSegmentSummaryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSegmentSummary")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSegmentSummaryResponseObject); ok {
+		return validResponse.VisitGetSegmentSummaryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListTransactions operation middleware
 func (sh *strictHandler) ListTransactions(ctx echo.Context, params ListTransactionsParams) error {
 	var request ListTransactionsRequestObject
@@ -8190,347 +10725,435 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3dchu5tieIvwqC/+6wdCopk5Rkl6T4R7fsctX2lKvKx1btfaZLPiSYCZI4SgKsBFIyq8YR57Kve/oN",
-	"JqLve+Zi7ucBzkPsJ5nAWgASmUSSSVmujzOO6N7HJWYiF4CFhfX5W7/2UrlcScGEVr3zX3sLRjNWwD9f",
-	"XNG5+b8ZU2nBV5pL0TvvXS0YSUul5ZIVjxS5ZYXiUhCqCCVKF1LMCROa6zXRdH5BFBMZ4ZpMaXpDuCCT",
-	"l7P+d1Sni8lRL+mpdMGW1HyEvafLVc56573r3vF1r5f09Hpl/lPpgot578OHpPeGavaKL7mG/4mTpvgv",
-	"jMgZ0YZMmudApJY3TJBpmd4wncBPS6k0KdjPJVNaGfqWdI20Uk2kSFkLdcPBwFPGhWZzVtRJe8OWlAtD",
-	"8QZ5f5F3ZEnFuvpuRWT1fSHvWr6988uKRRblLUulyBQpheZ5fVlwQQhXZFbmOaFzykXLt0fxbzNdrC9n",
-	"mhXt39WS3FHDAGwmCwYECPbeLz6543lOpozQPJd3LGtb98j3PyS9FS3okmnLsJevX37L1i+/inPG5euX",
-	"5IatHynC4Svc/LCietFLeoIuzdh0xcc3bD3mWS/pGQJ5wbLeuS5KFlI1k8WS6t55ryzhyU1OfV4WBRPp",
-	"+mueRxcHDxE+Y1aICpqvFbsgGZvRMtewTDnVZoGWMmM5KUrxSCWE5YpVDFwqlpFVWaQLqqoB7VP/9E//",
-	"RA6E9H8+JHdcLwhbrrRhQVXmWvl1+LlkxbpaCPdObTP+Q8FmvfPe/+9xJTEe46/qsZuwm72SLbOemM0f",
-	"p/DExB3UVcFuuSwVWdE520KTGTWkaEnfv2JirhfmYI5O4juBoqqNKwJR1soW7pmP54uXGVuupDYr9S1b",
-	"b1J0SUrBfy6ZYVRyoMp0gYL1xx9ffnVI9IIaQXXDFCnMyeNiTvSCK/L6h7dXRNEZOyJmTjNegHRTKykM",
-	"u0hCrwWMSIkq05QpRWRBKDl5//7QHH+lZcEyMpMFGZ2QhSwLlZAVK9yZSQgVGWG3rFjjl5GV9IJdC0WX",
-	"SK55xGwm/MGd7jlD8QqyJcHXJn4VdP8NW+V0zbJzYhZzgvSbEZBgeJ4KqRdGRDK9kFlCzOYY+qcyWxvq",
-	"KTkZjcjBhFeLC6e4YOZ8TA4vCHVUL3jOroUO1gjJhDUwgqgohRHedtjBWWRYLsalYpPDI3JJTt+/N48K",
-	"qa8FLmJClIRlcEOnVBjxZgjgLPMLR9y6HV2LXhJcf6ezQfqUnrD+k9lg2j/JTs76Z/R02D9Oh7PR9Gl2",
-	"xoYDx6Z4WVeMGrBX3/BXy1kZnZ4mvSUX/uxEWXUG13TLKTa6wYTkFNaQZhcwpbuCa0YWdLViQhEp8jXh",
-	"9ia2J6haaKqRna3+cNQ6JasutM3lSfTUb1EQjIgBLaFNzuTwbvg5K5R756eDxHybL8tl73xkVIElF/hf",
-	"w+gF+UMKkjT7upDLTXJ+MCukCyoUTc2fFCgfBaHmRsWTzYXSVOg2WqUdfzwzH4jKooxq1td8yaICyRF4",
-	"JbuQ5+/wPSjT8j50vZVlkbK263OTMrUWqZFghVwieQoGaKMOf+18u714r1khaI5UAYFX1dffyiKmd8nC",
-	"bGbGCiN/ckYzI1cm/QlRstCKmKeZMH88IlecKUILRqYFaqrr8DLaoL1oYc9e3686NY8wYTjzp179r42H",
-	"0oJR7X8L/utdbF+CaV+tV3tsENz0XBEzZNvM4HNd96RBCeqD7s4DdfB1Iac5g3OXSmGuG/NPulrlPKXm",
-	"vccrfOKLf1GG6kDdNG9khqRbmvMMHh7PKM+ZudYzpinPrThxYn5BFRkSLuAFMuMshw1kRSGNcvrTr70l",
-	"U4rOzaDLUmlQeQk+bUyGnNAsK5hSvaS3kkaGFL3z3mP4qffhHaodTGmjg5z3BsOz0dP0lPXPssGw/3R6",
-	"zPpf0pOT/il7MntKv5yepQNDqdJUl6p3fjIy+jvXcMH81U+J+CnZjS4LcZ4yoQuentu1Oa9WoG8f/9B1",
-	"i9wGwNZsSmK3dDjshdUE4RWSybRcMqGJomtF7hbrI/PZKym/o2L9xtpPH7WzBdVsDLK+ualcOb3HWGRG",
-	"AQeZRwUZDgaB0SgIJdPSqBGyCB46HYDqpMD+ubCaBxdkSEDd/rh9PKv28UpKYlaD+OXYuo9mvn0334fa",
-	"ws11CmxbKgjXipgPE/gw2njKrQlecxMwIvtgRU7sqsFCBZ4Ib+P2/cUeI9q+8bjhJwiN5H7NPu80SPVG",
-	"YyBrbnccxDztTOa+t5m3vlxZ1x9g/e2mVKZuxIAQlc5uVE1ZatgExdKCwWW9KuSKFZqjjAzk/cZYf1sw",
-	"AYcSNHGqCFeqRAu9yy2e9AyLx1QwZ4WTA2PX3D49rA0ZN57cJbFJJNWeSK6MDXMUe3vFiiVXRtVUOwZZ",
-	"0jXJJNxRmi3VzhPiBzafsd+lRUHX8NmCzfj7bcuwKqc5T4nStNDkYJLejCdgSg1HZMHek4zPuVaHibHi",
-	"CpbKueCKGYuKC5LLOZyUynhIb8ZfHp/RJ18+nY0GX85iC1HJPZCZef7DDK6nbXP0bAw3UdtM5J0IDvsF",
-	"EWWekzvHRIoVt2BmOxcHiGsGEzBP0qmZAZrUlmg5/ReWwqkp2K286cqm9mFPAM9xwRQx6sIta2XgFjKC",
-	"tZNSj0NvQHRfp6XiwtjY3uq5W0jFiCqnumAs5NZUihkXLCNaWnJnYJibn8E8Uowpa3i70WKHZQflH0Kv",
-	"xU89fIXCnC2D1g9IZKY1xmlojcHuvItsHsqq5/AG8FyWcbNcNH8dyKIZzRVLNvwhsBISRc+m+NpLJoQW",
-	"sLXd2i3g/SXGBVq8wWve22o0f/PgQuaZch6BeUGFRnF6D0GzpO9f4ltPYSb2P4abIqh+4Dse8y68/hyZ",
-	"1y+Dlqji5/w2cggeKXcAjkBj4c7jRJ0LHBg+PBRcK5bPOlwODf52rB1s4C6+zLoLQ3v1fkh+bTAj3rGt",
-	"st6sD0YYFJlclnohC/4LaKvn5BmjBSvIdTkYHKc4DvybTY7IW230Kq6JkHcX5v+mVAgJBoRaGJnr/fat",
-	"98D4WX4zevPXX/o//NP3N8Xt1V/4zzljYng3fPLtSD8d3/7jX756/v0P43/5ZnS3c3XtNDdX9N3m6RXs",
-	"Ll9bvYF4h16lkCRGPKcLcAvBXNBpJJCRnDV3VO3Wa7CgNs1N69eRM6f+qE1hkVFNW3dHEWm/6n3QXQ6l",
-	"Z4aNY7egamw04uiFBf5M59cEymcSdONAd5lKmTMKhz3wmW8O95oqBTzlnOpakjnTVaTFjG9vFylsZEFp",
-	"P8/97g5YxGB2deKixyz9ueSKI7Ub+mr1I0ml0qD63NK8ZGS6JvNClquI0uqCDZ2DEkkPhhpP1/GwnBNS",
-	"ityxguF3UTQ7H0oqF+h3SRdUCJZH3CP2IyrOn4W8A7vQz6kbf1Xr8415cZPTGvvj55mEQRxL2I7twS/s",
-	"s0dyRqSw62X+w6/j5qbRapSxGWXXzL9iKV/S3JBIb1lB52yc5rcR6vBHsipYxlPNMvL81V9dYAkIMzdP",
-	"CgEOT57TDa2FBD+roy4qYErTDitkNlqwiq8SDONkOCeCwzWIqK3dbjry27GW4zg5dklgIW5ZQZ5fPg/V",
-	"ccZB7nBFSnEjQOzCM+Yvv7BC1hVkWRo6WkkS5XJqLNSkdxMzSCHGBmfHbAMaOW++fk6Oj4/PDs13QUfC",
-	"M0UOJpagCRJaCsX0YdSeE+zOayeRE/fcH2jguwIPc8RDH56dGwiZ1EdONhkXmaDOlrUNiR8z3RYSdU4U",
-	"G97LmFGJFlTMIwqvjU5vNas/wpquhjG/X9hgsRRppeUJSXIp5qwg7D1XumGAClnoxR0XGXjkd+oSPtgO",
-	"5ETXTeuCT0tthUjUdEB+jDEAof71hFDyv7z94XuCYxsJYZbbnNYnJ+Rb/qw2kV97uVzTXK/HKS2y3nnv",
-	"1fP+aHQ8DORvQGOZcf1C6GIdF/24megwDNRhal4juqA8j4lLyy8dlVJ4PG6db/KXO3NeLzB6OP5B4ROy",
-	"1IrbJy9fv+xkpOMAO4z0u4JriFtX7nsUC/s4ltyXwM0eOf1fG7NCkHJlRsGEH8Ngyl0L+B7o0jiS53Qj",
-	"GO+4YjVm+KmHbvikp+kcblF/d2+Q1lQDMReq9czW0g8SJw95Zig1arKlL1yuTse79Xswnv0aVahqew6d",
-	"Mav0+PN88uVoeNwfDkaj2FcMw1Kn2G3VxGD8H/zjfqG6vGbDOxEfhg0YVWSE611jyMQeqA3eedd2nndb",
-	"Gt0Pc7vlAU56Vjc+EqM6QGCEF0p3VxUrKfTZHGk3R55RnS5earZ8URQx+v+2WINOa9Ycd3lq3rBRqogx",
-	"AuGkzUQepc0syJKmCy5Yv2A0gz+Y593Rm9jwyqR+6GJBx42z5yKLMa6qhSGVTbuBy+81hhbN13UtT6Uz",
-	"m31txsS1i7CZD3JGHWZ3TGhyV0gxP9qpGsC6VgP6CUf31Dqb3si8RakpZG7PrHdM0TSVJSYwOCOPmbVZ",
-	"FVwxiFArzXVp5UrGFWoSIEQyRnPIUimYYjn+E05P1Cx8/uqvb5k2157a0/9pbNO6YQP+seWq1DFepEKU",
-	"NB9nXMHUxoX1uPoMgcHRMKYh4HvEvQde/AuSUrUgMyMGDK8updALcgNpChm/5RnLjIl+MCRfkOzwnw9u",
-	"Hg9Hh3HLwafMDIOEmUHEggCXmBRj+JaqUT4cxQi3LySeQLjij5+cHo1OHw9HJKPoCKoo2Jm1Yx4u5lzU",
-	"vx77+KqQM8gcNo/bcEZmxB17v2KwYQW7ZaJkF2RI5vwW0vbgD2Yn8cinean4LfvOEYQy795LGNNO8RLd",
-	"ppkeGWGNN9kkIZNA15gYjWSi2HzJhB4vmfmKWvDVxLqyUajfGWGn8XxdCxsaMG+iApZB4KrILshEy+VU",
-	"aSmYMfCoJgXEVhWezIzlDF4UDJPiPmvEfzCNuLva6/ip+345i71ly3wszSXHeaX1wOjJE3ThTEA80fyO",
-	"rhXu44IV7LDbZu2K63kS8No0LE2mzBjDkOV+UE90hNiFC3DYv3YLdO8wGdA4qBbAHS8kwJ5VjK/j1+2f",
-	"SHV8Dx/OhrD5ylRkhMPRV4aXqVkVZKzf0KTYlFP7+QyuqvULFmuD48BMs6mQXNtFBuFlrbOdrObFYPfj",
-	"ceVf2Twff2sVpcgZ3WiqxM8eVAUvxc8tUrBpwe6m5zewD2vx7ftai01GjKu+mBWN+kElP2oRBhuITHr2",
-	"2gQ9E/YxrlXCd3ebqRH7vqt16i7AunUq82x/69RqIfeyTCGxLJXLJdeGqR1VaKO6gqkHMFNTKTQ36lmQ",
-	"gI3WqmJ6w1glWkqblqPKJZbrFLvtmv0t1oDL4w5bLuBKsNcA9f5GRehUljULx9/L9QMflZ1xpisL8YyK",
-	"WDqA+YkUXN2QKRXZOZnk8m4CN+QdGRwdJ2SyZBkvlxNM0x4cHZvVc78/TchkwecL/+vTkO5c3oExaN43",
-	"q8fnizh9GKbben8rW/wxleV8AYlUxt5fsYLLDCtdFq5Szz4CEfZqgzf0Un7LtoUg3CEE2sjdQvqaLXNp",
-	"EkbThf285bwg5EAOuMjYezIw22lGCX/Dlw4v7D+gEIWsGdRkpAuWoTY0VUzomPoW2DwbSSNMG0kZE2c4",
-	"39AGVPwXhvVCSEftW5u2zIbZ1/y4GW/bemI6FW6ir36bsTx37syKjM2ZgmrdUjsK4anabj1SwWAdaxdq",
-	"yRLwNTulxPFKuL7REw/ffsty5m2ePXKmRI1HcB4J1BRoRXLIeEJ9TduI3CZPtyzSpVi7ug/vOXbLZLdj",
-	"r8VKeqVoq9OxhMZ3Q4Wy4Y6xGyMcjP3fS3o/l8Z2KuL1C+HewLcdQ8S3QUAWdcu9DokD/hHmYuJG7C6N",
-	"+rslGD6lirf47nCQRkJCQcUNnLVw3oLpMTyN0ceoPLxPqkSnsCpSFD9icy54fHLfcMFJKtlsxlNu1Gw5",
-	"wwnHHUcbkiKXBRO/RG5zyYX2gvYVPEXSsrhlSbCUdhVtkZCtoTWfN4poZ00GR4cvxoSXlqvxaDBescIw",
-	"xlgtaNFyb8NPQLPUNLcb74nTckVGg/+4kVXRRZ6a8SLfrD4TzUcgB0u6JlNGBJtTI6cOd2szyMi1XJMw",
-	"do6UtCyKZRS/q9EjGPDvhph7+fYHcjIaPq1KqVOZ1UN3vRc/vjGnj2rNCvPaP/902f8v7349/vAfYuLo",
-	"eeC2aDr0UymMnleA9RdxIkfSXYpdvp8qQ5gqcteI7e2VmlzLUrApSq06vWA5+r7uZJ2O+tqtKM/GitEC",
-	"yi/3I8Fm+HQzI7+Tgq3bDNs7jiW5tfUy43cyI6lImdLtkZIMpEY9w9qozbe2zFEK6y4rpIzZPDu9KE35",
-	"QGsJDVs9mNWTRiobPivaD8Lx8MmT/pDQfLWg/RGxj0dOxDfPOuUXdSkMqbGvfaP73Y9B9dh8agVxdepp",
-	"Rv+z/a+jFGped06F2erNccFmqkMYHsId7iWi1srsdeKzRayxEFaYdrk2XA3pGzaLsUWnBIH9Cma4yEoV",
-	"ZZmwSsEMbB/slHhmrM3d2gQS/a15dmuy0YoVSopHymU+BFSZl+p7f5lR8krespymnWSivBNt4BtWbhsr",
-	"j85Z4VKN+TRn4NBrCsWd31rRwtxsO2tC3IczXrBU5+tQ1nxEhUfSWy2sP7F5b8EPBLWD+np+cXJCRgPy",
-	"9OzkCRkMBoNOJTBsxqB4eLre4SU3dq572svSe02tsGHdbpdJLRjc4pRsjQaH0R9733fLx8T4Q3cq35rn",
-	"35bLJS3WLVRCHQWOa8lCDB9aQcJA2bFNbu3IsoGHlc4j4vAVnbJcJVClzjIwFF2GalZigS2mynaSelc0",
-	"eglaD2fH2wVcbtYT2/16scgSmx94KdKCLZnQ6L2wd78N/ukK3QIcLlzZo2MuhZ9LaSfvD9FxQA4X+snJ",
-	"7jRTYHoQo5a1Q+kRaiy+SMuln+EZr3SBQMbb7azpF04CJjVtNK4rRvNcw8PevEc9y1cr3SgLCzY5rtrj",
-	"9vqEnD39HBC/9iE5afWPKuyckKUZGQLKhL2nIG2NKJQzMuEZVllOwklNjq6FOXiYB2VDotbLDNkzS1bM",
-	"GVlBPlBR5kydk1XBoPhZMa0SMjGHbkLSnNHCqAzgersWN4ytVDym/We1EmrQS4M/rXVwz+zi7wwjZFUS",
-	"lQVQqoa7sEWcimnDm5YvoKZpKW+Z9TPbP+PfwL27JDTPu4WrP84eaI6/YSGP4hbyHkp7DXHoZE9FfU91",
-	"eoeODzBTKVNmdSvVHsQbM+IWY+cgLwClpSYVwKOHKQU3bIX1CPdR+auSzVH7gdlqEPwIgg3DUEY5qAQD",
-	"okrxzun/fDZexuGd7DdC9CbL3f5riOBkVA/4pL0uPVzZ5Lp3ct2bHF5UySOY1azZEtIolcUBWxWA9sCD",
-	"TMdGJiSMVGelCODTPU2dvUXYb276bK9Y/i3tnyYlH2MPvTZHsS6wD6q6UKwRPiSlyFwMtqmkQwKGrb/W",
-	"cmW5CWTpEflRMTKxX4fTqyWsJwaG4O8uFrIpCCC6wWh2PwvMf3RPwdDZdAt24WTwscbaZVOG/BnttU62",
-	"WdzQqd0JOVg9F9tu5H3snUrUn+4U9R+66MZvAK+zQ25JPXXdby7ksG96qZnLgd+6QfWM+a7OqoSUIjdb",
-	"VZP9mBhKSVaswYC9k2WeOd2d666OLdaCqWK+80iRlbTRTy7IBDZukri8graoMCAsNcecWItmkpCJtWfg",
-	"n8Kao5ggC8s42ZXM419yyezRiF2r2doGvOyz07BOAdMh8Up2hjvarYcfvyNdLVzYIL+qO60/i2C1pwFY",
-	"BSMj1p9L6wjKGxqmV56PZTEWXvTaVO/op94wqBmEdN2FEUaw1onP3RVSG8UxMRoTFetA1YmnJmXFelyU",
-	"osuHV5gzQjXmicDIuEWZRCsCYTctCfHvedm1JSsmwQ8ERjNYycDfNSO5c8rXhoFfk4zDgVVp2qBLmkwF",
-	"j3XgpS6S8kAWCRZkWrZP7KLiE4eQxu/XuyoDakXQ2gL3DYS78EgglOOSqMYasWw4uJrvMH7raQcUjbtC",
-	"7mIEW0+0i9iq2GmTQAsd3YJyAD9CfMSMBGvscP4ADPP+3GM3NuZN9IJ117wcc9MwmZtqQvOC0WxNFhT8",
-	"qLzAMLmKr4AT6Tu33OZnb9/yBpu75U123iEVIKVlmW1n457wSyGIwScPcv+G7qpO7qkOTqnfLZ77G/hr",
-	"/hyB1LpXZcOL8hCOgT+6I+C3NPz3MfQvG1Bg7ttaktWmDwAM/k76/33t5d/IPm61h7tbwduDcx9njW5V",
-	"soCzt90j3/JY7vfEBUsnthwGeTohE7f57odt5bdukF7Sc4/Fk7wtLbtrH7akYG6peqgSt+8DCVYVsn2u",
-	"wm+vafBbaJ3Qe2klG8G4mrPjoh6GI7SC415yEQ4//ByP+xyP+xyPu2fi3K6g2sd7Uz8ugPY5JvTniQl9",
-	"h0lwYUjIl6h0jQjZs9+MCH3SZLrPEZn/j0Vk3vo8v436gADoGB4y1i+2lbB+WnM/rgqZlSmm6y0j3sRF",
-	"WYjxlHYQKr4SE+AfzGsFVzeblA3J3//rfyOvD2juSjo6lJBYqM2OAJ1pfjtWAcLNVroDMBy4NhHMZrvG",
-	"ZRcUaqFC+JuO4Bj7wY1+TM3UTvCIbggQFkBm7Kob1fh4EBn4hQOa8c+5sjzQ8Y8HHgCnw5bHPvrk9B5f",
-	"fXL6kZ89u8dcz+43V7Viu49awBtQAOJJjTJt1YHPPdadU2fgK4/WO71hK0aDeleZphRR5g+qf5qTPjy8",
-	"2Fwj6DZnvkpKwTVqn77P6aaH29iCu2eJFqMjqFy5G1hOFStuscUQE3scVMhr3omDbz/4nXn4e6NKuTfH",
-	"RSlaD2CVM43lw1Xr0JpMDrCAdx7TpRRM02K9B/9UNZubwQNurBaeVjV6Di3K7GrBZqXIcIeNPNujgq9K",
-	"pxqOBidHp4Mo7kq1Z2Mm2qBnbO0vrBPmrpsVVUTL7pu8GsNN1KIAF3JKpzyH/sGux0Kke2CkkUfrYa83",
-	"id1u2WYsf109bl52JyniY9k8ilvPQCyUlsYP+5U5qb4UFKWJHRgOnfti4s63P9od18Sy0x6ca5lxnzdm",
-	"y50dJ77+DhQq0Am7LYObestC33tFzPNjV46+VaHkS/ajeW4DsbAGJ1OTSE60hZ+pFc02j19dMQovhopr",
-	"zJIFQijk1dhFFZHq1a5WHGHVpaRWXu7ObE3TTEJttVVpab3h2zWOjfsZ9dGGnokMVjveMU+jY8iIxi6k",
-	"6DtJ6SWprfZw/cwhqwPb0Nqw1fCU2CNsmzOBcn/iBlBNkXt2dDaoB+wOBv/bT8P+2bufBv2zd78OkuHJ",
-	"h8OD6+sj/O9hcvLh8D9FnT3OHxJrZnxp8V+wUJALQjdibw3KBoNh0yt0ujO0FLpk9nXbdiKwkaDmXFA8",
-	"6+osevkVJHRhq879G3vW0Dtcm9CQjBiTNcaJl/vDFGuz5iGAXELY0fyIUKOZaAF25Is3r1vg1fusWG3m",
-	"Rdf3ruFCpP1fDH9V/zwan/ff/UOU0QKQ12h8pQYwi36A1kSr7ZCwXCEgbNUYueqd6addNcxs6Dsu5fy6",
-	"NxwdnQ4gV3xT4XDtNH+NBxIsJi72JXhyNhgeursFp2cvFJfGMpXZ2iN1e+GDOcbYTcu1eQa8FYkdKcnB",
-	"BLqdnkMnpklCJtjm79w1ODZ/WlG9OA+ukUlDf3sMHo/Hx4/p0ijwO9EZ3MwrGN0Y837N9VeczoVUmqcq",
-	"ntVCBZErzZdc4WzuWAz0YFaKFK8wQNXQ8d5Zr/gNy/lCyowEz7VAiRQ040zosZDFss0KKebQatw+Svw5",
-	"dzniTGm+pJqRA7WkeU6WjApoM3ULYYOuPhGuLcRbZE4v/W/YccN8xi4YK0BHjs8Pe5rHJ1a9L4vqP5QZ",
-	"LdoSoy2H1ZtqNYIeKaJZseSCOsRRXSqwKuZSlEtSQOYhQIIezGRBLBeSb+wyXy0KphYyzxLytd3253ZF",
-	"RYoYiV9TnpcFq3oA5lwwgoASxgTNs6CbBF+uCucEzisOAYBWgNA2hyvlRvU7PCIvNckkQ8ArIxMy5vdT",
-	"pOwcpKzbdWj8l7KVNufSkDKpcdWEHFjcGMMX3nQiuZz3A0LgRBdMrSAR1Orict6v1A9ope+1BNY/Rbcf",
-	"JTOufXMzQ7CnBothQLgYu9RJQEgOhsgQmQipx55TJ7sBWSxDeW6osW0SP6HNYxYTEn9hNNeLVtws7aEG",
-	"jR7LUxbFlIqnWMsb2+5lAd9Y12WevOkCstWWZhyC9WwH4YnA7/jftqQReGndBegnyLVtByHqIImA1r2h",
-	"hfSCrcm0sLmhOz/TZt048J6QiNjSN43pTUxihHMMHDGWhbxLCX02B0VC/u1/JoQmZHoIR0rOyDd0uaR9",
-	"+F8CRgI5WCXk54T82/91GElUjH3dWJNqQVeedbNCrmSp+6ETwuO+NztvtO8OhHgjDeFTmrPmFPvQMDX8",
-	"iDdgrYze04ydRj4MVXafZKpzs/6bX6xtTjht3Cn4U1fnzY7R3aRw5BUrWlultH/j547fuN8MIorn23DE",
-	"dla4zzGFan9gwKRn/v/UnIWemaPbrdaz+iaWdW60fXN/uSvSPIgWr3OWGj18E0LJKsARgUlzPi12OBqZ",
-	"8CDXGdU0/DTEgGYoOvbJJe4Q0WqGpu4RB/IFVV1TaXDdbWVVJKVm7dWDKid/Zy7KjAuuFruCamZQJrIt",
-	"kbSdcdw2ZzvKro61yPf3+q+YoLluyfB4NSL2d1Kq5iS3OEbByuuydthr2j7enRELX6CyH4+4+odoPN4c",
-	"UZcwkVXGXFL1bjMUqzJNGcs6cpFtQrB7IXZ1K9gNnuNVwy4L8RaffhCfLa+pylEnbUNe1dy2jgGdg7LG",
-	"PbUVrB9KzwWblYCbQvlepRvYoFoaxriHDP7ashMEw4gUQUDRhTi4cuGgC9/S3UJx/5EEshcu3Q5bRMzA",
-	"ebM1er3pXEyzDdHjuutEoHjlCjcsFEcu4bZmPQKUOBSfr82mQfJxzrXO8Qrc1Vmn1tZmsCu+0RHd35+a",
-	"2hoA3m40SaZ+nUVba9HGXdalmdZEyLFZg0nStIehOhF8XILmk6avNHgyeu907FWVVJa596A8qonZvbtZ",
-	"bTvuu7PafSh7r7R2CNTeK6Pda4efM9rbM9ob13ScqShewUrNSsxFsIqsl7VZu4dhKxwzRqgqy9m2J4Ho",
-	"eSXs2yPRxuzgItXjQt5FPvSV/Zkc+EBkQmwcMiFXh8S8FrPdjY5UU9Y3P32vlBpnJG+Kxq3pNbs1hYYz",
-	"/J65MPeiLpfzceVwbMmPqC3vI9XwUiaQlmEW+5YVe+NGf1SiRAH5SeM9uFWTnFFbB1jUs5va0iXgE1tS",
-	"MqpPTNcukgudMWqjK3IwSMgwIX//1/+RkCfopn1q7hJz1g8Tm1NgzyVVNhYEXIxsjfHp7oVYmLzllItn",
-	"PCpKUQB0W0GL+egvpnpMIAS2WDGRjaHRXBYrWa6GzNlME1nquqfDGBYHQjaXEPz7QlqgjVu/gfDS4TZS",
-	"7nUG8dUuByR03Gw7G5bevaHV+dJoo+NlS5wM+l4BcIDSzGjK8gabE/I85woccZFLexZrgvA1B82XTKVe",
-	"WOdHy7qm0fv3rfXNwN2i8d91J03LcBaUdGPAZyXPM1fbg09xzDB8+4+vOlS2u4FRDju6N+/SZhCzEjMb",
-	"MrKFM+og9BuSaeNUNO+/zukzG0fWz83zeo1nIjJsmy7xti1k8nPJSkSiKUqotzL/9NY9qsUhoJotsMTX",
-	"DBX4liHUvVQBCsRKLrHma/9GJEtMNDU6q2DriGMeA9mfMjm7wU4+dO5Hiu3Aa2gz8sb3T61n4treLRjE",
-	"qZoHRbr32EChUR7bkv2L6EeGNuvTfgqe6pq73+UCsV18uLMHbPcjkI1VwxWFmcJtUCD4VmspU8uSmOuK",
-	"attuR8Eitt334ez3no33UoN5YGcmFYs/fR9nu53/BqVJuLXhhrSw2pIr1d46jgrfsHRJ1ySTF2RCsyUX",
-	"EzIvqNDKivWVHwhmjs8LOges41gTMHVeMFqTlueAJVRvDuafqv3NPUgFzdfmmnZPVX/wjxhao1LFtr+O",
-	"li+++fo5OTs5fQopwTlbkkym5TKadnKfFtzhethsprH13mFsc6MDdyloqaHhMApLWUx5ljFhbEOpxzNZ",
-	"gncQA/Bj8ydqbF2GyZxilvNUA+kboJeQHbjOJc3GWsoxJLTAB1W5WgEM93jJMk7Htp+hYasx5BE5wm4p",
-	"R+M26fGMLVdSG8k2vmHrccFKBY81f+BiXCpkT2PUjtn7FfB10nMOleieYUXTTqdJAElqlxX0oDtZZMrj",
-	"A5CUCnMarW1Y+W6+l1UkaUEhYXAwPBs9TU9Z/yk9mfafpulx/ywbsf7JbEhH0+P0JDtlR/s3Soc2ZiXN",
-	"N3umWw93wbCLmlg/UIt0uxwd+rv6haO5ks6mnPxT38Kl9V9mE1ekyQimk+2dGPSXq6vXNvlns1fIyeAk",
-	"Jpc113n8wEGDO1cZYGfh2hPac9zcaE3cyWlpnbL5mR/fvLT5NJmRujOOdYHbv1QW4hxadfH03D5wLqTu",
-	"t3y9IentycOZBxED69cL9jQq4gv5L5DP/HrLhekselUWt/yW5iDEi0rXkEWgamwKQWeztuSSOYvWjw6J",
-	"G8Dm1k+kGKjzrnXgzquxxaEWuBN2aweKi7TW0vB+isDbA31IHpO3B/rv//W/DQ+DJg72O4N7TsGt1q4s",
-	"m6q7o61P8eIrMVQdfpRy4YmI6Bl+16NstxHM2LQkIKAxIQfPvnn8/bOvEvK1kSIJ+QstMs7IdTkYjJ6Q",
-	"V4yR0WBwegiGxdK985176RnVXOV0SZgmND8yzz49PCI/QsE2PhRCrllnpeJingcurQpmG4oNLogdn+QM",
-	"ysDTRQDNAgpWeIljZCbpIXXRq8tXm2wswz+WtNA894WmB8O//+v/fpKQEzJlSl84VydUZBWKZYeVomw9",
-	"MUFql0+OsK2kIe9qSVe2Sqph+rdX/IHX0/2M32lJIg3q0GJyBX/dNkJ7IRK2Kt5FQYsLwrytFwXz60qh",
-	"hB0umiRI3j45PrnuNbqEH59ErzJc0/in3nz9nVv0avTJ64ItebkkzlpohImaP++8Cqrym7AoJyjDwcWo",
-	"aI0dTWNZvjIa3P5FFMZ0AuUP8+5v2PqRIvJOJKSA+nnvoTGCAQJVNjqLGA5Um1fOyWRaFkpProW9uyB1",
-	"VULqbsFmPM8BP4VMVqwYo+NqQqpHCf7piPwg8rXFVglSXK+F0Xi5xSSmDsMB9D3spcwujERwD+EkBLsz",
-	"/1IQ14EQ6J2Idc0AymN2eXMisAz8Fy+j8TNa3jBBpmV6w3SNFxBPIwipDga1sOqwxQa267OFIoC5wzQ8",
-	"Y53dssJGpYJvm/9I81LxW/ad+yJeS9vjvg0iBx3uFUdwYpcyyqEbLuvd4ac5v2Vii989Vt+DhV7bBm/z",
-	"vjsTA1LEUT3v4B1p15OChs1OW9r8wn2iEkY2tS/KRRWrnHJhDtB17+kXTXk46iCXGnQEc60q6lr2urXb",
-	"82Wlm/WtiuOVkJgl3t5+u2ro63xLFDM2793PN7Hfa8OilXdw8FwH5Pv1rccZRey4+2Sj4GxBeVPbHItm",
-	"ZUDDQRfj9g7hgY8xqapP3CID9zqlnnefeOAB/bADNNDuer0LrN2Zxpy3cp81k1rRz60QUAs+0yzrT5mm",
-	"/TmTS2aMOisbXBLcyo8Vg/6OJmgHn/i3/9k13ZrpHSP9n/tCUhRMgUdinPMZg1hxLBxv/bLEvUbca8S9",
-	"Bv4We7ySRjsAVxhVpdlWBiKYgZ37Me+OyDXqaBo1WV1D01tY423cYK760dtqi9AW7HYEGmZ7LGYL3271",
-	"L1mbGlH7fCrEXr34m+ELm9sNjBeLh3mCaou2lb86Hsr7ofRfBi4HuxqQlZhYbUEWuDvUy2mzjQt5R2YU",
-	"ML3sLLZdNrsFuO+lj7kucHoCZ4JL4DsaxpJr3Quoe1d85VHR2g/hzrS9HVl79vzWqByOkjbccft4VV3k",
-	"++ZDsKWxnJ6M0W41dwujB1kJATiHO+j4YTkLL7EE/8rDsl/nP+G/sAuozOciLRhVtlzJn5fIcoWmcAAR",
-	"WOsuMOoC8lVryrkd4mvBaIbljB4v5t8FktdvAcd1n7qK3wMl6ncBFfqN4XGa5aN11JJ74n4gvIfF7Ah1",
-	"woq5YnfOFZ1HQRHplOW+l41aAUQgFMgul7QBt3HL94JF+Ofra5W8+yKKgeCzn7d663193jmZZHQ9ScjE",
-	"2C8TcvAUWM26TI0tMyEHx09Oj0anj4cj/C20ejJqlqhm+8Qsniu5nCodRaf8G2r6S8qFQn0vYznDaymV",
-	"xZbU0p2odTYcZUaxiBXo2Tmo859WLJ9ZoG/318OOiHc7WwsE6CHRxgKfuhN7fTG7lzdtQT39mw++2LVd",
-	"lGJ+HizeI2Vb1mHLu7C28dFH9QuPlcHU8YvClsT13Yke3YqwKGyqTxtEmCE8vtG2THsnBFHN5rLN+Y1S",
-	"WBP3FKyjZVCpbGMljsq5WjEAxSMHAMQyCWxsTK+CYDxicuwsaeqE5s0NYdCasJDlfNFt4KrFcvyCtrNB",
-	"jvrU9/LD4l5mjOZbxsKfY6u2NyBuA1eoCebhIIrgjq2wie5dD1k/tzwjBz/++PKr26fdhOOSFnPe4hOZ",
-	"F1Ipgk8QRgvBAgi0hrTAbYsiB9Zv0eMvj86edpnvkmnqKk66o7V/XTDWN7P2CfIb8kSmQO52NnfdvPbA",
-	"HkRxsFVWeBymt9/+2GnTfy6p0DxWhurtMqMgqC2DhYbWFgipxpXnBddaGEXTJdLtRl+2eRVba78q3rky",
-	"j3e4MWyORLh1SSTdstqFQHgHq+j5vRKioWRI4qhcAS/WZOSOy+pjG2y2NYXrKha3dsrspjk9bAvPpqT6",
-	"KNp+p0ad7D1kc893N+d0T27pyLl/a8sme93PbxaMAi4zqyH+odta4sI2K1i2UYC1zRgKht4/oJyBq2ji",
-	"DxG2cTYHUdAlgD5VNscaY7h7tbwME1m748hXL9mC7I1ulg/UznKTfzqKpodtWAnenVCL3DyM/vh0Gss1",
-	"WXRjVr4/QKdOpdA2vTdSJPin6Vu55XLZ5duPtX4MJNRGeUaUZe7Z6DE4E5W0OSLfu87pVSfpdXAyXYPY",
-	"2lH9Qxp1nfr63ddo2z3wpzStursiwm3a00vyYKbZLlOsO8Tr3mZRxO65IA3E9EZvzf5/ujdY70PYRlWz",
-	"zCcn5Fv+7I9uK+3sFrmPrdRMcuqQjHU/1N+HsYg6mj87xPdu9Iem9tIV/yF87344EKGT7zMURDsURJNT",
-	"No0V5w+dYNs5dIpOyFJCJTVAsl+QibnMJvYqVnirufZ6skCgzVinPXJwyxXXKiHWZZn4CHY95OCo8Ojv",
-	"Dvw9Fngw2ubLWZy1EF8SU0ygPTWqT61pYlSIkubjSCB+e+h9DxyvKVUs54KNV4WMllf7SGFWJdPgs1Vu",
-	"N1R7SZGQf/s/yPL/+b+Lf9aPD4bkC5Id/rNNpyX/fzL8+7/+D/8ggC5ldP1I1ee/sZyevqI99+7KjoTL",
-	"FaS27FEM6r/T0nXkCgBCPf/gTpq52pliGephdGKtnsQH1X92I0kg0Tw46WEPos1bwu7WeM1oW+KOfcRj",
-	"NCJjzPi8LNq6wm9TR6wisgf/4hfHeJw2B1UpE7Tg0rI37FKD5eOlYPX3WrKWjApXJWbYLvbb+dkPvI2f",
-	"IdAVMnHzKx0Xx3+sjanvOQmEtN255shvtSWHP3WAgQqC4QFmQEQYRFc0iUvOwGNaZ+2N47+xdI05b8rN",
-	"TZZp8mYUwEGxtCy4Xr81B9tm7TNasOKyjKFIX1Ylztb0tS0cbcUelgXgT5OEKAB3V2RyaStyoVT3nDyD",
-	"T0DV0nF6w9bwDwYGKUgYUDLgmWqnFlqveh8+gLdyJjGvTGiKii926uw9RyrQDqoJIk8eWykwP5crKtZB",
-	"bFaRA+fawoTnZr9EiGVTsuCsoEW6WBM5uxYeBVYWKrHGlUdd5QGyD+IhY/13aMI7xl9iOp3NvFDXwr3Z",
-	"dyvr67Vd0hjg8mRzVhxdi2vEdBdY823+u09ewMeccySlBST1bd0KuuIk2A7ygqYLYhQCRKVCr57Nk1kx",
-	"wvW1IEQwhoH+yfu+O0N9eGCCKfOuCB5fqpXCw5+OCODvua+YJTHjTt73S1+e0r9h674U+XoCkWnFlGW1",
-	"WvmKvx5dHcvByeD4EDIYnQZWMKqkODILdMWXTGm6NBxRMChkPz4+PjNT+fHq+REBLA2odtto37Wjx4wh",
-	"37WZObRFF9hd+GQ0fOojfFBfdWGsPq6IYJARTqZc0GJNZrmkmot5H3pDuE6mhuxXXGllriiCqq1Rl213",
-	"gHOyMir3JFB8JwH4hdHmt6jjhmop2BF5Dr/jqsgV/blkeCJkKTKXxa5kgdCTM55rW/2xRv8hV6pkkHQJ",
-	"9L5hNFONvOaC6bKAzjKTF1d0PrkwoiIzKzGl6Q0Q6fttGNNg8vry6vlf0If11YtXL65eGOoNwUt6g44v",
-	"QDEgvmSf5uRgcjIcTaquBpXybS8Zq4ksmbF1l+zwqDo2k9c/vL2a2A4ACgh9WdXl979l64mt5K6YYXR6",
-	"aoYuaIo4kaXgZulWrDBC0xB7w9aH50GPLF8UDhlhUJ9otNXRCVnI0goSKBZbs6xCN4TD4anR/Tf2iXNi",
-	"zCRHF+BUMisDdLFueHGNCMdNzdbBvLGlAYcZe2SHCV2tco79UR7bmuwv/kVJMfFgD75WFKEcJoazJ4mn",
-	"tqq7njhVDb2kXj5RkSUweVffz8Wq1IkNC6mf3k3cJ2q9YJAJwKE+pRYUAKbzD//wGtvzgJw4+od/IJd1",
-	"eI4pqwkPxEpCqSFncF78DRD0OoaTXQn9hCiKWxpgVFWiHkZhubwjXB+Rt1DpCAQU5kwkJDdHOSH2fqEi",
-	"M8PT+bxgc6qZsf7zdXBDuR6Rlszqmqm5DDxGobqw+w9HAw5LqbTZojXhQvGMAVlXslHhhyaVv+cs/AvF",
-	"Ur9CSo0sbP71SMH2+hwkaNUO9jzYy1SkzPC1muBUt0/oglAwsV3j5QkIpM10qon3cdpoExWkuilgBthQ",
-	"JyOy1DDPcNlg7QkFyg2pR6RKGCayMH8Ob+jYEFyRycngxMoW27q9Eigrqheup4hvs25j0mZ4UCTMwSMH",
-	"wdIl9ckndfd90nDeJ+EyJHjIpKzQs6ArkW1cwt7TVOdrtAJrBNEwc5AGvVognEH+/q//He8l4Esz52Oj",
-	"1UkXcIwuTkqFOVyg+t6ygmVH5MVm03m4XFBCmsGh8BLcfISm4BOG2qiqWFttcKn5Ts5oYbN/KJkc4AgJ",
-	"CVzVh8BFK8pBqml6w4S5GAZnk8OETEtt793pmtwt5PICih1sCryVH7bA1ZKnjgiC/Zhhm/RAlxtpjoqh",
-	"HrnkeHJOlvIWwrMF699wkVnHECQqmn+7L5gNTJwY8Jn3tMpetpLtjS8tBsEGWpoTbYDCYscLC2jPycTX",
-	"Mvfhf4MyYSMPU7kMmLMslK4XGFMHegz24EFVpmu+NKmgbiYJYbliFobXKHWysGLi+Yvvr968fD5+c3n1",
-	"Yvzq5Xcvr6xfrfbDsx/fvL2aXJgtcRXRp4OK1qBE12mKQC2oGMPB4PAIrzJg2VIvjFKcUlv0gbet14U3",
-	"VuQAm/mbBYMKh8MkfOgN5OxyMQeeOvAkASKjkHeo5NdeUMyMagEFSSk0z0nwDa7IDKTlnHJxeEQuzcC+",
-	"gRlbSwtRgHXkcC0ro2NlZHIyOrNX4uSNud/7lzPNiujHnHLnBgYAB4A8OrQVjEYfUu5UYyl3zlMmFAus",
-	"q8sVTResPzoa9JJeWeTWKFPnjx/f3d0dUfj5SBbzx/Zd9fjVy+cvvn/7At6pAGm8OXb5+qWxbFmhbOHE",
-	"0QAflCsm6Ir3znvHR4OjY4z1LMA8fYzdh34x/54zHbNRzRIpMhoMyN2C58x5hlJzl3NFylW9L5WW5mJ2",
-	"OLBTC2vqDZKXWe+89w3TtrMSBKiBj4Cc0WDgbFGLdxAqS0ZJwvJpm7JXtVfqyRt0kSwYtmbZ5m+z3wbz",
-	"NxrkcXODMoAjNIBtPkd8ZD+Jxw7cK3QH9M5/ehcgTPZe8VsGqpDR/sDVQ+eqd/5TtUqq984M8BhSB7pu",
-	"jitTwVZUINELmxyh/GYk5HRwTCAgccdb9sbYGKCr/RG3x00PILaMBDXqJpgtBZ3NeArbdTo43mOrHnh7",
-	"/fLt3t/b4WPviXgcZF637vg3hSxXoZ9luq5VRdt6MpC8tlxPzmxSN4bnJpA34MwGYzhdCw9GA0xUCsU0",
-	"VHA0B8dcgMRZUlBpLdhdDQamev5a2BZVobmoHtVSzMcY7VnlpXKRn5r67eC/wqz0a+FSIA4TDP2YWyyk",
-	"gxw8v3x+mDjICbIqWMYh7PH81V+B+uev/nr+/PI5CueNAxCU/9db7Z7/FAvgGsvf7EsdV5ebn6H7ZS9x",
-	"Qh8eG0/XvfAsVD0GfEm5z9nzNeY2RyOWqbcddmCTOxRuM9ACULtr+0Mb1Z6KGM0OsGBvHANDeOywVcvt",
-	"AyNfg1cEGjLcQx51kzrhnkdEz2VtGdHEtiGY6RrXEiTPCZLUWfKcDIZ7Pr+fZDsZne1+/krK76hYO+CW",
-	"+0tELwOjy2UPXSAQvfAz/NF0ePbOmzibmzIzlQJcunSr1HxDxU1DaOLWhYJMt3cQtCWHWq7IaPAfsZtg",
-	"ci3M37DVIknL4tb7EMg3XHCSSmbuI86EPiLmTE6p4qBWLDggU6c0J4Jp+5UDX0h4LZZclMoWDWEtXV2C",
-	"+ULnnGqjgoYmTUyePa+t0g6JBgYZ0lStmFmWgooblpHpuk1OwARbxETYV92JivBvaX77MDIiaU2xATeG",
-	"b7dY2zjI/dMWWy02NXw3PrfRoLUlzSgCD/4phVh9o1s0qNqZ8U1A/5jSa3DyZ5B2bzB5pbGyoPd8OXg8",
-	"GpB0wdKbw4cUfHDk+0WJbZmjUg9DG1XbnMToSDUsoLqgMM87DHa1KSV2nEPEdet2YJX8xJd5ratQ5Bi0",
-	"9RX6fIFXNmp4r6iPYN2kt5Iq3ulBhc17bNtbi34pCweEaUN+m61vfUSmSgmuTBnXsm3S6PqGYRThwBxa",
-	"+ncS2zrKJpCqa2ENkSlNb4yyJzJ026MHyVzqo8GoCgphywEzQkLuFjxdQJIbVLT43gXomgRi2poYkMuq",
-	"i7Z3sLjuXtYdDd8MunKRghrj3oxMhc1YNVq+BWMgl64DkwuIRVfCuojBExsGha9F4Jg21FigE2GjwxB/",
-	"XVKMyVipgwuwkHlGVnJV5igdA9AIWAgbtgEnsgyzvKFaMqLXYMq/79K1r7wKApDfsrUVR3B8nslsvZ+b",
-	"Y6OzYG94dva0PzjrHw+uBoNz+H//JcyHPe/9+PYr33vx3OO4Bv3qbMe5ZE+R58p06kk4uijZhw2BO3pw",
-	"gdumc7jOoXgwzN2DcVUg5JVMaXvu1I9vXnlocOz3U5HUVBc//CF1mLM9Bf7oz3BBvIWDH4RT7nVFuG4J",
-	"0ewU82QANgMyK+iJvCH/6wJNL9iS0DwHUebjP0ZSYY5N0GAiwHDdkQNjbgaufNjbSzmPwBf4uRz8zTbl",
-	"7TFacO2WK1glquqZDzi8GtYDy/TdzXGBAICVVMUupjWX1IZh+Aq+HsjQT66RtQkIa8nWGwUefbYx/Hn7",
-	"xuYWbS7Ux53AnfbF418RGOnDTiY1ZyvAhkJdSjVu+mYH0Q2e/CNwY8V7n+3he/IqfRC+3OGranZdB9fN",
-	"ioLn2XpuPKpXXRkKtYgdxXof3m2cjlq6d7dADRdaegf8FNOCqggNZh41un0G3snEV4gbTRkRIxfOsSVn",
-	"9avHjwA5NBACNFLDAzgeOExQSOJYsGsRBgnwx8MkcIja+9Fm4WBGSYW06+dRz3K/FgdppFWVffYGuzV9",
-	"MYy3qLo5DNCAofCDXLpXuboWDtr3zhb62bQqIe1MwfjZWGInPP0KG1Kx5jfuOH0TJKHvZMSdUM+/bWyl",
-	"6fHI10H8x6x2s7csQsgXFms57HXeRvyskMte9CRtqbG8J22+t+9usrR8AKI20EXdstQ6tzj+AgeyOakX",
-	"eN5sHHZBnR/CjfIFGRLI12CtLOHQT6M8MRyFzubRjtrQT+pkqw5Hq6MZFmFJdcHfozQz5+8P6mYb/cni",
-	"ahvA9A+p/vlBH9cxqLe48vC62AJSfgBddlx3HdtrB5rmuHYZdcTkv//rf8fbqeoiUF0oNqu43n+oAwTv",
-	"lM2xmPRaNEB4HynsmmE+iyDNHDxzFgEYPHOY8YjIzSKaeIGdpWhVcmKnhc4/f/nZe0s1O2grcuM6MjcE",
-	"D9fqWoBYPLRZjXZnWntnwWGrfJJZF/j0o2vxUvvCGd9Ft5nOVr8oLVj2lsvyN/TFNcprAdza40kb6Rlg",
-	"Ov80HAwGyZPjYXLy5Mvk+MtRcjx6koy+PEtGT0bJ6GT4rrP7bQtyeCdX3CcQy0FjgRYBXesv4oLXYQ+B",
-	"z+6030qw280Kjm9VYbJFqD6kzL9bUN3ns1aT5oVtXmCL8sOq941aba7InSz0wla9Be58+6itDV5ei4Mq",
-	"B8Jr6UExM2ANKzLBFyaHZmh4OuwD77+7LHPNVzlnxbUoyGNSK+euFapvlpdjwNangKTRPrvMyF12y2Wp",
-	"KhLvFtKCPdkbaE65aJZmo0VDNSkw3a0q0L2wRhjGkuZwWUD/c8hCUYkV3zOb7V/1WvNyPCzhn9SqYSct",
-	"lo0FNuhg1rTvsuu1kTKhIc0OEywOTqEITJEvTu2fDttU3aqz37YEi9Ot3QROQx24fxrrBBWblp1MHWoh",
-	"ayO0pQI5QixcONuaH+zoWtWCOzODuBqcGbga0EHtj04b3b5EOmZKPDidDfwAx579OpAAsA0wZxvVzXru",
-	"OE/EOSBmBf2xMg3t0Wu5k2uS0OEDfDaY7nuvNoBaKnHva/8/9v5c8f4NW+9KwzGPJKRgt/KGZcZ0UYSL",
-	"NC8zljXycsjlZtjdl4MpZgsZMfuwXrVt7kOOZoULV0WEv6HncsW/NTT/qZN8Ll+//Jatu6T4QNHq5+Se",
-	"enKPDX7WUnscL7ecAGhp35rQ81Kp0tiMwL5eN0NTuurSr7A4GWutNoosE8fNinAN9cjge94oHn6kqjrX",
-	"sFzOak/cqKf1nqGusya5MrqWYmmBFWNcuH7ttp7NnK4LrK0177z9y2V/dPqEZHxuq72wttyfUyoQhcEe",
-	"y3CmXEPai7I9IlwVa/vxNoNBwT9+3+xF0FTUnm8b97WYDJtraL36COVpNhC/C+XK5oJFV4J5DeuBNyuz",
-	"XZX1oS3FpkWxruoq/bK2Z+WgfOnd04wHSWELRkEcVO6vsFz8EWKAm1VKausZCMDE1blHmcEBwQRlecJY",
-	"LXdcZDA2NvJz+4lYNtYqwFsgQLTxuQxhAYt7qvY3fNCIRs+4QYNXgBAM+6uOBh+SXnOXe+e9wfBs9DQ9",
-	"Zf2n9GTaf5qmx/2zbMT6J7MhHU2P05Ps1OH1rWThEGvDxTTEQaYF8Y8Ac4IdUc+tiCxVNezuVYqtSeNC",
-	"fQdCfB/Rv0+q0/CBr53nFqu2RYsDEUiVRe+4IBMUOHA21cIcI1h2Ie/umwtl2wb/CfOh/hyKI9xmQZLQ",
-	"3tdkQz98/Ctd8fENW7tUCuysE8umMDqiu0dtV+dzEFkA8xjUHZ8Mhpiqap5Umq4VIEM41wjI+YnVOcdU",
-	"Ty5QAcUqeeulaJYr22stxCJIaZ6HVy5EYE8GJzH5j9QH8v+TKn+t+RtWz4YD8jmP4yPqGuTNRx2CZHvG",
-	"UKUryhIRUVBOduRCYpgwWsD5O/PfZ777+Pyhj2G6/axa3MuXX/V8po8Viu2ucNSN5HKJERTrI9UyLIXe",
-	"xBFic0B3WrLllBVqwVeq3p/7/Bq6f1ZvlKusHsTzbdjM9a801SyxyCfwiiLadcpTAcJV0LytgnOpwceI",
-	"zLZcOyLP7YVAC8PHK4R8PbbIotfiGopqHNa5teNCiDSX8G80HQadxVCTNMZ4UnnEpTDrJc/RnAL0O6RC",
-	"qRpymYNXs3k9ANLPAFbG4vBUfjIV7Iji4CkXABKk73iK6VTmv4m64auVMYuYMU0hFAsquXvfiB0IMBcZ",
-	"K86DQIcitl20uZKvRYAHVe8kAAaapoUhxOatcO1AmR0SA45VQI4IE+AHUlBhkUsx79sqETt6xnIIhSwY",
-	"mTGowURQhxLFHiRHVQBd6CUK14WLaxFYRaB8HpG/Wbk72dDOJ03uLRjispjHbWscqm5Ydi0MdxyAuXky",
-	"OD6sw93VMO4mRjmdWIS7OMAdYEeZ16+FORZBGpc9JXYjgC0BSvBkOCAHlkfG7P3KiIPJ4bmfuIudQ7b2",
-	"gt6yazFlTLi2hrDkkMSNGAWFOQJ4rjyHI2KM0maTbIQDw+LQWtjuyLVAbcpdZdROpM0BZw/ZrvgLZkbZ",
-	"ueA6KkZuuEAMQNsd56BgK2azHvxwcGyVYVGaI/71+1UuMw//HU2cQjD36gbsBJCOc0F0+LA5zHGkcbhe",
-	"A2TNTBbLLm7EP5S/EefZxd9od+yPqQIMB5/UXHsAf7095eZcBXc/+GPi937D3eBMrxqW9hbffG6uk+Di",
-	"ruA9zUHWfMkSK7ZYhmdfGtF+VIPqQ0g+uG4zXrDUCCueZwUTti9RAwEXIOdUykRGhR7L2QQkOjak8s49",
-	"K05AeLN8dnhEDPspRB1MZQHfQVimeq3+lJnLw6IKn9d6R5lbDC/AayELgrLDpdIC+uncgayuHZY+wzkf",
-	"kbfWSyQLuyIOQAQTdbm6AdC/56/+GmIUQilKFtSitEnFAB36EwcmNuKXZmZ4418QSnLA8JmTSX8CM1fE",
-	"bhaYyFfc6kfTAkHh1mH+eUOoqvb83qBj30afNvxjv/ZfqA66n2r/BR9Len37f2uNq/v1NtbQoLrfDrgQ",
-	"u4LCvDtwl5s7qG3G5rdeV1ee2/NvzUtt39+Ej7bKLVekkHlr+Nv81pmSZ/Yjb8xLbZREzjZQEXZ8jSb1",
-	"Bo2Fu1ce7NoNKtaYcIge+xolLv/EY4+2kVYTQw9KHgQOzDFCTdnIVfReKkaMWI9rLp21FTrfX1m5ovO6",
-	"ljIadFBTGvjnVLE+F4oJxSHfR5VTi2WtmFlqYuG9Ebt2SXnetvY/12bQbCRUb+G+7+pb+bB3Vr+TK2BC",
-	"PUAm/d/ARAxQRLEGPyjbrIwXIe9sdQyE5KyB2kapH9M3R+120putkHbSjOM/PN0825vml1+1bn3zmvWx",
-	"TZD/fbidp7RdbuM1YZ7oLr3NK8/oFtG9QRQWeAQKAxae5IwqDeS25jJxMa7dZDHG/Og8pr2IhpLcrTTT",
-	"978zzXXkqOZaE2zVtXXJQV/oxg6+meGnNcTsFDuZYlX98+f8j1r+R9iKxdlY1d+6GVptqSAYHVVhh1tZ",
-	"bGhxR+SyZkKtSg2+v6biQkqRGXF7LZojkAPqmjDiM+AVCxHlqSBMVKfCPqar5o16QfW1UDK3qQOHuwC2",
-	"a+jaSynmDfvRxi6CvI1aigekYQAuNq1DvTsM+a3JW7iwz6ug/O9TaKHso7C1zawCv+UOddS70laUZ1ZF",
-	"CvMJAnTS3nlvNBg96Q+O+4Ph1TCATqmBhrqOpT0z4tiP2AQWDbuw9k5GR6eDOgbLix/fQM8t8wQGHp4Z",
-	"1dMobBBNoP/ZzvcohUJHMGzOq4l7OXmZUfJK3rKcpmFKoWB3KmcaajQ/+HaiGyktWxnYu/6trmExwkFz",
-	"8CvoFYqCzZARav1Fe8PBYFj1kA+yXPqsWAEb2Km5A1ZN7XufEPNDqXOmkeesLdMxCSVBQ+zcLcAemR6O",
-	"1X+fXA9/0NoqHD1wFHWNmprgNi+MxdHyGfvY4xfWKtkr+SO0OD8j4vwBbtWqq3slnve/WDE5bMOF+Rj6",
-	"mreXYLobVxY+aIiFx8NkMBjUbYKglX7i/ttHpYK4T2LusBV36SSvpdLzgr39x1dk8vyH1/8rthtYsmLO",
-	"jFTXffN+Zit+oCE7V2RpyIaIGZnYvtlSXItJKLEm5hpv6TcBzSYusCmJsbIEdp9IKwUjbLlxLVy+5SEm",
-	"xmDnVWhko2zvVWx5A2STlaGOFGXO1Lkx5woGTdbgeRvATMhElHk+uRZpzqhZQOgqQehUYY9tiAtCcIwq",
-	"233qYGLE6QQxyt0dKC3RhzZaZ97m6loYOQsRvVAbQPBt9xdsUWKB5Oja+haCFky2e9x0DfoOLbAAShY2",
-	"auq64/t+RcBM57Z9vFFtVubmcjFgZTPRr8W1qDZzzjR2PFFlrs/JxH50kpCJ9RjAP4XtB2XbP9hGTJXN",
-	"jO3wr8WCKusJgltMXfg2KFxB1FMz4VGVbFMDzHECQFzsZGR7NpgdvRa2i5GF2sBoOTA5tESDOaC7yXUv",
-	"cwzZYEY5q60idsaXhbWnJnw2XmIrLYsYFZnmI2VbcSWI0ndBlEQEP4qUXAtrnVk+MMTZNv4EfQ80z8ey",
-	"GAsp2CQBXzx2kyoYFv1Cly6IFsBmWpf9tTgZjWDZbETbp3XhqFmxHhelsJ4M23qfKLq2jXZlmWcW9NDG",
-	"y92eXAu3KQeO3ZB95gwQ+3h2GFNYf1wpVnjH/jMQYr9nebB1Ev5U15lqOhToNV/1h0+3aEx7KEzkFWOZ",
-	"ehC1KfnVK6fzgqasoZ5un9Hz/tl2LXCLfvuN+Rr5i1ytnNFhxdLeC2fmUF+BL6enaf9plp30v2THs/6p",
-	"n/+TWS/pudPWO+9d906ue8GdestXvXcf3u2tSgIT/k7F2Q0azPFr7UPCir4VWnBKE2wvjcmfEKj691Gf",
-	"PTz+I8ejrVLn1aq6JjUt85t9Q9RtCt6vQXb/1gTht3Km+/hjqACdQ9oUS+WSQWIk5kphZzxGb+FZnx0G",
-	"2SHOe23ITq4FtnMFKI8g9weLR2YFY/hbLH1sBvdSqVit+5v1rAA0h7nt0U3iAmcWP3bKXC4OOTgZnB2e",
-	"Yzt419CLIYxjWBnX5lhxHcPwNdddD2FpYzfTV/Dg/V0pM2ioGUs5OYnbbzVj0U7630eW6N5H/k9hzyGD",
-	"PJA9tzMRuuZENKzujkWYuNGW7xxw8Se/unb5Qu7t//jwOWH64wAXP4pPW/AWd6bT4PuQPA195dJYo3NA",
-	"LFCu3Wxoex+8+fo5eXp89uTQGOBoeDs4XmeOQ9Pe1DXLRksLjMbkWqBxTmq2eRbY596Ur1noR+SyKOja",
-	"WOpmpSZJwyOhJofY8oRZwxgsrQsyoRo9s0yB+WedHzdsbWxvKESsSjwVwwpWSyI4A8zlltkca8gvCmx+",
-	"CxFfuykchmotL2z3RYiXaJC1I/J1VR5uu6PjfemuW9tNMygObb05fwRN6IFuznvacXsbU3ubCa+RyA9J",
-	"jRTY8T7w7hcRsir+MP+VszlN1+MUElkMFyS9XK5prtfjlBaQ9fa8PxodDw111rLDx0IbJ6nHEe47j9/F",
-	"zmm7LFxuyudL4zfRn/4U+haKlU/lP6+ZV49pmfF21PW/LaRva1/P+LH+yLqBdGcbhK39S+CAWzDhoD0s",
-	"ct85uIuZ0AXAirpEZx/iq+HRLymEg8kBx/EEXTKLyuvFMdTMIDaw9frjA+ZZVQeRse3c1RH5qqFYKmIs",
-	"v6r5Oc+PrsULxCitqoCMASfFnNCwsgSrUdBwBEPtwBYKHe5K8b2EDfhz44+YKXTJQQHMWPOwXd1/H5WB",
-	"v6kb5rIGIVet5f3qAz5Ky90hWbDrQ6eGDsGUwPqzjSu4IBnTlOfYYujN198RuxBh9wszk4S8PoAexYdY",
-	"PFflpyUBNpzriBT8DRooJY3cMC+GLPxWci3q6GgQ7kMMMpBQ2FwIAgFJ2NQQdXMkHKZUIdYB8dcCGiOV",
-	"gmtXeegaBEzZguOjyyPyFtcDFXGLSZoZAaSkFF4QBc2fajVrFjuLXNZNa1+iZVf7QMgAf1W4PjOPFHGJ",
-	"IglE0oQMehusmT60BWiDE1w4o+SRiZB6PJOlyNpw9xwr4dx+C3vdfmmH1f5IVf1KPpvhD2KG+yV9yP4H",
-	"DyipwtOyo0IKup+Gh8vCL9dOVqxw6mirEnAVUvBblPzseDKg560s9J6vXK1XLOhCuuPFH1KQL9nXhVzu",
-	"8/yV7PI0Zrb/FmiGwQJ01YWCAxIy1WfJ85EZvbRtZQMBVPtzXAZtYjU9iBjaR9zUas9tv5Ft9ZlxMfNn",
-	"EC+RRP6moO1UXxZCg+1ZwvVZwj2shPvDi7TfUUQ9tFSK5kK+AViEsLlsYpupE1lAO3pMDgwja1UWXg1K",
-	"EfPw6LVwsXIf9YbuEP7Zgs0mR+QtFggboRTAgVTIED4B71q0pTs6QwnS9Cz72t7ktfiHkYEw5GgwuAjG",
-	"reizjWERNVz7sazVctZeXRDw++9dYIC720AHkEpjSb2iOVPklivwJFXlBC7jf3Q6OBpAyj/VbC5hhKBE",
-	"YLMWoEJzjOc2DXclUEkrwsJKhlF/NLganFWVDFYEw+zMEXFM2qwL8FapWgtjZWPbEaIWckXUWmm2jM56",
-	"ODo7OmvOusy43DrffbLS6osCqUj9L7/8cjiCGjYAHD/vHX95dPa0F1+S4/5gdDU8OT92S4KeBPPA229/",
-	"7J+cDIfY3kportdQD+fX3Ey/WkS/dnuUFAT8vU9VwSe5UNrMcjj+oRC5o8rlzlrYF2z5iWFFIx5YRnzy",
-	"Ldw7D1kI0YHkJrWOyo8BuAzG/Fzm8IcBBQTQodod9xFXeT1eE/60q+TBXfO2zmEAhQ415blZ6+AymNvL",
-	"Ga7FtnqGLSnw7D1XGtq6H+y+5Gu6gL+ZY0f8Hrnum+njD5Y9jvP1MMRqktgccEGXoPf4Ko1rUdeNbIlC",
-	"WBBqF4HqSqe6gEjWFoBsRL33Q3DlChcQliNfeyAMnyzxCPMAO6k7v396erBtvfMZzRVLes1V95gYPpW9",
-	"uvvPjs7O9tdrnvdrag1csR/i9/yw65W+88J+d58L+/fM3d4k43P69idP3/59L7nmbdLI937Au+7X4L86",
-	"N9tuqEcbwaa6Jfd76rM1Sj+7eT8uwPQwilfnBtvBW9sabdcZ+CMbbptZs7QswPz76dfelNGCFZelXvTO",
-	"f3pnrlhET43RfElymdKcTFJotJsi0OrEkF0Wee+8t9B6df74MTy1kEqffzn4cgD3tl3LjeJaq3Ag8ucG",
-	"GFlic2c8YEWCHbtyZhtme5fD0abDVkXcwK+rkD36rZT3C6USUPVm5A7bmFpg4eIW8P4qsJPYtsQ+9Z2L",
-	"aSty8Oybx98/+8ponN/Zf4KO9g1dLmkf/vcwqZxmLrQftFSq2l777qSYIVWwWyZK0NxgUyi2j6s3UFXa",
-	"5k1BG0ICoVDFLVig78Pm4qebU3ENbc5tCxVISIIZNLrPGD1Vwls091mzRklMEOgV26gC9DkkIlyLbS2Z",
-	"llQAJqPv2EK2NWypz8bBWUdYIKjNOQ86s4C2XkJRJcIOmu3arMlJNpK0DC3XooKHrnIywtSkkDpIqNmk",
-	"7BW/Zcj+sEw0w8OwKuTUlgLhPSRrbOjvJmU0v/83AAD//w==",
+	"7P1dcxtHuiAI/5UMvDMh8nQBBEBSssh4Y4aSLbfGkq0jyX3OjqGDSlQlgGwWMuHKLFKwRxHncq5n5x9s",
+	"xNzP7sXc796fH9G/ZCOfJzMrq1AFFChKtnsV0W0RQFV+Pt+fv/YSuVpLwYRWvYtfe0tGU5bDn9+8pQvz",
+	"b8pUkvO15lL0Lnpvl4wkhdJyxfIHitywXHEpCFWEEqVzKRaECc31hmi6uCSKiZRwTWY0uSZckPj5vP+S",
+	"6mQZD3pRTyVLtqJmEvaertYZ6130Jr3TSa8X9fRmbT4qnXOx6H34EPVeU81e8BXX8J/mpSn+CyNyTrRZ",
+	"Js0yWKSW10yQWZFcMx3BTyupNMnZzwVTWpn1regG10o1kSJhLasbDYd+ZVxotmB5dWmv2YpyYVa8tbw/",
+	"y1uyomJTzlsuspxfyNuWuffOrFjDobxhiRSpIoXQPKseCx4I4YrMiywjdEG5aJl73Dw30/nmaq5Z3j6v",
+	"luSWGgBgc5kzWIBg7/3hk1ueZWTGCM0yecvStnNvnP8NW6yY0O2AqvCBTwSn40Y4/RD11jSnK6YtHl29",
+	"ev4d2zz/unmJV6+ek2u2eaAIh81z88Oa6mUv6gm6MkPTNZ9es82Up72oZ86N5yztXei8YOHS5jJfUd27",
+	"6BUFPLmNQE+LPGci2TzjWeOdIW7jM+biqKDZRrFLkrI5LTINt5dRbe5tJVOWkbwQD1REWKZYiVeFYilZ",
+	"F3mypKoc0D71z//8z+RISP/1MbnleknYaq0NZqgi08qfw88FyzflQbh3Kjfy73I27130/n8nJSE7wV/V",
+	"iduw272SLbuODUxOE3gidvRjnbMbLgtF1nTBdqzJjBquaEXfv2BioZeGXozPmm8CKWgbVAQUthUs3DMf",
+	"DxfPU7ZaS21O6ju22V7RFSkE/7lgBlDJkSqSJeLRjz8+//qY6CU19POaKZIbgsDFguglV+TVD2/eEkXn",
+	"bEDMnuY8B6Kr1lIYcJGETgSMSIkqkoQpRWROKDl7//7YUCWlZc5SMpc5GZ+RpSxyFZE1yx3ORISKlLAb",
+	"lm9wZgQlvWQToegKl2seMZcJXziis2BI9YHkRfha7E9B91+zdUY3LL0g5jBjXL8ZARcMz1Mh9dJQbqaX",
+	"Mo2IuRyz/plMN2b1lJyNx+Qo5uXhAhbnzOBHfHxJqFv1kmdsInRwRrhMOANDH/NCGJ5ihx0+bhiWi2mh",
+	"WHw8IFfk/P1786iQeiLwECOiJByDGzqhwlBdswDOUn9wxJ3bYCJ6UUDtzufD5BE9Y/2H8+Gsf5aePe4/",
+	"puej/mkymo9nj9LHbDR0YIoyRAmoAXj1DXy14Mr4/DzqrbjwuNMIqnOgyi1YbDhBTDIKZ0jTS9jSbc41",
+	"I0u6XjOhiBTZhnArIFgMMtdmWUV55lQjZFvOMWjdnWUUbdt62EgAdogwhtqAHNNGcjJ4N5zO0ufexfkw",
+	"MnPzVbHqXYyNsLLiAj81s9AfEiCq6bNcrraX84M5LJ1ToWhivlIgHuWEGp6PSM6F0lTotrVKO/50biZo",
+	"JEsp1ayv+Yo10ia3wLeyy/K8lHHAyrS8y7qs7NFGwEvJo5V+20c+nny/kUWesDamvn1IaiMSQ1dzucKT",
+	"UjBA20Hhr5157jfvNcsFzXBVsMC35exvZN4kpMrcwFXKckMVM0ZTQ+3ifkyUzLUi5mkmzJcD8pYzRWjO",
+	"yCxHsX4THvHW2vMWTOn1PQBQ8wgTBkl+6lW/rT2U5Ixq/1vw6V3TvQTbfrtZH3BBIH9wRcyQbTuD6bre",
+	"SW0lKKU6TgxC6qtczjIGJCCRwjBB8yddrzOeUPPeyRqf+NNflVl1IAmbN1KzpBua8RQens4pz5iB1pRp",
+	"yjOLFI75LKkiI8IFvEDmnGVwgSzPpRGZf/q1t2JK0YUZdFUoDfoBwaeNfpURmqY5U6oX9dbSkLO8d9E7",
+	"gZ96H94hNjEFqHXRG44ejx8l56z/OB2O+o9mp6z/FT0765+zh/NH9KvZ42RoVqo01YXqXZyNjbLDNbC9",
+	"v/gtEb8le9FFLi4SJnTOkwt7NhflCfTt4x+6XpG7ALiabXrijg6HvbTyKbxCUpkUwLsU3Shyu9wMzLRv",
+	"pXxJxea1VTY/6mZzqtkU2E79Urly0phRoYxaAOSXCjIaDgMNWxBKZoURbmQePHQ+BIFOgbJ4aeUhLsiI",
+	"gBLwcff4uLzHt1IScxrEH8fOezT77bv93tcVbp9TYAiggnCtiJmYwMSoECt3JshxY9C4+6Byx/bU4KAC",
+	"s403CPS9jNG0aPvGSc2oEloU+hVjRqdByjdqA1nbRMdBzNPOvtD3BoadL5emiA9w/vZSSgW8Qa0RpSZh",
+	"BGBZaLgExZKcgdywzuWa5ZojjQzo/dZY/7RkApAS9AOqCFeqQHNGF4Ei6hkQbxIknG2AHBlt6+bRcWXI",
+	"ZpnAMYntRVLtF8mV0awGTW+vWb7iyki9as8gK7ohqQQepdlK7cUQP7CZxs5L85xuYNqczfn7XcewLmYZ",
+	"T4jSNNfkKE6upzEoeKMxWbL3JOULrtVxZHTLnCVyIbhiRs/jgmRyAZhSqjTJ9fSr08f04VeP5uPhV/Om",
+	"gyjpHtDMLPthDuxp1x49GAMnatuJvBUBsl8SUWQZuXVApFh+A8q/M7wAuWawAfMknZkdoKRoFy1nf2UJ",
+	"YE3ObuR1VzC1D/sF8AwPTBEjLtywVgBuWUZwdlLqaWijaLzXWaG4MJq/18Vul1IxooqZzhkLoTWRYs4F",
+	"S4mWdrlzMBeYn0FTU4wpaw5wozUhy56VfwiF8Z96+AqFPVsArSJIw04rgFOTGoPbeddweUirnsIbAHNp",
+	"ys1x0exVQIvmNFMs2rLSwElIJD3b5OsgmhDq5VaNbNfLD6cYl6iHB69507SR/M2DS5mlytkpFjkVGsnp",
+	"HQjNir5/jm89gp3YD6NtElRF+I5o3gXWnyLw+mPQEkX8jN80IMED5RBgABILd3Yw6vwFAPAhUnCtWDbv",
+	"wBxq8O1AO7jAfXCZdieGlvV+iH6tASPy2FZab84H3TGKxFeFXsqc/wLS6gV5wmjOcjIphsPTBMeBv1k8",
+	"IG+0kau4JkLeXpp/EyqEBAVCLQ3N9U6OVj4wfZJdj1//5Zf+D//8/XV+8/bP/OeMMTG6HT38bqwfTW/+",
+	"8c9fP/3+h+lfvx3f7j1du83tE323jb2C3WYbKzcQb2YsBZLIkOdkCRYq2AuasgQCktPmBuVtvQINalvd",
+	"tCYmOXfij9omFinVtPV2FJF2Vm8Z74KUHhi20G5J1dRIxI0MC6ysztoKK59LkI0D2WUmZcYoIHtgyd8e",
+	"7hVVCmDKmfq1JAumS7eUGd9yFymsv0Npv8/DeAccYrC76uIa0Sz5ueCK42q35NXyR5JIpUH0uaFZwchs",
+	"Qxa5LNYNQqtzgXR2lUQ9GGo62zT7MB2RUuSW5QznRdLsbCiJXKLdJVlSIVjWYB6xk6hm+MzlLeiFfk/d",
+	"4Ks8n2/Ni9uQVrsfv88odC3Zhe25HpzhkDuScyKFPS/zwZ/j9qXRcpSpGWXfzr9mCV/RzCyR3rCcLtg0",
+	"yW4aVoc/knXOUp5olpKnL/7i3F2wMMN5EnC7+OU52dBqSPCzGnQRAROadDghc9GClXAVoXMpxT0RHK62",
+	"iMrZ7V9HdjPVctq8HHskcBA3LCdPr56G4jjjQHe4IoW4FkB24RnzzS8sl1UBWRZmHa1LEsVqZjTUqHfd",
+	"pJCC5w9wx1wDKjmvnz0lp6enj4/NvCAjIU6Ro9guKMaFFkIxfdyozwl266WTBox76hEa4C5HZG5wFoS4",
+	"cw2OnOrI0TbgIhBUwbJyIc1optsctc6IYp2OKTMi0ZKKRYPAa33mO9Xqj9Cmy2HM75fWhS1FUkp5QpJM",
+	"igXLCXvPla4poELmennLRQoW+b2yhA8BgOU0npvWOZ8V2hKRRtUB4bEJAAj1r0eEkv/05ofvCY5tKIQ5",
+	"boOtD8/Id/xJZSO/9jK5oZneTBOap72L3oun/fH4dBTQ32CNRcr1N0Lnm2bSj5eJBsNAHKbmNaJzyrMm",
+	"cmnhpaNQCo83a+fb8OVwzssFRg7HLxQ+IQutuH3y6tXzTko6DrBHSb/NuQZvemm+R7JwiGHJzQRm9gbs",
+	"f2bUCkGKtRkFo6MMgCnHFvA9kKVxJA/phjDecsUqwPBTD83wUU/TBXBRz7u3llYXAzEgpxVnK0ERkaOH",
+	"PDUrNWKyXV94XJ3Qu3U+GM/ORhWK2h5C58wKPR6fz74aj077o+F43DSLAVjqBLudkhiM/4N/3B9Ul9es",
+	"e6fBhmEdRuUywvOuAGRkEWoLdt614fN+TaM7MrdrHmCkZ1XlIzKiAzhGeK50d1GxpEJf1JF2deQJ1cny",
+	"uWarb/K8af3/tNyATGvOHG95Zt6wXqoGZQTcSdvhRUqbXZAVTZZcsH7OaApfmOcd6sXWvRJXka7J6biF",
+	"e86z2ARVFTekssFAwPxeoWvRzK4r0TOdweyZGRPPrgHMvJOz0WB2y4Qmt7kUi8Fe0QDOtRzQb7jxTq2x",
+	"6bXMWoSaXGYWZ71hiiaJLDCWwil5zJzNOueKgYdaaa4LS1dSrlCSACKSMppBwEzOFMvwT8CeRrXw6Yu/",
+	"vGHasD11oP3T6KZVxQbsY6t1oZtgkQpR0GyacgVbm+bW4uojBIaDUZOEgO8R9x5Y8S9JQtWSzA0ZMLC6",
+	"kkIvyTWEKaT8hqcsNSr60Yj8iaTH/3J0fTIaHzdrDj56ZxTE7gwbNAgwiUkxhblUZeWjcdPC7QuRXyCw",
+	"+NOH54Px+cloTFKKhqByBXsDiMzD+YKL6uxNk69zOYcwa/O4dWekhtyx92sGF5azGyYKdklGZMFvIJgQ",
+	"vjA3iSifZIXiN+ylWxDSvDsfYZN0ikx0l2Q6MMQaOVkckTiQNWIjkcQuqmfFzCxqydexNWUjUb81xE4j",
+	"fk2EdQ2YN1EAS8FxlaeXJNZyNVNaCmYUPKpJDr5VhZiZsozBi4JhqN4Xifh3JhF3F3sdPHW/L6ext1yZ",
+	"96W5OD0vtB4ZOTlGE04M5Ilmt3Sj8B6XLGfH3S5rn1/PLwHZpgFpMmNGGYaUgKNK+CX6LpyDw37bzdG9",
+	"R2VA5aA8AIdeuIAwSM/O7sJAS/Q9vj8dwkZRU5ESDqivDCxTcyoIWJ9RpdimU4fZDIIgx+CwtiAO1DQb",
+	"lcm1PWQgXlY72wtqngx2R4+3/pVt/PinVlKKkNFtTSX5OWBVwUvNeIsr2NZg96/nM+iHFf/2XbXFOiA2",
+	"i74Yq43yQUk/Kh4G64iMepZtgpwJ99gsVcK8+9XUBv2+q3bqGGBVO5VZerh2aqWQO2mmEFiWyNWKawPU",
+	"blWoo7rssntQUxMpNDfiWRALjtqqYnpLWSVaShuWo4oVJhHl+/WawzXWAMqbDbZcAEuwbIB6e6MidCaL",
+	"iobj+XIV4RtpZzPQFbl4QkVTOID5ieRcXZMZFekFiTN5GwOHvCXDwWlE4hVLebGKMUx7ODg1p+d+fxSR",
+	"eMkXS//ro3DdmbwFZdC8b06PL5bN60M33U7+rWxKykwWiyUEUhl9f81yLlPMv1m6tEb7CHjYywvekkv5",
+	"DdvlgnBICGsjt0vpM8kM0ySMJks7vYW8wOVAjrhI2XsyNNdpRgl/w5eOL+0fkB5DNgwyRZIlS1Eamikm",
+	"dJP4Fug8W0EjTBtK2UTOcL+hDqj4LwyzmHAdlbm2dZktta8+uRlv13liOBVeos/Jm7Msc+bMchnbOwXR",
+	"uiXBAdxTldt6oILBOqZRVIIlYDa7pcjBSni+jRgPc79hGfM6zwExU6ICI7iPCHIKtCIZRDyhvKatR24b",
+	"plsO6UpsXAqKtxy7Y7LXcdBhRb1CtKUM2YU234YKacMtY9eGOBj9vxf1fi6M7pQ35y+EdwNzO4BovgYB",
+	"UdQtfB0CB/wjzPnEDdldGfF3hzN8RhVvsd3hILWAhJyKa8C1cN+C6Sk8jd7HRnp4l1CJTm5VXFEzii24",
+	"4M2b+5YLThLJ5nOecCNmyzluuNlwtEUpMpkz8UsDN5dcaE9oX8BTJCnyGxYFR2lP0SYJ2cxeM70RRDtL",
+	"Mjg6zNhEvLRcT8fD6ZrlBjCmaknzFr4NP8GapaaZvXi/OC3XZDz891tRFV3oqRmvYc5ymsZ4BHK0ohsy",
+	"Y0SwBTV06ni/NIOAXIk1CX3nuJKWQ7GA4m+1EQUD+N0ic8/f/EDOxqNHZYJ3ItOq6673zY+vDfZRrVlu",
+	"XvuXn676//ndr6cf/l0TOXoamC3qBv1ECiPnQWZlkxG5Idwl32f7KSOEqSK3Nd/eQaHJlSgFG6LUKtML",
+	"lqHt61ZW11E9uzXl6VQxmkMm6GFLsBE+3dTIl1KwTZtie8sxUbhyXmb8TmokFQlTut1TkgLVqEZYG7H5",
+	"xmZcSmHNZbmUTTrPXitKnT7QSkDDTgtm+aShygbO8nZEOB09fNgfEZqtl7Q/JvbxBoz49kmn+KIuiSEV",
+	"8LVvdOf96FRv2k8lIa66eprS/2g/DRJIv927FWazN6c5m6sObnhwd7iXiNooc9eRjxaxykKYYdqFbbgc",
+	"0tds3gQWnQIEDkuY4SItVCPIhFkKZmD7YKfAM6Nt7pcmcNHfmWd3BhutWa6keKBc5EOwKvNS9e6vUkpe",
+	"yBuW0aQTTZS3oq0kiKXbRsujC5a7UGM+yxgY9OpEce9ca5rbxOfdOSFu4pTnLNHZJqQ1H5HhEfXWS2tP",
+	"rPMt+IGgdFA9zz+dnZHxkDx6fPaQDIfDYacUGDZnkDw82+yxkhs91z3taemdtpZbt243ZlJxBrcYJVu9",
+	"waH3x/L7bvGY6H/ovso35vk3xWpF803LKiGPAse1y8KCR7QsVANpxza4tSPIlqzRmnzUzmx/VSX0gb9D",
+	"uxQYm76RUEEUYxGZFTzTfTSrqAPNhLYEQQuRhPCrrdW+oDOWqQjy6lkKqq2LqU0LTAnG4N5OK3hLG9m2",
+	"tcl25IdgJLS24+4M0Zbl2J7guUhyZs4F7S1WWrHuSl1WCQETEVcW2Q0b+7mQdvMe7U+D5XChH57tD4wF",
+	"NAXCb5ExpHehjOXTylzAHFKlUnoJuJK9zopE5Gh2VJGfm6XbxsjckDzVOb9H0gD0y0Ov5bQF992sl+BN",
+	"+2iiA4004Hz3/kRphafSZx6RlRkZvOGEvafAKgwdl3MS8xRTRONwf/FgIgzeYhCX9edaEzmE/qxYvmBk",
+	"DcFMeZExdUHWOYPMbcW0ikhsKEZMkozR3Mg7YDeciGvG1qrZIf9HVXEq1ayGf1jV5o6h0S8NIKRlBJit",
+	"SVUOd2kzUBXTBjYtXEBC1kreMGskt1/jd8AmVoRmWTdf+8cpM/Xxt9T7cbN6f4DGUSnidHaglnGgLrBH",
+	"QYHKXQlT5nRLvQQoHTOUFx3/QC+gxEyFKoA5EuMhrtkakynuoq+U+abjdoTZqc38CIQNfWhGsikJAxbq",
+	"4p1zF/h8umqumGXnCAtiWej2s2ElLCM3wZSWc/oKcPGkdzbpxceXZeQLhmRrtoIYUGVLq61zKFXBgzDN",
+	"WhgnjFQFpYbCWXfU0w4mYZ9db9udbv05lbf6Sj5GmXtlULFKsI/KpFZMcD4mhUidA7muYUD0iJWctVxb",
+	"aAJaOiA/KkZiOztgr5ZwnujVgu+dI2ebEIBrhtH0buqjn/RAwtBZ7wxu4Wz4sZrmVZ2G/BGVzU6KZbPO",
+	"U+EJGShAl7s48iGqT0nqz/eS+g9dZOPXUAK1Q2BMNe6+VDrNQNsmduYC+HdeUDXcv6ulLSKFyMxVVWg/",
+	"RrVSkuYb0L5vZZGlTnbnuqtVjrUUhDHzPFBkLa3rlgsSw8XFkQuKaHNpQ3mo+pix1WjiiMRWn4E/hdVM",
+	"MboXjjHeF4nkX3KR+I3uxlYNtq3Etg+twyQLjOVElux0eFRhjz/+Rroqu3BB/lT3an+2/NaBCmDpSW3Q",
+	"/lxMSpCbUVO9smwq86nwpNfGqTdO9ZpBwiPEGi8NMYKzjnzgsZDaCI6RkZio2ASiTnNcVZpvpnkhuky8",
+	"xoAXqjHIBUbGK0olahFYydQuoXk+T7t2hPREOEGgNIOWDPBdUZI7x6ttKfgVyjgaWpGmre5KHajgsQ6w",
+	"1IVSHsk8wmxSC/aRPVR84hhyEPx5lzlMreW/dhR2h4U7305AlJspUQU0mkL5gDXfovPZrx1KgNzmch8g",
+	"2GSofYstM7W2F2ircbeUaIAfwbljRoIzdkUKoZLn3aHHXmyTYdET1n37csBNw0h0qgnNckbTDVlSMALz",
+	"HH38qvkEHEnfe+U2uHz3ldfA3B1vtJeHlNU0Lcjswo071o4KKzB8cg/9ZzRXdTJPdTBK/WbO6M9gr/lj",
+	"eIGrVpUtK8p9GAZ+74aAz6n4H6LoX9XqmLm5tSTrbRsAKPyd5P+76sufST9u1Ye7a8G7/XQfp43uFLIA",
+	"snfxke94U+B67Dy9sc3lQZiOSOwu3/2wK3fYDdKLeu6x5gh1u5b9iRs74kd3pGyUUed3qWdWZuF9KSHQ",
+	"npDhr9AaoQ+SSraccRVjx2XVDUdoWUt8xUU4/OiLP+6LP+6LP+6OUX/7nGofb039OAfaF5/QH8cn9BIj",
+	"+EKXkM+v6eoRsrhf9wh90kjALx6Z/495ZN74IMWt5IagSjM8ZLRf7Ilh7bSGP65zmRYJxhquGqyJyyIX",
+	"0xntQFR8GinUrjCv5Vxdb69sRP72X/8beXVEM5eP0iH/xdYJ7VhdNMlupiooz7Nz3UElH2CbWIlnt8Rl",
+	"DxQSucLaPR0rexxWK/VjEr72Vr7oVr7CVr+ZutRMNT0dNgz8jauS459zOYUg458OffWeDlfeNOnD8zvM",
+	"+vD8I6d9fIe9Pr7bXtWa7Ue1ADYgFNcvtRFoy6aG7rHukDoHW3ljstZrtmY0SNaVSUKxRP5R+afB9NHx",
+	"5fYZQQM/MyspBNcoffqOttsWbqML7t8laoxuQcXacWA5Uyy/wf5ITByAqBCUvbeIv53wpXn4eyNKuTen",
+	"eSFaEbAM+Mbc57Iba4UmB4WM96LpSgqmab45AH7KhNNt5wE3WgtPygRDV+rK3GrO5oVI8YYNPTsg/bAM",
+	"pxqNh2eD82Fj0ZjyzqZMtNXNsYnLcE4YeG9OVBEtu1/yegqcqEUAzuWMzngGHXh9dLyvCOS7MDZ0IWlF",
+	"9mrf3d2abcqyV+Xj5mWHSQ02lm1U3IkDTa60pBnZ3xpM9XmsSE3swIB0bsbI4bdH7Y5nYsHpAMi1wHjI",
+	"G/PV3nYZz16CQAUyYbdjcFtvOeg7n4h5fupy6XcKlHzFfjTPbZVbrNTCqVAkR9rCaSoZv3X0qwpGIWMo",
+	"ocYcWUCEQlhtYlQNVL281RIirLgUVXLjHc5WJM0olFZbhZZWDt8ucWzxZ5RHa3ImAlgFvZssjQ4gGyR2",
+	"IUXfUUpPSW3ih+sIDlEd2NnXuq1G58SisO0sBcL9mRtA1Unu48HjYdVhdzT8Lz+N+o/f/TTsP3736zAa",
+	"nX04PppMBvh5FJ19OP4PjcYeZw9pai96ZYvXYJYjF4Ru+d5qKxsOR3Wr0Ple11JokjnUbNtpgbUANWeC",
+	"4mlXY9HzryGgC/uMHt6VtFJ6xPU4DZfRBGS1cZqzwWCLlV3zsPpdRNhgMSDUSCZagB75zetXLbXh+yxf",
+	"b8dFV++uZkKk/V8MfJV/DqYX/Xf/0AhoQYXaRv9KpTou2gFaA61217PlCqvZlr2my8affttlt8+avONC",
+	"zie90XhwPmzqvB/0Av212ZFgC/piU4WHj4ejY8dbcHuWobgwlplMN77MuCc+GGOMrcBc52woFiOxnSY5",
+	"iqFV6wW0kYojEmOPwgvXKNp8taZ6eRGwkbgmv52AxePk9ISujAC/t7SE23lZA7gJeJ9x/TWnCyGV5olq",
+	"jmqhgsi15iuucDe3rKliw7wQCbIwKAmimxt/veDXLONLKVMSPNdSByWnKWdCT4XMV21aSL6A7u32UeLx",
+	"3MWIM6X5impGjtSKZhlZMSqgR9YNuA262kS4tvXpGvb03P+G7ULMNPbAWA4ycvP+sE1888bK92VeflBm",
+	"tMZ+Hm0xrF5VqyzogSKa5SsuqCuXqgsFWsVCimJFcog8hHqmR3OZEwuF5Ft7zG+XOVNLmaUReWav/ak9",
+	"UZFggcdnlGdFzsoGhhkXjGA1DKOCZmnQCoOv1rkzAmclhEB1Waj/bZAr4Ub0Ox6Q55qkkmG1LkMTUubv",
+	"UyTsAqisu3XoWpiwtTZ4aZYSV6AqJke26I2BC686kUwu+sFCAKNzptYQCGplcbnol+LHMczkpATWP0ez",
+	"HyVzrn1nNrNgvxpMhgHiYvRSRwEhOBg8QyQWUk89pMb7q8lYgPLQUAHbqBlD62jWRCT+zGiml61Fv7Sv",
+	"k2jkWJ6wxoJYzSHW8tr2qlnCHJsqzZPXXSqEtYUZh5WGdlcQaqgd5H/bEUbgqXWXKkVBrG17BaUOlAjW",
+	"enBdJL1kGzLLbWzo3mnatBtXeShcRNPR15Xp7YLKWIsyMMRYEPImJbTZHOUR+bf/GREakdkxoJSck2/p",
+	"akX78F8CSgI5Wkfk54j82/913BCo2DS70SbVkq496Ka5XMtC90MjhC9aX28b0n474OJt6Gaf0IzVt9iH",
+	"bq/hJF6BtTT6QDV21jAxZNl9kq0uzPlvz1i5nHDbeFPwVVfjzZ7R3aZw5DXLW/u8tM/xc8c57raDBsHz",
+	"TThiOyjcBU0h8R8AMOqZ/88MLvTMHt1tteLq66aocyPtG/7lWKR5EDVeZyw1cvh2/ScrADcQTJrxWb7H",
+	"0MiEr9CdUk3DqcEHNEfScUgscQePVt01dQc/kE+o6hpKg+duM6saQmo2XjwoY/L3xqLMueBquc+pZgZl",
+	"It3hSdvrx20ztiPt6piLfHer/5oJmumWCI8XY2J/J4Wqb3KHYRS0vC5nh42y7ePdATH3CSqHwYjLf2j0",
+	"xxsUdQETaanMRWXjObNiVSQJY2lHKLIdFPYfxL5WC/sr/3jRsMtBvMGn78VmyyuicqORtkavKmZbB4DO",
+	"QFmBnsoJVpHSQ8F2JuA2Ub5T6gZ215YGMO5Ag59ZcAJnGJEicCg6FwdXzh106fvR2zrivyeC7IlLN2Rr",
+	"IDOAbzZHrzdbiFm6RXpca6CGOsJyjRcWkiMXcFvRHqEOOiSfb8ylQfBxxrXOkAXuawtU6ckz3Off6Nia",
+	"wGNN5QygWHBjkEyVnTX2BaM1XtalE1gs5NScQRzV9WHITgQbl6BZXLeVBk828p2OjbaiUjP3FpQHFTJ7",
+	"cCuuXei+P6rdu7IPCmsHR+2dItq9dPglor09or3GppuBiiILVmpeYCyCFWQ9rU3bLQw7a0mjh6rUnG1v",
+	"FVtbzhH7dk+0UTu4SPQ0l7cNE31tfyZH3hEZEeuHjMjbY2Jea9LdjYxUEda3p75TSI1TkrdJ487wmv2S",
+	"Qs0YfsdYmDutLpOLaWlwbImPqBzvA1WzUkYQlmEO+4blBxe9/qhAiRzik6YHQKsmGaM2DzCvRje1hUvA",
+	"FDtCMsopZhvnyYW2HpXRFTkaRmQUkb/96/+IyEM00z4yvMTg+nFkYwosXlJlfUEAxQjW6J/unoiFwVtO",
+	"uHjCG0kpEoBuJ2gLVnrGVPUJhIUt1kykU+iSlzalLJdDZmyuiSx01dJhFIsjIetHCPZ9IW2hjRt/gfDS",
+	"8a6l3AkH8dUuCBIabnbhhl3vwXXh+cpIo9NVi58MmnZB4QClmZGU5TV2VuRZxhUY4hqY9rypg8MzDpIv",
+	"mUm9tMaPlnNNGvnvG2ubAd6i8e+qkaZlOFtRdWvAJwXPUpfbg09xjDB8848vOmS2u4GRDrt1b/PSuhOz",
+	"JDNbNLIFMqoV9Lco0xZW1Plf5/CZLZT1e/OwXoGZBhq2S5Z40+Yy+blgBVaiyQvItzJ/eu0exeKwoJpN",
+	"sMTXzCrwLbNQ91JZUKAp5RJzvg7vorLCQFMjswq2aTDMoyP7UwZn18DJu879SE038Ap6pLz2zV+rkbi2",
+	"8Qw6ccrORw2th6yj0AiPbcH+eeMkIxv1aaeCp7rG7ndhILYFEXf6gG3dBLSx7BajMFK4rRQIvtWaytRy",
+	"JIZdUW17BSk4xDZ+H+7+4N14KzWoB3ZnUrHmp+9ibLf731ppFF5teCEtoLbiSrX3vaPCd1td0Q1J5SWJ",
+	"abriIiaLnAqtLFlf+4Fg5/i8oAsoe9zUwUxd5IxWqOUF1BKqdjbzT1W+cw9SQbONYdPuqfIL/4hZayNV",
+	"sb27G9MXXz97Sh6fnT+CkOCMrUgqk2LVGHZyl/7h4XnYaKaptd6hb3OrfXghaKGhWzISS5nPeJoyYXRD",
+	"qadzWYB1EB3wU/MVNbouw2BOMc94omHpW0UvITpwk0maTrWUUwhogQlVsV5DRe7piqWcTm0zRgNWU4gj",
+	"cgu7oRyV26jHU7ZaS20o2/SabaY5KxQ8Vv+Bi2mhEDyNUjtl79cA11HPGVQa7wwzmvYaTYKSpPZYQQ66",
+	"lXmqfH0AKHhOE211w9J2870sPUlLCgGDw9Hj8aPknPUf0bNZ/1GSnPYfp2PWP5uP6Hh2mpyl52xweJd3",
+	"6MFW0Gy74bu1cOcMW8CJzT31d7fH0aE5rT84minpdMr4n/u2XFr/eRq7JE1GMJzs4MCgP799+8oG/2w3",
+	"OjkbnjXRZc111oxw0J3PZQbYXbjeihaP6xeticOclr4v29P8+Pq5jadJDdWdc8wL3D1TkYsL6DPGkwv7",
+	"wIWQut8ye43SW8zDnQceA2vXC+60kcTn8q8Qz/xqB8N0Gr0q8ht+QzMg4nkpa8g8EDW2iaDTWVtiyZxG",
+	"60eHwA0Ac2snUgzEedf3cC9rbDGoBeaE/dKB4iKp9GO8myDw5kgfkxPy5kj/7b/+t9Fx0IHCzjO84xbc",
+	"ae2LsilbU9r8FE++IrOq448SLvwiGuQMf+uNYLflzNjWJMChEZOjJ9+efP/k64g8M1QkIn+mecoZmRTD",
+	"4fghecEYGQ+H58egWKzcOy/dS0+o5iqjK8I0odnAPPvoeEB+hIRtfCgsuWaNlYqLRRaYtMoy25BscEns",
+	"+CRjkAaeLIPSLCBghUwcPTNRD1fXyLp8tsnWMfxjQXPNM59oejT627/+72cROSMzpvSlM3VCRlauWHpc",
+	"CsrWEhOEdvngCNsHG+KuVnRts6Rqqn97xh9YPd3POE9LEGmQh9ZEV/DXXSO0JyJhn+V9K2gxQZi39TJn",
+	"/lwppLADo4mC4O2z07NJr9bi/PSskZXhmTZP9frZS3fo5ejxq5yteLEiTluouYnqP+9lBWX6TZiUE6Th",
+	"4GGUa21CTQOKtk9LkbE7dL5wwCXnRj8wOzcQFsblMIjdXcqsyeLUXoKi7H7fUHFiO8lgRxefmtZsLsdD",
+	"AUKFzZ858p6EwLvgwfbnCm5GZGSU6rNqFf4w1WHUP2ttTlhWAQjKyDdXwrJdWOx2Gu+QavbCSOGHJ8IY",
+	"9RcEeMyduGabB4rIWxGRHGogeCubIe7gbLQedqzDQbV55YLEsyJXOp4IK39A+LGE8OuczXmWQQ0cEq9Z",
+	"PkXjY0zKRwl+NSA/iGxj6+MEYcoTYbQWbutKU1eHwzYpArP9paHq7iHchGC35i8FvjlwY9+Kps4nsPIm",
+	"20p9I3AM/BfPZ3EaLa+ZILMiuWa6gs9YEyVwiw+HFdf4qMWOYc9nx4qgVCGGUhoN+4bl1rMYzG0+JFmh",
+	"+A176WZE0WK37762yGEH2cAtOLJH2QihW26H/S7EBb9hYofvpClHC5P1dg3e5kFxaiKE+aOK1cHC1S7r",
+	"Bh3DncS7PcNdPEuGNLYfymXpb55xYRBo0nv0pzpPG3fgLbV1BHstsyJb7rq13fhVKV/3rZjqBckma0p7",
+	"//eyo7SzD1KMur1zQ+nIztdWT1jeAuK5FtwyS5nSB3ZEsx3tG3Txu0QU4W5BAFe7jMPmZEBKRTPx7hb1",
+	"gZ04KjOI3CED9DrFjHffeGDF/rCH3dlbr7YhtjdT2/NO6LOqbmsFe0sE1JLPNUv7M6Zpf8HkihnF3NIG",
+	"F8i49mM1lW9vDLIPpvi3/9k1ZJ7pPSP9n4eWFcmZAqvSNONzBv7+ppAKa1sn7jXiXiPuNbCZWfSKai0d",
+	"XHJbGSpdKvmgynduCL7fq1rLharl1XUNL9gBGm+ajR4G9Z1rArAo1Oe7oUDN9NLkd4e5W22E1i6ClRd9",
+	"OEtlAQ0msl245uLzAfCafJp+QZVD2wlfHZHybp0WrgKzkT0NiCyNrLQgc7wd6um0ucalvCVzCnXZ7C52",
+	"MZv9BPwNy1iipYtXAuwJDEIuCHMwagqQdi+g7F3Cla9s146Ee0Mv90ReWvytrHI0jtpqx9vHywwxPKMH",
+	"Ch1mteP0yxjvF3N3AHoQWRIUWHGIjhPLecjEIvyWh6nbzgbGf2GXUF2BiyRnVNmUM48vDccVmjOCMo+V",
+	"DhHjLoXaKl1hd5dpWzKaYkqqr/nzd1GN7XOUVLtLbsxvUenrNykM9ZlLHNVTgKuVZ+5YuwVLtNi6K6FM",
+	"WAJXE89502aguyKLXBbrShpsWSZB3gqic0Z1s4cX+iHznU1RSpMY1AflmTZQc3TN1prg+nVJUvEuI5s+",
+	"njFwFB83RyV3auPv5r5TF/+UzbngTjDq2Pw6sB5upwQ5MhdY8/IiY4FjxHeYdn18t2OkP9RGbfT4hpsH",
+	"W+Nl8/CR7bhHE3Pibr8gJ8yo4qrRcTmnK55tOja8foYP78hKKw+ja2YaMwg2TVyMUkuDcXwModlSKmzo",
+	"/cBXr+3URSs6yCxb2hX+gundnOXkihwtyzpygmFqOTtuTkSb52x/mqDfneEUYOLImaMCBsXmRZZZwAqi",
+	"zjFc207xMZlhRl5bbHZAny9ACwUhUJwzVBQPrBGuzFE1Uag61EL+tXVYcQEQjCBJjuKrOCLxDV/bUi43",
+	"G/PHlq/B/MgXyxhijUPHZBU/a0WjrrocTad26g41f4fd1O/UQd1SBHuFvld6uLoAaCqkNfJcpIbYNUy4",
+	"az9zS4aeytWa5lw1a7kuaFbOiTKnBhpVCQJdcnnA+2NDLNAmbT1elvRAmy1C1TUD5aazpmzX70TnfUos",
+	"LG7XOXxswyngWCEa1w6nwjQ7s8o78bTtaudN3WTu6FPr0tDnXshgpVZ5ww6aHWDBOe+47WeeU9cbw8Bd",
+	"YveX8ELVpae2FyTGWiIGp2Ny9NXwZDwEwqvI1cmTk6eGxFS52kQgW4tInGQ37kVf6Ha2IeucpRy0iKcv",
+	"/mKewymSjCoVk6MbviYnBMLhNKcZOSErqtRxNBFxoejCrwUou/mVpYaun5CML5aazIoNy5UZNp+vYnIU",
+	"eJ7h21K4jifiKJO34RCGIVjLsJHFj9E9Vg3O9PVVLJ1zu/Tfw0YMUfKr9QURA8l+y94e9d73zUz9G5qb",
+	"C1ZmSry8p25i/AhCxVsc1z7w4i+Vz/DEU7sO/OpHs5rKQ6+fvSwH8EryuxJyXgIp3qWpY5/GVkLgHjuk",
+	"L4/hXN3bvNinQ7rQlYfWcCqYt4y63YVXeDr7U0JpQGOswHZIbqiT8e6UHlq9yC85ou05ovak9l/noTJB",
+	"wGQ+7hK/XF+X6zu8Z9VTkI2VjaTAcS4JnSkwS0DIMVGabmy24YbQnH0umQdc2+yWBN9+rMBjhrt3UccN",
+	"7J4gwqkSHSSb1svM2Q1nt6352lZmySBYwda3qLswWq0DZcBApbGLt2fWrQQ2lbOcsaPZoJ0o2JrZc+yb",
+	"MttYy8dHNrLb8h2jGrVPJbBnfVcfFByMlq5oKPPtzRW94WLRWG3qzhiTucAu77I5H7a6bHzpwwwN10nY",
+	"mTxn2oaqdvfV1ElVJxnclmTect1ZTSZwHZdFhxsCUn9jm9shWtRuAo+tkVCLsbvadXqHx2FeESHTqvgF",
+	"QHqBds5sA8Guck5immUxOXJmEp6lqFcaVYGKTUyOwmT4ifA/CqmtXoNv+Zqn5onjCBv3+3QiEgMniUks",
+	"17HVeOIBMTtTEyGY0r486TnJ2I2r5Lak6OrDwqXDIWxLDSZiIiCVRV2QdS7nPGMkvuYC805lxsy/to+d",
+	"+dP1UTN/Q5sx80dDh8PYaFlBp0UYxhtasA6ybRSGaa1AG905BI4S8xkd0O7biZAI3beEa3OAmi5UbJv7",
+	"ld0AB5NiODxNrtkG/mCuOak1PPgHL52XzGiZsOzShQLrRNeK+dNHrsLhYDyr+dOFscLjzrmCz0DlfRjV",
+	"l9qPK+Zbr+M2u2dg2nqeMoxXz1SOUVGdBusyH6trnq+m4WLNZwvUwc5Bpb20ynmotlc18auIPInI00a9",
+	"OyrV7mgiUO0mDVp3ZDXmCHXuY4DHH9Ysp1rm6oLE7GcoCMQQ9lxxIC7MNGbSCwLsyiAgFq0aDYdmqgWc",
+	"x0LDi5k9Mfw0Y/qWsWCEnzJ5G4HG/i7CTHwuMGn82IigyOBVBGU6EZlEsWI5TyYibD4ZJ1JoyoU5goQq",
+	"1udCMWFLJ6hiZsuZGz4CEWCUaFrrobmkkFowESxjQeQ3btHPdXxpoIUrrco9GGEYQjQMDTsekB+Exwtz",
+	"blgOeyICRmZ+tQ0x7YkKS8mgaxn5HrdNbLcZxEGqatXZDX+ZiBm6l2kOgU5AFi/dceUM0jxPT08fw+1e",
+	"BbRMCte4tXoOGU2uFZSksLi5YToi5iME/PuDMAQCqfZEsPcJW2t3Mhf4fXxp6athzxArbw6qKVaZZg0J",
+	"QN8ExBwkE28pPETfcuJGXeeioil4IayY8qlmhiNvEybNbYQMRzNV911UnMzb3F3qA9cn1y0N1byd/YKw",
+	"nyMiIFgOXLpT8+9Cm/+ziGTa/J9FxCJ3RBwyEihrzre2sNDN3pDmvk1mMbbAsnSgDqLpJTiMzDAkZWsm",
+	"UuW0VnuQIiXS0rPKAoaD810qy5ug016TlIS/Olze8sT6JBHtKrj7Z0Gbnhv1OnDcVXGho9PQzwqCF2dV",
+	"96EdwnkP7+4eBKZF13vTgSA5hgtSqO4WkVqKTgOqlAfYEabfli988KbbyiDdnP9oZg0G2woAeAZdKGAG",
+	"ZNaB61GzPOEZa/L41yTorRWWJ17Zfc2D9m4/7P4IvrQD5e3vjfK/D7wbQPYAIHHWpdzbZmRO1ptV0l/R",
+	"/JqZqYNsnBVdDwh2BAUO5JytHDJYckbiH/TSZpzdEeYO63n8W4BU9ax2A1crWLTH623ZtXeFWUTWiDVj",
+	"KRhryJslza2kYeSlLANLzETsNcVcYsUawssWinDPD4gLhmqUFNRUzne5463fFsKEDg66szlH013xhS8Z",
+	"FYFzyZsmMEs1cA3cIRvaz4/hiA0TV7xu6J0OJ25sWmjByBtztla6v5W9XdeOXFpc3XbDvq0lfuTRgPO9",
+	"rcPja9vPEaKP62tpPJtO2w9jMZsaz+KvZQV3A9Zzvigg0bkJso8vCVut9cbF8xjNwFZ6v88wLXvFTQ2C",
+	"yqCqTxA4tS2UtjflfL2jBac/UWaVwM4dOdtXsKuph53nQVl3wNAzH+PVucD57loKP8yrUV8QE1srvmnI",
+	"1wojvYwKSjaM5oQupM3WhOXdLiWZyWKx1ISLifDipXnWoXy1xIrRMZGo3gEB79CeEt84/MTtix3P25aI",
+	"awX2lwFXs5h4WZJsj6ho1IJV2MoDqmtQocWA6R4TbSfrLBzEVM53Val0oPP//K+a26NrjUWpaTY9JOa9",
+	"Xmiw3HDdAFxSna2badxcJfY5bJYZwk61V2Ydl8MNVXloI0dvKPLRxFyauF5k5Y8d8vfbimjY0HgjXbB2",
+	"dbDEW4zyzJEUCGkEsoXTfwvN0N3kKrvV/GXZzZROV7zFEwkt2pihNhVZggv4B4Ncu7HF7GY6+5h5FLkC",
+	"XflJp+lQ9AZT5XRF3zdxtTJyqGpyB2895v5sSSh3lEdwNWhAbV7OSwxH+kzrQYTocu1N4cvmVm4qQc5V",
+	"Lnvc6YZwDbN7WcMhsFGjTuFRVBcVBbgRwu82cDVccBPSv6WLJpUqozMWCNxrmjCwhSVytaI1W9gNP6jP",
+	"6L9MJip696fG4hu+ncDO8le+4dUFiVMKrohbxq5jcvQI8n5sDSIp9DImR6cPzwfj85PRGH8LU9BTaihi",
+	"JRG9Kf38rVzNlJairQ9AzlZoK5yDcJcxzBFMZL6jVnsrr/VmbKzvZkax3lgss1HzcWnFsnnFOcXy406M",
+	"2neszdlctdb1ce14QcmtNePtblEOewI3mMnazqJ6mN09xN472Kho2/wDe7bLQiwugsN7oAi+bn2nQU3L",
+	"B6pSGLm+jMOQnIdlNW0ell92/XYaUbdcWBMKl3W4UStB9G1qv3t4hV2q2UK2VZPClDhN3FNwjhZADe+4",
+	"hQIymAil1uCnEuQIOhuHvmB07EJ1y7gb9bbO4xa0wh/NxAldgWnbqB7dBt6X32V3gxD1qZMkO1OQTqiS",
+	"MprtGAt/bjq1A6E/qjfqrnfHdT2/IeGxbPZ95wZjVbzlKTn68cfnX9886kYcVzRftAkBi1wqI/2YJwij",
+	"uWCpT62oUwu8tlbLTclFT78aPH7UZb8rpqmL5mq2jOOLNdNszljf7Np3nNiiJzKB5e4G8yVdr5k4BMQt",
+	"OdhJK3xj8zff/djp0n8uqNC8qa+bj7gyAsIu42Co/u7oyV5jeZ5wbUTCUq+/7F2wK1S6s5lSCTtvzeMd",
+	"OIYtOhpeXdRQv7y8hYB4B6fo4b0koiFliJrb3AewWKGRe5jVE6qT5XPNVjv74DhAMyKPFIwYMQMlrJl5",
+	"/yMEK6AGESlExhRGCMHYZcOp/ZKTa1616zb9Nn2Z366U6qPWxkXK3reUDdZsZaQbaSsKcUFikN5iWzpl",
+	"2FK6sa3HgL3zOLJxE1wssLEAHFClr4B9FCAIn2xobNcmKcGWol1NnOvgdbcA0mAUG5cJEiIXtgENjNlU",
+	"aCibynwqvIZgw0Eb53jN/grtwZdg/8wYgnNEbnMOlTKspSQifA5WdX//alfued3YtmsFmHaHQRqqMEoE",
+	"NG+nyZLEHolyNo+RFUMOEBFBue0N081r8arAThjvrjUE92FzBSvuzpGviee+2BOFjJN2g5+OpAmObT9t",
+	"stDfzq1gaRgBEUqR28jo0afTWDTLoV2gG7MsxAJZcIkUupoBHXbdwsrz++YpaVNT0TxzjG2F2+BHcHWZ",
+	"kUCEsjiGGap3gZM6c9kXmO5WGDVTqK1+J40gc8dE1gAnSmozIN+joB0o+bNNgJncNm+poOrvUqmr5V2M",
+	"GjNE7qq07R/4U6pW3U0R4TUdaCW5N9VsnyrWZU3Pv76TWtToza85PAF4Swth/z8cDf/LT6P+43c/DfuP",
+	"3/06jEZnH46PJpMBfh5FZx+O/0Nz8d570I0ib+R+eEa+409+77pSPXnqo3SlesXZDpVxS+WpCxi9wafv",
+	"SSPqqP7sId/7ky3r0kvXhMvwvbslXYZGvi+Jl+2Jl3VI2VZWnD00xrB1NIrGZCWhNSE4ayEKX+nYsmKF",
+	"XO2WQyc0w/AUy29c4W3PnYH/Hd1wxbWKiDVZRr6cYNXl4FaBAZHYV8QM0Oh4qEfcHSZgbEXjQdGDRndd",
+	"FZ4ht2JqNMKWIG92y8JYjzJWCmRgLIgAXkMgKY56nDZW8kP31J0nWwU+ykt4GPJ+wA9WmX28N4UuXEoU",
+	"HkITvBlF4Pl8V6g3lmKFpF6UbFvLKVMhCppNGwpW7i5RWSiWdi1gSxXLuGBTyNLSOyrqpWXRWXy27GMB",
+	"na2kiMi//R9k9X//r/xf9MnRiPyJpMf/YiM7yf+fjP72r//DPwgN5lO6eaCq+9+CdL++vL1G9Vs7Eh5X",
+	"UAL2gMZ3fp62SH2paVaiNt6k2avdKUZ5HTdurNXIe6+i6f6uud4X7Ynw6cNzXxBxGwXtbU03jLYVuLWP",
+	"uKgPCxg28Kil48gOSdHKiAfAL844RXTaHlQlTNCcSwvecEs1kG9ue1V9r8Xnb6TrsoApVsjaA89+4F3w",
+	"DD7IEIjrs3SOH7OT7Ug/ucsmbF7evjNHeKscuY823NPyPigaGcRTNRCDxhONmilnYMyugvYW+m8dXW3P",
+	"23RzG2TqsNnYrFaxpMi53rwxiG3rVTKas/yq0MvG3oaunaO1SuDVxbY7GbbPwJ/iiEBkvZHNrmz3QWhL",
+	"eEGewBSknsk6gF2YhRj5D54pb2qp9br34QMYkucSixcITVEnwRDa3lNcxVbVCPcDuWZsrcAysFpTsQnc",
+	"5oocOasjZhn5mlQ0QWkJS/ksOctpniw3RM4nIuUKc/ZkriKr9/okJR50MT+GLzGJOrSuOMBfYZ6vDUFT",
+	"ZZB/352s703pKoFC2nW6YDmkHz6V4gahT12Yz32CSX7ObpXQHIq37bwKuuYkuA7yDU2WNs3LLBYNrja+",
+	"c80I1xNBiGAMYzDi932HQ314ILb19GzDT3yp0vYTvhqQKxHMYo7EjBu/7xe+jUv/mm36UmSbGIIGFFMW",
+	"1CptXjx7dDUpjs6Gp8dQ6dsJxzmjSoqBOaC3fMWUpqt1NZvTbOXHt08H5KVLotgOjPYJ5+fEchbXD8jc",
+	"4plZvn1FHdvmJII8f/MDORuPHpVh7YlM2aVRyLkigkHnBDLjguYbMs8k1Vws+mvJhbbJurDsF5ChUygI",
+	"j1cSFCgu7HWujTYUBzpJHDT6NfL2Dk3JrFoKNiBP4XebebKmPxcMMUIWInXdHpTMNXw755m2XVI2aNrl",
+	"ShW2fp9Z72tGU1Wr/491JcyhYLHFS0MqUnMSM5pcwyKfz/svqU6WsdHa4ldXb5/+Gc2LX3/z4pu338SQ",
+	"oEvIil6jTRI6tpbpnTQjR/HZaBz7SO1AL7JMhrsioVRovmLHgxJt4lc/vHkbG9xna7hVEj8ve5D2v2Ob",
+	"2HatLIFhfH5uhs5poiGkvhD8Z5sxcfXquVnsNdscX1RKjNoGmFA5GTI5jLQ6PiNLWVhCAk2VNiyNPK0A",
+	"5PCr0f3X9gnMlnbrirDcCNIAnW9qBnZDwvFS002wb3B8AcwHXWxjul5nPAEQO7H9J//0VyVF7Bvb+r54",
+	"2LY2NpAdR361ZY/J2IlqaMD29ImKNILNu16mXKwLHVmPnfrpXeym+E9vfvievJLQ6NUCAfg6ZtQ2QIXt",
+	"/MM/vKK5FiwHOjH4h38gV9VWxJDbXRIPzHBCqiHngC+eA3jAOaKA2SXRj4iieKVBP/6S1MMotqLDgLyB",
+	"JG9YQG5wIsJku4hY/kJFaoani0XOFlQzRQzB266845ZZspmKNQd65ttYfLx/QA1AlkJpLNXEheIpg2W9",
+	"lbVOWKhSeT5nW11TbImVS6kRhM1fDxRcb1nzAihZkWW2aoVImIFrFdu8wp0buiQUrB8MLGazTQwEaTvS",
+	"LfbmZ+sIpIKUnAJ2AESTpUQWGvYZHhucPaGwcrPUAQnK9cncfB1y6KYhuCLx2fDM0haapjlTqiQoa6qX",
+	"yM8pgf0wkTAbLmCGB0HCIB45qpYLCTcfVT0rUc2vEoXHECGSSamn4TvH6J71FV1AC6wsiIZBnVSXNVrA",
+	"00T+9q//HfkSwKXZ86mR6qSPmm86nIQKg1wg+t6wnKUD4mys5eTIXJBCmsEhlw0ssIQmYK6HHkJlY0q1",
+	"BaVmnozR3AZmURIf4QgRCbwIxwBFa8qx6gq9ZsIwhuHj+Dgis0JbvjvbkNulXF1CPQjbKsLSD1fiHQdX",
+	"A4LVtcyw9fVASXZpUMWsHqHkNL4gK3kDnvOc9a+5SK3NDmJIsfgTzmAuMHJkwHeooGWVf0vZXvsWfEDY",
+	"QEpzpA06Trui9EGjuQsS+55/ffhv0E7P0MNErgLgLHKlq434DG1Hj62Z/ahsZ2dmisu23nFEWKYQJFyF",
+	"AEsmnn7z/dvXz59OX1+9/Wb64vnL52+tybPyw5MfX795G1+aK3G5yufDcq1BKzsnKcJqQcQYDYfHA2Rl",
+	"ALKFXhqhOKG2OQpyWy8Lb53IEaZlmwODTiDHUfjQawin5mIBMHXkl5SxuSZC3qKQX3lBMTMqrleRQmie",
+	"kWAOrjBHhS4oF8cDcmUGdixxxjbSljvAfovAltUt1POMz8aPLUuMXxv+3r+aayhAsz2ZE+7cwNCsFtq7",
+	"H9tOX1jgz2I15rFlPGFCsUC7ulrTZMn648GwF/WKPLNKmbo4Obm9vR1Q+Hkg88WJfVedvHj+9Jvv33wD",
+	"75TNt706dvXqeVCy+qI3GgzxQblmgq5576J3OhgOTtENtwT19GTJaKaXv5i/F6ypWQMckSLj4ZDcLnnG",
+	"nGUoMbycK1KsB+R5QOu0NIzZPJRSTY1ibRRRr5A8T3sXvW+Z/jPMC+ZxhCNYzng4dLqobR0RCkt/taW0",
+	"fTTlrz5mqSev0USyZCu6z95m5wb1t9H/5vYGNZ0GtjEDtZEiTSP7TZy8QoGuYg7oXfz0Luopl9kOWa0g",
+	"ChnpD0w9dAHld/0pqd47M8AJRHV0vRxf6D2/4QlyjtzGrSh/GRE5H54S8BXd8pa7MToGyGq/x+tx2+PQ",
+	"oDzdgLgJaktO53OewHWdD08PuKp7vl5/fPvv92Z04i0RJ0FQfOuNf5vLYh3aWWabSvdA23cJKK9tawVV",
+	"5yo11mTu1QajOE1Emc5rgKgQimlIrqkPjmEakdOkoCNhWaYdM5/L5ydCrY0eWslkUQ9qleDAEbfOCuWc",
+	"chXx28qAlYSBiXDRKccReuUMFwvXQY6eXj09jlxr1lpin1n90xd/uXh69RSJ8xYCBG0yMV3DtgGC2hnb",
+	"vnWj+UNHm0p+Kzc//1wwCMG1RB8em842vRAXPPCVrRd9OKXvxWjDZ5qCKHe359yGDoXXDGsxItFsY39o",
+	"W7VfRdOaXWPPg/t9moU3IVt53N4x8gysIlCJ5A70qBvVCe+8gfRcVY4RVWzrgplt8CyB8pzhkjpTnrPh",
+	"6MDnD6NsZ+PH+59/K+VLKjauwfHdKaKngY3HZZEuIIie+Bn4qBs8exfl7xeG1ve2aWYiBZh06U6q+ZqK",
+	"6xrRxKsLCVlZsMAQR3AQ2ixP11hByzUZD/89mRkAjrCSwQuZM/ELSYr8xtsQyLdccJJIZvgRZ0IPiMFJ",
+	"6G5k+FZjUumRr+g4ESsuCuWqTAAlrlIw370qo9qIoKFK00TPnlZOaQ9FA4UM11SemDmWnIpr6PLSRidg",
+	"gy1kIsyLd6Qi/C7Jbu6HRkSt0U9gxvAp7ZWLqxTnbdoavtu8t3Gtz/ieaIRPScSqF90iQVVwxhyHdeP9",
+	"HqnX8OyPQO1cbZjqyYLcgy1MkiVLro/vk/AByvfzQqhWqoeuDU8bVGRkpErP7CqhMM+/NE+/NqNuUYk9",
+	"eAg6eq8bwir5iZm52waE/DWgQRj0Vx7QFwYe6qghX1EfAbpRby1VA3g+AwdfGfGFkx09+fbk+ydfG573",
+	"Ev+0Lr9v6WpF+/BfgnqF98iU0dqlKqNspd84oRmfIZRPGVSs1kb6tSVjqwO4LpTIr/NC2NheNRFWEZnR",
+	"5NoIeyJFsz1akAxTHw/HpVPo54IVLDUjROR2yZMlxB9CslGcFxBnGKNpEhYTqyJJGEuZjflHb048IFdk",
+	"znXNmJxIccPyBbPmaJgz5XQhpAKHdk6Ncm9GhjJsMi0SI+XbpqXkCvY1d97VnDWehDURgyU2dApPRGCY",
+	"NquxDYGF9Q6D/3VF0SdjqQ4ewFJmKVnLdZEhdQyaq8JBWLcNGJFlGIAPiawNcg1mYzhMP5heBQ7I79jG",
+	"kiNAnycy3Rxm5qjBWO+iN3r8+FF/+Lh/Onw7HF7A//5zGKp80fvxzdc925TWiE4LMYMQfr5i0wJKY6Am",
+	"1dlq4g7CZVBVg3BsF88awR3fO8FtkzmgqS5VFjEGGHiZ2jC3FzKh7bFTP75+4WQ2I+FWZLC6uPjhdynD",
+	"PD6Q4I//CAziDSB+4E65E4sAZyr0ImuITjFPBk2ZgWZpVyBGbdP/KkGDwlM0y4CUef+PoVQYY0NLDzYQ",
+	"WO7J644YGMMZuPJub0/lYGqzvsDO5dpE7xLeTlCDa9dcGdYkx21jx1VsLuEqKDjOgTWmA6qKVeMqJqkt",
+	"xfAFzB7Q0E8ukbURCKvJwnaUmheozn7RMTy+fWtji7YP6uMwcK9+cfIrNhD/sBdIDW4FPdRdR+8qpw9l",
+	"lUaY/D1AYwl7X/ThO8IqvRe43GOrsnfl0zTBdLOmYHm2lhvf/b4qDIVSxJ48yg/vtrCjEu7dzVHDBRRF",
+	"RAP8DMOCSg8NRh7ViqsG1snIJ+8bSXkJmUfLoOlUhfX4ESCGBlyAhmrkbr4j++/Qts6ZiNBJgD8ehxVc",
+	"LX+0UTgYUeK2EuyjGuU+EUeB/TCBBifcDU+uYazrP41c3ok0G/ZPXTtfOpSvppoZxcW+ytVEgGOTpejJ",
+	"4NqFVQlpdwrKz9YRO+JZZhkJl47dbDh9HQSh7wXE0ufizsZsARegPr9vpW7xyDaB/6ehlC+HqDSZEzrH",
+	"E4SC50pT0eoYsjlUDZi0sxHqndbmO8rvX5aW97Co0myMF+iPhZFtbEEDssHUS8Q364ddUmeHcKP8iYwI",
+	"xGuwVpCwjzbDxGgcGpvH+7rHfUojW4kcrYZmOIQV1Tl/j9SMQp/G36WZbfwH86v17fGGiTL3Jv75QU/W",
+	"ufwr89UHd5jykF3wuWZpf8Y07S+YXDGITLKmvWcQ4T0phsPxQ/JnmqeckfFw+OjYNkMt8ht+A33wIaDs",
+	"b//635E7lc0zS4Zio4rtGSjNs8yxD9e3HS1Tcxt/CEgVkRlbYJ7vRJRpUjDIAwVBajAt9rHiYJkzi4Kg",
+	"W5nbiEdwv1HRGHiBFZFpmXJit4XGP8/8LN9SNns6oHPXZh4oqV4lPFyriQCyeGyjGu3NqPLgUGAImbAq",
+	"bZJBxqfrImeUZZ4WNCMZnzNDGQcT8Vz7xBmMfta2q0kQzlZllK9wITuY5We0xdXSa4eDUeQpKlBPf6O9",
+	"i59Gw+Eweng6is4efhWdfjWOTscPo/FXj6Pxw3E0Phu962x+85t/5fHFFafqZIr7BGS5XEkbgZ5zbaAA",
+	"0dM5r0uE/52qQH+X5jR7WQH6lhkmO4jqfdL82yXVfT5vVWm+UZqvkKZgiHiZ9b6Vq80VuZW5Xtqst8Cc",
+	"bx+1ucGriTgqYyDCavMumdl2CIzxhRi6+cHTQZGrct5VkWm+zjjLJyInJ6SSzl1JVN9OL7ctUFwISJPy",
+	"AuxonbMbLgtVLvF2KW0dLsuBFpSLemo2ajRUkxzD3coE3UurhKEvaQHMAjpMQhSKiiz5ntto/8ijqqfj",
+	"YQp/XMmGjVs0G1vYoINa037LkdXnEiY0hNlhgMXROTaSJH86t18dt4m6ZYODXQEW503p0V4IPg9l4P75",
+	"cCtzujlCzm6mWmohbVtoSwZyw2KB4exY7ihYbde12uu1OAOsAQ3UlZYvTev2KdJNqsS9r7NWP8CBZ79a",
+	"SADABoCzbdX1fO5mmGiGgMYe2r+rSEOLei08uUIJXX2ALwrTXflqrVBLSe597v/H8s8171+zzb4wHPNI",
+	"RHJ2I69ZalQX5fsH1+JyyNW2292ngylmExkx+rCatW3b4XHte9c1EX+znqs1/86s+Q8d5HP16vl3bNMl",
+	"xAeSVr8E91SDe6zzsxLa42C5BQPSFRftAT3PlSqMzgjg62UzVKXXLF9xpVxKrU2/3k6yjBw0YxtmCWEs",
+	"ejt5OGzPGKbLWemJG/E094l9zkIubwWE9kyEYkmOGWPclmvz+WwGuy4xt9a88+bPV/3x+UOS8oXN9sLc",
+	"co+nVGAVBouW4U45tudXtn2Hy2JtR28zGCT84/zmLiaijt/W72trMmyfobXqY5VVc4E4L6QrGwaLpgTz",
+	"GuYDb2dm+775NhWb5vmmzKv0x9oelYP0pXdHNR4ohU0YBXJQmr/CdPEHWJ7dnFJUOc+AAEYuz70RGHpB",
+	"K2cregijtdxykcLYPbAduPvEWjZWK0AuEFS08bEMYQKLe6ryHT5oSKMHXCgVU+RK2+qOa5ZPMfXQfPEh",
+	"6tVvuXfRG44ejx8l56z/iJ7N+o+S5LT/OB2z/tl8RMez0+QsPXelFNcyd8WEw8M0i4NIC+IfAeAEPaIa",
+	"W9FwVOWw+0+p6UxqDPUdEPFDSP8hoU6je2Y7T20Z4RYpDkggVbZ6xyWJkeAAbqqlQSM4diFv7xoLJdit",
+	"meUPGA/1xxAcgZsFQUIHs8mafHjyK13z6TXbuFAKbHrU2GhUXns+Sg1fSdgFkCyowBnkHZ8NRxiqap5U",
+	"mm4UVIZwphGg87GVOadUx5cogGKWvLVS1NOVLVsLaxHUOyKDB/ZseNZE/3H1Af3/pMJfa/yGlbMBQb7E",
+	"cXxEXoO8/igkiHZHDJWyoiywIgrSyY5QSAwQNiZw/sbw9wXuPj5+6GOA7jCtFu/y+dc9H+ljiWK7KRxl",
+	"I7laoQfF2ki1DFOht+sIYedV10x4ydcqIjJLve5/MRFQ7c+/UazTqhPPd8gz7F9pqqHRfcbsK4po18RQ",
+	"BRWugr56ZTmXSvkYkdpueAPy1DIEmhs4XmPJ11NbWXQiJpBU48rQWz0uLJHmAv6NpMOg6RtKkkYZj0qL",
+	"uBTmvOQFqlNQ/Q5XoVSlcpkrr2bjeqB/AoOyMrYOT2knU8GNKA6WcgFFgvQtTzCcynwm6pqv10YtYkY1",
+	"BVcsiOTufUN2wMGcpyy/CBwdCqoPgP0mYRMR1IOqNnkABU3T3CzExq1w7eplu0oMOFYOMSJMgB1IQYZF",
+	"JsWib7NE7Ogpy8AVAoWSIQcTizoUSPYgOKos0IVWovBcuJiIQCsC4XNA/snS3XhLOo/r0JszrMtiHrdd",
+	"i6i6ZulEGOg4AnXzbHh6XC13V6lxFxvhNLYV7poL3EHtKPP6RBi0CMK4LJbYiwCwhFKCZ6MhObIwMmXv",
+	"14YcxMcXfuPOdw7R2kt6wyZixphwHSfhyCGIW/sG+RrxykM4VoxR2lyS9XCgW5zm2t/IRKA05VgZtRtp",
+	"M8BZJNvnf8HIKLsXPEfFyDUXWAPQNi46ytma2agHPxygrTIgSjMsTf5+ncnUV2ZvDJzCOvslB+xUux73",
+	"goX7w749p9t17JXeQMmaucxXXcyIvyt7I+6zi73R3tjvUwQYDT+punYP9nqL5QavAt4P9phmvl8zNzjV",
+	"q1JLe4dtvtqbPgrKexpE1nzFIku2WIq4Lw1pH1RK9WFJPmC3Kc9ZYogVz9KcCdsyqlYBF0rOqYSJlAo9",
+	"lfMYKDr2CvPGPUtOgHizbH48IAb8FFYdTGQO82BZpmqu/owZ5mGrCl9U2noZLoYMcCJkTpB2uFBaqH66",
+	"cEVWN67NAcM9D8gbayWSuT0RV0AEA3W5uoaif09f/CWsUYj99YNclDaqGFSH/sSOiS3/pdkZcvxLQkkG",
+	"NXwWJO7HsHNF7GWBivyWW/lolmNRuE0Yf14jqqo9vjdoprjVQg+/7Fc+oTjofqp8gsmiXt/+C/cxNfcB",
+	"g4SfkuwGvmstuNDEgsK4OzCXGx7UtmPzW6+rKc/d+Xfmpbb5t8tHW+GWK5LLrNX9bX7rvJIndpLX5qW2",
+	"lTTgNqwibMbbGNQb9Hzunnmw7zao2GDAIVrsKytx8Se+9mjb0ipk6F6XB44Dg0YoKRu6itZLxYgh682S",
+	"S2dphS4OF1be0kVVShkPO4gptfrnVLE+F4oJxSHeRxUzW8taMXPUxJb3xtq1K8qztrP/ubKDeo+nanf9",
+	"Q0/f0oeDo/odXQEV6h4i6f8JVMSgiijm4Adpm6XyIuStzY4Bl5xVUNtW6sf0fWu7YXq9S9XeNeP4979u",
+	"nh685udft159nc163ybQ/z5w5xltp9vIJswT3am3eeUJ3UG6txaFCR6BwICJJxmjSsNyW2OZuJhWOFkT",
+	"YH50HNNBi4aU3J1rpu9/4zVXK0fVz5pgF7WdRw7yQjdw8H0mW9ZoLV+ea1qLWKvohD8fyjU/qRJoj7eT",
+	"GljmXn+JPanEnoRtYJx+V37XTclrC0NBz6wKGx/LfEuCHJCrivq2LjTYHetCEylEakj9RNRHIEfU9ebE",
+	"Z8AiF1azp4IwUWKkfUyXPT31kuqJUDKzYQvH+4p7Vyp7r6RY1HRX6zcJYkYq4SUQAgI1uWm1zLyrX78z",
+	"cAwP9mkZEPDbJHko+yhcbT2iwV+5q3jqzXhrylMrnoWxDEFl1N5FbzwcP+wPT/vD0dtRULalUrDUNbLt",
+	"mRGnfsR6UdOwOW/vbDw4H1brv3zz42vo92WeQKfHEyP2GmERPBn0P9r9DhJIsgSl6qLcuCeSVyklL+QN",
+	"y2gShjMKdqsypiE/9IPvMrsVTrMTgL3bwco5tj45EF1/gl6YydkcAaHSdrY3Gg5HvbJ/aBlh02f5GsDA",
+	"bs0hWLm1730wzg+FzphGmLMcoWMATIRK4IU7gAOiTByo/zZxJh7R2rIrfdEq6ppE1QvrfGO0nZZp7GMn",
+	"31iN6KDAk1Db/VKN53fAVctm/yV5PpyxYmDalvn0BNrdt6d/Oo4rc++wxKTnUTQcDqv6iISO8LDvyH32",
+	"HrHA5xQZHrbmLpTllVR6kbM3//iCxE9/ePW/YauDFcsXzFB13TfvpzbbCPr0c0VWZtngrSOxbacuxUTE",
+	"IcWKDRtv6XUBjS4usSGK0fAEdr5ISgEjbPcxES7W8xiDcrAhLzTRUbYlL7bbgWWTtVkdyYuMqQujSuYM",
+	"GrzB89Z5GpFYFFkWT0SSMWoOEDpaEDpT2HodfJLgmKPKdr46ig05jbE+uuOB0i762HoKzdtcTYShs+BN",
+	"DKUBLPztvsH2KLaIHd1Yu0bQ/sl2rpttQN6hOSZfydx6bOEyLOmAXkkATBfwPYo2a8O5nP9Z2Sj4iZiI",
+	"8jIXTGO3FVVk+oLEdtI4IrG1VsCfwvaisq0nbBOoUl/PoGL8RCypslYo4GLq0rdg4Qo8rpoJX9HJNlTA",
+	"+CooxotdlGy/CHOjE2E7KNkyH+ipByCHdmywBzR1uc5pDiBrwCjnlVM0L0K9dtTlYj6frrCNl61W1bDN",
+	"B8q2AYuwQuAlURKrB1JcyURYzdDCgVkcVhxElzCJaZZNZT4VUrA4Aj8AdrLKGSYcQ4cw8FTAZVp3wUSc",
+	"jcdwbNab7kPKcNQ030zzQlgrCt6lIopubP9lWWSpLbhoffXuTibCXcqRAzcEnwWDaoE8PW4SWH9cK5Z7",
+	"p8ITIGK/ZWqyNVD+VJWZKjIUyDVf90ePdkhMBwhM5AVjqboXsSn61Quni5wmrCae7t7R0/7j3VLgDvn2",
+	"WzMb+bNcr53SYcnSwQdn9lA9ga9m50n/UZqe9b9ip/P+ud//w3kv6jls6130Jr2zSS/gqTd83Xv34d3B",
+	"oiQA4W+UGF5bg0G/1h4oLO9bogVYGmFraww8BSfZ30du+Oj09+wLt0KdF6uqktSsyK4PdY+3CXi/BpkF",
+	"O4OT38i57uOPoQB0ASFbLJErBkGZGKeFXfkYvYFnfWQaRKY4y7lZdjQR2EoWyogEcUeYuDLPGcPfmkLX",
+	"5sCXCsUqneesZQXKghhuj2YS57SztWtnzMUBkaOz4eNjaC3GfDMxhiUkw6y8NsOK61aGr7nOflgSt4kz",
+	"fQ0P3t2UModmnk3hLmfN+ltFWbSb/vuIUD0Y5f8Q+hwCyD3pc3uDsCtGRAPqDi3CoJG2WOsAij8569pn",
+	"C7mz/ePDl2Dtjyv2+FFw2lLrcW8oD74PgdvQ0y5parIO1RKUa3Ub6t5Hr589JY9OHz88Ngo4Kt6uFLBT",
+	"x6FhcOIadaOmBUpjNBGonJOKbp4G+rlX5Ssa+oBc5TndGE3dnFQc1SwSKj7GdivMKsagaV2SmGq0zDIF",
+	"6p81flyzjdG9IQmyTC9VDLNn7RLBGGCYW2rjuyG2KdD5bXn6Cqdw9VsrMWn7GSEy0SBiSGSbMjXddmZH",
+	"funYre3kGSSmtnLOH0ESuifOeUc97mBl6mA14RUu8kNUWQrceB9g908Nyyrhw3zK2IImm2kCQTQGCqJe",
+	"Jjc005tpQnOIuHvaH49PR2Z1VrPDx0IdJ6r6Ee66j99Ez2ljFi4u5gvT+Czy0x9C3kKy8qns5xX16oQW",
+	"KW+v+P5PS+lb6lejjaw9sqog3drmZBv/Ehjglky4siK2auAFmIuZ0DmUNHVB1t7FV6mFv6LgDiZHHMcT",
+	"dMVsRWBPjiFfB+sSW6s/PmCeVdUCNraVvBqQr2uCpSJG8ysbr/NsMBHfYH3UMgPJKHBSLAgNs1owEwYV",
+	"R1DUjmyS0vG+8OIruIA/du0Ts4UuMShQr9Y8bE/37yMr8bOaYa4q5evKs7xbbsJHSbl7KAt2nOjUTCLY",
+	"Emh/tmkGFyRlmvIM2xu9fvaS2IMIO2+YnUTk1RH0Rz7GxL0yNi4K6tK5bkzBd9C8KarFpXkyZEt/RRNR",
+	"rcwG7j6sfwYUChsbgSMgChsqomyOC4ctldXyYPETAU2ZCsG1y3p0zQlmbMnx0dWAvMHzQEHc1kNNDQFS",
+	"UgpPiILGU5V8OVu3i1xVVWufHmZP+0jIoParcD1uHijiAkUi8KQJGfRV2DB9bJPfhmd4cEbII7GQejqX",
+	"hUjbav45UMK9fQ593c60R2t/oMpeKV/U8HtRw/2R3mfvhXukVCG27MnOgs6rIXLZ0s8VzGpK2hrsFALe",
+	"hiv4HOlGe54M1vNG5vrAV95u1izogLrnxR8SoC/ps1yuDnn+rezyNEbVf45KisEBdJWFAgQJgeoL5fnI",
+	"iF7adrIBAap83UyDtutE3QsZsoHkffMGzbna0bjFMCbcG0c1BkOZzocuWF0RCJadbeDfCMvoKF0GuGDV",
+	"3m3q8xQmZ2/sMF1q7/opoXcMvP5xOVOViPr2jjg+lWpPqH2YSGWrsNpPo31ZVZ+SLtgjflredosE4i86",
+	"cuIXOLextgGUJPiiLx3utraAqkpA93qS+6oZ+93P1TRuh7yKac3FQu1E3ULRBetrDj7gnCmMyTsSRWZU",
+	"GpYnPGPKmjJASXA1Wei61BSCNyGhGwqWzIsMHM/mJ9chIXWRcWCqxwi1ahoOKYTmmQ2cfQ8xey3SuQXa",
+	"N26Xnx4//FRt2GF//yxt+O6pPZ5bs+P3s4Jnus/Fx0Nj1FsXjUp14CBqhj4HVlvwZqt0Akj5FrxuxRMx",
+	"pyuebRxlQt5S8sdBOB5qqi44bm50RnZrTXHYFQS8P+YXjPq0LSXpGnpmSbHASjRR2eaI5z5dC+q0YLER",
+	"VIKX9IaLBfq1QF9u9dQ0QfUd3S75fDVd0TWwSsvOni7pam2lDGf8+Kl3dnbWi3pnZ6fmv6dnvXdGaLVv",
+	"vJBKVx4ejUa9qDcajc1/x6PeO8OZ4B6n5RWa6ZeM3mym0PLqYmR4HUt5sbJfnHbPKqidCB7T5/aRdKUA",
+	"6PB0SBVkhATg7ZrzWtKIxmhaqN9rhMnn5oYC697fGzmqehn8W/u16FKa9OX0wGGrGLuorg4oj5F/sQ/b",
+	"EVZQN3RNkdlmIgKDW9m9w9CZ2aZq2IvIX56/IicEQmg1pxk5ISuqVISkEocEc91EuOVF9Xxly6+FZarl",
+	"Priw8pqcE1c4bUBeAtUiWChiIrCBoVSsrJ+8XUywzWXQLqx/8oIkmNTrtuoyZpEntDbkg197B5KiZ/jW",
+	"h88hk3fR092mv5APq1zfh+yyJ1fWySUpw6iO2cZIs0XmLO+a5ZxmXNlITCcZ2PK0A3KFD3M1EfGvkx7N",
+	"sknvgvw0GAzefYgjAt+JzdZ3Qmrz3a+DweDDhxjrkSdSpBw9jOYRcB1OehGZ9OQa/wV6M+l9iMmRYozE",
+	"FrZeFxmLjzHjQtzQjKduUYSSs/HYZVFAMoP66V08EVDQzewCmsTNaEqENEq9KpIllB88gQOB5ZzQLDsZ",
+	"n8DksdmxOzMndrk0iLAUH0S/GMHObEtTLlS9mA7V5sGgrik4ehW54YrPMlsJXsuJgGYPZVcoIw6Gr2hJ",
+	"yh7q2PKgNYnXHthHFWin+jVX1395/kpVk0r/QrOCmoV/y/IVFdWCBCCmpjmfQyIMvaWbMJW0PGuYIMuA",
+	"0gIAQGoApsqaLfUueuzn8tXe198ABXWPwtfTJKOQHLH9+A1fV56vlGiAxxdQyt0+Pxych08DDtrn3K0G",
+	"gwcRM+FbZXjOwAXiZOwGWnjBSDwoR/9TbyGz1DCdjGouipVNNnApEXiy5uyhoZQtLaFzqtkChA6aZY7d",
+	"UXLL2PUlkfM51CxRLL/hCdRI5ux2cEhCrLOr/Cb5sA5mW5VVRMYgG7YMYbPk6g6RPnbWO2XJBtUtviTJ",
+	"3n9ehDM5I5FXnqTdjzx9skYE2ZH2ipXIQq+CckxTsQwy5YS8jXbJnZHr2ekc8zZax4LRypaWI9+X+Ym2",
+	"/UhjH05Y8UcS9wZCLDYVQmy1Yw5RUtvEFRTlKnmFEjLw5IzpW8YqpO58OOxF5r9DS+VsR4zR8FDCZA/g",
+	"N8qvqi6ivSlyIbQ3CeFl/94LxXxW7P7GAAbiN6CSj5lAmxPX92RPVie/lt6QnUlPX9fynRytuayKwjts",
+	"ZFwPyJO66j8RLXlI7RlDJWp/6oShkJ1+yRf6bMBfy/v5eK62N/fHX3RVVrJ0apfJZIcT4zM4L/bIgR8r",
+	"6v09xHbfS0TR3SHwbu57ewu7k3pcjwIXbxyR4PeIOE2ICGnrkhzN0bRQwapjG3CXgf1CsNuJAI6Ts4q9",
+	"Axwllsi3+GIiS/mhdvJSEiZ8seiJMBzATFC3/T5Q3jxh8M56e4L0GBvnfHQ2Hh/v9bD8Nqkwgc75XNxA",
+	"IwQsf6HWUA/VCtGXhCrFFwK75iNpWVFBFzaR/EAT4m+QVLKH6ricki/U57NlitxXxse9K46hWHliCUcH",
+	"7wzEM3qP6y6Vsak+PZakB+dMzQFTKc1OGj03R+G0QXyyGdSIssPjPf6Rl3aXf7iy7WWC813qt/dRsXWV",
+	"2+1HV2C9UnS9Uo9dMD1F9TfqlX+/+7yVTCtX18Ut441oX0Ki7hgiWTL+lUeYzy9V7aRX1otv01zvLrc1",
+	"Wsxeu0yKbV26PBMyz+UKa2gUmaF2OSaZ0S0BKkKDWS3SJqgxXA2ocRIWjF/p94PJB9ZxDCRiImgGrYHK",
+	"1A+Ii8ERfTKGS7kO6yRgoI11jGFXDSisCpNMbImy5taJcPS/vQrlIpICceaLNuRhtwmPiZC3n0iA8Cto",
+	"ESDe8F/Q/6eWhrWFZaeh3zwTNjRDMN1Hdg9PRhinjAB8w3JD5I28MBHuU5jRVfbNz6HnnHsGwy/K+A+f",
+	"zTQHlUIkG2vJ9uEdwaHtFHI84gl5uydi0p7QZwiXsjPtjCbefMGWi97XcDgz9hsbECxmHZJtVGl7l+Qy",
+	"6IuuumcZ/RGyixrCjep5Vp1a24RdyQ/sHvMlwel+E5x+9xlNv2GG0n0nJbVKuLkRRD0nNLxzXojUKN+J",
+	"VBprA4cCY1mEN8AkV4Y3CCfyRe8IF8GzOZvHA/IGlVxDlIJOpGVTSm+2nIi2asfOJwnGTQu+oWvaRQMb",
+	"GghDjofDy2Dccn3wa8rn8Fn7sWzS8uP2uKQA3n/r/gJ4u7XGhBI985QomjEM0dKVbgKu4P/4fDgAt3ZC",
+	"NVtIGCHoELDdCiDqhRe6Xdp0tK9+qrQkLGxkMO6Ph2+Hj8tGBpYEw+4+QEYDAmm9LYAX49RGJCxFlYkS",
+	"tZRrojZKs1Xjrkfjx4PH9V0XKZc793tIUdrqoYD02f/qq68geh/LA/QueqdfDR4/6jUfyWl/OH47Ors4",
+	"dUeChQTMA2+++7F/dgbpAD8XVGiuN5DH5s/cbL88RH92BwRQBfB9SBDVJ2EorVJszbcBLmBbOts7uC9t",
+	"tXEkDywlvvY28J37jPvqsOT6at0qa2b4g4K3wkybLwFcvw8+jty1yuM+gpVX1e/wp30dDxybt20OhtDn",
+	"oCI811sduALm7d0MJmJXO4MdFfDZe640FwtX9X4nk6/GDzvO3ITidyh1v109/t6Kx+N+p14ViyNbAl7Q",
+	"Fcg9vknDRFRlIxsNGvaDsodAdSlTXVob4zXbkMbShhMBdgo3BFeubwF2BM02vgenD8t+gGWAO4k7v311",
+	"+uDaehdzmikW9eqn7lPLfSX7kvc/Hjx+/P+ydzU9asNA9K9YuXQrJU3aE8qNbaW9lKp3WgkTTGM1xJHt",
+	"0APqf688YztOHKAfVFy4rBYpETOxzbzMzHvz57jmfTaCNRBif87H+be/G9KvBuyvfxOw7yndHpvxUG//",
+	"7+rt9w1y02gykXu/Yaw7BZ9cK+TFpjET2CbwKMrNjt/k7olnR5Y+VF7+rRvsNsDrTGL34tq9UmGNvqO6",
+	"DiZBjzbwRWWTq7NDwWtW9RJe/9anZMuoZHLZ6zop18AOV0we521ekkZUtCGbirVa8grINmxjzO5lk5RJ",
+	"rXVX5jlcVQuly0WxKCBu22cZkwwQcGBtM5qDnlqmvp9XmZJOij23vL0g5fAmTtiqmTTw50GxD/NWg3xB",
+	"JRQSUX/wtkXMtUM2UfstbGGfW5a5r1q5KqoiT88v+afnDwZxruy/gNFe6OFAM/j7Oh2SZk7Zb6hKVaKG",
+	"dg/A0Z0UBmqiQKorgVWihUWh2K8XPBlM66BsKtUZ3xNQQlPcEuisN4N8WuyKFU9VJeFK9XZwBHjQMXng",
+	"SmE5AdXBBdxFG8/eMyAxJQ23Vkh2FN+Z01VYnoektoXOSmwDPdBf52trVI85zs6bjmfmjrktEIzmKIeH",
+	"jmi9h5lKSEsxyxWP5EgjjVZjy5fWz/8IJBlDZdLQOtDTjC2bttAPPPWnRZG/K0jAU78R8xz7MWOekdNC",
+	"CDpFfeuBPZSu1m/9dTb7fTT22NXEYq8/8iPDQw+bg+7wJ6CTYmvnn2D0FaPD5yOyMnj3VwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

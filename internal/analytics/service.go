@@ -154,6 +154,8 @@ type Service struct {
 	wake   chan struct{}
 	// refitEvery, when positive, queues a refit once the latest run is that old.
 	refitEvery time.Duration
+	// members, when set, is told about every change of scores.
+	members MembershipUpdater
 }
 
 // NewService returns a Service. With refitEvery positive, Work queues a refit with the
@@ -297,6 +299,9 @@ func (s *Service) execute(ctx context.Context, r *Run) {
 		r.Error = runErrorOf(err)
 		s.logger.Warn("model run failed", "run_id", r.ID, "error", err)
 	} else {
+		if s.members != nil {
+			s.members.ScoresRefreshed(ctx)
+		}
 		r.Status, r.Result = RunSucceeded, result
 		s.logger.Info("model run succeeded", "run_id", r.ID, "customers", result.Customers, "duration", s.now().Sub(start))
 	}
@@ -579,6 +584,9 @@ func (s *Service) rescoreWith(ctx context.Context, r *Run, customerIDs []uuid.UU
 		})
 	if err != nil {
 		return fmt.Errorf("rescore %d customers: %w", len(ids), err)
+	}
+	if s.members != nil {
+		s.members.ScoresChanged(ctx, ids)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ type App struct {
 	Idempotency     *postgres.IdempotencyStore
 	Analytics       *analytics.Service
 	Insights        *analytics.Insights
+	Segments        *crm.SegmentService
 
 	logger    *slog.Logger
 	rateLimit crm.RateLimit
@@ -75,6 +76,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	a.Keys = crm.NewKeyService(postgres.NewAPIKeyStore(db), time.Now)
 	a.Changes = crm.NewChangeService(postgres.NewChangeStore(db), time.Now)
 	a.Idempotency = postgres.NewIdempotencyStore(db)
+	segments := postgres.NewSegmentStore(db)
+	a.Segments = crm.NewSegmentService(segments, segments, logger, time.Now)
+	if err := a.Segments.EnsureBuiltins(ctx); err != nil {
+		return nil, errors.Join(err, a.Close(ctx))
+	}
+	a.Analytics.SetMembershipUpdater(a.Segments)
 	return a, nil
 }
 
@@ -89,6 +96,7 @@ func (a *App) Handler() (*echo.Echo, error) {
 		Idempotency:     a.Idempotency,
 		Analytics:       a.Analytics,
 		Insights:        a.Insights,
+		Segments:        a.Segments,
 		Database:        a.DB,
 	}, a.rateLimit, a.logger)
 }

@@ -26,13 +26,15 @@ const (
 	PermTransactionsWrite Permission = "transactions:write"
 	PermAnalyticsRead     Permission = "analytics:read"
 	PermAnalyticsWrite    Permission = "analytics:write"
+	PermSegmentsRead      Permission = "segments:read"
+	PermSegmentsWrite     Permission = "segments:write"
 	PermAdmin             Permission = "admin"
 )
 
 // Permissions lists every permission, in a stable order.
 var Permissions = []Permission{
 	PermCustomersRead, PermCustomersWrite, PermTransactionsRead, PermTransactionsWrite,
-	PermAnalyticsRead, PermAnalyticsWrite, PermAdmin,
+	PermAnalyticsRead, PermAnalyticsWrite, PermSegmentsRead, PermSegmentsWrite, PermAdmin,
 }
 
 // keyPrefix starts every API key, so leaked keys are easy to recognise and scan for.

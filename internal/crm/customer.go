@@ -69,6 +69,8 @@ type Customer struct {
 	UpdatedAt          time.Time      `json:"updated_at"`
 	// Scores are the live headline scores, read-only; nil before the customer is scored.
 	Scores *ScoreSummary `json:"-"`
+	// Segments are the segments the customer belongs to that the caller may see, read-only.
+	Segments []SegmentRef `json:"-"`
 }
 
 // ScoreSummary is a customer's headline scores from the latest scoring.
@@ -223,6 +225,9 @@ type CustomerFilter struct {
 	MinCLV       string
 	Sort         CustomerSort
 	Page         PageRequest
+
+	// SegmentID lists only the members of this segment.
+	SegmentID *uuid.UUID
 }
 
 // CustomerPage is one page of customers.

@@ -69,6 +69,7 @@ func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequest
 		MinChurnRisk: p.MinChurnRisk,
 		MaxChurnRisk: p.MaxChurnRisk,
 		MinCLV:       deref(p.MinClv),
+		SegmentID:    p.SegmentId,
 		Sort:         crm.CustomerSort(deref(p.Sort)),
 		Page:         crm.PageRequest{Limit: deref(p.Limit), Cursor: deref(p.Cursor)},
 	}
@@ -177,6 +178,7 @@ func customerToAPI(c *crm.Customer) api.Customer {
 		Role:               nullable.NewNullNullable[api.BusinessRole](),
 		AcquisitionCost:    nullable.NewNullNullable[api.Money](),
 		Scores:             scoreSummaryToAPI(c.Scores),
+		Segments:           segmentRefsToAPI(c.Segments),
 	}
 	if c.Role != nil {
 		out.Role.Set(api.BusinessRole(*c.Role))

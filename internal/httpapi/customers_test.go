@@ -41,7 +41,7 @@ func TestCustomerLifecycle(t *testing.T) {
 		"kind": "consumer", "role": nil, "parent_id": nil, "ancestors": []any{}, "name": "Ada Lovelace",
 		"email": "ada@example.com", "phone": nil, "country": "GB", "industry": nil,
 		"tags": []any{"newsletter", "vip"}, "attributes": map[string]any{"card": "LC-1", "legacy": float64(7)},
-		"owner": nil, "scores": nil, "acquired_at": "2026-03-01T08:00:00Z", "acquisition_channel": "paid_search",
+		"owner": nil, "scores": nil, "segments": []any{}, "acquired_at": "2026-03-01T08:00:00Z", "acquisition_channel": "paid_search",
 		"acquisition_cost": map[string]any{"amount": "42.50", "currency": "EUR"}, "referred_by": nil,
 		"external_refs": []any{map[string]any{"source": "shop", "external_id": "C-1"}}, "version": float64(1),
 	}

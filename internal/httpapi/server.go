@@ -36,6 +36,7 @@ type Services struct {
 	Idempotency     crm.IdempotencyStore
 	Analytics       *analytics.Service
 	Insights        *analytics.Insights
+	Segments        *crm.SegmentService
 	Database        Pinger
 }
 

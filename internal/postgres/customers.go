@@ -46,6 +46,8 @@ type customerRow struct {
 	DeletedAt           *time.Time
 	// SortKey is the text a name-sorted list orders by, as PostgreSQL computes it.
 	SortKey *string `gorm:"->"`
+	// EnteredAt is when the customer entered a segment, read by segment member lists only.
+	EnteredAt *time.Time `gorm:"->"`
 }
 
 func (customerRow) TableName() string { return "customers" }
@@ -268,6 +270,11 @@ func (s *CustomerStore) Customer(ctx context.Context, scope crm.Scope, id uuid.U
 		return nil, err
 	}
 	c.Scores = scores[id]
+	refs, err := segmentRefs(s.db.session(ctx), scope, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	c.Segments = refs[id]
 	return &c, nil
 }
 
@@ -341,6 +348,11 @@ func (s *CustomerStore) UpdateCustomer(ctx context.Context, scope crm.Scope, id 
 		return nil, err
 	}
 	updated.Scores = scores[id]
+	refs, err := segmentRefs(s.db.session(ctx), scope, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	updated.Segments = refs[id]
 	return &updated, nil
 }
 
@@ -531,6 +543,13 @@ func (s *CustomerStore) ListCustomers(ctx context.Context, scope crm.Scope, f cr
 	if f.MinCLV != "" {
 		q = q.Where("s.clv >= ?::numeric", f.MinCLV)
 	}
+	if f.SegmentID != nil {
+		members, args, err := memberFilterSQL(s.db.session(ctx), scope, *f.SegmentID)
+		if err != nil {
+			return crm.CustomerPage{}, err
+		}
+		q = q.Where(members, args...)
+	}
 	cmp, dir := ">", "ASC"
 	if order.desc {
 		cmp, dir = "<", "DESC"
@@ -558,11 +577,16 @@ func (s *CustomerStore) ListCustomers(ctx context.Context, scope crm.Scope, f cr
 	if err != nil {
 		return crm.CustomerPage{}, err
 	}
+	refs, err := segmentRefs(s.db.session(ctx), scope, ids)
+	if err != nil {
+		return crm.CustomerPage{}, err
+	}
 	result := crm.CustomerPage{Customers: make([]crm.Customer, len(page1))}
 	confined := make([]*crm.Customer, len(page1))
 	for i := range page1 {
 		result.Customers[i] = page1[i].customer()
 		result.Customers[i].Scores = scores[page1[i].ID]
+		result.Customers[i].Segments = refs[page1[i].ID]
 		confined[i] = &result.Customers[i]
 	}
 	if err := confineCustomers(s.db.session(ctx), scope, confined...); err != nil {

@@ -367,6 +367,39 @@ func (e RetentionCohort) Valid() bool {
 	}
 }
 
+// Defines values for SegmentFamily.
+const (
+	FamilyCLVTier    SegmentFamily = "clv_tier"
+	FamilyChurnBand  SegmentFamily = "churn_band"
+	FamilyCustom     SegmentFamily = "custom"
+	FamilyRFM        SegmentFamily = "rfm"
+	FamilyUsageTier  SegmentFamily = "usage_tier"
+	FamilyValueClass SegmentFamily = "value_class"
+	FamilyValueTier  SegmentFamily = "value_tier"
+)
+
+// Valid indicates whether the value is a known member of the SegmentFamily enum.
+func (e SegmentFamily) Valid() bool {
+	switch e {
+	case FamilyCLVTier:
+		return true
+	case FamilyChurnBand:
+		return true
+	case FamilyCustom:
+		return true
+	case FamilyRFM:
+		return true
+	case FamilyUsageTier:
+		return true
+	case FamilyValueClass:
+		return true
+	case FamilyValueTier:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TimeUnit.
 const (
 	TimeUnitDay   TimeUnit = "day"
@@ -592,6 +625,36 @@ func (e ListCustomerTransactionsParamsSort) Valid() bool {
 	case ListCustomerTransactionsParamsSortMinusOccurredAt:
 		return true
 	case ListCustomerTransactionsParamsSortOccurredAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListSegmentMembersParamsSort.
+const (
+	ListSegmentMembersParamsSortChurnRisk      ListSegmentMembersParamsSort = "churn_risk"
+	ListSegmentMembersParamsSortClv            ListSegmentMembersParamsSort = "clv"
+	ListSegmentMembersParamsSortMinusChurnRisk ListSegmentMembersParamsSort = "-churn_risk"
+	ListSegmentMembersParamsSortMinusClv       ListSegmentMembersParamsSort = "-clv"
+	ListSegmentMembersParamsSortMinusNetValue  ListSegmentMembersParamsSort = "-net_value"
+	ListSegmentMembersParamsSortNetValue       ListSegmentMembersParamsSort = "net_value"
+)
+
+// Valid indicates whether the value is a known member of the ListSegmentMembersParamsSort enum.
+func (e ListSegmentMembersParamsSort) Valid() bool {
+	switch e {
+	case ListSegmentMembersParamsSortChurnRisk:
+		return true
+	case ListSegmentMembersParamsSortClv:
+		return true
+	case ListSegmentMembersParamsSortMinusChurnRisk:
+		return true
+	case ListSegmentMembersParamsSortMinusClv:
+		return true
+	case ListSegmentMembersParamsSortMinusNetValue:
+		return true
+	case ListSegmentMembersParamsSortNetValue:
 		return true
 	default:
 		return false
@@ -1033,6 +1096,9 @@ type Customer struct {
 
 	// Scores The live scores; null until a model run has scored the customer.
 	Scores nullable.Nullable[ScoreSummary] `json:"scores"`
+
+	// Segments The segments the customer belongs to that the caller can see, built-in ones first.
+	Segments []SegmentRef `json:"segments"`
 
 	// Tags Labels, sorted and without duplicates.
 	Tags []Tag `json:"tags"`
@@ -1741,6 +1807,15 @@ type RFMScore struct {
 	Segment string `json:"segment"`
 }
 
+// RFMSegmentRule One segment of an RFM map and the scores it holds.
+type RFMSegmentRule struct {
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// Scores RFM scores as three digits (recency, frequency, monetary quartile score, 1 to 4).
+	Scores []string `json:"scores"`
+}
+
 // RateLimit A rate limit of a key's own, replacing the server's default for that key: `burst`
 // requests at once, refilled at `per_second` requests a second. Only a key that is not
 // confined to a subtree can set one; a confined key's new keys get its own.
@@ -1855,6 +1930,406 @@ type ScoreSummary struct {
 
 	// PAlive The probability that the customer is still active.
 	PAlive float64 `json:"p_alive"`
+}
+
+// Segment A group of customers with its own treatment.
+type Segment struct {
+	// Builtin Whether the segment is built in (kept current from the scores, not deletable).
+	Builtin bool `json:"builtin"`
+
+	// CreatedAt When the segment was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Definition A custom segment's rule; null for built-in segments.
+	Definition nullable.Nullable[SegmentRule] `json:"definition"`
+
+	// Description What the segment holds; for built-in segments, its exact definition and basis.
+	Description string `json:"description"`
+
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Id The segment's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// MemberCount The live members within the caller's subtree.
+	MemberCount int64 `json:"member_count"`
+
+	// Name The segment's name.
+	//
+	// Example: Value tier A (historical net value)
+	Name string `json:"name"`
+
+	// RefreshedAt When the members were last recomputed in full; null before the first refresh.
+	RefreshedAt nullable.Nullable[time.Time] `json:"refreshed_at"`
+
+	// Strategy What the business does for this segment.
+	Strategy string `json:"strategy"`
+
+	// Tier A built-in segment's tier within its family (`A`, `vip`, `heavy`, `Premium Customer`, `high`, …); null for custom segments.
+	//
+	// Example: A
+	Tier nullable.Nullable[string] `json:"tier"`
+
+	// UpdatedAt When the segment last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Version Incremented by every change; the `ETag` is this number in quotes.
+	Version int64 `json:"version"`
+}
+
+// SegmentComparison Summaries of several segments.
+type SegmentComparison struct {
+	// Data One summary per segment, in the order asked for.
+	Data []SegmentSummary `json:"data"`
+}
+
+// SegmentCreate A new custom rule segment.
+type SegmentCreate struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition SegmentRule `json:"definition"`
+
+	// Description What the segment holds.
+	Description *string `json:"description,omitempty"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// Strategy What the business does for this segment.
+	Strategy *string `json:"strategy,omitempty"`
+}
+
+// SegmentFamily `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+// (low / medium / high churn risk).
+type SegmentFamily string
+
+// SegmentMember A customer in a segment.
+type SegmentMember struct {
+	// Customer A consumer or business account.
+	Customer Customer `json:"customer"`
+
+	// EnteredAt When the customer entered the segment.
+	EnteredAt time.Time `json:"entered_at"`
+}
+
+// SegmentMemberPage One page of a segment's members.
+type SegmentMemberPage struct {
+	// Data The members on this page.
+	Data []SegmentMember `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// SegmentPage One page of segments.
+type SegmentPage struct {
+	// Data The segments on this page.
+	Data []Segment `json:"data"`
+
+	// HasMore Whether another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` to get the next page; null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// SegmentPatch Changes to a segment; absent fields stay as they are.
+type SegmentPatch struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition *SegmentRule `json:"definition,omitempty"`
+
+	// Description The new description.
+	Description *string `json:"description,omitempty"`
+
+	// Name The new name.
+	Name *string `json:"name,omitempty"`
+
+	// Strategy The new strategy notes.
+	Strategy *string `json:"strategy,omitempty"`
+}
+
+// SegmentPreview What a rule selects now.
+type SegmentPreview struct {
+	// Count The number of live customers in the caller's subtree the rule selects.
+	Count int64 `json:"count"`
+
+	// Data The first of them by id.
+	Data []Customer `json:"data"`
+}
+
+// SegmentPreviewRequest A rule to evaluate without saving it.
+type SegmentPreviewRequest struct {
+	// Definition A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Definition SegmentRule `json:"definition"`
+
+	// Limit How many of the selected customers to return.
+	Limit *int `json:"limit,omitempty"`
+}
+
+// SegmentRef A segment a customer belongs to.
+type SegmentRef struct {
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Id The segment's id.
+	Id openapi_types.UUID `json:"id"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+}
+
+// SegmentRule A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+// nest at most 5 levels and have at most 100 nodes.
+//
+// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+// mass), `usage_tier` (heavy, medium, light).
+//
+// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+// be compared exactly; times are RFC 3339.
+//
+// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+// except `exists: false`; `not` turns it true.
+type SegmentRule struct {
+	// All Every child rule holds.
+	All *[]SegmentRule `json:"all,omitempty"`
+
+	// Any At least one child rule holds.
+	Any *[]SegmentRule `json:"any,omitempty"`
+
+	// Field The field a condition tests.
+	//
+	// Example: churn_risk
+	Field *string `json:"field,omitempty"`
+
+	// Not A node of a segment rule: exactly one of `all` (every child holds), `any` (at least one
+	// holds), `not` (the child does not hold), or a condition `field` `op` `value`. Rules
+	// nest at most 5 levels and have at most 100 nodes.
+	//
+	// Fields: profile `kind`, `role`, `country`, `industry`, `owner`, `acquisition_channel`,
+	// `acquired_at`, `created_at`, `parent_id`, `subtree` (the customer is the given customer
+	// or below it), `tags`, and `attributes.<key>` for a custom attribute; scores `clv`,
+	// `churn_risk`, `p_alive`, `frequency`, `recency`, `monetary`, `purchases`, `revenue`,
+	// `net_value` (historical value), `expected_purchases_90d`, `first_purchase_at`,
+	// `last_purchase_at`, `rfm_recency`, `rfm_frequency`, `rfm_monetary`, `rfm_segment`,
+	// `churn_band`; tiers `value_tier`, `clv_tier` (A, B, C), `value_class` (vip, potential,
+	// mass), `usage_tier` (heavy, medium, light).
+	//
+	// Operators: `eq`, `ne`, `in`, `not_in` (value: array of up to 100), `gt`, `gte`, `lt`,
+	// `lte`, `between` (value: [low, high], both included) on numbers, times and numeric
+	// attributes; `contains` (case-insensitive substring of text, a tag the customer has, an
+	// element of an array attribute); `exists` (value: true or false). On `tags`, `in` means
+	// any of the tags and `not_in` none of them. Numbers may be given as decimal strings to
+	// be compared exactly; times are RFC 3339.
+	//
+	// A condition on a field the customer lacks (no scores yet, no such attribute) is false,
+	// except `exists: false`; `not` turns it true.
+	Not *SegmentRule `json:"not,omitempty"`
+
+	// Op The comparison: eq, ne, in, not_in, gt, gte, lt, lte, between, contains or exists.
+	//
+	// Example: gte
+	Op *string `json:"op,omitempty"`
+
+	// Value The value to compare with; its type depends on the field and operator.
+	//
+	// Example: 0.5
+	Value interface{} `json:"value,omitempty"`
+}
+
+// SegmentSettings The settings of the built-in segments and the thresholds of the last full refresh.
+type SegmentSettings struct {
+	// RefreshedAt When the built-in families were last refreshed in full.
+	RefreshedAt nullable.Nullable[time.Time] `json:"refreshed_at"`
+
+	// RfmMap The RFM segment map in use.
+	RfmMap []RFMSegmentRule `json:"rfm_map"`
+
+	// Thresholds The edges of the last full refresh; null where there was nothing to compute them from.
+	Thresholds SegmentThresholds `json:"thresholds"`
+
+	// UsageThresholds Fixed usage tiers; null for terciles.
+	UsageThresholds nullable.Nullable[UsageThresholds] `json:"usage_thresholds"`
+}
+
+// SegmentSettingsUpdate New settings of the built-in segments.
+type SegmentSettingsUpdate struct {
+	// RfmMap The RFM segment map; null or absent for pymc-marketing's default map. Scores no segment lists are `Other`.
+	RfmMap nullable.Nullable[[]RFMSegmentRule] `json:"rfm_map,omitempty"`
+
+	// UsageThresholds Fixed usage tiers; null or absent for terciles.
+	UsageThresholds nullable.Nullable[UsageThresholds] `json:"usage_thresholds,omitempty"`
+}
+
+// SegmentSummary A segment's members within the caller's subtree, described now. Shares are of all live
+// customers in the caller's subtree; money is in the scores' currency.
+type SegmentSummary struct {
+	// AsOf When the summary was computed.
+	AsOf time.Time `json:"as_of"`
+
+	// AverageChurnRisk Mean churn risk of the scored members.
+	AverageChurnRisk nullable.Nullable[float64] `json:"average_churn_risk"`
+
+	// AverageClv Mean predicted CLV per scored member, as a decimal string; null without scored members.
+	AverageClv nullable.Nullable[string] `json:"average_clv"`
+
+	// AverageFrequency Mean purchase occasions per scored member.
+	AverageFrequency nullable.Nullable[float64] `json:"average_frequency"`
+
+	// AverageOrderValue Revenue per purchase occasion, as a decimal string.
+	AverageOrderValue nullable.Nullable[string] `json:"average_order_value"`
+
+	// Currency The currency of the money figures (the scores' currency); empty before any scoring.
+	Currency string `json:"currency"`
+
+	// Family `custom` for rule segments; built-in: `value_tier` (80/20 tiers A/B/C by historical net
+	// value), `clv_tier` (the same by predicted CLV), `value_class` (vip / potential / mass),
+	// `usage_tier` (heavy / medium / light buyers), `rfm` (RFM segments), `churn_band`
+	// (low / medium / high churn risk).
+	Family SegmentFamily `json:"family"`
+
+	// Members Live members.
+	Members int64 `json:"members"`
+
+	// Name The segment's name.
+	Name string `json:"name"`
+
+	// NetValue Revenue − refunds − cost of the members, as a decimal string (may be negative).
+	NetValue string `json:"net_value"`
+
+	// NetValueShare The members' share of all net value.
+	NetValueShare float64 `json:"net_value_share"`
+
+	// RetentionRate Of the members whose first purchase was more than a year ago, the share who bought in
+	// the last year; null when there are none.
+	RetentionRate nullable.Nullable[float64] `json:"retention_rate"`
+
+	// Revenue A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	Revenue Decimal `json:"revenue"`
+
+	// RevenueShare The members' share of all revenue.
+	RevenueShare float64 `json:"revenue_share"`
+
+	// ScoredMembers Members with scores; the score figures below are over these.
+	ScoredMembers int64 `json:"scored_members"`
+
+	// SegmentId The segment.
+	SegmentId openapi_types.UUID `json:"segment_id"`
+
+	// ShareOfCustomers members ÷ live customers.
+	ShareOfCustomers float64 `json:"share_of_customers"`
+
+	// TotalClv A non-negative decimal number as a string, with at most 15 integer digits and 4 decimals.
+	//
+	// Example: 129.90
+	TotalClv Decimal `json:"total_clv"`
+}
+
+// SegmentThresholds The edges of the last full refresh; null where there was nothing to compute them from.
+type SegmentThresholds struct {
+	// ClvAMin The smallest predicted CLV in CLV tier A.
+	ClvAMin nullable.Nullable[string] `json:"clv_a_min"`
+
+	// ClvBMin The smallest predicted CLV in CLV tiers A and B.
+	ClvBMin nullable.Nullable[string] `json:"clv_b_min"`
+
+	// UsageLightMax Light buyers have at most this many purchase occasions.
+	UsageLightMax nullable.Nullable[float64] `json:"usage_light_max"`
+
+	// UsageMediumMax Medium buyers have at most this many purchase occasions.
+	UsageMediumMax nullable.Nullable[float64] `json:"usage_medium_max"`
+
+	// ValueAMin The smallest historical net value in value tier A (decimal string).
+	ValueAMin nullable.Nullable[string] `json:"value_a_min"`
+
+	// ValueBMin The smallest historical net value in value tiers A and B.
+	ValueBMin nullable.Nullable[string] `json:"value_b_min"`
 }
 
 // Tag A label without spaces or commas.
@@ -2056,6 +2531,15 @@ type TransactionPage struct {
 // TransactionType `purchase` and `refund` move revenue; `cost` records what winning or serving the customer cost (visits, support, discounts).
 type TransactionType string
 
+// UsageThresholds Fixed usage tiers by purchase occasions.
+type UsageThresholds struct {
+	// HeavyFrom The fewest purchase occasions of a heavy buyer.
+	HeavyFrom int `json:"heavy_from"`
+
+	// MediumFrom The fewest purchase occasions of a medium buyer; fewer is light.
+	MediumFrom int `json:"medium_from"`
+}
+
 // WhatIf The value of a change in retention.
 type WhatIf struct {
 	// AnnualDiscountRate The discount rate used.
@@ -2128,6 +2612,9 @@ type OccurredFrom = time.Time
 
 // OccurredTo defines model for OccurredTo.
 type OccurredTo = time.Time
+
+// SegmentID defines model for SegmentID.
+type SegmentID = openapi_types.UUID
 
 // SourceFilter The system an external id belongs to, e.g. a partner's ERP.
 //
@@ -2313,6 +2800,9 @@ type ListCustomersParams struct {
 
 	// MinClv Only scored customers whose predicted CLV is at least this amount.
 	MinClv *Decimal `form:"min_clv,omitempty" json:"min_clv,omitempty"`
+
+	// SegmentId Only members of this segment.
+	SegmentId *openapi_types.UUID `form:"segment_id,omitempty" json:"segment_id,omitempty"`
 }
 
 // ListCustomersParamsSort defines parameters for ListCustomers.
@@ -2342,13 +2832,13 @@ type UpsertCustomerBatchParams struct {
 
 // DeleteCustomerParams defines parameters for DeleteCustomer.
 type DeleteCustomerParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
-	// IfMatch The `ETag` last read; the write happens only if the customer is still at that version.
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2387,6 +2877,51 @@ type ListCustomerTransactionsParams struct {
 
 // ListCustomerTransactionsParamsSort defines parameters for ListCustomerTransactions.
 type ListCustomerTransactionsParamsSort string
+
+// CompareSegmentsParams defines parameters for CompareSegments.
+type CompareSegmentsParams struct {
+	// SegmentId The segments to compare (repeat the parameter).
+	SegmentId []openapi_types.UUID `form:"segment_id" json:"segment_id"`
+}
+
+// ListSegmentsParams defines parameters for ListSegments.
+type ListSegmentsParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Family Only segments of this family.
+	Family *SegmentFamily `form:"family,omitempty" json:"family,omitempty"`
+}
+
+// DeleteSegmentParams defines parameters for DeleteSegment.
+type DeleteSegmentParams struct {
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateSegmentParams defines parameters for UpdateSegment.
+type UpdateSegmentParams struct {
+	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListSegmentMembersParams defines parameters for ListSegmentMembers.
+type ListSegmentMembersParams struct {
+	// Limit The page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Sort Sort order; a leading `-` sorts descending. Ties are broken by customer id.
+	Sort *ListSegmentMembersParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListSegmentMembersParamsSort defines parameters for ListSegmentMembers.
+type ListSegmentMembersParamsSort string
 
 // ListTransactionsParams defines parameters for ListTransactions.
 type ListTransactionsParams struct {
@@ -2460,6 +2995,18 @@ type UpdateCustomerJSONRequestBody = CustomerPatch
 
 // UpdateCustomerApplicationMergePatchPlusJSONRequestBody defines body for UpdateCustomer for application/merge-patch+json ContentType.
 type UpdateCustomerApplicationMergePatchPlusJSONRequestBody = CustomerPatch
+
+// UpdateSegmentSettingsJSONRequestBody defines body for UpdateSegmentSettings for application/json ContentType.
+type UpdateSegmentSettingsJSONRequestBody = SegmentSettingsUpdate
+
+// CreateSegmentJSONRequestBody defines body for CreateSegment for application/json ContentType.
+type CreateSegmentJSONRequestBody = SegmentCreate
+
+// PreviewSegmentJSONRequestBody defines body for PreviewSegment for application/json ContentType.
+type PreviewSegmentJSONRequestBody = SegmentPreviewRequest
+
+// UpdateSegmentJSONRequestBody defines body for UpdateSegment for application/json ContentType.
+type UpdateSegmentJSONRequestBody = SegmentPatch
 
 // CreateTransactionJSONRequestBody defines body for CreateTransaction for application/json ContentType.
 type CreateTransactionJSONRequestBody = TransactionCreate
@@ -2917,6 +3464,165 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/customers/{customer_id}/transactions (the `ListCustomerTransactions` operationId).
 	ListCustomerTransactions(ctx context.Context, customerId CustomerID, params *ListCustomerTransactionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompareSegments Compare segments
+	//
+	// The summaries of up to 50 segments side by side, against the same totals.
+	//
+	// Corresponds with GET /v1/segment-comparison (the `CompareSegments` operationId).
+	CompareSegments(ctx context.Context, params *CompareSegmentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSegmentSettings Get the settings of the built-in segments
+	//
+	// The usage-tier thresholds (null: terciles), the RFM segment map, and the thresholds the
+	// last full refresh computed, which place a rescored customer until the next one.
+	//
+	// Corresponds with GET /v1/segment-settings (the `GetSegmentSettings` operationId).
+	GetSegmentSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSegmentSettingsWithBody Configure the built-in segments
+	//
+	// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+	// family in the same transaction. RFM segments are created for new names and removed for
+	// names the map no longer has, after their members were recorded as having left them.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+	UpdateSegmentSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSegmentSettings Configure the built-in segments
+	//
+	// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+	// family in the same transaction. RFM segments are created for new names and removed for
+	// names the map no longer has, after their members were recorded as having left them.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+	UpdateSegmentSettings(ctx context.Context, body UpdateSegmentSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSegments List segments
+	//
+	// Lists the segments the caller can see: the built-in families first (value tiers by
+	// historical net value and by predicted CLV, VIP / potential / mass, usage tiers, RFM
+	// segments, churn-risk bands), then custom segments in order of creation. Member counts
+	// are those within the caller's subtree.
+	//
+	// Corresponds with GET /v1/segments (the `ListSegments` operationId).
+	ListSegments(ctx context.Context, params *ListSegmentsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSegmentWithBody Create a custom rule segment
+	//
+	// Creates a segment defined by a rule and materialises its members at once. A rule is
+	// `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a condition
+	// `{"field", "op", "value"}` (see `SegmentRule`). An invalid rule is a 422 whose `errors[]`
+	// point at each bad node, such as `/definition/all/2/value`. A segment created with a
+	// partner key only ever contains customers of that key's subtree and is visible only to
+	// keys with the same subtree and to unconfined keys.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/segments (the `CreateSegment` operationId).
+	CreateSegmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateSegment Create a custom rule segment
+	//
+	// Creates a segment defined by a rule and materialises its members at once. A rule is
+	// `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a condition
+	// `{"field", "op", "value"}` (see `SegmentRule`). An invalid rule is a 422 whose `errors[]`
+	// point at each bad node, such as `/definition/all/2/value`. A segment created with a
+	// partner key only ever contains customers of that key's subtree and is visible only to
+	// keys with the same subtree and to unconfined keys.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/segments (the `CreateSegment` operationId).
+	CreateSegment(ctx context.Context, body CreateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewSegmentWithBody Evaluate a rule without saving it
+	//
+	// Counts the customers a rule selects now, within the caller's subtree, and returns the
+	// first of them by id. Nothing is stored.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/segments/preview (the `PreviewSegment` operationId).
+	PreviewSegmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PreviewSegment Evaluate a rule without saving it
+	//
+	// Counts the customers a rule selects now, within the caller's subtree, and returns the
+	// first of them by id. Nothing is stored.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/segments/preview (the `PreviewSegment` operationId).
+	PreviewSegment(ctx context.Context, body PreviewSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteSegment Delete a custom segment
+	//
+	// Deletes a custom segment; its members are recorded as having left it. Built-in segments
+	// cannot be deleted (409).
+	//
+	// Corresponds with DELETE /v1/segments/{segment_id} (the `DeleteSegment` operationId).
+	DeleteSegment(ctx context.Context, segmentId SegmentID, params *DeleteSegmentParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSegment Get a segment
+	//
+	// Returns a segment with its member count within the caller's subtree.
+	//
+	// Corresponds with GET /v1/segments/{segment_id} (the `GetSegment` operationId).
+	GetSegment(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSegmentWithBody Update a segment
+	//
+	// Changes the name, description, strategy notes or (for a custom segment) the rule. A new
+	// rule rematerialises the members in the same transaction, recording who entered and
+	// left. A built-in segment's rule is its family and cannot change (422).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/segments/{segment_id} (the `UpdateSegment` operationId).
+	UpdateSegmentWithBody(ctx context.Context, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSegment Update a segment
+	//
+	// Changes the name, description, strategy notes or (for a custom segment) the rule. A new
+	// rule rematerialises the members in the same transaction, recording who entered and
+	// left. A built-in segment's rule is its family and cannot change (422).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/segments/{segment_id} (the `UpdateSegment` operationId).
+	UpdateSegment(ctx context.Context, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListSegmentMembers List a segment's members
+	//
+	// Lists the live members within the caller's subtree, one page at a time, sorted by
+	// predicted CLV, churn risk or historical net value (members without scores sort as 0).
+	//
+	// Corresponds with GET /v1/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
+	ListSegmentMembers(ctx context.Context, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefreshSegment Recompute a segment's members now
+	//
+	// Recomputes a custom segment's members from its rule, or, for a built-in segment, the
+	// thresholds and members of every built-in family from the current scores. Members are
+	// also recomputed after every model run, and a customer is moved at once when its scores
+	// change.
+	//
+	// Corresponds with POST /v1/segments/{segment_id}/refresh (the `RefreshSegment` operationId).
+	RefreshSegment(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSegmentSummary Describe a segment
+	//
+	// Size and share of customers, revenue and net-value share, total and average CLV,
+	// average churn risk, retention rate, average order value and purchase frequency of the
+	// segment's members within the caller's subtree, computed now.
+	//
+	// Corresponds with GET /v1/segments/{segment_id}/summary (the `GetSegmentSummary` operationId).
+	GetSegmentSummary(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTransactions List transactions
 	//
@@ -3674,6 +4380,325 @@ func (c *Client) GetCustomerScores(ctx context.Context, customerId CustomerID, r
 // Corresponds with GET /v1/customers/{customer_id}/transactions (the `ListCustomerTransactions` operationId).
 func (c *Client) ListCustomerTransactions(ctx context.Context, customerId CustomerID, params *ListCustomerTransactionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListCustomerTransactionsRequest(c.Server, customerId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompareSegments Compare segments
+//
+// The summaries of up to 50 segments side by side, against the same totals.
+//
+// Corresponds with GET /v1/segment-comparison (the `CompareSegments` operationId).
+func (c *Client) CompareSegments(ctx context.Context, params *CompareSegmentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompareSegmentsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSegmentSettings Get the settings of the built-in segments
+//
+// The usage-tier thresholds (null: terciles), the RFM segment map, and the thresholds the
+// last full refresh computed, which place a rescored customer until the next one.
+//
+// Corresponds with GET /v1/segment-settings (the `GetSegmentSettings` operationId).
+func (c *Client) GetSegmentSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSegmentSettingsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSegmentSettingsWithBody Configure the built-in segments
+//
+// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+// family in the same transaction. RFM segments are created for new names and removed for
+// names the map no longer has, after their members were recorded as having left them.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+func (c *Client) UpdateSegmentSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSegmentSettingsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSegmentSettings Configure the built-in segments
+//
+// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+// family in the same transaction. RFM segments are created for new names and removed for
+// names the map no longer has, after their members were recorded as having left them.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+func (c *Client) UpdateSegmentSettings(ctx context.Context, body UpdateSegmentSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSegmentSettingsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSegments List segments
+//
+// Lists the segments the caller can see: the built-in families first (value tiers by
+// historical net value and by predicted CLV, VIP / potential / mass, usage tiers, RFM
+// segments, churn-risk bands), then custom segments in order of creation. Member counts
+// are those within the caller's subtree.
+//
+// Corresponds with GET /v1/segments (the `ListSegments` operationId).
+func (c *Client) ListSegments(ctx context.Context, params *ListSegmentsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSegmentsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSegmentWithBody Create a custom rule segment
+//
+// Creates a segment defined by a rule and materialises its members at once. A rule is
+// `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a condition
+// `{"field", "op", "value"}` (see `SegmentRule`). An invalid rule is a 422 whose `errors[]`
+// point at each bad node, such as `/definition/all/2/value`. A segment created with a
+// partner key only ever contains customers of that key's subtree and is visible only to
+// keys with the same subtree and to unconfined keys.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/segments (the `CreateSegment` operationId).
+func (c *Client) CreateSegmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSegmentRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateSegment Create a custom rule segment
+//
+// Creates a segment defined by a rule and materialises its members at once. A rule is
+// `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a condition
+// `{"field", "op", "value"}` (see `SegmentRule`). An invalid rule is a 422 whose `errors[]`
+// point at each bad node, such as `/definition/all/2/value`. A segment created with a
+// partner key only ever contains customers of that key's subtree and is visible only to
+// keys with the same subtree and to unconfined keys.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/segments (the `CreateSegment` operationId).
+func (c *Client) CreateSegment(ctx context.Context, body CreateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateSegmentRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewSegmentWithBody Evaluate a rule without saving it
+//
+// Counts the customers a rule selects now, within the caller's subtree, and returns the
+// first of them by id. Nothing is stored.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/segments/preview (the `PreviewSegment` operationId).
+func (c *Client) PreviewSegmentWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewSegmentRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PreviewSegment Evaluate a rule without saving it
+//
+// Counts the customers a rule selects now, within the caller's subtree, and returns the
+// first of them by id. Nothing is stored.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/segments/preview (the `PreviewSegment` operationId).
+func (c *Client) PreviewSegment(ctx context.Context, body PreviewSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPreviewSegmentRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteSegment Delete a custom segment
+//
+// Deletes a custom segment; its members are recorded as having left it. Built-in segments
+// cannot be deleted (409).
+//
+// Corresponds with DELETE /v1/segments/{segment_id} (the `DeleteSegment` operationId).
+func (c *Client) DeleteSegment(ctx context.Context, segmentId SegmentID, params *DeleteSegmentParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteSegmentRequest(c.Server, segmentId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSegment Get a segment
+//
+// Returns a segment with its member count within the caller's subtree.
+//
+// Corresponds with GET /v1/segments/{segment_id} (the `GetSegment` operationId).
+func (c *Client) GetSegment(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSegmentRequest(c.Server, segmentId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSegmentWithBody Update a segment
+//
+// Changes the name, description, strategy notes or (for a custom segment) the rule. A new
+// rule rematerialises the members in the same transaction, recording who entered and
+// left. A built-in segment's rule is its family and cannot change (422).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/segments/{segment_id} (the `UpdateSegment` operationId).
+func (c *Client) UpdateSegmentWithBody(ctx context.Context, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSegmentRequestWithBody(c.Server, segmentId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSegment Update a segment
+//
+// Changes the name, description, strategy notes or (for a custom segment) the rule. A new
+// rule rematerialises the members in the same transaction, recording who entered and
+// left. A built-in segment's rule is its family and cannot change (422).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/segments/{segment_id} (the `UpdateSegment` operationId).
+func (c *Client) UpdateSegment(ctx context.Context, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSegmentRequest(c.Server, segmentId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListSegmentMembers List a segment's members
+//
+// Lists the live members within the caller's subtree, one page at a time, sorted by
+// predicted CLV, churn risk or historical net value (members without scores sort as 0).
+//
+// Corresponds with GET /v1/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
+func (c *Client) ListSegmentMembers(ctx context.Context, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListSegmentMembersRequest(c.Server, segmentId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefreshSegment Recompute a segment's members now
+//
+// Recomputes a custom segment's members from its rule, or, for a built-in segment, the
+// thresholds and members of every built-in family from the current scores. Members are
+// also recomputed after every model run, and a customer is moved at once when its scores
+// change.
+//
+// Corresponds with POST /v1/segments/{segment_id}/refresh (the `RefreshSegment` operationId).
+func (c *Client) RefreshSegment(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshSegmentRequest(c.Server, segmentId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSegmentSummary Describe a segment
+//
+// Size and share of customers, revenue and net-value share, total and average CLV,
+// average churn risk, retention rate, average order value and purchase frequency of the
+// segment's members within the caller's subtree, computed now.
+//
+// Corresponds with GET /v1/segments/{segment_id}/summary (the `GetSegmentSummary` operationId).
+func (c *Client) GetSegmentSummary(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSegmentSummaryRequest(c.Server, segmentId)
 	if err != nil {
 		return nil, err
 	}
@@ -4923,6 +5948,18 @@ func NewListCustomersRequest(server string, params *ListCustomersParams) (*http.
 
 		}
 
+		if params.SegmentId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "segment_id", *params.SegmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -5433,6 +6470,583 @@ func NewListCustomerTransactionsRequest(server string, customerId CustomerID, pa
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCompareSegmentsRequest constructs an http.Request for the CompareSegments method
+func NewCompareSegmentsRequest(server string, params *CompareSegmentsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segment-comparison")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.SegmentId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "segment_id", params.SegmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSegmentSettingsRequest constructs an http.Request for the GetSegmentSettings method
+func NewGetSegmentSettingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segment-settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateSegmentSettingsRequest calls the generic UpdateSegmentSettings builder with application/json body
+func NewUpdateSegmentSettingsRequest(server string, body UpdateSegmentSettingsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSegmentSettingsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateSegmentSettingsRequestWithBody constructs an http.Request for the UpdateSegmentSettings method, with any body, and a specified content type
+func NewUpdateSegmentSettingsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segment-settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListSegmentsRequest constructs an http.Request for the ListSegments method
+func NewListSegmentsRequest(server string, params *ListSegmentsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Family != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "family", *params.Family, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateSegmentRequest calls the generic CreateSegment builder with application/json body
+func NewCreateSegmentRequest(server string, body CreateSegmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateSegmentRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateSegmentRequestWithBody constructs an http.Request for the CreateSegment method, with any body, and a specified content type
+func NewCreateSegmentRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPreviewSegmentRequest calls the generic PreviewSegment builder with application/json body
+func NewPreviewSegmentRequest(server string, body PreviewSegmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPreviewSegmentRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPreviewSegmentRequestWithBody constructs an http.Request for the PreviewSegment method, with any body, and a specified content type
+func NewPreviewSegmentRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments/preview")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteSegmentRequest constructs an http.Request for the DeleteSegment method
+func NewDeleteSegmentRequest(server string, segmentId SegmentID, params *DeleteSegmentParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetSegmentRequest constructs an http.Request for the GetSegment method
+func NewGetSegmentRequest(server string, segmentId SegmentID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateSegmentRequest calls the generic UpdateSegment builder with application/json body
+func NewUpdateSegmentRequest(server string, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSegmentRequestWithBody(server, segmentId, params, "application/json", bodyReader)
+}
+
+// NewUpdateSegmentRequestWithBody constructs an http.Request for the UpdateSegment method, with any body, and a specified content type
+func NewUpdateSegmentRequestWithBody(server string, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewListSegmentMembersRequest constructs an http.Request for the ListSegmentMembers method
+func NewListSegmentMembersRequest(server string, segmentId SegmentID, params *ListSegmentMembersParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments/%s/members", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRefreshSegmentRequest constructs an http.Request for the RefreshSegment method
+func NewRefreshSegmentRequest(server string, segmentId SegmentID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments/%s/refresh", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetSegmentSummaryRequest constructs an http.Request for the GetSegmentSummary method
+func NewGetSegmentSummaryRequest(server string, segmentId SegmentID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "segment_id", segmentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/segments/%s/summary", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -6183,6 +7797,181 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/customers/{customer_id}/transactions (the `ListCustomerTransactions` operationId).
 	ListCustomerTransactionsWithResponse(ctx context.Context, customerId CustomerID, params *ListCustomerTransactionsParams, reqEditors ...RequestEditorFn) (*ListCustomerTransactionsResponse, error)
+
+	// CompareSegmentsWithResponse Compare segments
+	//
+	// The summaries of up to 50 segments side by side, against the same totals.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/segment-comparison (the `CompareSegments` operationId).
+	CompareSegmentsWithResponse(ctx context.Context, params *CompareSegmentsParams, reqEditors ...RequestEditorFn) (*CompareSegmentsResponse, error)
+
+	// GetSegmentSettingsWithResponse Get the settings of the built-in segments
+	//
+	// The usage-tier thresholds (null: terciles), the RFM segment map, and the thresholds the
+	// last full refresh computed, which place a rescored customer until the next one.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/segment-settings (the `GetSegmentSettings` operationId).
+	GetSegmentSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSegmentSettingsResponse, error)
+
+	// UpdateSegmentSettingsWithBodyWithResponse Configure the built-in segments
+	//
+	// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+	// family in the same transaction. RFM segments are created for new names and removed for
+	// names the map no longer has, after their members were recorded as having left them.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+	UpdateSegmentSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSegmentSettingsResponse, error)
+
+	// UpdateSegmentSettingsWithResponse Configure the built-in segments
+	//
+	// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+	// family in the same transaction. RFM segments are created for new names and removed for
+	// names the map no longer has, after their members were recorded as having left them.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+	UpdateSegmentSettingsWithResponse(ctx context.Context, body UpdateSegmentSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSegmentSettingsResponse, error)
+
+	// ListSegmentsWithResponse List segments
+	//
+	// Lists the segments the caller can see: the built-in families first (value tiers by
+	// historical net value and by predicted CLV, VIP / potential / mass, usage tiers, RFM
+	// segments, churn-risk bands), then custom segments in order of creation. Member counts
+	// are those within the caller's subtree.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/segments (the `ListSegments` operationId).
+	ListSegmentsWithResponse(ctx context.Context, params *ListSegmentsParams, reqEditors ...RequestEditorFn) (*ListSegmentsResponse, error)
+
+	// CreateSegmentWithBodyWithResponse Create a custom rule segment
+	//
+	// Creates a segment defined by a rule and materialises its members at once. A rule is
+	// `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a condition
+	// `{"field", "op", "value"}` (see `SegmentRule`). An invalid rule is a 422 whose `errors[]`
+	// point at each bad node, such as `/definition/all/2/value`. A segment created with a
+	// partner key only ever contains customers of that key's subtree and is visible only to
+	// keys with the same subtree and to unconfined keys.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/segments (the `CreateSegment` operationId).
+	CreateSegmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSegmentResponse, error)
+
+	// CreateSegmentWithResponse Create a custom rule segment
+	//
+	// Creates a segment defined by a rule and materialises its members at once. A rule is
+	// `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a condition
+	// `{"field", "op", "value"}` (see `SegmentRule`). An invalid rule is a 422 whose `errors[]`
+	// point at each bad node, such as `/definition/all/2/value`. A segment created with a
+	// partner key only ever contains customers of that key's subtree and is visible only to
+	// keys with the same subtree and to unconfined keys.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/segments (the `CreateSegment` operationId).
+	CreateSegmentWithResponse(ctx context.Context, body CreateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSegmentResponse, error)
+
+	// PreviewSegmentWithBodyWithResponse Evaluate a rule without saving it
+	//
+	// Counts the customers a rule selects now, within the caller's subtree, and returns the
+	// first of them by id. Nothing is stored.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/segments/preview (the `PreviewSegment` operationId).
+	PreviewSegmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewSegmentResponse, error)
+
+	// PreviewSegmentWithResponse Evaluate a rule without saving it
+	//
+	// Counts the customers a rule selects now, within the caller's subtree, and returns the
+	// first of them by id. Nothing is stored.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/segments/preview (the `PreviewSegment` operationId).
+	PreviewSegmentWithResponse(ctx context.Context, body PreviewSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewSegmentResponse, error)
+
+	// DeleteSegmentWithResponse Delete a custom segment
+	//
+	// Deletes a custom segment; its members are recorded as having left it. Built-in segments
+	// cannot be deleted (409).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/segments/{segment_id} (the `DeleteSegment` operationId).
+	DeleteSegmentWithResponse(ctx context.Context, segmentId SegmentID, params *DeleteSegmentParams, reqEditors ...RequestEditorFn) (*DeleteSegmentResponse, error)
+
+	// GetSegmentWithResponse Get a segment
+	//
+	// Returns a segment with its member count within the caller's subtree.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/segments/{segment_id} (the `GetSegment` operationId).
+	GetSegmentWithResponse(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*GetSegmentResponse, error)
+
+	// UpdateSegmentWithBodyWithResponse Update a segment
+	//
+	// Changes the name, description, strategy notes or (for a custom segment) the rule. A new
+	// rule rematerialises the members in the same transaction, recording who entered and
+	// left. A built-in segment's rule is its family and cannot change (422).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/segments/{segment_id} (the `UpdateSegment` operationId).
+	UpdateSegmentWithBodyWithResponse(ctx context.Context, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSegmentResponse, error)
+
+	// UpdateSegmentWithResponse Update a segment
+	//
+	// Changes the name, description, strategy notes or (for a custom segment) the rule. A new
+	// rule rematerialises the members in the same transaction, recording who entered and
+	// left. A built-in segment's rule is its family and cannot change (422).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/segments/{segment_id} (the `UpdateSegment` operationId).
+	UpdateSegmentWithResponse(ctx context.Context, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSegmentResponse, error)
+
+	// ListSegmentMembersWithResponse List a segment's members
+	//
+	// Lists the live members within the caller's subtree, one page at a time, sorted by
+	// predicted CLV, churn risk or historical net value (members without scores sort as 0).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
+	ListSegmentMembersWithResponse(ctx context.Context, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*ListSegmentMembersResponse, error)
+
+	// RefreshSegmentWithResponse Recompute a segment's members now
+	//
+	// Recomputes a custom segment's members from its rule, or, for a built-in segment, the
+	// thresholds and members of every built-in family from the current scores. Members are
+	// also recomputed after every model run, and a customer is moved at once when its scores
+	// change.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/segments/{segment_id}/refresh (the `RefreshSegment` operationId).
+	RefreshSegmentWithResponse(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*RefreshSegmentResponse, error)
+
+	// GetSegmentSummaryWithResponse Describe a segment
+	//
+	// Size and share of customers, revenue and net-value share, total and average CLV,
+	// average churn risk, retention rate, average order value and purchase frequency of the
+	// segment's members within the caller's subtree, computed now.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/segments/{segment_id}/summary (the `GetSegmentSummary` operationId).
+	GetSegmentSummaryWithResponse(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*GetSegmentSummaryResponse, error)
 
 	// ListTransactionsWithResponse List transactions
 	//
@@ -8526,6 +10315,968 @@ func (r ListCustomerTransactionsResponse) ContentType() string {
 	return ""
 }
 
+type CompareSegmentsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentComparison
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CompareSegmentsResponse) GetJSON200() *SegmentComparison {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CompareSegmentsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CompareSegmentsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CompareSegmentsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CompareSegmentsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CompareSegmentsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CompareSegmentsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CompareSegmentsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CompareSegmentsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CompareSegmentsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CompareSegmentsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSegmentSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentSettings
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSegmentSettingsResponse) GetJSON200() *SegmentSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetSegmentSettingsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetSegmentSettingsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetSegmentSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSegmentSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSegmentSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSegmentSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSegmentSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type UpdateSegmentSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentSettings
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSegmentSettingsResponse) GetJSON200() *SegmentSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateSegmentSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSegmentSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSegmentSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSegmentSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSegmentSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListSegmentsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSegmentsResponse) GetJSON200() *SegmentPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListSegmentsResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSegmentsResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSegmentsResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListSegmentsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListSegmentsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSegmentsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSegmentsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSegmentsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSegmentsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateSegmentResponse201Headers the declared response headers of an HTTP 201 response for CreateSegment
+type CreateSegmentResponse201Headers struct {
+	ETag     *string
+	Location *string
+}
+
+type CreateSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Segment
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateSegmentResponse201Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateSegmentResponse) GetJSON201() *Segment {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateSegmentResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateSegmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateSegmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateSegmentResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateSegmentResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateSegmentResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PreviewSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentPreview
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PreviewSegmentResponse) GetJSON200() *SegmentPreview {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PreviewSegmentResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PreviewSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PreviewSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PreviewSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PreviewSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteSegmentResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteSegmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteSegmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteSegmentResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteSegmentResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r DeleteSegmentResponse) GetApplicationproblemJSON412() *Problem {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteSegmentResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetSegmentResponse200Headers the declared response headers of an HTTP 200 response for GetSegment
+type GetSegmentResponse200Headers struct {
+	ETag *string
+}
+
+type GetSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Segment
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetSegmentResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSegmentResponse) GetJSON200() *Segment {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetSegmentResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetSegmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetSegmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetSegmentResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetSegmentResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateSegmentResponse200Headers the declared response headers of an HTTP 200 response for UpdateSegment
+type UpdateSegmentResponse200Headers struct {
+	ETag *string
+}
+
+type UpdateSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Segment
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateSegmentResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSegmentResponse) GetJSON200() *Segment {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON412() *Problem {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateSegmentResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListSegmentMembersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentMemberPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListSegmentMembersResponse) GetJSON200() *SegmentMemberPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListSegmentMembersResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListSegmentMembersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListSegmentMembersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListSegmentMembersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListSegmentMembersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RefreshSegmentResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Segment
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RefreshSegmentResponse) GetJSON200() *Segment {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RefreshSegmentResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RefreshSegmentResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RefreshSegmentResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RefreshSegmentResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RefreshSegmentResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RefreshSegmentResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RefreshSegmentResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RefreshSegmentResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RefreshSegmentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetSegmentSummaryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SegmentSummary
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSegmentSummaryResponse) GetJSON200() *SegmentSummary {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetSegmentSummaryResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetSegmentSummaryResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetSegmentSummaryResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetSegmentSummaryResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetSegmentSummaryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSegmentSummaryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSegmentSummaryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSegmentSummaryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSegmentSummaryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListTransactionsResponse429Headers the declared response headers of an HTTP 429 response for ListTransactions
 type ListTransactionsResponse429Headers struct {
 	RateLimitLimit     *int
@@ -9531,6 +12282,277 @@ func (c *ClientWithResponses) ListCustomerTransactionsWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseListCustomerTransactionsResponse(rsp)
+}
+
+// CompareSegmentsWithResponse Compare segments
+//
+// The summaries of up to 50 segments side by side, against the same totals.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/segment-comparison (the `CompareSegments` operationId).
+func (c *ClientWithResponses) CompareSegmentsWithResponse(ctx context.Context, params *CompareSegmentsParams, reqEditors ...RequestEditorFn) (*CompareSegmentsResponse, error) {
+	rsp, err := c.CompareSegments(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompareSegmentsResponse(rsp)
+}
+
+// GetSegmentSettingsWithResponse Get the settings of the built-in segments
+//
+// The usage-tier thresholds (null: terciles), the RFM segment map, and the thresholds the
+// last full refresh computed, which place a rescored customer until the next one.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/segment-settings (the `GetSegmentSettings` operationId).
+func (c *ClientWithResponses) GetSegmentSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSegmentSettingsResponse, error) {
+	rsp, err := c.GetSegmentSettings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSegmentSettingsResponse(rsp)
+}
+
+// UpdateSegmentSettingsWithBodyWithResponse Configure the built-in segments
+//
+// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+// family in the same transaction. RFM segments are created for new names and removed for
+// names the map no longer has, after their members were recorded as having left them.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+func (c *ClientWithResponses) UpdateSegmentSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSegmentSettingsResponse, error) {
+	rsp, err := c.UpdateSegmentSettingsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSegmentSettingsResponse(rsp)
+}
+
+// UpdateSegmentSettingsWithResponse Configure the built-in segments
+//
+// Replaces the usage-tier thresholds and the RFM segment map, then refreshes every built-in
+// family in the same transaction. RFM segments are created for new names and removed for
+// names the map no longer has, after their members were recorded as having left them.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/segment-settings (the `UpdateSegmentSettings` operationId).
+func (c *ClientWithResponses) UpdateSegmentSettingsWithResponse(ctx context.Context, body UpdateSegmentSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSegmentSettingsResponse, error) {
+	rsp, err := c.UpdateSegmentSettings(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSegmentSettingsResponse(rsp)
+}
+
+// ListSegmentsWithResponse List segments
+//
+// Lists the segments the caller can see: the built-in families first (value tiers by
+// historical net value and by predicted CLV, VIP / potential / mass, usage tiers, RFM
+// segments, churn-risk bands), then custom segments in order of creation. Member counts
+// are those within the caller's subtree.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/segments (the `ListSegments` operationId).
+func (c *ClientWithResponses) ListSegmentsWithResponse(ctx context.Context, params *ListSegmentsParams, reqEditors ...RequestEditorFn) (*ListSegmentsResponse, error) {
+	rsp, err := c.ListSegments(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSegmentsResponse(rsp)
+}
+
+// CreateSegmentWithBodyWithResponse Create a custom rule segment
+//
+// Creates a segment defined by a rule and materialises its members at once. A rule is
+// `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a condition
+// `{"field", "op", "value"}` (see `SegmentRule`). An invalid rule is a 422 whose `errors[]`
+// point at each bad node, such as `/definition/all/2/value`. A segment created with a
+// partner key only ever contains customers of that key's subtree and is visible only to
+// keys with the same subtree and to unconfined keys.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/segments (the `CreateSegment` operationId).
+func (c *ClientWithResponses) CreateSegmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateSegmentResponse, error) {
+	rsp, err := c.CreateSegmentWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSegmentResponse(rsp)
+}
+
+// CreateSegmentWithResponse Create a custom rule segment
+//
+// Creates a segment defined by a rule and materialises its members at once. A rule is
+// `{"all": [...]}`, `{"any": [...]}`, `{"not": {...}}` or a condition
+// `{"field", "op", "value"}` (see `SegmentRule`). An invalid rule is a 422 whose `errors[]`
+// point at each bad node, such as `/definition/all/2/value`. A segment created with a
+// partner key only ever contains customers of that key's subtree and is visible only to
+// keys with the same subtree and to unconfined keys.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/segments (the `CreateSegment` operationId).
+func (c *ClientWithResponses) CreateSegmentWithResponse(ctx context.Context, body CreateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateSegmentResponse, error) {
+	rsp, err := c.CreateSegment(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateSegmentResponse(rsp)
+}
+
+// PreviewSegmentWithBodyWithResponse Evaluate a rule without saving it
+//
+// Counts the customers a rule selects now, within the caller's subtree, and returns the
+// first of them by id. Nothing is stored.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/segments/preview (the `PreviewSegment` operationId).
+func (c *ClientWithResponses) PreviewSegmentWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PreviewSegmentResponse, error) {
+	rsp, err := c.PreviewSegmentWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewSegmentResponse(rsp)
+}
+
+// PreviewSegmentWithResponse Evaluate a rule without saving it
+//
+// Counts the customers a rule selects now, within the caller's subtree, and returns the
+// first of them by id. Nothing is stored.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/segments/preview (the `PreviewSegment` operationId).
+func (c *ClientWithResponses) PreviewSegmentWithResponse(ctx context.Context, body PreviewSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*PreviewSegmentResponse, error) {
+	rsp, err := c.PreviewSegment(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePreviewSegmentResponse(rsp)
+}
+
+// DeleteSegmentWithResponse Delete a custom segment
+//
+// Deletes a custom segment; its members are recorded as having left it. Built-in segments
+// cannot be deleted (409).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/segments/{segment_id} (the `DeleteSegment` operationId).
+func (c *ClientWithResponses) DeleteSegmentWithResponse(ctx context.Context, segmentId SegmentID, params *DeleteSegmentParams, reqEditors ...RequestEditorFn) (*DeleteSegmentResponse, error) {
+	rsp, err := c.DeleteSegment(ctx, segmentId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteSegmentResponse(rsp)
+}
+
+// GetSegmentWithResponse Get a segment
+//
+// Returns a segment with its member count within the caller's subtree.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/segments/{segment_id} (the `GetSegment` operationId).
+func (c *ClientWithResponses) GetSegmentWithResponse(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*GetSegmentResponse, error) {
+	rsp, err := c.GetSegment(ctx, segmentId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSegmentResponse(rsp)
+}
+
+// UpdateSegmentWithBodyWithResponse Update a segment
+//
+// Changes the name, description, strategy notes or (for a custom segment) the rule. A new
+// rule rematerialises the members in the same transaction, recording who entered and
+// left. A built-in segment's rule is its family and cannot change (422).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/segments/{segment_id} (the `UpdateSegment` operationId).
+func (c *ClientWithResponses) UpdateSegmentWithBodyWithResponse(ctx context.Context, segmentId SegmentID, params *UpdateSegmentParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSegmentResponse, error) {
+	rsp, err := c.UpdateSegmentWithBody(ctx, segmentId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSegmentResponse(rsp)
+}
+
+// UpdateSegmentWithResponse Update a segment
+//
+// Changes the name, description, strategy notes or (for a custom segment) the rule. A new
+// rule rematerialises the members in the same transaction, recording who entered and
+// left. A built-in segment's rule is its family and cannot change (422).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/segments/{segment_id} (the `UpdateSegment` operationId).
+func (c *ClientWithResponses) UpdateSegmentWithResponse(ctx context.Context, segmentId SegmentID, params *UpdateSegmentParams, body UpdateSegmentJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSegmentResponse, error) {
+	rsp, err := c.UpdateSegment(ctx, segmentId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSegmentResponse(rsp)
+}
+
+// ListSegmentMembersWithResponse List a segment's members
+//
+// Lists the live members within the caller's subtree, one page at a time, sorted by
+// predicted CLV, churn risk or historical net value (members without scores sort as 0).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/segments/{segment_id}/members (the `ListSegmentMembers` operationId).
+func (c *ClientWithResponses) ListSegmentMembersWithResponse(ctx context.Context, segmentId SegmentID, params *ListSegmentMembersParams, reqEditors ...RequestEditorFn) (*ListSegmentMembersResponse, error) {
+	rsp, err := c.ListSegmentMembers(ctx, segmentId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListSegmentMembersResponse(rsp)
+}
+
+// RefreshSegmentWithResponse Recompute a segment's members now
+//
+// Recomputes a custom segment's members from its rule, or, for a built-in segment, the
+// thresholds and members of every built-in family from the current scores. Members are
+// also recomputed after every model run, and a customer is moved at once when its scores
+// change.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/segments/{segment_id}/refresh (the `RefreshSegment` operationId).
+func (c *ClientWithResponses) RefreshSegmentWithResponse(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*RefreshSegmentResponse, error) {
+	rsp, err := c.RefreshSegment(ctx, segmentId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefreshSegmentResponse(rsp)
+}
+
+// GetSegmentSummaryWithResponse Describe a segment
+//
+// Size and share of customers, revenue and net-value share, total and average CLV,
+// average churn risk, retention rate, average order value and purchase frequency of the
+// segment's members within the caller's subtree, computed now.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/segments/{segment_id}/summary (the `GetSegmentSummary` operationId).
+func (c *ClientWithResponses) GetSegmentSummaryWithResponse(ctx context.Context, segmentId SegmentID, reqEditors ...RequestEditorFn) (*GetSegmentSummaryResponse, error) {
+	rsp, err := c.GetSegmentSummary(ctx, segmentId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSegmentSummaryResponse(rsp)
 }
 
 // ListTransactionsWithResponse List transactions
@@ -12034,6 +15056,815 @@ func ParseListCustomerTransactionsResponse(rsp *http.Response) (*ListCustomerTra
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCompareSegmentsResponse parses an HTTP response from a CompareSegmentsWithResponse call
+func ParseCompareSegmentsResponse(rsp *http.Response) (*CompareSegmentsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CompareSegmentsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentComparison
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSegmentSettingsResponse parses an HTTP response from a GetSegmentSettingsWithResponse call
+func ParseGetSegmentSettingsResponse(rsp *http.Response) (*GetSegmentSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSegmentSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSegmentSettingsResponse parses an HTTP response from a UpdateSegmentSettingsWithResponse call
+func ParseUpdateSegmentSettingsResponse(rsp *http.Response) (*UpdateSegmentSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSegmentSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListSegmentsResponse parses an HTTP response from a ListSegmentsWithResponse call
+func ParseListSegmentsResponse(rsp *http.Response) (*ListSegmentsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSegmentsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateSegmentResponse parses an HTTP response from a CreateSegmentWithResponse call
+func ParseCreateSegmentResponse(rsp *http.Response) (*CreateSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Segment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateSegmentResponse201Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePreviewSegmentResponse parses an HTTP response from a PreviewSegmentWithResponse call
+func ParsePreviewSegmentResponse(rsp *http.Response) (*PreviewSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PreviewSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentPreview
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteSegmentResponse parses an HTTP response from a DeleteSegmentWithResponse call
+func ParseDeleteSegmentResponse(rsp *http.Response) (*DeleteSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSegmentResponse parses an HTTP response from a GetSegmentWithResponse call
+func ParseGetSegmentResponse(rsp *http.Response) (*GetSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Segment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetSegmentResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSegmentResponse parses an HTTP response from a UpdateSegmentWithResponse call
+func ParseUpdateSegmentResponse(rsp *http.Response) (*UpdateSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Segment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateSegmentResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListSegmentMembersResponse parses an HTTP response from a ListSegmentMembersWithResponse call
+func ParseListSegmentMembersResponse(rsp *http.Response) (*ListSegmentMembersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListSegmentMembersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentMemberPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRefreshSegmentResponse parses an HTTP response from a RefreshSegmentWithResponse call
+func ParseRefreshSegmentResponse(rsp *http.Response) (*RefreshSegmentResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RefreshSegmentResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Segment
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetSegmentSummaryResponse parses an HTTP response from a GetSegmentSummaryWithResponse call
+func ParseGetSegmentSummaryResponse(rsp *http.Response) (*GetSegmentSummaryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSegmentSummaryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SegmentSummary
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
 	}
 
 	return response, nil
