@@ -203,6 +203,9 @@ func TestCustomerBatchHierarchyRules(t *testing.T) {
 		map[string]any{"external_ref": ref("erp", "V"), "kind": "consumer", "external_refs": []any{ref("erp", "V"), ref("crm", "T")}},
 		// Moving a customer under itself is refused.
 		map[string]any{"id": taken, "parent_id": taken},
+		// Two items cannot take the same reference: the first does.
+		map[string]any{"external_ref": ref("erp", "Q1"), "kind": "consumer", "external_refs": []any{ref("erp", "Q1"), ref("crm", "Q")}},
+		map[string]any{"external_ref": ref("erp", "Q2"), "kind": "consumer", "external_refs": []any{ref("erp", "Q2"), ref("crm", "Q")}},
 	}})
 	want := []batchResult{
 		{Status: "error", Code: "validation_failed", Pointers: []string{"/items/0/parent_ref"}},
@@ -211,6 +214,8 @@ func TestCustomerBatchHierarchyRules(t *testing.T) {
 		{Status: "error", Code: "validation_failed", Pointers: []string{"/items/3/parent_ref"}},
 		{Status: "error", Code: "conflict", Pointers: []string{"/items/4/external_refs/1"}},
 		{Status: "error", Code: "validation_failed", Pointers: []string{"/items/5/parent_id"}},
+		{Status: "created"},
+		{Status: "error", Code: "validation_failed", Pointers: []string{"/items/7/external_refs/1"}},
 	}
 	if diff := cmp.Diff(want, results); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)

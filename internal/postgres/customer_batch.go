@@ -308,14 +308,15 @@ func (b *upsertBatch) checkRefs() error {
 			continue
 		}
 		added, removed := refChange(b.oldRefs(i), b.states[i].ExternalRefs)
+		if k := slices.IndexFunc(added, func(r crm.ExternalRef) bool { _, taken := takenBy[r]; return taken }); k >= 0 {
+			r := added[k]
+			b.fail(i, crm.CodeInvalid, b.refPointer(i, r), fmt.Sprintf("source %q external_id %q is taken by item %d of this batch", r.Source, r.ExternalID, takenBy[r]))
+			continue
+		}
 		for _, r := range removed {
 			released[r] = true
 		}
 		for _, r := range added {
-			if j, ok := takenBy[r]; ok {
-				b.fail(i, crm.CodeInvalid, b.refPointer(i, r), fmt.Sprintf("source %q external_id %q is taken by item %d of this batch", r.Source, r.ExternalID, j))
-				break
-			}
 			takenBy[r] = i
 			refIndex[r] = append(refIndex[r], i)
 		}

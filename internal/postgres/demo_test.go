@@ -77,6 +77,10 @@ func TestLoadDemo(t *testing.T) {
 	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM transactions`).Scan(&count); err != nil || count != int64(len(transactions)) {
 		t.Fatalf("transactions table holds %d rows (%v), want %d", count, err, len(transactions))
 	}
+	// The demo is a starting state, not a history: it stays out of the change log.
+	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM change_log`).Scan(&count); err != nil || count != 0 {
+		t.Fatalf("the demo wrote %d changes (%v), want none", count, err)
+	}
 
 	store := postgres.NewCustomerStore(db)
 	byID := map[uuid.UUID]crm.Customer{}
@@ -184,6 +188,14 @@ func TestLoadDemo(t *testing.T) {
 	}
 	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM customers`).Scan(&count); err != nil || count != int64(len(customers)) {
 		t.Fatalf("after the refused load: %d customers (%v), want %d", count, err, len(customers))
+	}
+
+	// Capture was off for the load only: the next write is recorded.
+	if _, err := db.SQL().ExecContext(ctx, `UPDATE customers SET name = 'renamed' WHERE id = $1`, customers[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM change_log`).Scan(&count); err != nil || count != 1 {
+		t.Fatalf("a write after the demo recorded %d changes (%v), want 1", count, err)
 	}
 }
 
