@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -361,4 +363,94 @@ func TestCustomerAudit(t *testing.T) {
 		t.Errorf("audit trail, newest first (-want +got):\n%s", diff)
 	}
 	problem(t, e.do(request{Method: "GET", Path: "/v1/customers/" + uuid.NewString() + "/audit"}), http.StatusNotFound, "not_found")
+}
+
+// TestChangeFeedSegmentMemberships checks that entries into and exits from a segment are in
+// the feed as segment_membership changes — created on entry, deleted (a tombstone) on exit —
+// with the membership as their state, and confined to the caller's subtree.
+func TestChangeFeedSegmentMemberships(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ids := ruleBase(t, e)
+	seg := e.mustDo(request{Method: "POST", Path: "/v1/segments", Body: map[string]any{
+		"name": "Repeat buyers", "definition": cond("frequency", "gte", 1),
+	}}, http.StatusCreated).json(t)
+	segID := seg["id"].(string)
+	// b buys again and enters; then the rule tightens and c (one repeat purchase) leaves.
+	e.mustDo(request{Method: "POST", Path: "/v1/transactions", Body: map[string]any{
+		"customer_id": ids["b"], "type": "purchase", "occurred_at": time.Now().UTC().Add(-time.Hour).Format(time.RFC3339), "amount": "6", "currency": "EUR",
+	}}, http.StatusCreated)
+	e.mustDo(request{Method: "PATCH", Path: "/v1/segments/" + segID, Body: map[string]any{"definition": cond("frequency", "gte", 2)}}, http.StatusOK)
+
+	type entry struct{ Operation, Customer, Change, Cause string }
+	want := []entry{
+		{"created", ids["a"], "entered", "definition"}, {"created", ids["c"], "entered", "definition"},
+		{"created", ids["b"], "entered", "rescore"},
+		{"deleted", ids["b"], "left", "definition"}, {"deleted", ids["c"], "left", "definition"},
+	}
+	feed := &feedReader{e: e, query: "&type=segment_membership"}
+	var got []entry
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		feed.drain()
+		got = got[:0]
+		for _, c := range feed.seen {
+			if c["entity_id"] != segID {
+				continue
+			}
+			m := c["segment_membership"].(map[string]any)
+			if m["segment_id"] != segID || m["segment_name"] != "Repeat buyers" || m["segment_family"] != "custom" || m["customer_id"] != c["customer_id"] {
+				t.Fatalf("membership state = %v of change %v", m, c)
+			}
+			got = append(got, entry{c["operation"].(string), c["customer_id"].(string), m["change"].(string), m["cause"].(string)})
+			if c["operation"] == "deleted" {
+				if tomb := c["tombstone"].(map[string]any); tomb["id"] != segID || tomb["customer_id"] != c["customer_id"] {
+					t.Errorf("tombstone = %v", tomb)
+				}
+			}
+		}
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	// The changes of one statement come in no particular order of customers.
+	byCustomer := func(es []entry) {
+		for start := 0; start < len(es); {
+			end := start + 1
+			for end < len(es) && es[end].Operation == es[start].Operation && es[end].Cause == es[start].Cause {
+				end++
+			}
+			slices.SortFunc(es[start:end], func(x, y entry) int { return strings.Compare(x.Customer, y.Customer) })
+			start = end
+		}
+	}
+	byCustomer(want)
+	byCustomer(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("membership changes of the segment (-want +got):\n%s", diff)
+	}
+	// The model run's built-in families are in the feed too.
+	families := map[string]bool{}
+	for _, c := range feed.seen {
+		families[c["segment_membership"].(map[string]any)["segment_family"].(string)] = true
+	}
+	for _, f := range []string{"value_tier", "usage_tier", "rfm", "churn_band"} {
+		if !families[f] {
+			t.Errorf("no membership change of the %s family in the feed", f)
+		}
+	}
+
+	// A partner confined to the dealer X sees only the memberships of a and b.
+	root := uuid.MustParse(ids["X"])
+	page, err := e.app.Changes.List(context.Background(), crm.Scope{Root: &root},
+		crm.ChangeFilter{Types: []crm.ChangeType{crm.ChangeSegmentMembership}, Page: crm.PageRequest{Limit: 200}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, c := range page.Changes {
+		seen[c.CustomerID.String()] = true
+	}
+	if !seen[ids["a"]] || !seen[ids["b"]] || len(seen) != 2 {
+		t.Errorf("a partner on X sees the memberships of %v, want a %s and b %s only", seen, ids["a"], ids["b"])
+	}
 }

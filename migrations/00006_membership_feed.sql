@@ -1,0 +1,31 @@
+-- +goose Up
+-- Segment memberships join the change feed: every entry into a segment is a `created`
+-- segment_membership change, every exit a `deleted` one, with the segment as the entity, the
+-- customer's path for subtree scoping, and the membership as its state.
+
+-- +goose StatementBegin
+CREATE FUNCTION capture_segment_membership_changes() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM append_changes('segment_membership', ARRAY(
+        SELECT ROW(
+            CASE n.change WHEN 'entered' THEN 'created' ELSE 'deleted' END,
+            n.segment_id, n.customer_id, c.ancestors || c.id,
+            jsonb_build_object(
+                'segment_id', n.segment_id, 'segment_name', n.segment_name, 'segment_family', n.segment_family,
+                'customer_id', n.customer_id, 'change', n.change, 'cause', n.cause,
+                'changed_at', to_char(n.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+            NULL)::change_entry
+        FROM new_rows n JOIN customers c ON c.id = n.customer_id
+        ORDER BY n.id));
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+
+CREATE TRIGGER segment_membership_changes_capture AFTER INSERT ON segment_membership_changes
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION capture_segment_membership_changes();
+
+-- +goose Down
+DROP TRIGGER segment_membership_changes_capture ON segment_membership_changes;
+DROP FUNCTION capture_segment_membership_changes();
