@@ -33,28 +33,18 @@ CREATE TABLE change_log_horizon (
     seq       bigint  NOT NULL
 );
 
--- One change as a trigger hands it to append_changes.
-CREATE TYPE change_entry AS (
-    operation      text,
-    entity_id      uuid,
-    customer_id    uuid,
-    path           uuid[],
-    state          jsonb,
-    changed_fields text[]
-);
+-- changes_captured says whether the writing transaction's changes go to the change log: not
+-- while centric.capture_changes is 'off' (the demo loader of an empty database), in which case
+-- the triggers return before reading their transition tables.
+CREATE FUNCTION changes_captured() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(current_setting('centric.capture_changes', true), '') <> 'off'
+$$;
 
--- append_changes writes changes of one entity type to the change log, with the API key the
--- writing transaction named in the centric.actor setting. A trigger of any table (such as
--- segment memberships) wires itself in by building change_entry rows from its transition
--- tables and calling this. Nothing is written while centric.capture_changes is 'off' (the demo
--- loader of an empty database).
-CREATE FUNCTION append_changes(p_entity_type text, p_entries change_entry[]) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, changed_fields, actor)
-    SELECT p_entity_type, e.operation, e.entity_id, e.customer_id, e.path, e.state, e.changed_fields,
-        nullif(current_setting('centric.actor', true), '')::uuid
-    FROM unnest(p_entries) AS e
-    WHERE coalesce(current_setting('centric.capture_changes', true), '') <> 'off'
+-- change_actor is the API key the writing transaction named in the centric.actor setting.
+CREATE FUNCTION change_actor() RETURNS uuid
+LANGUAGE sql STABLE AS $$
+    SELECT nullif(current_setting('centric.actor', true), '')::uuid
 $$;
 
 -- The customer fields whose change is recorded; version and updated_at change with every write.
@@ -65,14 +55,20 @@ LANGUAGE sql IMMUTABLE AS $$
     WHERE k NOT IN ('version', 'updated_at', 'deleted_at') AND o -> k IS DISTINCT FROM n -> k
 $$;
 
+-- Every capture trigger writes its statement's changes with one INSERT … SELECT from its
+-- transition tables, so a statement of any size is captured set-based, in the order given.
+
 -- +goose StatementBegin
 CREATE FUNCTION capture_customer_inserts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT changes_captured() THEN
+        RETURN NULL;
+    END IF;
     -- Parents before children, so a consumer applying the feed in order always knows the parent.
-    PERFORM append_changes('customer', ARRAY(
-        SELECT ROW('created', n.id, n.id, n.ancestors || n.id, to_jsonb(n), NULL)::change_entry
-        FROM new_rows n ORDER BY cardinality(n.ancestors), n.id));
+    INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, changed_fields, actor)
+    SELECT 'customer', 'created', n.id, n.id, n.ancestors || n.id, to_jsonb(n), NULL, change_actor()
+    FROM new_rows n ORDER BY cardinality(n.ancestors), n.id;
     RETURN NULL;
 END
 $$;
@@ -84,19 +80,22 @@ $$;
 CREATE FUNCTION capture_customer_updates() RETURNS trigger
 LANGUAGE plpgsql SET enable_nestloop = off AS $$
 BEGIN
+    IF NOT changes_captured() THEN
+        RETURN NULL;
+    END IF;
     -- Each row is turned into JSON once (OFFSET 0 keeps the subquery from being flattened,
     -- which would repeat to_jsonb for every use).
-    PERFORM append_changes('customer', ARRAY(
-        SELECT ROW(CASE WHEN x.deleted THEN 'deleted' ELSE 'updated' END, x.id, x.id, x.path, x.nj,
-            customer_changed_fields(x.oj, x.nj))::change_entry
-        FROM (
-            SELECT n.id, n.ancestors || n.id AS path, cardinality(n.ancestors) AS depth,
-                o.deleted_at IS NULL AND n.deleted_at IS NOT NULL AS deleted, to_jsonb(o) AS oj, to_jsonb(n) AS nj
-            FROM old_rows o JOIN new_rows n ON n.id = o.id
-            OFFSET 0
-        ) x
-        WHERE x.oj <> x.nj
-        ORDER BY x.depth, x.id));
+    INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, changed_fields, actor)
+    SELECT 'customer', CASE WHEN x.deleted THEN 'deleted' ELSE 'updated' END, x.id, x.id, x.path, x.nj,
+        customer_changed_fields(x.oj, x.nj), change_actor()
+    FROM (
+        SELECT n.id, n.ancestors || n.id AS path, cardinality(n.ancestors) AS depth,
+            o.deleted_at IS NULL AND n.deleted_at IS NOT NULL AS deleted, to_jsonb(o) AS oj, to_jsonb(n) AS nj
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+        OFFSET 0
+    ) x
+    WHERE x.oj <> x.nj
+    ORDER BY x.depth, x.id;
     RETURN NULL;
 END
 $$;
@@ -106,9 +105,12 @@ $$;
 CREATE FUNCTION capture_customer_deletes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM append_changes('customer', ARRAY(
-        SELECT ROW('deleted', o.id, o.id, o.ancestors || o.id, to_jsonb(o), NULL)::change_entry
-        FROM old_rows o ORDER BY cardinality(o.ancestors) DESC, o.id));
+    IF NOT changes_captured() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, changed_fields, actor)
+    SELECT 'customer', 'deleted', o.id, o.id, o.ancestors || o.id, to_jsonb(o), NULL, change_actor()
+    FROM old_rows o ORDER BY cardinality(o.ancestors) DESC, o.id;
     RETURN NULL;
 END
 $$;
@@ -118,9 +120,12 @@ $$;
 CREATE FUNCTION capture_transaction_inserts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM append_changes('transaction', ARRAY(
-        SELECT ROW('created', n.id, n.customer_id, c.ancestors || c.id, NULL, NULL)::change_entry
-        FROM new_rows n JOIN customers c ON c.id = n.customer_id));
+    IF NOT changes_captured() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, changed_fields, actor)
+    SELECT 'transaction', 'created', n.id, n.customer_id, c.ancestors || c.id, NULL, NULL, change_actor()
+    FROM new_rows n JOIN customers c ON c.id = n.customer_id;
     RETURN NULL;
 END
 $$;
@@ -130,9 +135,12 @@ $$;
 CREATE FUNCTION capture_transaction_deletes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM append_changes('transaction', ARRAY(
-        SELECT ROW('deleted', o.id, o.customer_id, c.ancestors || c.id, to_jsonb(o), NULL)::change_entry
-        FROM old_rows o JOIN customers c ON c.id = o.customer_id));
+    IF NOT changes_captured() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, changed_fields, actor)
+    SELECT 'transaction', 'deleted', o.id, o.customer_id, c.ancestors || c.id, to_jsonb(o), NULL, change_actor()
+    FROM old_rows o JOIN customers c ON c.id = o.customer_id;
     RETURN NULL;
 END
 $$;
@@ -177,7 +185,7 @@ DROP FUNCTION capture_customer_deletes();
 DROP FUNCTION capture_customer_updates();
 DROP FUNCTION capture_customer_inserts();
 DROP FUNCTION customer_changed_fields(jsonb, jsonb);
-DROP FUNCTION append_changes(text, change_entry[]);
-DROP TYPE change_entry;
+DROP FUNCTION change_actor();
+DROP FUNCTION changes_captured();
 DROP TABLE change_log_horizon;
 DROP TABLE change_log;

@@ -7,17 +7,19 @@
 CREATE FUNCTION capture_segment_membership_changes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM append_changes('segment_membership', ARRAY(
-        SELECT ROW(
-            CASE n.change WHEN 'entered' THEN 'created' ELSE 'deleted' END,
-            n.segment_id, n.customer_id, c.ancestors || c.id,
-            jsonb_build_object(
-                'segment_id', n.segment_id, 'segment_name', n.segment_name, 'segment_family', n.segment_family,
-                'customer_id', n.customer_id, 'change', n.change, 'cause', n.cause,
-                'changed_at', to_char(n.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
-            NULL)::change_entry
-        FROM new_rows n JOIN customers c ON c.id = n.customer_id
-        ORDER BY n.id));
+    IF NOT changes_captured() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, changed_fields, actor)
+    SELECT 'segment_membership', CASE n.change WHEN 'entered' THEN 'created' ELSE 'deleted' END,
+        n.segment_id, n.customer_id, c.ancestors || c.id,
+        jsonb_build_object(
+            'segment_id', n.segment_id, 'segment_name', n.segment_name, 'segment_family', n.segment_family,
+            'customer_id', n.customer_id, 'change', n.change, 'cause', n.cause,
+            'changed_at', to_char(n.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+        NULL, change_actor()
+    FROM new_rows n JOIN customers c ON c.id = n.customer_id
+    ORDER BY n.id;
     RETURN NULL;
 END
 $$;
