@@ -210,6 +210,7 @@ const (
 	CauseModelRun   = "model_run"
 	CauseRescore    = "rescore"
 	CauseDefinition = "definition"
+	CauseDeleted    = "customer_deleted"
 )
 
 // SegmentStore persists segments and their membership. Every method honours the scope: a

@@ -641,6 +641,23 @@ func TestSegmentsIncremental(t *testing.T) {
 	if usage["light"]["member_count"] != float64(0) || usage["medium"]["member_count"] != float64(2) {
 		t.Errorf("usage counts after: light %v, medium %v", usage["light"]["member_count"], usage["medium"]["member_count"])
 	}
+	// A deleted customer leaves every segment at once.
+	e.mustDo(request{Method: "DELETE", Path: "/v1/customers/" + ids["c"]}, http.StatusNoContent)
+	if got := e.mustDo(request{Method: "GET", Path: "/v1/segments/" + segID}, http.StatusOK).json(t)["member_count"]; got != float64(2) {
+		t.Errorf("member_count after deleting c = %v, want 2", got)
+	}
+	if got := segmentsOf(t, e, "usage_tier")["medium"]["member_count"]; got != float64(1) {
+		t.Errorf("medium buyers after deleting c = %v, want 1", got)
+	}
+	var inBuiltins float64
+	for _, family := range []string{"value_tier", "clv_tier", "value_class", "usage_tier", "rfm", "churn_band"} {
+		for _, seg := range segmentsOf(t, e, family) {
+			inBuiltins += seg["member_count"].(float64)
+		}
+	}
+	if inBuiltins != 12 {
+		t.Errorf("built-in families hold %v memberships after deleting c, want 2 customers × 6", inBuiltins)
+	}
 	page := e.mustDo(request{Method: "GET", Path: "/v1/segments/" + segID + "/members?sort=-net_value&limit=200"}, http.StatusOK).json(t)["data"].([]any)
 	for _, m := range page {
 		m := m.(map[string]any)

@@ -1049,3 +1049,32 @@ func (s *SegmentStore) UpdateSegmentSettings(ctx context.Context, in *crm.Segmen
 	})
 	return out, err
 }
+
+// leaveAllSegments takes a deleted customer out of every segment, recording that it left each
+// one and lowering the member counts, in the deleting transaction.
+func leaveAllSegments(tx *gorm.DB, customerID uuid.UUID, now time.Time) error {
+	if err := tx.Exec(membershipLockSQL).Error; err != nil {
+		return fmt.Errorf("lock memberships: %w", err)
+	}
+	err := tx.Exec(`WITH tiers AS (
+			DELETE FROM customer_tiers WHERE customer_id = ? RETURNING *
+		), custom AS (
+			DELETE FROM segment_members WHERE customer_id = ? RETURNING segment_id
+		), left_segments AS MATERIALIZED (
+			SELECT g.id, g.family, g.name FROM tiers t
+			CROSS JOIN LATERAL (VALUES ('value_tier', t.value_tier), ('clv_tier', t.clv_tier), ('value_class', t.value_class),
+				('usage_tier', t.usage_tier), ('rfm', t.rfm), ('churn_band', t.churn_band)) f (family, tier)
+			JOIN segments g ON g.family = f.family AND g.tier = f.tier
+			UNION ALL
+			SELECT g.id, g.family, g.name FROM custom m JOIN segments g ON g.id = m.segment_id
+		), logged AS (
+			INSERT INTO segment_membership_changes (customer_id, segment_id, segment_family, segment_name, change, changed_at, cause)
+			SELECT ?, id, family, name, 'left', ?, ? FROM left_segments
+		)
+		UPDATE segments SET member_count = member_count - 1 WHERE id IN (SELECT id FROM left_segments)`,
+		customerID, customerID, customerID, now, crm.CauseDeleted).Error
+	if err != nil {
+		return fmt.Errorf("remove %s from its segments: %w", customerID, err)
+	}
+	return nil
+}
