@@ -458,6 +458,20 @@ func TestSegmentsRules(t *testing.T) {
 	if !inCustom {
 		t.Errorf("customer a's segments %v lack %s", a["segments"], segID)
 	}
+	// Profile changes move customers at once: c moves under X, a new consumer is created there.
+	e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + ids["c"], Body: map[string]any{"parent_id": ids["X"]}}, http.StatusOK)
+	created := e.mustDo(request{Method: "POST", Path: "/v1/customers", Body: map[string]any{"kind": "consumer", "parent_id": ids["X"]}}, http.StatusCreated).json(t)
+	ids["e"], byID[created["id"].(string)] = created["id"].(string), "e"
+	if got := memberNames(t, e, segID, ids); !cmp.Equal(got, []string{"a", "b", "c", "e"}) {
+		t.Errorf("members after c moved under X and e was created there = %v", got)
+	}
+	if refs := created["segments"].([]any); len(refs) != 1 || refs[0].(map[string]any)["id"] != segID {
+		t.Errorf("new customer e shows segments %v, want the subtree segment", refs)
+	}
+	e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + ids["c"], Body: map[string]any{"parent_id": nil}}, http.StatusOK)
+	if got := memberNames(t, e, segID, ids); !cmp.Equal(got, []string{"a", "b", "e"}) {
+		t.Errorf("members after c moved back to the top = %v", got)
+	}
 	// A new rule rematerialises the members.
 	e.mustDo(request{Method: "PATCH", Path: "/v1/segments/" + segID, Body: map[string]any{"definition": cond("tags", "contains", "vip")}}, http.StatusOK)
 	if got := memberNames(t, e, segID, ids); !cmp.Equal(got, []string{"a", "d"}) {

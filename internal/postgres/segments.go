@@ -649,13 +649,33 @@ func (s *SegmentStore) UpdateMemberships(ctx context.Context, customerIDs []uuid
 		if err != nil || len(customs) == 0 {
 			return err
 		}
-		return reevaluateCustom(tx, customs, customerIDs, now)
+		return reevaluateCustom(tx, customs, customerIDs, crm.CauseRescore, now)
+	})
+}
+
+// UpdateSubtreeMemberships re-evaluates a customer and everyone below it against every custom
+// segment, in one statement.
+func (s *SegmentStore) UpdateSubtreeMemberships(ctx context.Context, customerID uuid.UUID, now time.Time) error {
+	return s.db.transact(ctx, func(tx *gorm.DB) error {
+		customs, err := customSegments(tx)
+		if err != nil || len(customs) == 0 {
+			return err
+		}
+		var ids []uuid.UUID
+		err = tx.Raw(`SELECT id FROM customers WHERE id = ? OR ancestors @> ARRAY[?]::uuid[]`, customerID, customerID).Scan(&ids).Error
+		if err != nil {
+			return fmt.Errorf("read subtree of %s: %w", customerID, err)
+		}
+		if err := tx.Exec(membershipLockSQL).Error; err != nil {
+			return fmt.Errorf("lock memberships: %w", err)
+		}
+		return reevaluateCustom(tx, customs, ids, crm.CauseProfile, now)
 	})
 }
 
 // reevaluateCustom evaluates every custom rule for the given customers in one statement and
 // applies the differences to their memberships.
-func reevaluateCustom(tx *gorm.DB, customs []crm.Segment, ids []uuid.UUID, now time.Time) error {
+func reevaluateCustom(tx *gorm.DB, customs []crm.Segment, ids []uuid.UUID, cause string, now time.Time) error {
 	var branches []string
 	var args []any
 	segmentIDs := make(uuidArray, len(customs))
@@ -672,7 +692,7 @@ func reevaluateCustom(tx *gorm.DB, customs []crm.Segment, ids []uuid.UUID, now t
 		args = append(args, scopeArgs...)
 		args = append(args, pred.args...)
 	}
-	args = append(args, segmentIDs, uuidArray(ids), now, crm.CauseRescore, now)
+	args = append(args, segmentIDs, uuidArray(ids), now, cause, now)
 	err := tx.Exec(fmt.Sprintf(`WITH selected AS (%s
 		), d AS MATERIALIZED (
 			SELECT coalesce(n.segment_id, o.segment_id) AS segment_id, coalesce(n.id, o.customer_id) AS customer_id, n.id IS NOT NULL AS entered
