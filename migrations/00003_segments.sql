@@ -78,7 +78,7 @@ CREATE TABLE segment_membership_changes (
     segment_name   text        NOT NULL,
     change         text        NOT NULL CHECK (change IN ('entered', 'left')),
     changed_at     timestamptz NOT NULL,
-    cause          text        NOT NULL CHECK (cause IN ('refresh', 'model_run', 'rescore', 'definition')),
+    cause          text        NOT NULL CHECK (cause IN ('refresh', 'model_run', 'rescore', 'profile', 'definition', 'customer_deleted')),
     PRIMARY KEY (customer_id, id)
 );
 CREATE INDEX segment_membership_changes_id_idx ON segment_membership_changes (id);

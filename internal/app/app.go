@@ -82,6 +82,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 		return nil, errors.Join(err, a.Close(ctx))
 	}
 	a.Analytics.SetMembershipUpdater(a.Segments)
+	a.Customers.SetProfileUpdater(a.Segments)
 	return a, nil
 }
 

@@ -284,7 +284,20 @@ type CustomerService struct {
 	store    CustomerStore
 	validate *Validator
 	now      func() time.Time
+	// profiles, when set, is told about every created or changed customer.
+	profiles ProfileUpdater
 }
+
+// ProfileUpdater keeps what is derived from customers' profiles, such as the members of
+// rule segments, current. It handles its own failures: derived data never fails the write.
+type ProfileUpdater interface {
+	// ProfileChanged is called after a customer was created or changed; a move changes the
+	// place of its whole subtree.
+	ProfileChanged(ctx context.Context, customerID uuid.UUID)
+}
+
+// SetProfileUpdater makes the service tell u about every created or changed customer.
+func (s *CustomerService) SetProfileUpdater(u ProfileUpdater) { s.profiles = u }
 
 // NewCustomerService returns a CustomerService over store.
 func NewCustomerService(store CustomerStore, v *Validator, now func() time.Time) *CustomerService {
@@ -307,7 +320,12 @@ func (s *CustomerService) Create(ctx context.Context, scope Scope, c Customer) (
 	if err := s.store.CreateCustomer(ctx, scope, &c); err != nil {
 		return nil, err
 	}
-	return &c, nil
+	if s.profiles == nil {
+		return &c, nil
+	}
+	s.profiles.ProfileChanged(ctx, c.ID)
+	// Re-read so the customer shows the segments it entered.
+	return s.store.Customer(ctx, scope, c.ID)
 }
 
 // Get returns a live customer.
@@ -320,7 +338,7 @@ func (s *CustomerService) Get(ctx context.Context, scope Scope, id uuid.UUID) (*
 // A caller confined to a subtree may change its root's profile but not move the root or make it
 // a consumer: that is Forbidden, since it would take the subtree away from under the key.
 func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID, ifMatch string, patch CustomerPatch) (*Customer, error) {
-	return s.store.UpdateCustomer(ctx, scope, id, func(c *Customer) error {
+	c, err := s.store.UpdateCustomer(ctx, scope, id, func(c *Customer) error {
 		if err := checkIfMatch(c, ifMatch); err != nil {
 			return err
 		}
@@ -350,6 +368,12 @@ func (s *CustomerService) Update(ctx context.Context, scope Scope, id uuid.UUID,
 		c.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 		return nil
 	})
+	if err != nil || s.profiles == nil {
+		return c, err
+	}
+	s.profiles.ProfileChanged(ctx, id)
+	// Re-read so the customer shows the segments it entered or left.
+	return s.store.Customer(ctx, scope, id)
 }
 
 // Delete soft-deletes a customer. With ifMatch set, it fails with PreconditionFailed unless the

@@ -209,7 +209,9 @@ const (
 	CauseRefresh    = "refresh"
 	CauseModelRun   = "model_run"
 	CauseRescore    = "rescore"
+	CauseProfile    = "profile"
 	CauseDefinition = "definition"
+	CauseDeleted    = "customer_deleted"
 )
 
 // SegmentStore persists segments and their membership. Every method honours the scope: a
@@ -237,6 +239,9 @@ type SegmentStore interface {
 	// UpdateMemberships re-evaluates the given customers against every segment, with the
 	// built-in thresholds of the last full refresh.
 	UpdateMemberships(ctx context.Context, customerIDs []uuid.UUID, now time.Time) error
+	// UpdateSubtreeMemberships re-evaluates a customer and everyone below it against every
+	// custom segment.
+	UpdateSubtreeMemberships(ctx context.Context, customerID uuid.UUID, now time.Time) error
 	// PreviewRule counts the customers a rule selects and returns the first of them.
 	PreviewRule(ctx context.Context, scope Scope, r *Rule, limit int) (*Preview, error)
 	// ListMembers returns one page of a segment's members.
@@ -412,6 +417,14 @@ func (s *SegmentService) ScoresChanged(ctx context.Context, customerIDs []uuid.U
 	}
 	if err := s.store.UpdateMemberships(ctx, customerIDs, s.stamp()); err != nil {
 		s.logger.ErrorContext(ctx, "update segment memberships", "customers", len(customerIDs), "error", err)
+	}
+}
+
+// ProfileChanged moves a created or changed customer, and everyone below it, into and out of
+// custom segments. A failure is logged, and the next refresh repairs it.
+func (s *SegmentService) ProfileChanged(ctx context.Context, customerID uuid.UUID) {
+	if err := s.store.UpdateSubtreeMemberships(ctx, customerID, s.stamp()); err != nil {
+		s.logger.ErrorContext(ctx, "update segment memberships after a profile change", "customer_id", customerID, "error", err)
 	}
 }
 

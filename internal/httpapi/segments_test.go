@@ -458,6 +458,20 @@ func TestSegmentsRules(t *testing.T) {
 	if !inCustom {
 		t.Errorf("customer a's segments %v lack %s", a["segments"], segID)
 	}
+	// Profile changes move customers at once: c moves under X, a new consumer is created there.
+	e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + ids["c"], Body: map[string]any{"parent_id": ids["X"]}}, http.StatusOK)
+	created := e.mustDo(request{Method: "POST", Path: "/v1/customers", Body: map[string]any{"kind": "consumer", "parent_id": ids["X"]}}, http.StatusCreated).json(t)
+	ids["e"], byID[created["id"].(string)] = created["id"].(string), "e"
+	if got := memberNames(t, e, segID, ids); !cmp.Equal(got, []string{"a", "b", "c", "e"}) {
+		t.Errorf("members after c moved under X and e was created there = %v", got)
+	}
+	if refs := created["segments"].([]any); len(refs) != 1 || refs[0].(map[string]any)["id"] != segID {
+		t.Errorf("new customer e shows segments %v, want the subtree segment", refs)
+	}
+	e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + ids["c"], Body: map[string]any{"parent_id": nil}}, http.StatusOK)
+	if got := memberNames(t, e, segID, ids); !cmp.Equal(got, []string{"a", "b", "e"}) {
+		t.Errorf("members after c moved back to the top = %v", got)
+	}
 	// A new rule rematerialises the members.
 	e.mustDo(request{Method: "PATCH", Path: "/v1/segments/" + segID, Body: map[string]any{"definition": cond("tags", "contains", "vip")}}, http.StatusOK)
 	if got := memberNames(t, e, segID, ids); !cmp.Equal(got, []string{"a", "d"}) {
@@ -640,6 +654,23 @@ func TestSegmentsIncremental(t *testing.T) {
 	}
 	if usage["light"]["member_count"] != float64(0) || usage["medium"]["member_count"] != float64(2) {
 		t.Errorf("usage counts after: light %v, medium %v", usage["light"]["member_count"], usage["medium"]["member_count"])
+	}
+	// A deleted customer leaves every segment at once.
+	e.mustDo(request{Method: "DELETE", Path: "/v1/customers/" + ids["c"]}, http.StatusNoContent)
+	if got := e.mustDo(request{Method: "GET", Path: "/v1/segments/" + segID}, http.StatusOK).json(t)["member_count"]; got != float64(2) {
+		t.Errorf("member_count after deleting c = %v, want 2", got)
+	}
+	if got := segmentsOf(t, e, "usage_tier")["medium"]["member_count"]; got != float64(1) {
+		t.Errorf("medium buyers after deleting c = %v, want 1", got)
+	}
+	var inBuiltins float64
+	for _, family := range []string{"value_tier", "clv_tier", "value_class", "usage_tier", "rfm", "churn_band"} {
+		for _, seg := range segmentsOf(t, e, family) {
+			inBuiltins += seg["member_count"].(float64)
+		}
+	}
+	if inBuiltins != 12 {
+		t.Errorf("built-in families hold %v memberships after deleting c, want 2 customers × 6", inBuiltins)
 	}
 	page := e.mustDo(request{Method: "GET", Path: "/v1/segments/" + segID + "/members?sort=-net_value&limit=200"}, http.StatusOK).json(t)["data"].([]any)
 	for _, m := range page {

@@ -449,7 +449,7 @@ func (s *CustomerStore) DeleteCustomer(ctx context.Context, scope crm.Scope, id 
 		if err := tx.Where("customer_id = ?", id).Delete(&customerRefRow{}).Error; err != nil {
 			return fmt.Errorf("release external references: %w", err)
 		}
-		return nil
+		return leaveAllSegments(tx, id, now)
 	})
 }
 

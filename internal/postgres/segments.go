@@ -649,13 +649,33 @@ func (s *SegmentStore) UpdateMemberships(ctx context.Context, customerIDs []uuid
 		if err != nil || len(customs) == 0 {
 			return err
 		}
-		return reevaluateCustom(tx, customs, customerIDs, now)
+		return reevaluateCustom(tx, customs, customerIDs, crm.CauseRescore, now)
+	})
+}
+
+// UpdateSubtreeMemberships re-evaluates a customer and everyone below it against every custom
+// segment, in one statement.
+func (s *SegmentStore) UpdateSubtreeMemberships(ctx context.Context, customerID uuid.UUID, now time.Time) error {
+	return s.db.transact(ctx, func(tx *gorm.DB) error {
+		customs, err := customSegments(tx)
+		if err != nil || len(customs) == 0 {
+			return err
+		}
+		var ids []uuid.UUID
+		err = tx.Raw(`SELECT id FROM customers WHERE id = ? OR ancestors @> ARRAY[?]::uuid[]`, customerID, customerID).Scan(&ids).Error
+		if err != nil {
+			return fmt.Errorf("read subtree of %s: %w", customerID, err)
+		}
+		if err := tx.Exec(membershipLockSQL).Error; err != nil {
+			return fmt.Errorf("lock memberships: %w", err)
+		}
+		return reevaluateCustom(tx, customs, ids, crm.CauseProfile, now)
 	})
 }
 
 // reevaluateCustom evaluates every custom rule for the given customers in one statement and
 // applies the differences to their memberships.
-func reevaluateCustom(tx *gorm.DB, customs []crm.Segment, ids []uuid.UUID, now time.Time) error {
+func reevaluateCustom(tx *gorm.DB, customs []crm.Segment, ids []uuid.UUID, cause string, now time.Time) error {
 	var branches []string
 	var args []any
 	segmentIDs := make(uuidArray, len(customs))
@@ -672,7 +692,7 @@ func reevaluateCustom(tx *gorm.DB, customs []crm.Segment, ids []uuid.UUID, now t
 		args = append(args, scopeArgs...)
 		args = append(args, pred.args...)
 	}
-	args = append(args, segmentIDs, uuidArray(ids), now, crm.CauseRescore, now)
+	args = append(args, segmentIDs, uuidArray(ids), now, cause, now)
 	err := tx.Exec(fmt.Sprintf(`WITH selected AS (%s
 		), d AS MATERIALIZED (
 			SELECT coalesce(n.segment_id, o.segment_id) AS segment_id, coalesce(n.id, o.customer_id) AS customer_id, n.id IS NOT NULL AS entered
@@ -1048,4 +1068,33 @@ func (s *SegmentStore) UpdateSegmentSettings(ctx context.Context, in *crm.Segmen
 		return err
 	})
 	return out, err
+}
+
+// leaveAllSegments takes a deleted customer out of every segment, recording that it left each
+// one and lowering the member counts, in the deleting transaction.
+func leaveAllSegments(tx *gorm.DB, customerID uuid.UUID, now time.Time) error {
+	if err := tx.Exec(membershipLockSQL).Error; err != nil {
+		return fmt.Errorf("lock memberships: %w", err)
+	}
+	err := tx.Exec(`WITH tiers AS (
+			DELETE FROM customer_tiers WHERE customer_id = ? RETURNING *
+		), custom AS (
+			DELETE FROM segment_members WHERE customer_id = ? RETURNING segment_id
+		), left_segments AS MATERIALIZED (
+			SELECT g.id, g.family, g.name FROM tiers t
+			CROSS JOIN LATERAL (VALUES ('value_tier', t.value_tier), ('clv_tier', t.clv_tier), ('value_class', t.value_class),
+				('usage_tier', t.usage_tier), ('rfm', t.rfm), ('churn_band', t.churn_band)) f (family, tier)
+			JOIN segments g ON g.family = f.family AND g.tier = f.tier
+			UNION ALL
+			SELECT g.id, g.family, g.name FROM custom m JOIN segments g ON g.id = m.segment_id
+		), logged AS (
+			INSERT INTO segment_membership_changes (customer_id, segment_id, segment_family, segment_name, change, changed_at, cause)
+			SELECT ?, id, family, name, 'left', ?, ? FROM left_segments
+		)
+		UPDATE segments SET member_count = member_count - 1 WHERE id IN (SELECT id FROM left_segments)`,
+		customerID, customerID, customerID, now, crm.CauseDeleted).Error
+	if err != nil {
+		return fmt.Errorf("remove %s from its segments: %w", customerID, err)
+	}
+	return nil
 }

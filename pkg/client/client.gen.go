@@ -931,7 +931,7 @@ type Change struct {
 	// Operation What happened to the record.
 	Operation ChangeOperation `json:"operation"`
 
-	// SegmentMembership The membership that began (`created`) or ended (`deleted`): `segment_id`, `segment_name`, `segment_family`, `customer_id`, `change` (`entered` or `left`), `cause` (`refresh`, `model_run`, `rescore` or `definition`) and `changed_at`. The change's `entity_id` is the segment's id.
+	// SegmentMembership The membership that began (`created`) or ended (`deleted`): `segment_id`, `segment_name`, `segment_family`, `customer_id`, `change` (`entered` or `left`), `cause` (`refresh`, `model_run`, `rescore`, `profile`, `definition` or `customer_deleted`) and `changed_at`. The change's `entity_id` is the segment's id.
 	SegmentMembership nullable.Nullable[map[string]interface{}] `json:"segment_membership,omitempty"`
 
 	// Tombstone What remains of a deleted record.
