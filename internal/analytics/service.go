@@ -310,7 +310,9 @@ func (s *Service) execute(ctx context.Context, r *Run) {
 		return
 	}
 	if r.Status == RunSucceeded {
-		s.catchUp(ctx, r, changed)
+		// Like the run's outcome, the catch-up is finished even when the worker is stopping:
+		// it is small, and without it some customers would keep scores of the previous run.
+		s.catchUp(context.WithoutCancel(ctx), r, changed)
 	}
 }
 
