@@ -2743,6 +2743,17 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateApiKeyParams defines parameters for CreateApiKey.
+type CreateApiKeyParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListChangesParams defines parameters for ListChanges.
 type ListChangesParams struct {
 	// Type Only changes to these kinds of record (repeat the parameter for several).
@@ -2900,6 +2911,28 @@ type ListSegmentsParams struct {
 	Family *SegmentFamily `form:"family,omitempty" json:"family,omitempty"`
 }
 
+// CreateSegmentParams defines parameters for CreateSegment.
+type CreateSegmentParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// PreviewSegmentParams defines parameters for PreviewSegment.
+type PreviewSegmentParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // DeleteSegmentParams defines parameters for DeleteSegment.
 type DeleteSegmentParams struct {
 	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
@@ -2926,6 +2959,17 @@ type ListSegmentMembersParams struct {
 
 // ListSegmentMembersParamsSort defines parameters for ListSegmentMembers.
 type ListSegmentMembersParamsSort string
+
+// RefreshSegmentParams defines parameters for RefreshSegment.
+type RefreshSegmentParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListTransactionsParams defines parameters for ListTransactions.
 type ListTransactionsParams struct {
@@ -3058,7 +3102,7 @@ type ServerInterface interface {
 	ListApiKeys(ctx echo.Context, params ListApiKeysParams) error
 	// CreateApiKey Issue an API key
 	// (POST /v1/api-keys)
-	CreateApiKey(ctx echo.Context) error
+	CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error
 	// RevokeApiKey Revoke an API key
 	// (DELETE /v1/api-keys/{api_key_id})
 	RevokeApiKey(ctx echo.Context, apiKeyId APIKeyID) error
@@ -3109,10 +3153,10 @@ type ServerInterface interface {
 	ListSegments(ctx echo.Context, params ListSegmentsParams) error
 	// CreateSegment Create a custom rule segment
 	// (POST /v1/segments)
-	CreateSegment(ctx echo.Context) error
+	CreateSegment(ctx echo.Context, params CreateSegmentParams) error
 	// PreviewSegment Evaluate a rule without saving it
 	// (POST /v1/segments/preview)
-	PreviewSegment(ctx echo.Context) error
+	PreviewSegment(ctx echo.Context, params PreviewSegmentParams) error
 	// DeleteSegment Delete a custom segment
 	// (DELETE /v1/segments/{segment_id})
 	DeleteSegment(ctx echo.Context, segmentId SegmentID, params DeleteSegmentParams) error
@@ -3127,7 +3171,7 @@ type ServerInterface interface {
 	ListSegmentMembers(ctx echo.Context, segmentId SegmentID, params ListSegmentMembersParams) error
 	// RefreshSegment Recompute a segment's members now
 	// (POST /v1/segments/{segment_id}/refresh)
-	RefreshSegment(ctx echo.Context, segmentId SegmentID) error
+	RefreshSegment(ctx echo.Context, segmentId SegmentID, params RefreshSegmentParams) error
 	// GetSegmentSummary Describe a segment
 	// (GET /v1/segments/{segment_id}/summary)
 	GetSegmentSummary(ctx echo.Context, segmentId SegmentID) error
@@ -3454,8 +3498,28 @@ func (w *ServerInterfaceWrapper) ListApiKeys(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiKey(ctx)
+	err = w.Handler.CreateApiKey(ctx, params)
 	return err
 }
 
@@ -3986,8 +4050,28 @@ func (w *ServerInterfaceWrapper) ListSegments(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateSegment(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateSegment(ctx)
+	err = w.Handler.CreateSegment(ctx, params)
 	return err
 }
 
@@ -3995,8 +4079,28 @@ func (w *ServerInterfaceWrapper) CreateSegment(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) PreviewSegment(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PreviewSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.PreviewSegment(ctx)
+	err = w.Handler.PreviewSegment(ctx, params)
 	return err
 }
 
@@ -4138,8 +4242,28 @@ func (w *ServerInterfaceWrapper) RefreshSegment(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RefreshSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RefreshSegment(ctx, segmentId)
+	err = w.Handler.RefreshSegment(ctx, segmentId, params)
 	return err
 }
 
@@ -5731,7 +5855,8 @@ func (response ListApiKeysdefaultApplicationProblemPlusJSONResponse) VisitListAp
 }
 
 type CreateApiKeyRequestObject struct {
-	Body *CreateApiKeyJSONRequestBody
+	Params CreateApiKeyParams
+	Body   *CreateApiKeyJSONRequestBody
 }
 
 type CreateApiKeyResponseObject interface {
@@ -6209,6 +6334,34 @@ func (response ListChanges422ApplicationProblemPlusJSONResponse) VisitListChange
 	return err
 }
 
+type ListChanges429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListChanges429ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListChangesdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -6596,6 +6749,34 @@ func (response UpsertCustomerBatch422ApplicationProblemPlusJSONResponse) VisitUp
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpsertCustomerBatch429ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7175,6 +7356,34 @@ func (response ListCustomerAudit422ApplicationProblemPlusJSONResponse) VisitList
 	return err
 }
 
+type ListCustomerAudit429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerAudit429ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomerAuditdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7537,6 +7746,34 @@ func (response CompareSegments422ApplicationProblemPlusJSONResponse) VisitCompar
 	return err
 }
 
+type CompareSegments429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CompareSegments429ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CompareSegmentsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7601,6 +7838,34 @@ func (response GetSegmentSettings403ApplicationProblemPlusJSONResponse) VisitGet
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegmentSettings429ApplicationProblemPlusJSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7702,6 +7967,34 @@ func (response UpdateSegmentSettings422ApplicationProblemPlusJSONResponse) Visit
 	return err
 }
 
+type UpdateSegmentSettings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegmentSettings429ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateSegmentSettingsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7799,6 +8092,34 @@ func (response ListSegments422ApplicationProblemPlusJSONResponse) VisitListSegme
 	return err
 }
 
+type ListSegments429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegments429ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListSegmentsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7817,7 +8138,8 @@ func (response ListSegmentsdefaultApplicationProblemPlusJSONResponse) VisitListS
 }
 
 type CreateSegmentRequestObject struct {
-	Body *CreateSegmentJSONRequestBody
+	Params CreateSegmentParams
+	Body   *CreateSegmentJSONRequestBody
 }
 
 type CreateSegmentResponseObject interface {
@@ -7924,6 +8246,34 @@ func (response CreateSegment422ApplicationProblemPlusJSONResponse) VisitCreateSe
 	return err
 }
 
+type CreateSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSegment429ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateSegmentdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7942,7 +8292,8 @@ func (response CreateSegmentdefaultApplicationProblemPlusJSONResponse) VisitCrea
 }
 
 type PreviewSegmentRequestObject struct {
-	Body *PreviewSegmentJSONRequestBody
+	Params PreviewSegmentParams
+	Body   *PreviewSegmentJSONRequestBody
 }
 
 type PreviewSegmentResponseObject interface {
@@ -8017,6 +8368,34 @@ func (response PreviewSegment422ApplicationProblemPlusJSONResponse) VisitPreview
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment429ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8141,6 +8520,34 @@ func (response DeleteSegment412ApplicationProblemPlusJSONResponse) VisitDeleteSe
 	return err
 }
 
+type DeleteSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSegment429ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteSegmentdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -8244,6 +8651,34 @@ func (response GetSegment404ApplicationProblemPlusJSONResponse) VisitGetSegmentR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegment429ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8385,6 +8820,34 @@ func (response UpdateSegment422ApplicationProblemPlusJSONResponse) VisitUpdateSe
 	return err
 }
 
+type UpdateSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment429ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateSegmentdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -8497,6 +8960,34 @@ func (response ListSegmentMembers422ApplicationProblemPlusJSONResponse) VisitLis
 	return err
 }
 
+type ListSegmentMembers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers429ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListSegmentMembersdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -8516,6 +9007,7 @@ func (response ListSegmentMembersdefaultApplicationProblemPlusJSONResponse) Visi
 
 type RefreshSegmentRequestObject struct {
 	SegmentId SegmentID `json:"segment_id"`
+	Params    RefreshSegmentParams
 }
 
 type RefreshSegmentResponseObject interface {
@@ -8590,6 +9082,34 @@ func (response RefreshSegment404ApplicationProblemPlusJSONResponse) VisitRefresh
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSegment429ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8687,6 +9207,34 @@ func (response GetSegmentSummary404ApplicationProblemPlusJSONResponse) VisitGetS
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegmentSummary429ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9742,8 +10290,10 @@ func (sh *strictHandler) ListApiKeys(ctx echo.Context, params ListApiKeysParams)
 }
 
 // CreateApiKey operation middleware
-func (sh *strictHandler) CreateApiKey(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error {
 	var request CreateApiKeyRequestObject
+
+	request.Params = params
 
 	var body CreateApiKeyJSONRequestBody
 	var err error
@@ -10307,8 +10857,10 @@ func (sh *strictHandler) ListSegments(ctx echo.Context, params ListSegmentsParam
 }
 
 // CreateSegment operation middleware
-func (sh *strictHandler) CreateSegment(ctx echo.Context) error {
+func (sh *strictHandler) CreateSegment(ctx echo.Context, params CreateSegmentParams) error {
 	var request CreateSegmentRequestObject
+
+	request.Params = params
 
 	var body CreateSegmentJSONRequestBody
 	var err error
@@ -10353,8 +10905,10 @@ func (sh *strictHandler) CreateSegment(ctx echo.Context) error {
 }
 
 // PreviewSegment operation middleware
-func (sh *strictHandler) PreviewSegment(ctx echo.Context) error {
+func (sh *strictHandler) PreviewSegment(ctx echo.Context, params PreviewSegmentParams) error {
 	var request PreviewSegmentRequestObject
+
+	request.Params = params
 
 	var body PreviewSegmentJSONRequestBody
 	var err error
@@ -10525,10 +11079,11 @@ func (sh *strictHandler) ListSegmentMembers(ctx echo.Context, segmentId SegmentI
 }
 
 // RefreshSegment operation middleware
-func (sh *strictHandler) RefreshSegment(ctx echo.Context, segmentId SegmentID) error {
+func (sh *strictHandler) RefreshSegment(ctx echo.Context, segmentId SegmentID, params RefreshSegmentParams) error {
 	var request RefreshSegmentRequestObject
 
 	request.SegmentId = segmentId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RefreshSegment(ctx.Request().Context(), request.(RefreshSegmentRequestObject))
@@ -10725,435 +11280,437 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P1dcxtHuiAI/5UMvDMh8nQBBEBSssh4Y4aSLbfGkq0jyX3OjqGDSlQlgGwWMuHKLFKwRxHncq5n5x9s",
-	"xNzP7sXc796fH9G/ZCOfJzMrq1AFFChKtnsV0W0RQFV+Pt+fv/YSuVpLwYRWvYtfe0tGU5bDn9+8pQvz",
-	"b8pUkvO15lL0Lnpvl4wkhdJyxfIHitywXHEpCFWEEqVzKRaECc31hmi6uCSKiZRwTWY0uSZckPj5vP+S",
-	"6mQZD3pRTyVLtqJmEvaertYZ6130Jr3TSa8X9fRmbT4qnXOx6H34EPVeU81e8BXX8J/mpSn+CyNyTrRZ",
-	"Js0yWKSW10yQWZFcMx3BTyupNMnZzwVTWpn1regG10o1kSJhLasbDYd+ZVxotmB5dWmv2YpyYVa8tbw/",
-	"y1uyomJTzlsuspxfyNuWuffOrFjDobxhiRSpIoXQPKseCx4I4YrMiywjdEG5aJl73Dw30/nmaq5Z3j6v",
-	"luSWGgBgc5kzWIBg7/3hk1ueZWTGCM0yecvStnNvnP8NW6yY0O2AqvCBTwSn40Y4/RD11jSnK6YtHl29",
-	"ev4d2zz/unmJV6+ek2u2eaAIh81z88Oa6mUv6gm6MkPTNZ9es82Up72oZ86N5yztXei8YOHS5jJfUd27",
-	"6BUFPLmNQE+LPGci2TzjWeOdIW7jM+biqKDZRrFLkrI5LTINt5dRbe5tJVOWkbwQD1REWKZYiVeFYilZ",
-	"F3mypKoc0D71z//8z+RISP/1MbnleknYaq0NZqgi08qfw88FyzflQbh3Kjfy73I27130/n8nJSE7wV/V",
-	"iduw272SLbuODUxOE3gidvRjnbMbLgtF1nTBdqzJjBquaEXfv2BioZeGXozPmm8CKWgbVAQUthUs3DMf",
-	"DxfPU7ZaS21O6ju22V7RFSkE/7lgBlDJkSqSJeLRjz8+//qY6CU19POaKZIbgsDFguglV+TVD2/eEkXn",
-	"bEDMnuY8B6Kr1lIYcJGETgSMSIkqkoQpRWROKDl7//7YUCWlZc5SMpc5GZ+RpSxyFZE1yx3ORISKlLAb",
-	"lm9wZgQlvWQToegKl2seMZcJXziis2BI9YHkRfha7E9B91+zdUY3LL0g5jBjXL8ZARcMz1Mh9dJQbqaX",
-	"Mo2IuRyz/plMN2b1lJyNx+Qo5uXhAhbnzOBHfHxJqFv1kmdsInRwRrhMOANDH/NCGJ5ihx0+bhiWi2mh",
-	"WHw8IFfk/P1786iQeiLwECOiJByDGzqhwlBdswDOUn9wxJ3bYCJ6UUDtzufD5BE9Y/2H8+Gsf5aePe4/",
-	"puej/mkymo9nj9LHbDR0YIoyRAmoAXj1DXy14Mr4/DzqrbjwuNMIqnOgyi1YbDhBTDIKZ0jTS9jSbc41",
-	"I0u6XjOhiBTZhnArIFgMMtdmWUV55lQjZFvOMWjdnWUUbdt62EgAdogwhtqAHNNGcjJ4N5zO0ufexfkw",
-	"MnPzVbHqXYyNsLLiAj81s9AfEiCq6bNcrraX84M5LJ1ToWhivlIgHuWEGp6PSM6F0lTotrVKO/50biZo",
-	"JEsp1ayv+Yo10ia3wLeyy/K8lHHAyrS8y7qs7NFGwEvJo5V+20c+nny/kUWesDamvn1IaiMSQ1dzucKT",
-	"UjBA20Hhr5157jfvNcsFzXBVsMC35exvZN4kpMrcwFXKckMVM0ZTQ+3ifkyUzLUi5mkmzJcD8pYzRWjO",
-	"yCxHsX4THvHW2vMWTOn1PQBQ8wgTBkl+6lW/rT2U5Ixq/1vw6V3TvQTbfrtZH3BBIH9wRcyQbTuD6bre",
-	"SW0lKKU6TgxC6qtczjIGJCCRwjBB8yddrzOeUPPeyRqf+NNflVl1IAmbN1KzpBua8RQens4pz5iB1pRp",
-	"yjOLFI75LKkiI8IFvEDmnGVwgSzPpRGZf/q1t2JK0YUZdFUoDfoBwaeNfpURmqY5U6oX9dbSkLO8d9E7",
-	"gZ96H94hNjEFqHXRG44ejx8l56z/OB2O+o9mp6z/FT0765+zh/NH9KvZ42RoVqo01YXqXZyNjbLDNbC9",
-	"v/gtEb8le9FFLi4SJnTOkwt7NhflCfTt4x+6XpG7ALiabXrijg6HvbTyKbxCUpkUwLsU3Shyu9wMzLRv",
-	"pXxJxea1VTY/6mZzqtkU2E79Urly0phRoYxaAOSXCjIaDgMNWxBKZoURbmQePHQ+BIFOgbJ4aeUhLsiI",
-	"gBLwcff4uLzHt1IScxrEH8fOezT77bv93tcVbp9TYAiggnCtiJmYwMSoECt3JshxY9C4+6Byx/bU4KAC",
-	"s403CPS9jNG0aPvGSc2oEloU+hVjRqdByjdqA1nbRMdBzNPOvtD3BoadL5emiA9w/vZSSgW8Qa0RpSZh",
-	"BGBZaLgExZKcgdywzuWa5ZojjQzo/dZY/7RkApAS9AOqCFeqQHNGF4Ei6hkQbxIknG2AHBlt6+bRcWXI",
-	"ZpnAMYntRVLtF8mV0awGTW+vWb7iyki9as8gK7ohqQQepdlK7cUQP7CZxs5L85xuYNqczfn7XcewLmYZ",
-	"T4jSNNfkKE6upzEoeKMxWbL3JOULrtVxZHTLnCVyIbhiRs/jgmRyAZhSqjTJ9fSr08f04VeP5uPhV/Om",
-	"gyjpHtDMLPthDuxp1x49GAMnatuJvBUBsl8SUWQZuXVApFh+A8q/M7wAuWawAfMknZkdoKRoFy1nf2UJ",
-	"YE3ObuR1VzC1D/sF8AwPTBEjLtywVgBuWUZwdlLqaWijaLzXWaG4MJq/18Vul1IxooqZzhkLoTWRYs4F",
-	"S4mWdrlzMBeYn0FTU4wpaw5wozUhy56VfwiF8Z96+AqFPVsArSJIw04rgFOTGoPbeddweUirnsIbAHNp",
-	"ys1x0exVQIvmNFMs2rLSwElIJD3b5OsgmhDq5VaNbNfLD6cYl6iHB69507SR/M2DS5mlytkpFjkVGsnp",
-	"HQjNir5/jm89gp3YD6NtElRF+I5o3gXWnyLw+mPQEkX8jN80IMED5RBgABILd3Yw6vwFAPAhUnCtWDbv",
-	"wBxq8O1AO7jAfXCZdieGlvV+iH6tASPy2FZab84H3TGKxFeFXsqc/wLS6gV5wmjOcjIphsPTBMeBv1k8",
-	"IG+0kau4JkLeXpp/EyqEBAVCLQ3N9U6OVj4wfZJdj1//5Zf+D//8/XV+8/bP/OeMMTG6HT38bqwfTW/+",
-	"8c9fP/3+h+lfvx3f7j1du83tE323jb2C3WYbKzcQb2YsBZLIkOdkCRYq2AuasgQCktPmBuVtvQINalvd",
-	"tCYmOXfij9omFinVtPV2FJF2Vm8Z74KUHhi20G5J1dRIxI0MC6ysztoKK59LkI0D2WUmZcYoIHtgyd8e",
-	"7hVVCmDKmfq1JAumS7eUGd9yFymsv0Npv8/DeAccYrC76uIa0Sz5ueCK42q35NXyR5JIpUH0uaFZwchs",
-	"Qxa5LNYNQqtzgXR2lUQ9GGo62zT7MB2RUuSW5QznRdLsbCiJXKLdJVlSIVjWYB6xk6hm+MzlLeiFfk/d",
-	"4Ks8n2/Ni9uQVrsfv88odC3Zhe25HpzhkDuScyKFPS/zwZ/j9qXRcpSpGWXfzr9mCV/RzCyR3rCcLtg0",
-	"yW4aVoc/knXOUp5olpKnL/7i3F2wMMN5EnC7+OU52dBqSPCzGnQRAROadDghc9GClXAVoXMpxT0RHK62",
-	"iMrZ7V9HdjPVctq8HHskcBA3LCdPr56G4jjjQHe4IoW4FkB24RnzzS8sl1UBWRZmHa1LEsVqZjTUqHfd",
-	"pJCC5w9wx1wDKjmvnz0lp6enj4/NvCAjIU6Ro9guKMaFFkIxfdyozwl266WTBox76hEa4C5HZG5wFoS4",
-	"cw2OnOrI0TbgIhBUwbJyIc1optsctc6IYp2OKTMi0ZKKRYPAa33mO9Xqj9Cmy2HM75fWhS1FUkp5QpJM",
-	"igXLCXvPla4poELmennLRQoW+b2yhA8BgOU0npvWOZ8V2hKRRtUB4bEJAAj1r0eEkv/05ofvCY5tKIQ5",
-	"boOtD8/Id/xJZSO/9jK5oZneTBOap72L3oun/fH4dBTQ32CNRcr1N0Lnm2bSj5eJBsNAHKbmNaJzyrMm",
-	"cmnhpaNQCo83a+fb8OVwzssFRg7HLxQ+IQutuH3y6tXzTko6DrBHSb/NuQZvemm+R7JwiGHJzQRm9gbs",
-	"f2bUCkGKtRkFo6MMgCnHFvA9kKVxJA/phjDecsUqwPBTD83wUU/TBXBRz7u3llYXAzEgpxVnK0ERkaOH",
-	"PDUrNWKyXV94XJ3Qu3U+GM/ORhWK2h5C58wKPR6fz74aj077o+F43DSLAVjqBLudkhiM/4N/3B9Ul9es",
-	"e6fBhmEdRuUywvOuAGRkEWoLdt614fN+TaM7MrdrHmCkZ1XlIzKiAzhGeK50d1GxpEJf1JF2deQJ1cny",
-	"uWarb/K8af3/tNyATGvOHG95Zt6wXqoGZQTcSdvhRUqbXZAVTZZcsH7OaApfmOcd6sXWvRJXka7J6biF",
-	"e86z2ARVFTekssFAwPxeoWvRzK4r0TOdweyZGRPPrgHMvJOz0WB2y4Qmt7kUi8Fe0QDOtRzQb7jxTq2x",
-	"6bXMWoSaXGYWZ71hiiaJLDCWwil5zJzNOueKgYdaaa4LS1dSrlCSACKSMppBwEzOFMvwT8CeRrXw6Yu/",
-	"vGHasD11oP3T6KZVxQbsY6t1oZtgkQpR0GyacgVbm+bW4uojBIaDUZOEgO8R9x5Y8S9JQtWSzA0ZMLC6",
-	"kkIvyTWEKaT8hqcsNSr60Yj8iaTH/3J0fTIaHzdrDj56ZxTE7gwbNAgwiUkxhblUZeWjcdPC7QuRXyCw",
-	"+NOH54Px+cloTFKKhqByBXsDiMzD+YKL6uxNk69zOYcwa/O4dWekhtyx92sGF5azGyYKdklGZMFvIJgQ",
-	"vjA3iSifZIXiN+ylWxDSvDsfYZN0ikx0l2Q6MMQaOVkckTiQNWIjkcQuqmfFzCxqydexNWUjUb81xE4j",
-	"fk2EdQ2YN1EAS8FxlaeXJNZyNVNaCmYUPKpJDr5VhZiZsozBi4JhqN4Xifh3JhF3F3sdPHW/L6ext1yZ",
-	"96W5OD0vtB4ZOTlGE04M5Ilmt3Sj8B6XLGfH3S5rn1/PLwHZpgFpMmNGGYaUgKNK+CX6LpyDw37bzdG9",
-	"R2VA5aA8AIdeuIAwSM/O7sJAS/Q9vj8dwkZRU5ESDqivDCxTcyoIWJ9RpdimU4fZDIIgx+CwtiAO1DQb",
-	"lcm1PWQgXlY72wtqngx2R4+3/pVt/PinVlKKkNFtTSX5OWBVwUvNeIsr2NZg96/nM+iHFf/2XbXFOiA2",
-	"i74Yq43yQUk/Kh4G64iMepZtgpwJ99gsVcK8+9XUBv2+q3bqGGBVO5VZerh2aqWQO2mmEFiWyNWKawPU",
-	"blWoo7rssntQUxMpNDfiWRALjtqqYnpLWSVaShuWo4oVJhHl+/WawzXWAMqbDbZcAEuwbIB6e6MidCaL",
-	"iobj+XIV4RtpZzPQFbl4QkVTOID5ieRcXZMZFekFiTN5GwOHvCXDwWlE4hVLebGKMUx7ODg1p+d+fxSR",
-	"eMkXS//ro3DdmbwFZdC8b06PL5bN60M33U7+rWxKykwWiyUEUhl9f81yLlPMv1m6tEb7CHjYywvekkv5",
-	"DdvlgnBICGsjt0vpM8kM0ySMJks7vYW8wOVAjrhI2XsyNNdpRgl/w5eOL+0fkB5DNgwyRZIlS1Eamikm",
-	"dJP4Fug8W0EjTBtK2UTOcL+hDqj4LwyzmHAdlbm2dZktta8+uRlv13liOBVeos/Jm7Msc+bMchnbOwXR",
-	"uiXBAdxTldt6oILBOqZRVIIlYDa7pcjBSni+jRgPc79hGfM6zwExU6ICI7iPCHIKtCIZRDyhvKatR24b",
-	"plsO6UpsXAqKtxy7Y7LXcdBhRb1CtKUM2YU234YKacMtY9eGOBj9vxf1fi6M7pQ35y+EdwNzO4BovgYB",
-	"UdQtfB0CB/wjzPnEDdldGfF3hzN8RhVvsd3hILWAhJyKa8C1cN+C6Sk8jd7HRnp4l1CJTm5VXFEzii24",
-	"4M2b+5YLThLJ5nOecCNmyzluuNlwtEUpMpkz8UsDN5dcaE9oX8BTJCnyGxYFR2lP0SYJ2cxeM70RRDtL",
-	"Mjg6zNhEvLRcT8fD6ZrlBjCmaknzFr4NP8GapaaZvXi/OC3XZDz891tRFV3oqRmvYc5ymsZ4BHK0ohsy",
-	"Y0SwBTV06ni/NIOAXIk1CX3nuJKWQ7GA4m+1EQUD+N0ic8/f/EDOxqNHZYJ3ItOq6673zY+vDfZRrVlu",
-	"XvuXn676//ndr6cf/l0TOXoamC3qBv1ECiPnQWZlkxG5Idwl32f7KSOEqSK3Nd/eQaHJlSgFG6LUKtML",
-	"lqHt61ZW11E9uzXl6VQxmkMm6GFLsBE+3dTIl1KwTZtie8sxUbhyXmb8TmokFQlTut1TkgLVqEZYG7H5",
-	"xmZcSmHNZbmUTTrPXitKnT7QSkDDTgtm+aShygbO8nZEOB09fNgfEZqtl7Q/JvbxBoz49kmn+KIuiSEV",
-	"8LVvdOf96FRv2k8lIa66eprS/2g/DRJIv927FWazN6c5m6sObnhwd7iXiNooc9eRjxaxykKYYdqFbbgc",
-	"0tds3gQWnQIEDkuY4SItVCPIhFkKZmD7YKfAM6Nt7pcmcNHfmWd3BhutWa6keKBc5EOwKvNS9e6vUkpe",
-	"yBuW0aQTTZS3oq0kiKXbRsujC5a7UGM+yxgY9OpEce9ca5rbxOfdOSFu4pTnLNHZJqQ1H5HhEfXWS2tP",
-	"rPMt+IGgdFA9zz+dnZHxkDx6fPaQDIfDYacUGDZnkDw82+yxkhs91z3taemdtpZbt243ZlJxBrcYJVu9",
-	"waH3x/L7bvGY6H/ovso35vk3xWpF803LKiGPAse1y8KCR7QsVANpxza4tSPIlqzRmnzUzmx/VSX0gb9D",
-	"uxQYm76RUEEUYxGZFTzTfTSrqAPNhLYEQQuRhPCrrdW+oDOWqQjy6lkKqq2LqU0LTAnG4N5OK3hLG9m2",
-	"tcl25IdgJLS24+4M0Zbl2J7guUhyZs4F7S1WWrHuSl1WCQETEVcW2Q0b+7mQdvMe7U+D5XChH57tD4wF",
-	"NAXCb5ExpHehjOXTylzAHFKlUnoJuJK9zopE5Gh2VJGfm6XbxsjckDzVOb9H0gD0y0Ov5bQF992sl+BN",
-	"+2iiA4004Hz3/kRphafSZx6RlRkZvOGEvafAKgwdl3MS8xRTRONwf/FgIgzeYhCX9edaEzmE/qxYvmBk",
-	"DcFMeZExdUHWOYPMbcW0ikhsKEZMkozR3Mg7YDeciGvG1qrZIf9HVXEq1ayGf1jV5o6h0S8NIKRlBJit",
-	"SVUOd2kzUBXTBjYtXEBC1kreMGskt1/jd8AmVoRmWTdf+8cpM/Xxt9T7cbN6f4DGUSnidHaglnGgLrBH",
-	"QYHKXQlT5nRLvQQoHTOUFx3/QC+gxEyFKoA5EuMhrtkakynuoq+U+abjdoTZqc38CIQNfWhGsikJAxbq",
-	"4p1zF/h8umqumGXnCAtiWej2s2ElLCM3wZSWc/oKcPGkdzbpxceXZeQLhmRrtoIYUGVLq61zKFXBgzDN",
-	"WhgnjFQFpYbCWXfU0w4mYZ9db9udbv05lbf6Sj5GmXtlULFKsI/KpFZMcD4mhUidA7muYUD0iJWctVxb",
-	"aAJaOiA/KkZiOztgr5ZwnujVgu+dI2ebEIBrhtH0buqjn/RAwtBZ7wxu4Wz4sZrmVZ2G/BGVzU6KZbPO",
-	"U+EJGShAl7s48iGqT0nqz/eS+g9dZOPXUAK1Q2BMNe6+VDrNQNsmduYC+HdeUDXcv6ulLSKFyMxVVWg/",
-	"RrVSkuYb0L5vZZGlTnbnuqtVjrUUhDHzPFBkLa3rlgsSw8XFkQuKaHNpQ3mo+pix1WjiiMRWn4E/hdVM",
-	"MboXjjHeF4nkX3KR+I3uxlYNtq3Etg+twyQLjOVElux0eFRhjz/+Rroqu3BB/lT3an+2/NaBCmDpSW3Q",
-	"/lxMSpCbUVO9smwq86nwpNfGqTdO9ZpBwiPEGi8NMYKzjnzgsZDaCI6RkZio2ASiTnNcVZpvpnkhuky8",
-	"xoAXqjHIBUbGK0olahFYydQuoXk+T7t2hPREOEGgNIOWDPBdUZI7x6ttKfgVyjgaWpGmre5KHajgsQ6w",
-	"1IVSHsk8wmxSC/aRPVR84hhyEPx5lzlMreW/dhR2h4U7305AlJspUQU0mkL5gDXfovPZrx1KgNzmch8g",
-	"2GSofYstM7W2F2ircbeUaIAfwbljRoIzdkUKoZLn3aHHXmyTYdET1n37csBNw0h0qgnNckbTDVlSMALz",
-	"HH38qvkEHEnfe+U2uHz3ldfA3B1vtJeHlNU0Lcjswo071o4KKzB8cg/9ZzRXdTJPdTBK/WbO6M9gr/lj",
-	"eIGrVpUtK8p9GAZ+74aAz6n4H6LoX9XqmLm5tSTrbRsAKPyd5P+76sufST9u1Ye7a8G7/XQfp43uFLIA",
-	"snfxke94U+B67Dy9sc3lQZiOSOwu3/2wK3fYDdKLeu6x5gh1u5b9iRs74kd3pGyUUed3qWdWZuF9KSHQ",
-	"npDhr9AaoQ+SSraccRVjx2XVDUdoWUt8xUU4/OiLP+6LP+6LP+6OUX/7nGofb039OAfaF5/QH8cn9BIj",
-	"+EKXkM+v6eoRsrhf9wh90kjALx6Z/495ZN74IMWt5IagSjM8ZLRf7Ilh7bSGP65zmRYJxhquGqyJyyIX",
-	"0xntQFR8GinUrjCv5Vxdb69sRP72X/8beXVEM5eP0iH/xdYJ7VhdNMlupiooz7Nz3UElH2CbWIlnt8Rl",
-	"DxQSucLaPR0rexxWK/VjEr72Vr7oVr7CVr+ZutRMNT0dNgz8jauS459zOYUg458OffWeDlfeNOnD8zvM",
-	"+vD8I6d9fIe9Pr7bXtWa7Ue1ADYgFNcvtRFoy6aG7rHukDoHW3ljstZrtmY0SNaVSUKxRP5R+afB9NHx",
-	"5fYZQQM/MyspBNcoffqOttsWbqML7t8laoxuQcXacWA5Uyy/wf5ITByAqBCUvbeIv53wpXn4eyNKuTen",
-	"eSFaEbAM+Mbc57Iba4UmB4WM96LpSgqmab45AH7KhNNt5wE3WgtPygRDV+rK3GrO5oVI8YYNPTsg/bAM",
-	"pxqNh2eD82Fj0ZjyzqZMtNXNsYnLcE4YeG9OVBEtu1/yegqcqEUAzuWMzngGHXh9dLyvCOS7MDZ0IWlF",
-	"9mrf3d2abcqyV+Xj5mWHSQ02lm1U3IkDTa60pBnZ3xpM9XmsSE3swIB0bsbI4bdH7Y5nYsHpAMi1wHjI",
-	"G/PV3nYZz16CQAUyYbdjcFtvOeg7n4h5fupy6XcKlHzFfjTPbZVbrNTCqVAkR9rCaSoZv3X0qwpGIWMo",
-	"ocYcWUCEQlhtYlQNVL281RIirLgUVXLjHc5WJM0olFZbhZZWDt8ucWzxZ5RHa3ImAlgFvZssjQ4gGyR2",
-	"IUXfUUpPSW3ih+sIDlEd2NnXuq1G58SisO0sBcL9mRtA1Unu48HjYdVhdzT8Lz+N+o/f/TTsP3736zAa",
-	"nX04PppMBvh5FJ19OP4PjcYeZw9pai96ZYvXYJYjF4Ru+d5qKxsOR3Wr0Ple11JokjnUbNtpgbUANWeC",
-	"4mlXY9HzryGgC/uMHt6VtFJ6xPU4DZfRBGS1cZqzwWCLlV3zsPpdRNhgMSDUSCZagB75zetXLbXh+yxf",
-	"b8dFV++uZkKk/V8MfJV/DqYX/Xf/0AhoQYXaRv9KpTou2gFaA61217PlCqvZlr2my8affttlt8+avONC",
-	"zie90XhwPmzqvB/0Av212ZFgC/piU4WHj4ejY8dbcHuWobgwlplMN77MuCc+GGOMrcBc52woFiOxnSY5",
-	"iqFV6wW0kYojEmOPwgvXKNp8taZ6eRGwkbgmv52AxePk9ISujAC/t7SE23lZA7gJeJ9x/TWnCyGV5olq",
-	"jmqhgsi15iuucDe3rKliw7wQCbIwKAmimxt/veDXLONLKVMSPNdSByWnKWdCT4XMV21aSL6A7u32UeLx",
-	"3MWIM6X5impGjtSKZhlZMSqgR9YNuA262kS4tvXpGvb03P+G7ULMNPbAWA4ycvP+sE1888bK92VeflBm",
-	"tMZ+Hm0xrF5VqyzogSKa5SsuqCuXqgsFWsVCimJFcog8hHqmR3OZEwuF5Ft7zG+XOVNLmaUReWav/ak9",
-	"UZFggcdnlGdFzsoGhhkXjGA1DKOCZmnQCoOv1rkzAmclhEB1Waj/bZAr4Ub0Ox6Q55qkkmG1LkMTUubv",
-	"UyTsAqisu3XoWpiwtTZ4aZYSV6AqJke26I2BC686kUwu+sFCAKNzptYQCGplcbnol+LHMczkpATWP0ez",
-	"HyVzrn1nNrNgvxpMhgHiYvRSRwEhOBg8QyQWUk89pMb7q8lYgPLQUAHbqBlD62jWRCT+zGiml61Fv7Sv",
-	"k2jkWJ6wxoJYzSHW8tr2qlnCHJsqzZPXXSqEtYUZh5WGdlcQaqgd5H/bEUbgqXWXKkVBrG17BaUOlAjW",
-	"enBdJL1kGzLLbWzo3mnatBtXeShcRNPR15Xp7YLKWIsyMMRYEPImJbTZHOUR+bf/GREakdkxoJSck2/p",
-	"akX78F8CSgI5Wkfk54j82/913BCo2DS70SbVkq496Ka5XMtC90MjhC9aX28b0n474OJt6Gaf0IzVt9iH",
-	"bq/hJF6BtTT6QDV21jAxZNl9kq0uzPlvz1i5nHDbeFPwVVfjzZ7R3aZw5DXLW/u8tM/xc8c57raDBsHz",
-	"TThiOyjcBU0h8R8AMOqZ/88MLvTMHt1tteLq66aocyPtG/7lWKR5EDVeZyw1cvh2/ScrADcQTJrxWb7H",
-	"0MiEr9CdUk3DqcEHNEfScUgscQePVt01dQc/kE+o6hpKg+duM6saQmo2XjwoY/L3xqLMueBquc+pZgZl",
-	"It3hSdvrx20ztiPt6piLfHer/5oJmumWCI8XY2J/J4Wqb3KHYRS0vC5nh42y7ePdATH3CSqHwYjLf2j0",
-	"xxsUdQETaanMRWXjObNiVSQJY2lHKLIdFPYfxL5WC/sr/3jRsMtBvMGn78VmyyuicqORtkavKmZbB4DO",
-	"QFmBnsoJVpHSQ8F2JuA2Ub5T6gZ215YGMO5Ag59ZcAJnGJEicCg6FwdXzh106fvR2zrivyeC7IlLN2Rr",
-	"IDOAbzZHrzdbiFm6RXpca6CGOsJyjRcWkiMXcFvRHqEOOiSfb8ylQfBxxrXOkAXuawtU6ckz3Off6Nia",
-	"wGNN5QygWHBjkEyVnTX2BaM1XtalE1gs5NScQRzV9WHITgQbl6BZXLeVBk828p2OjbaiUjP3FpQHFTJ7",
-	"cCuuXei+P6rdu7IPCmsHR+2dItq9dPglor09or3GppuBiiILVmpeYCyCFWQ9rU3bLQw7a0mjh6rUnG1v",
-	"FVtbzhH7dk+0UTu4SPQ0l7cNE31tfyZH3hEZEeuHjMjbY2Jea9LdjYxUEda3p75TSI1TkrdJ487wmv2S",
-	"Qs0YfsdYmDutLpOLaWlwbImPqBzvA1WzUkYQlmEO+4blBxe9/qhAiRzik6YHQKsmGaM2DzCvRje1hUvA",
-	"FDtCMsopZhvnyYW2HpXRFTkaRmQUkb/96/+IyEM00z4yvMTg+nFkYwosXlJlfUEAxQjW6J/unoiFwVtO",
-	"uHjCG0kpEoBuJ2gLVnrGVPUJhIUt1kykU+iSlzalLJdDZmyuiSx01dJhFIsjIetHCPZ9IW2hjRt/gfDS",
-	"8a6l3AkH8dUuCBIabnbhhl3vwXXh+cpIo9NVi58MmnZB4QClmZGU5TV2VuRZxhUY4hqY9rypg8MzDpIv",
-	"mUm9tMaPlnNNGvnvG2ubAd6i8e+qkaZlOFtRdWvAJwXPUpfbg09xjDB8848vOmS2u4GRDrt1b/PSuhOz",
-	"JDNbNLIFMqoV9Lco0xZW1Plf5/CZLZT1e/OwXoGZBhq2S5Z40+Yy+blgBVaiyQvItzJ/eu0exeKwoJpN",
-	"sMTXzCrwLbNQ91JZUKAp5RJzvg7vorLCQFMjswq2aTDMoyP7UwZn18DJu879SE038Ap6pLz2zV+rkbi2",
-	"8Qw6ccrORw2th6yj0AiPbcH+eeMkIxv1aaeCp7rG7ndhILYFEXf6gG3dBLSx7BajMFK4rRQIvtWaytRy",
-	"JIZdUW17BSk4xDZ+H+7+4N14KzWoB3ZnUrHmp+9ibLf731ppFF5teCEtoLbiSrX3vaPCd1td0Q1J5SWJ",
-	"abriIiaLnAqtLFlf+4Fg5/i8oAsoe9zUwUxd5IxWqOUF1BKqdjbzT1W+cw9SQbONYdPuqfIL/4hZayNV",
-	"sb27G9MXXz97Sh6fnT+CkOCMrUgqk2LVGHZyl/7h4XnYaKaptd6hb3OrfXghaKGhWzISS5nPeJoyYXRD",
-	"qadzWYB1EB3wU/MVNbouw2BOMc94omHpW0UvITpwk0maTrWUUwhogQlVsV5DRe7piqWcTm0zRgNWU4gj",
-	"cgu7oRyV26jHU7ZaS20o2/SabaY5KxQ8Vv+Bi2mhEDyNUjtl79cA11HPGVQa7wwzmvYaTYKSpPZYQQ66",
-	"lXmqfH0AKHhOE211w9J2870sPUlLCgGDw9Hj8aPknPUf0bNZ/1GSnPYfp2PWP5uP6Hh2mpyl52xweJd3",
-	"6MFW0Gy74bu1cOcMW8CJzT31d7fH0aE5rT84minpdMr4n/u2XFr/eRq7JE1GMJzs4MCgP799+8oG/2w3",
-	"OjkbnjXRZc111oxw0J3PZQbYXbjeihaP6xeticOclr4v29P8+Pq5jadJDdWdc8wL3D1TkYsL6DPGkwv7",
-	"wIWQut8ye43SW8zDnQceA2vXC+60kcTn8q8Qz/xqB8N0Gr0q8ht+QzMg4nkpa8g8EDW2iaDTWVtiyZxG",
-	"60eHwA0Ac2snUgzEedf3cC9rbDGoBeaE/dKB4iKp9GO8myDw5kgfkxPy5kj/7b/+t9Fx0IHCzjO84xbc",
-	"ae2LsilbU9r8FE++IrOq448SLvwiGuQMf+uNYLflzNjWJMChEZOjJ9+efP/k64g8M1QkIn+mecoZmRTD",
-	"4fghecEYGQ+H58egWKzcOy/dS0+o5iqjK8I0odnAPPvoeEB+hIRtfCgsuWaNlYqLRRaYtMoy25BscEns",
-	"+CRjkAaeLIPSLCBghUwcPTNRD1fXyLp8tsnWMfxjQXPNM59oejT627/+72cROSMzpvSlM3VCRlauWHpc",
-	"CsrWEhOEdvngCNsHG+KuVnRts6Rqqn97xh9YPd3POE9LEGmQh9ZEV/DXXSO0JyJhn+V9K2gxQZi39TJn",
-	"/lwppLADo4mC4O2z07NJr9bi/PSskZXhmTZP9frZS3fo5ejxq5yteLEiTluouYnqP+9lBWX6TZiUE6Th",
-	"4GGUa21CTQOKtk9LkbE7dL5wwCXnRj8wOzcQFsblMIjdXcqsyeLUXoKi7H7fUHFiO8lgRxefmtZsLsdD",
-	"AUKFzZ858p6EwLvgwfbnCm5GZGSU6rNqFf4w1WHUP2ttTlhWAQjKyDdXwrJdWOx2Gu+QavbCSOGHJ8IY",
-	"9RcEeMyduGabB4rIWxGRHGogeCubIe7gbLQedqzDQbV55YLEsyJXOp4IK39A+LGE8OuczXmWQQ0cEq9Z",
-	"PkXjY0zKRwl+NSA/iGxj6+MEYcoTYbQWbutKU1eHwzYpArP9paHq7iHchGC35i8FvjlwY9+Kps4nsPIm",
-	"20p9I3AM/BfPZ3EaLa+ZILMiuWa6gs9YEyVwiw+HFdf4qMWOYc9nx4qgVCGGUhoN+4bl1rMYzG0+JFmh",
-	"+A176WZE0WK37762yGEH2cAtOLJH2QihW26H/S7EBb9hYofvpClHC5P1dg3e5kFxaiKE+aOK1cHC1S7r",
-	"Bh3DncS7PcNdPEuGNLYfymXpb55xYRBo0nv0pzpPG3fgLbV1BHstsyJb7rq13fhVKV/3rZjqBckma0p7",
-	"//eyo7SzD1KMur1zQ+nIztdWT1jeAuK5FtwyS5nSB3ZEsx3tG3Txu0QU4W5BAFe7jMPmZEBKRTPx7hb1",
-	"gZ04KjOI3CED9DrFjHffeGDF/rCH3dlbr7YhtjdT2/NO6LOqbmsFe0sE1JLPNUv7M6Zpf8HkihnF3NIG",
-	"F8i49mM1lW9vDLIPpvi3/9k1ZJ7pPSP9n4eWFcmZAqvSNONzBv7+ppAKa1sn7jXiXiPuNbCZWfSKai0d",
-	"XHJbGSpdKvmgynduCL7fq1rLharl1XUNL9gBGm+ajR4G9Z1rArAo1Oe7oUDN9NLkd4e5W22E1i6ClRd9",
-	"OEtlAQ0msl245uLzAfCafJp+QZVD2wlfHZHybp0WrgKzkT0NiCyNrLQgc7wd6um0ucalvCVzCnXZ7C52",
-	"MZv9BPwNy1iipYtXAuwJDEIuCHMwagqQdi+g7F3Cla9s146Ee0Mv90ReWvytrHI0jtpqx9vHywwxPKMH",
-	"Ch1mteP0yxjvF3N3AHoQWRIUWHGIjhPLecjEIvyWh6nbzgbGf2GXUF2BiyRnVNmUM48vDccVmjOCMo+V",
-	"DhHjLoXaKl1hd5dpWzKaYkqqr/nzd1GN7XOUVLtLbsxvUenrNykM9ZlLHNVTgKuVZ+5YuwVLtNi6K6FM",
-	"WAJXE89502aguyKLXBbrShpsWSZB3gqic0Z1s4cX+iHznU1RSpMY1AflmTZQc3TN1prg+nVJUvEuI5s+",
-	"njFwFB83RyV3auPv5r5TF/+UzbngTjDq2Pw6sB5upwQ5MhdY8/IiY4FjxHeYdn18t2OkP9RGbfT4hpsH",
-	"W+Nl8/CR7bhHE3Pibr8gJ8yo4qrRcTmnK55tOja8foYP78hKKw+ja2YaMwg2TVyMUkuDcXwModlSKmzo",
-	"/cBXr+3URSs6yCxb2hX+gundnOXkihwtyzpygmFqOTtuTkSb52x/mqDfneEUYOLImaMCBsXmRZZZwAqi",
-	"zjFc207xMZlhRl5bbHZAny9ACwUhUJwzVBQPrBGuzFE1Uag61EL+tXVYcQEQjCBJjuKrOCLxDV/bUi43",
-	"G/PHlq/B/MgXyxhijUPHZBU/a0WjrrocTad26g41f4fd1O/UQd1SBHuFvld6uLoAaCqkNfJcpIbYNUy4",
-	"az9zS4aeytWa5lw1a7kuaFbOiTKnBhpVCQJdcnnA+2NDLNAmbT1elvRAmy1C1TUD5aazpmzX70TnfUos",
-	"LG7XOXxswyngWCEa1w6nwjQ7s8o78bTtaudN3WTu6FPr0tDnXshgpVZ5ww6aHWDBOe+47WeeU9cbw8Bd",
-	"YveX8ELVpae2FyTGWiIGp2Ny9NXwZDwEwqvI1cmTk6eGxFS52kQgW4tInGQ37kVf6Ha2IeucpRy0iKcv",
-	"/mKewymSjCoVk6MbviYnBMLhNKcZOSErqtRxNBFxoejCrwUou/mVpYaun5CML5aazIoNy5UZNp+vYnIU",
-	"eJ7h21K4jifiKJO34RCGIVjLsJHFj9E9Vg3O9PVVLJ1zu/Tfw0YMUfKr9QURA8l+y94e9d73zUz9G5qb",
-	"C1ZmSry8p25i/AhCxVsc1z7w4i+Vz/DEU7sO/OpHs5rKQ6+fvSwH8EryuxJyXgIp3qWpY5/GVkLgHjuk",
-	"L4/hXN3bvNinQ7rQlYfWcCqYt4y63YVXeDr7U0JpQGOswHZIbqiT8e6UHlq9yC85ou05ovak9l/noTJB",
-	"wGQ+7hK/XF+X6zu8Z9VTkI2VjaTAcS4JnSkwS0DIMVGabmy24YbQnH0umQdc2+yWBN9+rMBjhrt3UccN",
-	"7J4gwqkSHSSb1svM2Q1nt6352lZmySBYwda3qLswWq0DZcBApbGLt2fWrQQ2lbOcsaPZoJ0o2JrZc+yb",
-	"MttYy8dHNrLb8h2jGrVPJbBnfVcfFByMlq5oKPPtzRW94WLRWG3qzhiTucAu77I5H7a6bHzpwwwN10nY",
-	"mTxn2oaqdvfV1ElVJxnclmTect1ZTSZwHZdFhxsCUn9jm9shWtRuAo+tkVCLsbvadXqHx2FeESHTqvgF",
-	"QHqBds5sA8Guck5immUxOXJmEp6lqFcaVYGKTUyOwmT4ifA/CqmtXoNv+Zqn5onjCBv3+3QiEgMniUks",
-	"17HVeOIBMTtTEyGY0r486TnJ2I2r5Lak6OrDwqXDIWxLDSZiIiCVRV2QdS7nPGMkvuYC805lxsy/to+d",
-	"+dP1UTN/Q5sx80dDh8PYaFlBp0UYxhtasA6ybRSGaa1AG905BI4S8xkd0O7biZAI3beEa3OAmi5UbJv7",
-	"ld0AB5NiODxNrtkG/mCuOak1PPgHL52XzGiZsOzShQLrRNeK+dNHrsLhYDyr+dOFscLjzrmCz0DlfRjV",
-	"l9qPK+Zbr+M2u2dg2nqeMoxXz1SOUVGdBusyH6trnq+m4WLNZwvUwc5Bpb20ynmotlc18auIPInI00a9",
-	"OyrV7mgiUO0mDVp3ZDXmCHXuY4DHH9Ysp1rm6oLE7GcoCMQQ9lxxIC7MNGbSCwLsyiAgFq0aDYdmqgWc",
-	"x0LDi5k9Mfw0Y/qWsWCEnzJ5G4HG/i7CTHwuMGn82IigyOBVBGU6EZlEsWI5TyYibD4ZJ1JoyoU5goQq",
-	"1udCMWFLJ6hiZsuZGz4CEWCUaFrrobmkkFowESxjQeQ3btHPdXxpoIUrrco9GGEYQjQMDTsekB+Exwtz",
-	"blgOeyICRmZ+tQ0x7YkKS8mgaxn5HrdNbLcZxEGqatXZDX+ZiBm6l2kOgU5AFi/dceUM0jxPT08fw+1e",
-	"BbRMCte4tXoOGU2uFZSksLi5YToi5iME/PuDMAQCqfZEsPcJW2t3Mhf4fXxp6athzxArbw6qKVaZZg0J",
-	"QN8ExBwkE28pPETfcuJGXeeioil4IayY8qlmhiNvEybNbYQMRzNV911UnMzb3F3qA9cn1y0N1byd/YKw",
-	"nyMiIFgOXLpT8+9Cm/+ziGTa/J9FxCJ3RBwyEihrzre2sNDN3pDmvk1mMbbAsnSgDqLpJTiMzDAkZWsm",
-	"UuW0VnuQIiXS0rPKAoaD810qy5ug016TlIS/Olze8sT6JBHtKrj7Z0Gbnhv1OnDcVXGho9PQzwqCF2dV",
-	"96EdwnkP7+4eBKZF13vTgSA5hgtSqO4WkVqKTgOqlAfYEabfli988KbbyiDdnP9oZg0G2woAeAZdKGAG",
-	"ZNaB61GzPOEZa/L41yTorRWWJ17Zfc2D9m4/7P4IvrQD5e3vjfK/D7wbQPYAIHHWpdzbZmRO1ptV0l/R",
-	"/JqZqYNsnBVdDwh2BAUO5JytHDJYckbiH/TSZpzdEeYO63n8W4BU9ax2A1crWLTH623ZtXeFWUTWiDVj",
-	"KRhryJslza2kYeSlLANLzETsNcVcYsUawssWinDPD4gLhmqUFNRUzne5463fFsKEDg66szlH013xhS8Z",
-	"FYFzyZsmMEs1cA3cIRvaz4/hiA0TV7xu6J0OJ25sWmjByBtztla6v5W9XdeOXFpc3XbDvq0lfuTRgPO9",
-	"rcPja9vPEaKP62tpPJtO2w9jMZsaz+KvZQV3A9Zzvigg0bkJso8vCVut9cbF8xjNwFZ6v88wLXvFTQ2C",
-	"yqCqTxA4tS2UtjflfL2jBac/UWaVwM4dOdtXsKuph53nQVl3wNAzH+PVucD57loKP8yrUV8QE1srvmnI",
-	"1wojvYwKSjaM5oQupM3WhOXdLiWZyWKx1ISLifDipXnWoXy1xIrRMZGo3gEB79CeEt84/MTtix3P25aI",
-	"awX2lwFXs5h4WZJsj6ho1IJV2MoDqmtQocWA6R4TbSfrLBzEVM53Val0oPP//K+a26NrjUWpaTY9JOa9",
-	"Xmiw3HDdAFxSna2badxcJfY5bJYZwk61V2Ydl8MNVXloI0dvKPLRxFyauF5k5Y8d8vfbimjY0HgjXbB2",
-	"dbDEW4zyzJEUCGkEsoXTfwvN0N3kKrvV/GXZzZROV7zFEwkt2pihNhVZggv4B4Ncu7HF7GY6+5h5FLkC",
-	"XflJp+lQ9AZT5XRF3zdxtTJyqGpyB2895v5sSSh3lEdwNWhAbV7OSwxH+kzrQYTocu1N4cvmVm4qQc5V",
-	"Lnvc6YZwDbN7WcMhsFGjTuFRVBcVBbgRwu82cDVccBPSv6WLJpUqozMWCNxrmjCwhSVytaI1W9gNP6jP",
-	"6L9MJip696fG4hu+ncDO8le+4dUFiVMKrohbxq5jcvQI8n5sDSIp9DImR6cPzwfj85PRGH8LU9BTaihi",
-	"JRG9Kf38rVzNlJairQ9AzlZoK5yDcJcxzBFMZL6jVnsrr/VmbKzvZkax3lgss1HzcWnFsnnFOcXy406M",
-	"2neszdlctdb1ce14QcmtNePtblEOewI3mMnazqJ6mN09xN472Kho2/wDe7bLQiwugsN7oAi+bn2nQU3L",
-	"B6pSGLm+jMOQnIdlNW0ell92/XYaUbdcWBMKl3W4UStB9G1qv3t4hV2q2UK2VZPClDhN3FNwjhZADe+4",
-	"hQIymAil1uCnEuQIOhuHvmB07EJ1y7gb9bbO4xa0wh/NxAldgWnbqB7dBt6X32V3gxD1qZMkO1OQTqiS",
-	"MprtGAt/bjq1A6E/qjfqrnfHdT2/IeGxbPZ95wZjVbzlKTn68cfnX9886kYcVzRftAkBi1wqI/2YJwij",
-	"uWCpT62oUwu8tlbLTclFT78aPH7UZb8rpqmL5mq2jOOLNdNszljf7Np3nNiiJzKB5e4G8yVdr5k4BMQt",
-	"OdhJK3xj8zff/djp0n8uqNC8qa+bj7gyAsIu42Co/u7oyV5jeZ5wbUTCUq+/7F2wK1S6s5lSCTtvzeMd",
-	"OIYtOhpeXdRQv7y8hYB4B6fo4b0koiFliJrb3AewWKGRe5jVE6qT5XPNVjv74DhAMyKPFIwYMQMlrJl5",
-	"/yMEK6AGESlExhRGCMHYZcOp/ZKTa1616zb9Nn2Z366U6qPWxkXK3reUDdZsZaQbaSsKcUFikN5iWzpl",
-	"2FK6sa3HgL3zOLJxE1wssLEAHFClr4B9FCAIn2xobNcmKcGWol1NnOvgdbcA0mAUG5cJEiIXtgENjNlU",
-	"aCibynwqvIZgw0Eb53jN/grtwZdg/8wYgnNEbnMOlTKspSQifA5WdX//alfued3YtmsFmHaHQRqqMEoE",
-	"NG+nyZLEHolyNo+RFUMOEBFBue0N081r8arAThjvrjUE92FzBSvuzpGviee+2BOFjJN2g5+OpAmObT9t",
-	"stDfzq1gaRgBEUqR28jo0afTWDTLoV2gG7MsxAJZcIkUupoBHXbdwsrz++YpaVNT0TxzjG2F2+BHcHWZ",
-	"kUCEsjiGGap3gZM6c9kXmO5WGDVTqK1+J40gc8dE1gAnSmozIN+joB0o+bNNgJncNm+poOrvUqmr5V2M",
-	"GjNE7qq07R/4U6pW3U0R4TUdaCW5N9VsnyrWZU3Pv76TWtToza85PAF4Swth/z8cDf/LT6P+43c/DfuP",
-	"3/06jEZnH46PJpMBfh5FZx+O/0Nz8d570I0ib+R+eEa+409+77pSPXnqo3SlesXZDpVxS+WpCxi9wafv",
-	"SSPqqP7sId/7ky3r0kvXhMvwvbslXYZGvi+Jl+2Jl3VI2VZWnD00xrB1NIrGZCWhNSE4ayEKX+nYsmKF",
-	"XO2WQyc0w/AUy29c4W3PnYH/Hd1wxbWKiDVZRr6cYNXl4FaBAZHYV8QM0Oh4qEfcHSZgbEXjQdGDRndd",
-	"FZ4ht2JqNMKWIG92y8JYjzJWCmRgLIgAXkMgKY56nDZW8kP31J0nWwU+ykt4GPJ+wA9WmX28N4UuXEoU",
-	"HkITvBlF4Pl8V6g3lmKFpF6UbFvLKVMhCppNGwpW7i5RWSiWdi1gSxXLuGBTyNLSOyrqpWXRWXy27GMB",
-	"na2kiMi//R9k9X//r/xf9MnRiPyJpMf/YiM7yf+fjP72r//DPwgN5lO6eaCq+9+CdL++vL1G9Vs7Eh5X",
-	"UAL2gMZ3fp62SH2paVaiNt6k2avdKUZ5HTdurNXIe6+i6f6uud4X7Ynw6cNzXxBxGwXtbU03jLYVuLWP",
-	"uKgPCxg28Kil48gOSdHKiAfAL844RXTaHlQlTNCcSwvecEs1kG9ue1V9r8Xnb6TrsoApVsjaA89+4F3w",
-	"DD7IEIjrs3SOH7OT7Ug/ucsmbF7evjNHeKscuY823NPyPigaGcRTNRCDxhONmilnYMyugvYW+m8dXW3P",
-	"23RzG2TqsNnYrFaxpMi53rwxiG3rVTKas/yq0MvG3oaunaO1SuDVxbY7GbbPwJ/iiEBkvZHNrmz3QWhL",
-	"eEGewBSknsk6gF2YhRj5D54pb2qp9br34QMYkucSixcITVEnwRDa3lNcxVbVCPcDuWZsrcAysFpTsQnc",
-	"5oocOasjZhn5mlQ0QWkJS/ksOctpniw3RM4nIuUKc/ZkriKr9/okJR50MT+GLzGJOrSuOMBfYZ6vDUFT",
-	"ZZB/352s703pKoFC2nW6YDmkHz6V4gahT12Yz32CSX7ObpXQHIq37bwKuuYkuA7yDU2WNs3LLBYNrja+",
-	"c80I1xNBiGAMYzDi932HQ314ILb19GzDT3yp0vYTvhqQKxHMYo7EjBu/7xe+jUv/mm36UmSbGIIGFFMW",
-	"1CptXjx7dDUpjs6Gp8dQ6dsJxzmjSoqBOaC3fMWUpqt1NZvTbOXHt08H5KVLotgOjPYJ5+fEchbXD8jc",
-	"4plZvn1FHdvmJII8f/MDORuPHpVh7YlM2aVRyLkigkHnBDLjguYbMs8k1Vws+mvJhbbJurDsF5ChUygI",
-	"j1cSFCgu7HWujTYUBzpJHDT6NfL2Dk3JrFoKNiBP4XebebKmPxcMMUIWInXdHpTMNXw755m2XVI2aNrl",
-	"ShW2fp9Z72tGU1Wr/491JcyhYLHFS0MqUnMSM5pcwyKfz/svqU6WsdHa4ldXb5/+Gc2LX3/z4pu338SQ",
-	"oEvIil6jTRI6tpbpnTQjR/HZaBz7SO1AL7JMhrsioVRovmLHgxJt4lc/vHkbG9xna7hVEj8ve5D2v2Ob",
-	"2HatLIFhfH5uhs5poiGkvhD8Z5sxcfXquVnsNdscX1RKjNoGmFA5GTI5jLQ6PiNLWVhCAk2VNiyNPK0A",
-	"5PCr0f3X9gnMlnbrirDcCNIAnW9qBnZDwvFS002wb3B8AcwHXWxjul5nPAEQO7H9J//0VyVF7Bvb+r54",
-	"2LY2NpAdR361ZY/J2IlqaMD29ImKNILNu16mXKwLHVmPnfrpXeym+E9vfvievJLQ6NUCAfg6ZtQ2QIXt",
-	"/MM/vKK5FiwHOjH4h38gV9VWxJDbXRIPzHBCqiHngC+eA3jAOaKA2SXRj4iieKVBP/6S1MMotqLDgLyB",
-	"JG9YQG5wIsJku4hY/kJFaoani0XOFlQzRQzB266845ZZspmKNQd65ttYfLx/QA1AlkJpLNXEheIpg2W9",
-	"lbVOWKhSeT5nW11TbImVS6kRhM1fDxRcb1nzAihZkWW2aoVImIFrFdu8wp0buiQUrB8MLGazTQwEaTvS",
-	"LfbmZ+sIpIKUnAJ2AESTpUQWGvYZHhucPaGwcrPUAQnK9cncfB1y6KYhuCLx2fDM0haapjlTqiQoa6qX",
-	"yM8pgf0wkTAbLmCGB0HCIB45qpYLCTcfVT0rUc2vEoXHECGSSamn4TvH6J71FV1AC6wsiIZBnVSXNVrA",
-	"00T+9q//HfkSwKXZ86mR6qSPmm86nIQKg1wg+t6wnKUD4mys5eTIXJBCmsEhlw0ssIQmYK6HHkJlY0q1",
-	"BaVmnozR3AZmURIf4QgRCbwIxwBFa8qx6gq9ZsIwhuHj+Dgis0JbvjvbkNulXF1CPQjbKsLSD1fiHQdX",
-	"A4LVtcyw9fVASXZpUMWsHqHkNL4gK3kDnvOc9a+5SK3NDmJIsfgTzmAuMHJkwHeooGWVf0vZXvsWfEDY",
-	"QEpzpA06Trui9EGjuQsS+55/ffhv0E7P0MNErgLgLHKlq434DG1Hj62Z/ahsZ2dmisu23nFEWKYQJFyF",
-	"AEsmnn7z/dvXz59OX1+9/Wb64vnL52+tybPyw5MfX795G1+aK3G5yufDcq1BKzsnKcJqQcQYDYfHA2Rl",
-	"ALKFXhqhOKG2OQpyWy8Lb53IEaZlmwODTiDHUfjQawin5mIBMHXkl5SxuSZC3qKQX3lBMTMqrleRQmie",
-	"kWAOrjBHhS4oF8cDcmUGdixxxjbSljvAfovAltUt1POMz8aPLUuMXxv+3r+aayhAsz2ZE+7cwNCsFtq7",
-	"H9tOX1jgz2I15rFlPGFCsUC7ulrTZMn648GwF/WKPLNKmbo4Obm9vR1Q+Hkg88WJfVedvHj+9Jvv33wD",
-	"75TNt706dvXqeVCy+qI3GgzxQblmgq5576J3OhgOTtENtwT19GTJaKaXv5i/F6ypWQMckSLj4ZDcLnnG",
-	"nGUoMbycK1KsB+R5QOu0NIzZPJRSTY1ibRRRr5A8T3sXvW+Z/jPMC+ZxhCNYzng4dLqobR0RCkt/taW0",
-	"fTTlrz5mqSev0USyZCu6z95m5wb1t9H/5vYGNZ0GtjEDtZEiTSP7TZy8QoGuYg7oXfz0Luopl9kOWa0g",
-	"ChnpD0w9dAHld/0pqd47M8AJRHV0vRxf6D2/4QlyjtzGrSh/GRE5H54S8BXd8pa7MToGyGq/x+tx2+PQ",
-	"oDzdgLgJaktO53OewHWdD08PuKp7vl5/fPvv92Z04i0RJ0FQfOuNf5vLYh3aWWabSvdA23cJKK9tawVV",
-	"5yo11mTu1QajOE1Emc5rgKgQimlIrqkPjmEakdOkoCNhWaYdM5/L5ydCrY0eWslkUQ9qleDAEbfOCuWc",
-	"chXx28qAlYSBiXDRKccReuUMFwvXQY6eXj09jlxr1lpin1n90xd/uXh69RSJ8xYCBG0yMV3DtgGC2hnb",
-	"vnWj+UNHm0p+Kzc//1wwCMG1RB8em842vRAXPPCVrRd9OKXvxWjDZ5qCKHe359yGDoXXDGsxItFsY39o",
-	"W7VfRdOaXWPPg/t9moU3IVt53N4x8gysIlCJ5A70qBvVCe+8gfRcVY4RVWzrgplt8CyB8pzhkjpTnrPh",
-	"6MDnD6NsZ+PH+59/K+VLKjauwfHdKaKngY3HZZEuIIie+Bn4qBs8exfl7xeG1ve2aWYiBZh06U6q+ZqK",
-	"6xrRxKsLCVlZsMAQR3AQ2ixP11hByzUZD/89mRkAjrCSwQuZM/ELSYr8xtsQyLdccJJIZvgRZ0IPiMFJ",
-	"6G5k+FZjUumRr+g4ESsuCuWqTAAlrlIw370qo9qIoKFK00TPnlZOaQ9FA4UM11SemDmWnIpr6PLSRidg",
-	"gy1kIsyLd6Qi/C7Jbu6HRkSt0U9gxvAp7ZWLqxTnbdoavtu8t3Gtz/ieaIRPScSqF90iQVVwxhyHdeP9",
-	"HqnX8OyPQO1cbZjqyYLcgy1MkiVLro/vk/AByvfzQqhWqoeuDU8bVGRkpErP7CqhMM+/NE+/NqNuUYk9",
-	"eAg6eq8bwir5iZm52waE/DWgQRj0Vx7QFwYe6qghX1EfAbpRby1VA3g+AwdfGfGFkx09+fbk+ydfG573",
-	"Ev+0Lr9v6WpF+/BfgnqF98iU0dqlKqNspd84oRmfIZRPGVSs1kb6tSVjqwO4LpTIr/NC2NheNRFWEZnR",
-	"5NoIeyJFsz1akAxTHw/HpVPo54IVLDUjROR2yZMlxB9CslGcFxBnGKNpEhYTqyJJGEuZjflHb048IFdk",
-	"znXNmJxIccPyBbPmaJgz5XQhpAKHdk6Ncm9GhjJsMi0SI+XbpqXkCvY1d97VnDWehDURgyU2dApPRGCY",
-	"NquxDYGF9Q6D/3VF0SdjqQ4ewFJmKVnLdZEhdQyaq8JBWLcNGJFlGIAPiawNcg1mYzhMP5heBQ7I79jG",
-	"kiNAnycy3Rxm5qjBWO+iN3r8+FF/+Lh/Onw7HF7A//5zGKp80fvxzdc925TWiE4LMYMQfr5i0wJKY6Am",
-	"1dlq4g7CZVBVg3BsF88awR3fO8FtkzmgqS5VFjEGGHiZ2jC3FzKh7bFTP75+4WQ2I+FWZLC6uPjhdynD",
-	"PD6Q4I//CAziDSB+4E65E4sAZyr0ImuITjFPBk2ZgWZpVyBGbdP/KkGDwlM0y4CUef+PoVQYY0NLDzYQ",
-	"WO7J644YGMMZuPJub0/lYGqzvsDO5dpE7xLeTlCDa9dcGdYkx21jx1VsLuEqKDjOgTWmA6qKVeMqJqkt",
-	"xfAFzB7Q0E8ukbURCKvJwnaUmheozn7RMTy+fWtji7YP6uMwcK9+cfIrNhD/sBdIDW4FPdRdR+8qpw9l",
-	"lUaY/D1AYwl7X/ThO8IqvRe43GOrsnfl0zTBdLOmYHm2lhvf/b4qDIVSxJ48yg/vtrCjEu7dzVHDBRRF",
-	"RAP8DMOCSg8NRh7ViqsG1snIJ+8bSXkJmUfLoOlUhfX4ESCGBlyAhmrkbr4j++/Qts6ZiNBJgD8ehxVc",
-	"LX+0UTgYUeK2EuyjGuU+EUeB/TCBBifcDU+uYazrP41c3ok0G/ZPXTtfOpSvppoZxcW+ytVEgGOTpejJ",
-	"4NqFVQlpdwrKz9YRO+JZZhkJl47dbDh9HQSh7wXE0ufizsZsARegPr9vpW7xyDaB/6ehlC+HqDSZEzrH",
-	"E4SC50pT0eoYsjlUDZi0sxHqndbmO8rvX5aW97Co0myMF+iPhZFtbEEDssHUS8Q364ddUmeHcKP8iYwI",
-	"xGuwVpCwjzbDxGgcGpvH+7rHfUojW4kcrYZmOIQV1Tl/j9SMQp/G36WZbfwH86v17fGGiTL3Jv75QU/W",
-	"ufwr89UHd5jykF3wuWZpf8Y07S+YXDGITLKmvWcQ4T0phsPxQ/JnmqeckfFw+OjYNkMt8ht+A33wIaDs",
-	"b//635E7lc0zS4Zio4rtGSjNs8yxD9e3HS1Tcxt/CEgVkRlbYJ7vRJRpUjDIAwVBajAt9rHiYJkzi4Kg",
-	"W5nbiEdwv1HRGHiBFZFpmXJit4XGP8/8LN9SNns6oHPXZh4oqV4lPFyriQCyeGyjGu3NqPLgUGAImbAq",
-	"bZJBxqfrImeUZZ4WNCMZnzNDGQcT8Vz7xBmMfta2q0kQzlZllK9wITuY5We0xdXSa4eDUeQpKlBPf6O9",
-	"i59Gw+Eweng6is4efhWdfjWOTscPo/FXj6Pxw3E0Phu962x+85t/5fHFFafqZIr7BGS5XEkbgZ5zbaAA",
-	"0dM5r0uE/52qQH+X5jR7WQH6lhkmO4jqfdL82yXVfT5vVWm+UZqvkKZgiHiZ9b6Vq80VuZW5Xtqst8Cc",
-	"bx+1ucGriTgqYyDCavMumdl2CIzxhRi6+cHTQZGrct5VkWm+zjjLJyInJ6SSzl1JVN9OL7ctUFwISJPy",
-	"AuxonbMbLgtVLvF2KW0dLsuBFpSLemo2ajRUkxzD3coE3UurhKEvaQHMAjpMQhSKiiz5ntto/8ijqqfj",
-	"YQp/XMmGjVs0G1vYoINa037LkdXnEiY0hNlhgMXROTaSJH86t18dt4m6ZYODXQEW503p0V4IPg9l4P75",
-	"cCtzujlCzm6mWmohbVtoSwZyw2KB4exY7ihYbde12uu1OAOsAQ3UlZYvTev2KdJNqsS9r7NWP8CBZ79a",
-	"SADABoCzbdX1fO5mmGiGgMYe2r+rSEOLei08uUIJXX2ALwrTXflqrVBLSe597v/H8s8171+zzb4wHPNI",
-	"RHJ2I69ZalQX5fsH1+JyyNW2292ngylmExkx+rCatW3b4XHte9c1EX+znqs1/86s+Q8d5HP16vl3bNMl",
-	"xAeSVr8E91SDe6zzsxLa42C5BQPSFRftAT3PlSqMzgjg62UzVKXXLF9xpVxKrU2/3k6yjBw0YxtmCWEs",
-	"ejt5OGzPGKbLWemJG/E094l9zkIubwWE9kyEYkmOGWPclmvz+WwGuy4xt9a88+bPV/3x+UOS8oXN9sLc",
-	"co+nVGAVBouW4U45tudXtn2Hy2JtR28zGCT84/zmLiaijt/W72trMmyfobXqY5VVc4E4L6QrGwaLpgTz",
-	"GuYDb2dm+775NhWb5vmmzKv0x9oelYP0pXdHNR4ohU0YBXJQmr/CdPEHWJ7dnFJUOc+AAEYuz70RGHpB",
-	"K2cregijtdxykcLYPbAduPvEWjZWK0AuEFS08bEMYQKLe6ryHT5oSKMHXCgVU+RK2+qOa5ZPMfXQfPEh",
-	"6tVvuXfRG44ejx8l56z/iJ7N+o+S5LT/OB2z/tl8RMez0+QsPXelFNcyd8WEw8M0i4NIC+IfAeAEPaIa",
-	"W9FwVOWw+0+p6UxqDPUdEPFDSP8hoU6je2Y7T20Z4RYpDkggVbZ6xyWJkeAAbqqlQSM4diFv7xoLJdit",
-	"meUPGA/1xxAcgZsFQUIHs8mafHjyK13z6TXbuFAKbHrU2GhUXns+Sg1fSdgFkCyowBnkHZ8NRxiqap5U",
-	"mm4UVIZwphGg87GVOadUx5cogGKWvLVS1NOVLVsLaxHUOyKDB/ZseNZE/3H1Af3/pMJfa/yGlbMBQb7E",
-	"cXxEXoO8/igkiHZHDJWyoiywIgrSyY5QSAwQNiZw/sbw9wXuPj5+6GOA7jCtFu/y+dc9H+ljiWK7KRxl",
-	"I7laoQfF2ki1DFOht+sIYedV10x4ydcqIjJLve5/MRFQ7c+/UazTqhPPd8gz7F9pqqHRfcbsK4po18RQ",
-	"BRWugr56ZTmXSvkYkdpueAPy1DIEmhs4XmPJ11NbWXQiJpBU48rQWz0uLJHmAv6NpMOg6RtKkkYZj0qL",
-	"uBTmvOQFqlNQ/Q5XoVSlcpkrr2bjeqB/AoOyMrYOT2knU8GNKA6WcgFFgvQtTzCcynwm6pqv10YtYkY1",
-	"BVcsiOTufUN2wMGcpyy/CBwdCqoPgP0mYRMR1IOqNnkABU3T3CzExq1w7eplu0oMOFYOMSJMgB1IQYZF",
-	"JsWib7NE7Ogpy8AVAoWSIQcTizoUSPYgOKos0IVWovBcuJiIQCsC4XNA/snS3XhLOo/r0JszrMtiHrdd",
-	"i6i6ZulEGOg4AnXzbHh6XC13V6lxFxvhNLYV7poL3EHtKPP6RBi0CMK4LJbYiwCwhFKCZ6MhObIwMmXv",
-	"14YcxMcXfuPOdw7R2kt6wyZixphwHSfhyCGIW/sG+RrxykM4VoxR2lyS9XCgW5zm2t/IRKA05VgZtRtp",
-	"M8BZJNvnf8HIKLsXPEfFyDUXWAPQNi46ytma2agHPxygrTIgSjMsTf5+ncnUV2ZvDJzCOvslB+xUux73",
-	"goX7w749p9t17JXeQMmaucxXXcyIvyt7I+6zi73R3tjvUwQYDT+punYP9nqL5QavAt4P9phmvl8zNzjV",
-	"q1JLe4dtvtqbPgrKexpE1nzFIku2WIq4Lw1pH1RK9WFJPmC3Kc9ZYogVz9KcCdsyqlYBF0rOqYSJlAo9",
-	"lfMYKDr2CvPGPUtOgHizbH48IAb8FFYdTGQO82BZpmqu/owZ5mGrCl9U2noZLoYMcCJkTpB2uFBaqH66",
-	"cEVWN67NAcM9D8gbayWSuT0RV0AEA3W5uoaif09f/CWsUYj99YNclDaqGFSH/sSOiS3/pdkZcvxLQkkG",
-	"NXwWJO7HsHNF7GWBivyWW/lolmNRuE0Yf14jqqo9vjdoprjVQg+/7Fc+oTjofqp8gsmiXt/+C/cxNfcB",
-	"g4SfkuwGvmstuNDEgsK4OzCXGx7UtmPzW6+rKc/d+Xfmpbb5t8tHW+GWK5LLrNX9bX7rvJIndpLX5qW2",
-	"lTTgNqwibMbbGNQb9Hzunnmw7zao2GDAIVrsKytx8Se+9mjb0ipk6F6XB44Dg0YoKRu6itZLxYgh682S",
-	"S2dphS4OF1be0kVVShkPO4gptfrnVLE+F4oJxSHeRxUzW8taMXPUxJb3xtq1K8qztrP/ubKDeo+nanf9",
-	"Q0/f0oeDo/odXQEV6h4i6f8JVMSgiijm4Adpm6XyIuStzY4Bl5xVUNtW6sf0fWu7YXq9S9XeNeP4979u",
-	"nh685udft159nc163ybQ/z5w5xltp9vIJswT3am3eeUJ3UG6txaFCR6BwICJJxmjSsNyW2OZuJhWOFkT",
-	"YH50HNNBi4aU3J1rpu9/4zVXK0fVz5pgF7WdRw7yQjdw8H0mW9ZoLV+ea1qLWKvohD8fyjU/qRJoj7eT",
-	"GljmXn+JPanEnoRtYJx+V37XTclrC0NBz6wKGx/LfEuCHJCrivq2LjTYHetCEylEakj9RNRHIEfU9ebE",
-	"Z8AiF1azp4IwUWKkfUyXPT31kuqJUDKzYQvH+4p7Vyp7r6RY1HRX6zcJYkYq4SUQAgI1uWm1zLyrX78z",
-	"cAwP9mkZEPDbJHko+yhcbT2iwV+5q3jqzXhrylMrnoWxDEFl1N5FbzwcP+wPT/vD0dtRULalUrDUNbLt",
-	"mRGnfsR6UdOwOW/vbDw4H1brv3zz42vo92WeQKfHEyP2GmERPBn0P9r9DhJIsgSl6qLcuCeSVyklL+QN",
-	"y2gShjMKdqsypiE/9IPvMrsVTrMTgL3bwco5tj45EF1/gl6YydkcAaHSdrY3Gg5HvbJ/aBlh02f5GsDA",
-	"bs0hWLm1730wzg+FzphGmLMcoWMATIRK4IU7gAOiTByo/zZxJh7R2rIrfdEq6ppE1QvrfGO0nZZp7GMn",
-	"31iN6KDAk1Db/VKN53fAVctm/yV5PpyxYmDalvn0BNrdt6d/Oo4rc++wxKTnUTQcDqv6iISO8LDvyH32",
-	"HrHA5xQZHrbmLpTllVR6kbM3//iCxE9/ePW/YauDFcsXzFB13TfvpzbbCPr0c0VWZtngrSOxbacuxUTE",
-	"IcWKDRtv6XUBjS4usSGK0fAEdr5ISgEjbPcxES7W8xiDcrAhLzTRUbYlL7bbgWWTtVkdyYuMqQujSuYM",
-	"GrzB89Z5GpFYFFkWT0SSMWoOEDpaEDpT2HodfJLgmKPKdr46ig05jbE+uuOB0i762HoKzdtcTYShs+BN",
-	"DKUBLPztvsH2KLaIHd1Yu0bQ/sl2rpttQN6hOSZfydx6bOEyLOmAXkkATBfwPYo2a8O5nP9Z2Sj4iZiI",
-	"8jIXTGO3FVVk+oLEdtI4IrG1VsCfwvaisq0nbBOoUl/PoGL8RCypslYo4GLq0rdg4Qo8rpoJX9HJNlTA",
-	"+CooxotdlGy/CHOjE2E7KNkyH+ipByCHdmywBzR1uc5pDiBrwCjnlVM0L0K9dtTlYj6frrCNl61W1bDN",
-	"B8q2AYuwQuAlURKrB1JcyURYzdDCgVkcVhxElzCJaZZNZT4VUrA4Aj8AdrLKGSYcQ4cw8FTAZVp3wUSc",
-	"jcdwbNab7kPKcNQ030zzQlgrCt6lIopubP9lWWSpLbhoffXuTibCXcqRAzcEnwWDaoE8PW4SWH9cK5Z7",
-	"p8ITIGK/ZWqyNVD+VJWZKjIUyDVf90ePdkhMBwhM5AVjqboXsSn61Quni5wmrCae7t7R0/7j3VLgDvn2",
-	"WzMb+bNcr53SYcnSwQdn9lA9ga9m50n/UZqe9b9ip/P+ud//w3kv6jls6130Jr2zSS/gqTd83Xv34d3B",
-	"oiQA4W+UGF5bg0G/1h4oLO9bogVYGmFraww8BSfZ30du+Oj09+wLt0KdF6uqktSsyK4PdY+3CXi/BpkF",
-	"O4OT38i57uOPoQB0ASFbLJErBkGZGKeFXfkYvYFnfWQaRKY4y7lZdjQR2EoWyogEcUeYuDLPGcPfmkLX",
-	"5sCXCsUqneesZQXKghhuj2YS57SztWtnzMUBkaOz4eNjaC3GfDMxhiUkw6y8NsOK61aGr7nOflgSt4kz",
-	"fQ0P3t2UModmnk3hLmfN+ltFWbSb/vuIUD0Y5f8Q+hwCyD3pc3uDsCtGRAPqDi3CoJG2WOsAij8569pn",
-	"C7mz/ePDl2Dtjyv2+FFw2lLrcW8oD74PgdvQ0y5parIO1RKUa3Ub6t5Hr589JY9OHz88Ngo4Kt6uFLBT",
-	"x6FhcOIadaOmBUpjNBGonJOKbp4G+rlX5Ssa+oBc5TndGE3dnFQc1SwSKj7GdivMKsagaV2SmGq0zDIF",
-	"6p81flyzjdG9IQmyTC9VDLNn7RLBGGCYW2rjuyG2KdD5bXn6Cqdw9VsrMWn7GSEy0SBiSGSbMjXddmZH",
-	"funYre3kGSSmtnLOH0ESuifOeUc97mBl6mA14RUu8kNUWQrceB9g908Nyyrhw3zK2IImm2kCQTQGCqJe",
-	"Jjc005tpQnOIuHvaH49PR2Z1VrPDx0IdJ6r6Ee66j99Ez2ljFi4u5gvT+Czy0x9C3kKy8qns5xX16oQW",
-	"KW+v+P5PS+lb6lejjaw9sqog3drmZBv/Ehjglky4siK2auAFmIuZ0DmUNHVB1t7FV6mFv6LgDiZHHMcT",
-	"dMVsRWBPjiFfB+sSW6s/PmCeVdUCNraVvBqQr2uCpSJG8ysbr/NsMBHfYH3UMgPJKHBSLAgNs1owEwYV",
-	"R1DUjmyS0vG+8OIruIA/du0Ts4UuMShQr9Y8bE/37yMr8bOaYa4q5evKs7xbbsJHSbl7KAt2nOjUTCLY",
-	"Emh/tmkGFyRlmvIM2xu9fvaS2IMIO2+YnUTk1RH0Rz7GxL0yNi4K6tK5bkzBd9C8KarFpXkyZEt/RRNR",
-	"rcwG7j6sfwYUChsbgSMgChsqomyOC4ctldXyYPETAU2ZCsG1y3p0zQlmbMnx0dWAvMHzQEHc1kNNDQFS",
-	"UgpPiILGU5V8OVu3i1xVVWufHmZP+0jIoParcD1uHijiAkUi8KQJGfRV2DB9bJPfhmd4cEbII7GQejqX",
-	"hUjbav45UMK9fQ593c60R2t/oMpeKV/U8HtRw/2R3mfvhXukVCG27MnOgs6rIXLZ0s8VzGpK2hrsFALe",
-	"hiv4HOlGe54M1vNG5vrAV95u1izogLrnxR8SoC/ps1yuDnn+rezyNEbVf45KisEBdJWFAgQJgeoL5fnI",
-	"iF7adrIBAap83UyDtutE3QsZsoHkffMGzbna0bjFMCbcG0c1BkOZzocuWF0RCJadbeDfCMvoKF0GuGDV",
-	"3m3q8xQmZ2/sMF1q7/opoXcMvP5xOVOViPr2jjg+lWpPqH2YSGWrsNpPo31ZVZ+SLtgjflredosE4i86",
-	"cuIXOLextgGUJPiiLx3utraAqkpA93qS+6oZ+93P1TRuh7yKac3FQu1E3ULRBetrDj7gnCmMyTsSRWZU",
-	"GpYnPGPKmjJASXA1Wei61BSCNyGhGwqWzIsMHM/mJ9chIXWRcWCqxwi1ahoOKYTmmQ2cfQ8xey3SuQXa",
-	"N26Xnx4//FRt2GF//yxt+O6pPZ5bs+P3s4Jnus/Fx0Nj1FsXjUp14CBqhj4HVlvwZqt0Akj5FrxuxRMx",
-	"pyuebRxlQt5S8sdBOB5qqi44bm50RnZrTXHYFQS8P+YXjPq0LSXpGnpmSbHASjRR2eaI5z5dC+q0YLER",
-	"VIKX9IaLBfq1QF9u9dQ0QfUd3S75fDVd0TWwSsvOni7pam2lDGf8+Kl3dnbWi3pnZ6fmv6dnvXdGaLVv",
-	"vJBKVx4ejUa9qDcajc1/x6PeO8OZ4B6n5RWa6ZeM3mym0PLqYmR4HUt5sbJfnHbPKqidCB7T5/aRdKUA",
-	"6PB0SBVkhATg7ZrzWtKIxmhaqN9rhMnn5oYC697fGzmqehn8W/u16FKa9OX0wGGrGLuorg4oj5F/sQ/b",
-	"EVZQN3RNkdlmIgKDW9m9w9CZ2aZq2IvIX56/IicEQmg1pxk5ISuqVISkEocEc91EuOVF9Xxly6+FZarl",
-	"Priw8pqcE1c4bUBeAtUiWChiIrCBoVSsrJ+8XUywzWXQLqx/8oIkmNTrtuoyZpEntDbkg197B5KiZ/jW",
-	"h88hk3fR092mv5APq1zfh+yyJ1fWySUpw6iO2cZIs0XmLO+a5ZxmXNlITCcZ2PK0A3KFD3M1EfGvkx7N",
-	"sknvgvw0GAzefYgjAt+JzdZ3Qmrz3a+DweDDhxjrkSdSpBw9jOYRcB1OehGZ9OQa/wV6M+l9iMmRYozE",
-	"FrZeFxmLjzHjQtzQjKduUYSSs/HYZVFAMoP66V08EVDQzewCmsTNaEqENEq9KpIllB88gQOB5ZzQLDsZ",
-	"n8DksdmxOzMndrk0iLAUH0S/GMHObEtTLlS9mA7V5sGgrik4ehW54YrPMlsJXsuJgGYPZVcoIw6Gr2hJ",
-	"yh7q2PKgNYnXHthHFWin+jVX1395/kpVk0r/QrOCmoV/y/IVFdWCBCCmpjmfQyIMvaWbMJW0PGuYIMuA",
-	"0gIAQGoApsqaLfUueuzn8tXe198ABXWPwtfTJKOQHLH9+A1fV56vlGiAxxdQyt0+Pxych08DDtrn3K0G",
-	"gwcRM+FbZXjOwAXiZOwGWnjBSDwoR/9TbyGz1DCdjGouipVNNnApEXiy5uyhoZQtLaFzqtkChA6aZY7d",
-	"UXLL2PUlkfM51CxRLL/hCdRI5ux2cEhCrLOr/Cb5sA5mW5VVRMYgG7YMYbPk6g6RPnbWO2XJBtUtviTJ",
-	"3n9ehDM5I5FXnqTdjzx9skYE2ZH2ipXIQq+CckxTsQwy5YS8jXbJnZHr2ekc8zZax4LRypaWI9+X+Ym2",
-	"/UhjH05Y8UcS9wZCLDYVQmy1Yw5RUtvEFRTlKnmFEjLw5IzpW8YqpO58OOxF5r9DS+VsR4zR8FDCZA/g",
-	"N8qvqi6ivSlyIbQ3CeFl/94LxXxW7P7GAAbiN6CSj5lAmxPX92RPVie/lt6QnUlPX9fynRytuayKwjts",
-	"ZFwPyJO66j8RLXlI7RlDJWp/6oShkJ1+yRf6bMBfy/v5eK62N/fHX3RVVrJ0apfJZIcT4zM4L/bIgR8r",
-	"6v09xHbfS0TR3SHwbu57ewu7k3pcjwIXbxyR4PeIOE2ICGnrkhzN0bRQwapjG3CXgf1CsNuJAI6Ts4q9",
-	"Axwllsi3+GIiS/mhdvJSEiZ8seiJMBzATFC3/T5Q3jxh8M56e4L0GBvnfHQ2Hh/v9bD8Nqkwgc75XNxA",
-	"IwQsf6HWUA/VCtGXhCrFFwK75iNpWVFBFzaR/EAT4m+QVLKH6ricki/U57NlitxXxse9K46hWHliCUcH",
-	"7wzEM3qP6y6Vsak+PZakB+dMzQFTKc1OGj03R+G0QXyyGdSIssPjPf6Rl3aXf7iy7WWC813qt/dRsXWV",
-	"2+1HV2C9UnS9Uo9dMD1F9TfqlX+/+7yVTCtX18Ut441oX0Ki7hgiWTL+lUeYzy9V7aRX1otv01zvLrc1",
-	"Wsxeu0yKbV26PBMyz+UKa2gUmaF2OSaZ0S0BKkKDWS3SJqgxXA2ocRIWjF/p94PJB9ZxDCRiImgGrYHK",
-	"1A+Ii8ERfTKGS7kO6yRgoI11jGFXDSisCpNMbImy5taJcPS/vQrlIpICceaLNuRhtwmPiZC3n0iA8Cto",
-	"ESDe8F/Q/6eWhrWFZaeh3zwTNjRDMN1Hdg9PRhinjAB8w3JD5I28MBHuU5jRVfbNz6HnnHsGwy/K+A+f",
-	"zTQHlUIkG2vJ9uEdwaHtFHI84gl5uydi0p7QZwiXsjPtjCbefMGWi97XcDgz9hsbECxmHZJtVGl7l+Qy",
-	"6IuuumcZ/RGyixrCjep5Vp1a24RdyQ/sHvMlwel+E5x+9xlNv2GG0n0nJbVKuLkRRD0nNLxzXojUKN+J",
-	"VBprA4cCY1mEN8AkV4Y3CCfyRe8IF8GzOZvHA/IGlVxDlIJOpGVTSm+2nIi2asfOJwnGTQu+oWvaRQMb",
-	"GghDjofDy2Dccn3wa8rn8Fn7sWzS8uP2uKQA3n/r/gJ4u7XGhBI985QomjEM0dKVbgKu4P/4fDgAt3ZC",
-	"NVtIGCHoELDdCiDqhRe6Xdp0tK9+qrQkLGxkMO6Ph2+Hj8tGBpYEw+4+QEYDAmm9LYAX49RGJCxFlYkS",
-	"tZRrojZKs1Xjrkfjx4PH9V0XKZc793tIUdrqoYD02f/qq68geh/LA/QueqdfDR4/6jUfyWl/OH47Ors4",
-	"dUeChQTMA2+++7F/dgbpAD8XVGiuN5DH5s/cbL88RH92BwRQBfB9SBDVJ2EorVJszbcBLmBbOts7uC9t",
-	"tXEkDywlvvY28J37jPvqsOT6at0qa2b4g4K3wkybLwFcvw8+jty1yuM+gpVX1e/wp30dDxybt20OhtDn",
-	"oCI811sduALm7d0MJmJXO4MdFfDZe640FwtX9X4nk6/GDzvO3ITidyh1v109/t6Kx+N+p14ViyNbAl7Q",
-	"Fcg9vknDRFRlIxsNGvaDsodAdSlTXVob4zXbkMbShhMBdgo3BFeubwF2BM02vgenD8t+gGWAO4k7v311",
-	"+uDaehdzmikW9eqn7lPLfSX7kvc/Hjx+/P+ydzU9asNA9K9YuXQrJU3aE8qNbaW9lKp3WgkTTGM1xJHt",
-	"0APqf688YztOHKAfVFy4rBYpETOxzbzMzHvz57jmfTaCNRBif87H+be/G9KvBuyvfxOw7yndHpvxUG//",
-	"7+rt9w1y02gykXu/Yaw7BZ9cK+TFpjET2CbwKMrNjt/k7olnR5Y+VF7+rRvsNsDrTGL34tq9UmGNvqO6",
-	"DiZBjzbwRWWTq7NDwWtW9RJe/9anZMuoZHLZ6zop18AOV0we521ekkZUtCGbirVa8grINmxjzO5lk5RJ",
-	"rXVX5jlcVQuly0WxKCBu22cZkwwQcGBtM5qDnlqmvp9XmZJOij23vL0g5fAmTtiqmTTw50GxD/NWg3xB",
-	"JRQSUX/wtkXMtUM2UfstbGGfW5a5r1q5KqoiT88v+afnDwZxruy/gNFe6OFAM/j7Oh2SZk7Zb6hKVaKG",
-	"dg/A0Z0UBmqiQKorgVWihUWh2K8XPBlM66BsKtUZ3xNQQlPcEuisN4N8WuyKFU9VJeFK9XZwBHjQMXng",
-	"SmE5AdXBBdxFG8/eMyAxJQ23Vkh2FN+Z01VYnoektoXOSmwDPdBf52trVI85zs6bjmfmjrktEIzmKIeH",
-	"jmi9h5lKSEsxyxWP5EgjjVZjy5fWz/8IJBlDZdLQOtDTjC2bttAPPPWnRZG/K0jAU78R8xz7MWOekdNC",
-	"CDpFfeuBPZSu1m/9dTb7fTT22NXEYq8/8iPDQw+bg+7wJ6CTYmvnn2D0FaPD5yOyMnj3VwAAAP//",
+	"7L1dkxs3tiD4VxDcmVDV7SSLZFVJVlVs3CnJlltjydaV5O67Y+oywUyQRFcSoBPIKrE9iriP8zw7/2Aj",
+	"5n12H+Z99/3+iP4lGzgHQCKTmWSySpLtHkV0W0UyEzgADs73xy+9RK7WUjChVe/il96S0ZTl8Oc3b+nC",
+	"/JsyleR8rbkUvYve2yUjSaG0XLH8gSI3LFdcCkIVoUTpXIoFYUJzvSGaLi6JYiIlXJMZTa4JFyR+Pu+/",
+	"pDpZxoNe1FPJkq2omYS9p6t1xnoXvUnvdNLrRT29WZuPSudcLHofPkS911SzF3zFNfynGTTF/8qInBNt",
+	"wKRZBkBqec0EmRXJNdMR/LSSSpOc/VwwpZWBb0U3CCvVRIqEtUA3Gg49ZFxotmB5FbTXbEW5MBBvgfdH",
+	"eUtWVGzKeUsgy/mFvG2Ze+/MijVsyhuWSJEqUgjNs+q24IYQrsi8yDJCF5SLlrnHzXMznW+u5prl7fNq",
+	"SW6pQQA2lzkDAAR77zef3PIsIzNGaJbJW5a27Xvj/G/YYsWEbkdUhQ98IjwdN+Lph6i3pjldMW3v0dWr",
+	"59+xzfOvm0G8evWcXLPNA0U4LJ6bH9ZUL3tRT9CVGZqu+fSabaY87UU9s288Z2nvQucFC0Gby3xFde+i",
+	"VxTw5PYFelrkORPJ5hnPGs8M7zY+Yw6OCpptFLskKZvTItNwehnV5txWMmUZyQvxQEWEZYqV96pQLCXr",
+	"Ik+WVJUD2qf++Z//mRwJ6b8+JrdcLwlbrbW5GarItPL78HPB8k25Ee6dyon8u5zNexe9/+2kJGQn+Ks6",
+	"cQt2q1eyZdWxwclpAk/Ejn6sc3bDZaHImi7YDpjMqCFEK/r+BRMLvTT0YnzWfBJIQduwIqCwrWjhnrk/",
+	"XjxP2Wottdmp79hmG6IrUgj+c8EMopIjVSRLvEc//vj862Oil9TQz2umSG4IAhcLopdckVc/vHlLFJ2z",
+	"ATFrmvMciK5aS2HQRRI6ETAiJapIEqYUkTmh5Oz9+2NDlZSWOUvJXOZkfEaWsshVRNYsd3cmIlSkhN2w",
+	"fIMzIyrpJZsIRVcIrnnEHCZ84YjOgiHVB5IX4Wux3wXdf83WGd2w9IKYzYwRfjMCAgzPUyH10lBuppcy",
+	"jYg5HAP/TKYbAz0lZ+MxOYp5ublwi3Nm7kd8fEmog3rJMzYROtgjBBP2wNDHvBCGp9hhh48bhuViWigW",
+	"Hw/IFTl//948KqSeCNzEiCgJ2+CGTqgwVNcAwFnqN464fRtMRC8KqN35fJg8omes/3A+nPXP0rPH/cf0",
+	"fNQ/TUbz8exR+piNhg5NUYYoETVAr77Br5a7Mj4/j3orLvzdaUTVOVDllltsOEFMMgp7SNNLWNJtzjUj",
+	"S7peM6GIFNmGcCsg2Btkjs2yinLPqUbMtpxj0Lo6yyjalvWwkQDsEGEMtQE5po3kZPBuOJ2lz72L82Fk",
+	"5uarYtW7GBthZcUFfmpmoT8kQFTTZ7lcbYPzg9ksnVOhaGK+UiAe5YQano+XnAulqdBtsEo7/nRuJmgk",
+	"SynVrK/5ijXSJgfgW9kFPC9lHACZlneBy8oebQS8lDxa6bd95P7k+40s8oS1MfXtTVIbkRi6mssV7pSC",
+	"Ado2Cn/tzHO/ea9ZLmiGUAGAb8vZ38i8SUiVucGrlOWGKmaMpobaxf2YKJlrRczTTJgvB+QtZ4rQnJFZ",
+	"jmL9JtziLdjzlpvS63sEoOYRJswl+alX/bb2UJIzqv1vwad3TecSLPvtZn3AAYH8wRUxQ7atDKbreiY1",
+	"SFBKdZwYhNRXuZxlDEhAIoVhguZPul5nPKHmvZM1PvGHvygDdSAJmzdSA9INzXgKD0/nlGfMYGvKNOWZ",
+	"vRSO+SypIiPCBbxA5pxlcIAsz6URmX/6pbdiStGFGXRVKA36AcGnjX6VEZqmOVOqF/XW0pCzvHfRO4Gf",
+	"eh/e4W1iCq7WRW84ejx+lJyz/uN0OOo/mp2y/lf07Kx/zh7OH9GvZo+ToYFUaaoL1bs4Gxtlh2tge3/y",
+	"SyJ+Sfagi1xcJEzonCcXdm8uyh3o28c/dD0idwBwNNv0xG0dDntp5VN4haQyKYB3KbpR5Ha5GZhp30r5",
+	"korNa6ts3utkc6rZFNhO/VC5ctKYUaGMWgDklwoyGg4DDVsQSmaFEW5kHjx0PgSBToGyeGnlIS7IiIAS",
+	"cL9zfFye41spidkN4rdj5zma9fbdej/WEW7vU2AIoIJwrYiZmMDEqBArtyfIcWPQuPugcsd212CjArON",
+	"Nwj0vYzRBLR946RmVAktCv2KMaPTIOUbtYGsbaLjIOZpZ1/oewPDzpdLU8QH2H97KKUC3qDWiFKTMAKw",
+	"LDQcgmJJzkBuWOdyzXLNkUYG9H5rrD8vmYBLCfoBVYQrVaA5o4tAEfUMijcJEs42QI6MtnXz6LgyZLNM",
+	"4JjENpBUeyC5MprVoOntNctXXBmpV+0ZZEU3JJXAozRbqb03xA9sprHz0jynG5g2Z3P+ftc2rItZxhOi",
+	"NM01OYqT62kMCt5oTJbsPUn5gmt1HBndMmeJXAiumNHzuCCZXMBNKVWa5Hr61elj+vCrR/Px8Kt500aU",
+	"dA9oZpb9MAf2tGuNHo2BE7WtRN6K4LJfElFkGbl1SKRYfgPKvzO8ALlmsADzJJ2ZFaCkaIGWs7+wBG5N",
+	"zm7kdVc0tQ97AHiGG6aIERduWCsCt4AR7J2UehraKBrPdVYoLozm73Wx26VUjKhipnPGQmxNpJhzwVKi",
+	"pQV3DuYC8zNoaooxZc0BbrSmy7IH8g+hMP5TD1+hsGaLoNUL0rDSCuLUpMbgdN41HB7SqqfwBuBcmnKz",
+	"XTR7FdCiOc0Ui7asNLATEknPNvk6iCaEerlVI9v18sMpxiXq4cFr3jRtJH/z4FJmqXJ2ikVOhUZyegdC",
+	"s6Lvn+Nbj2Al9sNomwRVL3zHa94F158i8vpt0BJF/IzfNFyCB8pdgAFILNzZwajzFwDCh5eCa8WyeQfm",
+	"UMNvh9rBAe7Dy7Q7MbSs90P0Sw0Zkce20nqzP+iOUSS+KvRS5vyvIK1ekCeM5iwnk2I4PE1wHPibxQPy",
+	"Rhu5imsi5O2l+TehQkhQINTS0Fzv5GjlA9Mn2fX49Z/+2v/hn7+/zm/e/pH/nDEmRrejh9+N9aPpzT/9",
+	"8eun3/8w/cu349u9u2uXub2j77Zvr2C32cbKDcSbGUuBJDLkOVmChQrWgqYsgYjktLlBeVqvQIPaVjet",
+	"iUnOnfijtolFSjVtPR1FpJ3VW8a7XEqPDFvXbknV1EjEjQwLrKzO2gqQzyXIxoHsMpMyYxQue2DJ3x7u",
+	"FVUKcMqZ+rUkC6ZLt5QZ33IXKay/Q2m/zsN4B2xisLoqcI3XLPm54IojtFvyavkjSaTSIPrc0KxgZLYh",
+	"i1wW6wah1blAOrtKoh4MNZ1tmn2YjkgpcstyhvMiaXY2lEQu0e6SLKkQLGswj9hJVDN+5vIW9EK/pm74",
+	"Ve7Pt+bFbUyrnY9fZxS6lixge44HZzjkjOScSGH3y3zw+7h9aLQcZWpG2bfyr1nCVzQzINIbltMFmybZ",
+	"TQN0+CNZ5yzliWYpefriT87dBYAZzpOA28WD52RDqyHBz2rQRQRMaNJhh8xBC1biVYTOpRTXRHC4GhCV",
+	"vdsPR3Yz1XLaDI7dEtiIG5aTp1dPQ3GccaA7XJFCXAsgu/CM+eavLJdVAVkWBo5WkESxmhkNNepdNymk",
+	"4PmDu2OOAZWc18+ektPT08fHZl6QkfBOkaPYAhQjoIVQTB836nOC3XrppOHGPfUXGvAux8vc4CwI7841",
+	"OHKqI0fbiItIUEXLyoE0XzPd5qh1RhTrdEyZEYmWVCwaBF7rM9+pVt9Dmy6HMb9fWhe2FEkp5QlJMikW",
+	"LCfsPVe6poAKmevlLRcpWOT3yhI+BADAadw3rXM+K7QlIo2qA+JjEwIQ6l+PCCX/8c0P3xMc21AIs93m",
+	"tj48I9/xJ5WF/NLL5IZmejNNaJ72LnovnvbH49NRQH8DGIuU62+EzjfNpB8PEw2GgThMzWtE55RnTeTS",
+	"4ktHoRQeb9bOt/HL3TkvFxg5HL9Q+IQstOL2yatXzzsp6TjAHiX9NucavOml+R7JwiGGJTcTmNkbbv8z",
+	"o1YIUqzNKBgdZRBMObaA74EsjSN5TDeE8ZYrVkGGn3poho96mi6Ai3revQVaXQzEgJzWO1sJiogcPeSp",
+	"gdSIyRa+cLs6Xe/W+WA8OxtVKGp7DJ0zK/T4+3z21Xh02h8Nx+OmWQzCUifY7ZTEYPwf/ON+o7q8Zt07",
+	"DTYM6zAqwQj3u4KQkb1QW7jzru0+79c0ul/mds0DjPSsqnxERnQAxwjPle4uKpZU6Is60q6OPKE6WT7X",
+	"bPVNnjfB/+flBmRas+d4yjPzhvVSNSgj4E7aDi9S2qyCrGiy5IL1c0ZT+MI8765ebN0rcfXSNTkdt+6e",
+	"8yw2YVXFDalsMBAwv1foWjSz60r0TGc0e2bGxL1rQDPv5Gw0mN0yocltLsVisFc0gH0tB/QLbjxTa2x6",
+	"LbMWoSaXmb2z3jBFk0QWGEvhlDxm9madc8XAQ60014WlKylXKEkAEUkZzSBgJmeKZfgn3J5GtfDpiz+9",
+	"YdqwPXWg/dPoplXFBuxjq3Whm3CRClHQbJpyBUub5tbi6iMEhoNRk4SA7xH3HljxL0lC1ZLMDRkwuLqS",
+	"Qi/JNYQppPyGpyw1KvrRiPyBpMf/cnR9MhofN2sOPnpnFMTuDBs0CDCJSTGFuVQF8tG4CXD7QuQBBBZ/",
+	"+vB8MD4/GY1JStEQVEKwN4DIPJwvuKjO3jT5OpdzCLM2j1t3RmrIHXu/ZnBgObthomCXZEQW/AaCCeEL",
+	"c5J45ZOsUPyGvXQAIc278xY2SafIRHdJpgNDrJGTxRGJA1kjNhJJ7KJ6VszMopZ8HVtTNhL1W0PsNN6v",
+	"ibCuAfMmCmApOK7y9JLEWq5mSkvBjIJHNcnBt6rwZqYsY/CiYBiq90Ui/o1JxN3FXodP3c/LaewtR+Z9",
+	"aS5OzwutR0ZOjtGEEwN5otkt3Sg8xyXL2XG3w9rn1/MgINs0KE1mzCjDkBJwVAm/RN+Fc3DYb7s5uveo",
+	"DKgclBvgrhcCEAbp2dldGGh5fY8/ng5ho6ipSAmHq68MLlOzK4hYn1Gl2KZTh9kMgiDHYLO2MA7UNBuV",
+	"ybXdZCBeVjvbi2qeDHa/Hm/9K9v348+tpBQxoxtMJfk5AKrgpeZ7ixBsa7D74fkM+mHFv31XbbGOiM2i",
+	"L8Zqo3xQ0o+Kh8E6IqOeZZsgZ8I5NkuVMO9+NbVBv++qnToGWNVOZZYerp1aKeROmikEliVyteLaILWD",
+	"CnVUl132EdTURArNjXgWxIKjtqqY3lJWiZbShuWoYoVJRPl+veZwjTXA8maDLRfAEiwboN7eqAidyaKi",
+	"4Xi+XL3wjbSzGemKXDyhoikcwPxEcq6uyYyK9ILEmbyNgUPekuHgNCLxiqW8WMUYpj0cnJrdc78/iki8",
+	"5Iul//VRCHcmb0EZNO+b3eOLZTN86Kbbyb+VTUmZyWKxhEAqo++vWc5livk3S5fWaB8BD3t5wFtyKb9h",
+	"u1wQ7hICbOR2KX0mmWGahNFkaae3mBe4HMgRFyl7T4bmOM0o4W/40vGl/QPSY8iGQaZIsmQpSkMzxYRu",
+	"Et8CnWcraIRpQymbyBmuN9QBFf8rwywmhKMy17Yus6X21Sc34+3aTwynwkP0OXlzlmXOnFmCsb1SEK1b",
+	"EhzAPVU5rQcqGKxjGkUlWAJms0uKHK6E+9t442HuNyxjXuc5IGZKVHAE1xFBToFWJIOIJ5TXtPXIbeN0",
+	"yyZdiY1LQfGWY7dN9jgO2qyoV4i2lCELaPNpqJA23DJ2bYiD0f97Ue/nwuhOeXP+Qng2MLdDiOZjEBBF",
+	"3cLXIXDAP8KcT9yQ3ZURf3c4w2dU8RbbHQ5SC0jIqbiGuxauWzA9hafR+9hID+8SKtHJrYoQNV+xBRe8",
+	"eXHfcsFJItl8zhNuxGw5xwU3G462KEUmcyb+2sDNJRfaE9oX8BRJivyGRcFW2l20SUI2s9dMbwTRzpIM",
+	"jg4zNhEvLdfT8XC6ZrlBjKla0ryFb8NPALPUNLMH74HTck3Gw3+/FVXRhZ6a8RrmLKdpjEcgRyu6ITNG",
+	"BFtQQ6eO90sziMiVWJPQd46QtGyKRRR/qo1XMMDfLTL3/M0P5Gw8elQmeCcyrbruet/8+NrcPqo1y81r",
+	"//LTVf8/vfvl9MO/ayJHTwOzRd2gn0hh5DzIrGwyIjeEu+T7bD9lhDBV5Lbm2zsoNLkSpWBDlFplesEy",
+	"tH3dyioc1b1bU55OFaM5ZIIeBoKN8OmmRr6Ugm3aFNtbjonClf0y43dSI6lImNLtnpIUqEY1wtqIzTc2",
+	"41IKay7LpWzSefZaUer0gVYCGnZaMMsnDVU2eJa3X4TT0cOH/RGh2XpJ+2NiH2+4Ed8+6RRf1CUxpIK+",
+	"9o3uvB+d6k3rqSTEVaGnKf0P9tMggfTbvUthNntzmrO56uCGB3eHe4mojTJnHfloEasshBmmXdiGyyF9",
+	"zeZNaNEpQOCwhBku0kI1okyYpWAGtg92Cjwz2uZ+aQKB/s48uzPYaM1yJcUD5SIfAqjMS9Wzv0opeSFv",
+	"WEaTTjRR3oq2kiCWbhstjy5Y7kKN+SxjYNCrE8W9c61pbhOfd+eEuIlTnrNEZ5uQ1twjwyPqrZfWnljn",
+	"W/ADQemgup9/ODsj4yF59PjsIRkOh8NOKTBsziB5eLbZYyU3eq572tPSOy0tt27dbsyk4gxuMUq2eoND",
+	"74/l993iMdH/0B3KN+b5N8VqRfNNC5SQR4HjWrCw4BEtC9VA2rENbu2IsiVrtCYftTPbX1UJfeDv0C4F",
+	"xqZvJFQQxVhEZgXPdB/NKupAM6EtQdBCJCH8agvaF3TGMhVBXj1LQbV1MbVpgSnBGNzbCYK3tJFtW5ts",
+	"R34IRkJrO+7OEG1Zju0JnoskZ2Zf0N5ipRXrrtRllRAwEXFlL7thYz8X0i7eX/vTABwu9MOz/YGxcE2B",
+	"8NvLGNK7UMbyaWUuYA6pUim9BFzJHmdFInI0O6rIz83SbWNkbkie6pzfX9IA9ctNr+W0BefdrJfgSfto",
+	"ogONNOB89/5EaYWn0mcekZUZGbzhhL2nwCoMHZdzEvMUU0TjcH3xYCLMvcUgLuvPtSZyCP1ZsXzByBqC",
+	"mfIiY+qCrHMGmduKaRWR2FCMmCQZo7mRd8BuOBHXjK1Vs0P+96riVKpZDX+3qs0dQ6NfGkRIywgwW5Oq",
+	"HO7SZqAqpg1uWryAhKyVvGHWSG6/xu+ATawIzbJuvvb7KTP18bfU+3Gzen+AxlEp4nR2oJZxoC6wR0GB",
+	"yl0JU2Z3S70EKB0zlBcd/0AvoMRMhSqAORLjIa7ZGpMp7qKvlPmm4/YLs1Ob+REIG/rQjGRTEgYs1MU7",
+	"5y7w+XTVXDHLzhEWxLLY7WfDSlhGboIpLef0FeDiSe9s0ouPL8vIFwzJ1mwFMaDKllZb51CqggdhmrUw",
+	"ThipikoNhbPuqKcdTMI+u962O936cypvdUjuo8y9MlexSrCPyqRWTHA+JoVInQO5rmFA9IiVnLVcW2wC",
+	"WjogPypGYjs73F4tYT/RqwXfO0fONiEA1wyj6d3URz/pgYShs94ZnMLZ8L6a5lWdhvwelc1OimWzzlPh",
+	"CRkoQJe7OPIhqk9J6s/3kvoPXWTj11ACtUNgTDXuvlQ6zUDbJnbmAvh3HlA13L+rpS0ihcjMUVVoP0a1",
+	"UpLmG9C+b2WRpU5257qrVY61FIQx8zxQZC2t65YLEsPBxZELimhzaUN5qPqYsdVo4ojEVp+BP4XVTDG6",
+	"F7Yx3heJ5F9ykfiN7sZWDbatxLYPrcMkC4zlRJbsdHhUYY/vfyJdlV04IL+re7U/W37rQAWw9KQ2aH8u",
+	"JiXIzaipXlk2lflUeNJr49Qbp3rNIOERYo2XhhjBXkc+8FhIbQTHyEhMVGwCUac5rirNN9O8EF0mXmPA",
+	"C9UY5AIj4xGlErUIrGRqQWiez9OuHSE9EU4QKM2gJQN+V5TkzvFqWwp+hTKOhlakaau7UkcqeKwDLnWh",
+	"lEcyjzCb1KJ9ZDcVnziGHAS/32UOU2v5rx2F3QFw59sJiHIzJaqgRlMoH7DmW3Q+e9ihBMhtLvchgk2G",
+	"2gdsmam1DaCtxt1SogF+BOeOGQn22BUphEqed8cee7BNhkVPWPetyyE3DSPRqSY0yxlNN2RJwQjMc/Tx",
+	"q+YdcCR975Hb4PLdR15Dc7e90V4eUlbTtCiz627csXZUWIHhk3voP6O5qpN5qoNR6ldzRn8Ge83vwwtc",
+	"tapsWVE+hmHgt24I+JyK/yGK/lWtjpmbW0uy3rYBgMLfSf6/q778mfTjVn24uxa82093P210p5AFmL2L",
+	"j3zHmwLXY+fpjW0uD+J0RGJ3+O6HXbnDbpBe1HOPNUeoW1j2J27siB/dkbJRRp3fpZ5ZmYX3pYRAe0KG",
+	"P0JrhD5IKtlyxlWMHZdVNxyhZS3xFRfh8KMv/rgv/rgv/rg7Rv3tc6rd35p6PwfaF5/Q78cn9BIj+EKX",
+	"kM+v6eoRsne/7hH6pJGAXzwy/4t5ZN74IMWt5IagSjM8ZLRf7Ilh7bSGP65zmRYJxhquGqyJyyIX0xnt",
+	"QFR8GinUrjCv5Vxdb0M2In/7L/+VvDqimctH6ZD/YuuEdqwummQ3UxWU59kJd1DJB9gmVuLZLXHZDYVE",
+	"rrB2T8fKHofVSr1PwtfeyhfdylfY6jdTl5qppqfDhoG/cVVy/HMupxBk/NOhr97T4cibJn14fodZH57f",
+	"c9rHd1jr47utVa3Z/qsW4AaE4npQG5G2bGroHuuOqXOwlTcma71ma0aDZF2ZJBRL5B+Vf5qbPjq+3N4j",
+	"aOBnZiWF4BqlT9/RdtvCbXTB/atEjdEBVKwdB5YzxfIb7I/ExAEXFYKy9xbxtxO+NA9/b0Qp9+Y0L0Tr",
+	"BSwDvjH3uezGWqHJQSHjvdd0JQXTNN8cgD9lwum284AbrYUnZYKhK3VlTjVn80KkeMKGnh2QfliGU43G",
+	"w7PB+bCxaEx5ZlMm2urm2MRl2CcMvDc7qoiW3Q95PQVO1CIA53JGZzyDDrw+Ot5XBPJdGBu6kLRe9mrf",
+	"3d2abcqyV+Xj5mV3kxpsLNtXcecdaHKlJc2X/a25qT6PFamJHRgunZsxcvfbX+2Oe2LR6QDMtch4yBvz",
+	"1d52Gc9egkAFMmG3bXBLb9noO++IeX7qcul3CpR8xX40z22VW6zUwqlQJEfawmkqGb/161cVjELGUGKN",
+	"2bKACIW42sSoGqh6eaolRlhxKarkxrs7W5E0o1BabRVaWjl8u8SxxZ9RHq3JmYhglevdZGl0CNkgsQsp",
+	"+o5SekpqEz9cR3CI6sDOvtZtNTon9grbzlIg3J+5AVSd5D4ePB5WHXZHw//806j/+N1Pw/7jd78Mo9HZ",
+	"h+OjyWSAn0fR2Yfjf2w09jh7SFN70StbvAazHLkgdMv3VoNsOBzVrULne11LoUnmULNtJwBrAWrOBMXT",
+	"rsai519DQBf2GT28K2ml9IjrcRqC0YRktXGas8FgiZVV87D6XUTYYDEg1EgmWoAe+c3rVy214fssX2/H",
+	"RVfPrmZCpP2/Gvwq/xxML/rv/qER0YIKtY3+lUp1XLQDtAZa7a5nyxVWsy17TZeNP/2yy26fNXnHhZxP",
+	"eqPx4HzY1Hk/6AX6S7MjwRb0xaYKDx8PR8eOt+DyLENxYSwzmW58mXFPfDDGGFuBuc7ZUCxGYjtNchRD",
+	"q9YLaCMVRyTGHoUXrlG0+WpN9fIiYCNxTX47AYvHyekJXRkBfm9pCbfysgZwE/I+4/prThdCKs0T1RzV",
+	"QgWRa81XXOFqbllTxYZ5IRJkYVASRDc3/nrBr1nGl1KmJHiupQ5KTlPOhJ4Kma/atJB8Ad3b7aPE33MX",
+	"I86U5iuqGTlSK5plZMWogB5ZN+A26GoT4drWp2tY03P/G7YLMdPYDWM5yMjN68M28c0LK9+XeflBmdEa",
+	"+3m0xbB6Va0C0ANFNMtXXFBXLlUXCrSKhRTFiuQQeQj1TI/mMicWC8m3dpvfLnOmljJLI/LMHvtTu6Mi",
+	"wQKPzyjPipyVDQwzLhjBahhGBc3SoBUGX61zZwTOSgyB6rJQ/9tcroQb0e94QJ5rkkqG1boMTUiZP0+R",
+	"sAugsu7UoWthwtba3EsDSlzBqpgc2aI3Bi+86kQyuegHgMCNzplaQyColcXlol+KH8cwk5MSWP8czX6U",
+	"zLn2ndkMwB4aTIYB4mL0UkcBITgYPEMkFlJPPabG+6vJWITy2FBB26j5htavWROR+COjmV62Fv3Svk6i",
+	"kWN5whoLYjWHWMtr26tmCXNsqjRPXnepENYWZhxWGtpdQaihdpD/bUcYgafWXaoUBbG27RWUOlAigPXg",
+	"ukh6yTZkltvY0L3TtGk3rvJQCETT1teV6e2CyliLMjDEWBTyJiW02RzlEfm3/xERGpHZMVwpOSff0tWK",
+	"9uG/BJQEcrSOyM8R+bf/57ghULFpdqNNqiVde9RNc7mWhe6HRghftL7eNqT9dMDF29DNPqEZqy+xD91e",
+	"w0m8Amtp9IFq7KxhYsiy+yRLXZj9356xcjjhsvGk4Kuuxps9o7tF4chrlrf2eWmf4+eOc9xtBQ2C55tw",
+	"xHZUuMs1hcR/QMCoZ/4/M3ehZ9boTqv1rr5uijo30r7hX45FmgdR43XGUiOHb9d/sgJwA8GkGZ/lewyN",
+	"TPgK3SnVNJwafEBzJB2HxBJ38GjVXVN38AP5hKquoTS47zazqiGkZuPFgzImf28sypwLrpb7nGpmUCbS",
+	"HZ60vX7cNmM70q6Ouch3t/qvmaCZbonweDEm9ndSqPoidxhGQcvrsnfYKNs+3h0Rc5+gchiOuPyHRn+8",
+	"uaIuYCItlbmobDxnIFZFkjCWdsQi20Fh/0bsa7Wwv/KPFw27bMQbfPqj2Gx5RVRuNNLW6FXFbOsQ0Bko",
+	"K9hT2cHqpfRYsJ0JuE2U75S6gd21pUGMO9DgZxadwBlGpAgcis7FwZVzB136fvS2jvhviSB74tLtsjWQ",
+	"GbhvNkevN1uIWbpFelxroIY6wnKNBxaSIxdwW9EeoQ46JJ9vzKFB8HHGtc6QBe5rC1TpyTPc59/o2JrA",
+	"35rKHkCx4MYgmSo7a+wLRmu8rEsnsFjIqdmDOKrrw5CdCDYuQbO4bisNnmzkOx0bbUWlZu4tKA8qZPbg",
+	"Vly7rvv+qHbvyj4orB0ctXeKaPfS4ZeI9vaI9hqbbkYqiixYqXmBsQhWkPW0Nm23MOysJY0eqlJztr1V",
+	"bG05R+zbPdFG7eAi0dNc3jZM9LX9mRx5R2RErB8yIm+PiXmtSXc3MlJFWN+e+k4hNU5J3iaNO8Nr9ksK",
+	"NWP4HWNh7gRdJhfT0uDYEh9R2d4HqmaljCAsw2z2DcsPLnp9r0CJHOKTpgdgqyYZozYPMK9GN7WFS8AU",
+	"O0IyyilmG+fJhbYeldEVORpGZBSRv/3rf4/IQzTTPjK8xNz148jGFNh7SZX1BQEWI1qjf7p7IhYGbznh",
+	"4glvJKVIALrtoC1Y6RlT1ScQFrZYM5FOoUte2pSyXA6ZsbkmstBVS4dRLI6ErG8h2PeFtIU2bvwBwkvH",
+	"u0C50x3EV7tckNBws+tuWHgPrgvPV0Yana5a/GTQtAsKByjNjKQsr7GzIs8yrsAQ18C0500dHJ5xkHzJ",
+	"TOqlNX607GvSyH/fWNsM8BaNf1eNNC3D2YqqWwM+KXiWutwefIpjhOGbf3rRIbPdDYx02MG9zUvrTsyS",
+	"zGzRyBbMqFbQ36JMW7eizv86h89sXVm/No/rFZxpoGG7ZIk3bS6TnwtWYCWavIB8K/On1+5RLA4LqtkE",
+	"S3zNQIFvGUDdS2VBgaaUS8z5OryLygoDTY3MKtimwTCPjuxPGZxdQyfvOvcjNZ3AK+iR8to3f61G4trG",
+	"M+jEKTsfNbQeso5CIzy2BfvnjZOMbNSnnQqe6hq734WB2BZE3OkDtnUT0MayW4zCSOG2UiD4VmsqU8uW",
+	"GHZFte0VpGAT2/h9uPqDV+Ot1KAe2JVJxZqfvoux3a5/C9IoPNrwQFpQbcWVau97R4XvtrqiG5LKSxLT",
+	"dMVFTBY5FVpZsr72A8HK8XlBF1D2uKmDmbrIGa1QywuoJVTtbOafqnznHqSCZhvDpt1T5Rf+EQNrI1Wx",
+	"vbsb0xdfP3tKHp+dP4KQ4IytSCqTYtUYdnKX/uHhfthopqm13qFvc6t9eCFooaFbMhJLmc94mjJhdEOp",
+	"p3NZgHUQHfBT8xU1ui7DYE4xz3iiAfStopcQHbjJJE2nWsopBLTAhKpYr6Ei93TFUk6nthmjQaspxBE5",
+	"wG4oR+U26vGUrdZSG8o2vWabac4KBY/Vf+BiWihET6PUTtn7NeB11HMGlcYzw4ymvUaToCSp3VaQg25l",
+	"nipfHwAKntNEW92wtN18L0tP0pJCwOBw9Hj8KDln/Uf0bNZ/lCSn/cfpmPXP5iM6np0mZ+k5Gxze5R16",
+	"sBU02274bi3cOcMWcGLzkfq72+3o0JzWbxzNlHQ6ZfzPfVsurf88jV2SJiMYTnZwYNAf3759ZYN/thud",
+	"nA3Pmuiy5jprvnDQnc9lBthVuN6K9h7XD1oTd3Na+r5sT/Pj6+c2niY1VHfOMS9w90xFLi6gzxhPLuwD",
+	"F0LqfsvsNUpvbx6uPPAYWLtecKaNJD6Xf4F45lc7GKbT6FWR3/AbmgERz0tZQ+aBqLFNBJ3O2hJL5jRa",
+	"PzoEbgCaWzuRYiDOu76He1lji0EtMCfslw4UF0mlH+PdBIE3R/qYnJA3R/pv/+W/jo6DDhR2nuEdl+B2",
+	"a1+UTdma0uanePIVGaiO7yVceCAa5Ax/6o1ot+XM2NYkwKERk6Mn3558/+TriDwzVCQif6R5yhmZFMPh",
+	"+CF5wRgZD4fnx6BYrNw7L91LT6jmKqMrwjSh2cA8++h4QH6EhG18KCy5Zo2ViotFFpi0yjLbkGxwSez4",
+	"JGOQBp4sg9IsIGCFTBw9M1EPoWtkXT7bZGsb/qmgueaZTzQ9Gv3tX//Ps4ickRlT+tKZOiEjK1csPS4F",
+	"ZWuJCUK7fHCE7YMNcVcrurZZUjXVvz3jD6ye7mecpyWINMhDa6Ir+OuuEdoTkbDP8j4IWkwQ5m29zJnf",
+	"Vwop7MBooiB4++z0bNKrtTg/PWtkZbinzVO9fvbSbXo5evwqZyterIjTFmpuovrPe1lBmX4TJuUEaTi4",
+	"GSWsTVfToKLt01Jk7A6dLxxyybnRD8zKDYaFcTkMYneXMmuyOLWXoCi73zdUnNhOMtjRxaemNZvD8ViA",
+	"WGHzZ468JyHwLni0/blyNyMyMkr1WbUKf5jqMOqftTYnLKsABGXkmyth2S4sdjmNZ0g1e2Gk8MMTYYz6",
+	"CwI85k5cs80DReStiEgONRC8lc0Qd3A2Wg871uGg2rxyQeJZkSsdT4SVPyD8WEL4dc7mPMugBg6J1yyf",
+	"ovExJuWjBL8akB9EtrH1cYIw5YkwWgu3daWpq8NhmxSB2f7SUHX3EC5CsFvzlwLfHLixb0VT5xOAvMm2",
+	"Ul8IbAP/q+ezOI2W10yQWZFcM125z1gTJXCLD4cV1/ioxY5h92cHRFCqEEMpjYZ9w3LrWQzmNh+SrFD8",
+	"hr10M6Josdt3XwNy2EE2cABHdisbMXTL7bDfhbjgN0zs8J005Whhst6uwds8KE5NhDB/VLE6WLjaZd2g",
+	"Y7iTeLdnuItnyZDG9k25LP3NMy7MBZr0Hv2hztPGHXhLDY5grWVWZMtZt7Ybvyrl674VU70g2WRNae//",
+	"XnaUdvZBilG3d24oHdn52uoJy1u4eK4Ft8xSpvSBHdFsR/sGXfwuEUW4WhDA1S7jsNkZkFLRTLy7RX1g",
+	"J47KDCK3yYC9TjHj3RceWLE/7GF39tSrbYjtydTWvBP7rKrbWsHeEgG15HPN0v6MadpfMLliRjG3tMEF",
+	"Mq79WE3l2xuD7IMp/u1/dA2ZZ3rPSP/3oWVFcqbAqjTN+JyBv78ppMLa1ol7jbjXiHsNbGb2ekW1lg4u",
+	"ua0MlS6VfFDlOzcE3+9VreVC1fLquoYX7ECNN81GD3P1nWsCblGoz3e7AjXTS5PfHeZutRFauwhWXvTh",
+	"LBUAGkxku+6ai88HxGvyaXqAKpu2E786Xsq7dVq4CsxGdjcgsjSy0oLM8XSop9PmGJfylswp1GWzq9jF",
+	"bPYT8DcsY4mWLl4Jbk9gEHJBmINRU4C0ewFl7xKvfGW79ku4N/RyT+Slvb8VKEfjqK12vH28zBDDPXqg",
+	"0GFW204Pxni/mLsD0YPIkqDAirvoOLGch0wswm95mLrtbGD8r+wSqitwkeSMKpty5u9Lw3aF5oygzGOl",
+	"Q8S4S6G2SlfY3WXaloymmJLqa/78XVRj+xwl1e6SG/NrVPr6VQpDfeYSR/UU4GrlmTvWbsESLbbuSigT",
+	"lsjVxHPetBnorsgil8W6kgZblkmQt4LonFHd7OGFfsh8Z1OU0iQG9UF5pg3WHF2ztSYIvy5JKp5lZNPH",
+	"MwaO4uPmqORObfzd3Hfq4p+yORfcCUYdm18H1sPtlCBH5gJrXl5kLHCM+A7Tro9vp5SgyiyNHuBwM8D2",
+	"eNk8XWQ78NHEnIBbP8gNM6q4anRkzumKZ5uODbCf4cM7stTKzemaqcbMhZsmLmappeE4PobYbSkXNvh+",
+	"4KvZduqqFR1kpi3tDH/CdG/OcnJFjpZlXTnBMNWcHTcnps1ztj9t0K/OcA4weeTMUQVz5eZFlllEC6LQ",
+	"MXzbTnGfTDEjvy02O7DPF6SFAhEo3hmqihvWiFdmq5ooVh1rIR/bOrC4AAxGlCRH8VUckfiGr21pl5uN",
+	"+WPL92B+5ItlDLHHoaOyel9rRaSuumxNp/bq7mr+Brur36mjuqUI9gh97/QQugBpKqQ28lyldrFrN+Gu",
+	"/c0tGXoqV2uac9Ws9bogWjknyuwaaFglCnTJ7QFvkA25QBu19YBZ0gNttwhV1wyUnc6as4XfidL7lFoA",
+	"btc+3LcBFXCw8BrXNqfCRDuzzjvxtO3q503dZe7oY+vS4OejkMFK7fKGFTQ7xIJ93nHazzynrjeKgbPE",
+	"bjDhgapLT20vSIy1RcydjsnRV8OT8RAIryJXJ09OnhoSU+VqE4FsLSJxkt24F33h29mGrHOWctAqnr74",
+	"k3kOp0gyqlRMjm74mpwQCI/TnGbkhKyoUsfRRMSFogsPC1B28ytLDV0/IRlfLDWZFRuWKzNsPl/F5Cjw",
+	"RMO3pbAdT8RRJm/DIQxDsJZiI5sfo7usGqzp661YOudW6b+HhRii5KH1BRIDSX/L/h713vfNTP0bmpsD",
+	"VmZKPLynbmL8CELFWxzXPvDiT5XP8MRTCwd+9aOBpvLQ62cvywG80vyuxJyXQIp3ae7Yt7GVELjHDunT",
+	"YzhX97Yv9umQLnTlobU7FcxbRuHuule4O/tTRGlAY6zAdkiuqJPx7pQuWj3ILzmj7Tmjdqf2H+ehMkHA",
+	"ZO53iF+Or8vxHd7D6inIxspGVuA4l4TOFJgpIASZKE03NvtwQ2jOPpfMA65udkuCb+8r8JjhPrqo4wZ2",
+	"TxDhVIkOkk3rYebshrPb1vxtK7NkELxg613UXRqt1oEygKDS6MXbN+tWApvaWc7Y0WzQThRsDe059lGZ",
+	"bazl456N7bZ8yahG7VMJ7F7f1ScFG6OlKyLKfLtzRW+4WDRWn7rzjclcoJd34ZwPW104vhRihobsJOxU",
+	"njNtQ1e7+27qpKqTDG5LNG+58qwmE7iSyyLEDQGqv7LN7RAtajeBx1ZJqMXYVe3avcPjMq+IkGlV/AIk",
+	"vUA7Z7aB4Fc5JzHNspgcOTMJz1LUK42qQMUmJkdhcvxE+B+F1Favwbd8DVTzxHGEjfx9ehGJgZPEJJbr",
+	"2Go88YCYlamJEExpX670nGTsxlV2W1J0/WEh0+EQlqUGEzERkNqiLsg6l3OeMRJfc4F5qDJj5l/b1878",
+	"6fqqmb+h7Zj5o6HjYWy0rKDzIgzjDS1YF9k2DsM0V6CNbh8Cx4n5jA5p9+1ESMTuW8K12UBNFyq2zf7K",
+	"7oCDSTEcnibXbAN/MNes1Boe/IOXzmtmtEwAu3SpAJzoajF/+khW2ByMbzV/urBWeNw5W/AZqMQPo/rS",
+	"+3HFfOt13GZ3DUxbz1uG8eqZyzEqqtMALvOxCvN8NQ2BNZ8tUgcrB5X20irnodpe1cSvIvIkIk8b9e6o",
+	"VLujiUC1mzRo3ZHVmCPUuY8BH39Ys5xqmasLErOfoUAQQ9xzxYK4MNOYSS8IsCtzAbGI1Wg4NFMtYD8W",
+	"Gl7M7I7hpxnTt4wFI/yUydsINPZ3EWbmc4FJ5MdGBEUGryIo24mXSRQrlvNkIsJmlHEihaZcmC1IqGJ9",
+	"LhQTtpSCKma2vLnhIxARRommtZ6aSwqpBhPBMhZEguMS/VzHlwZbuNKqXIMRhiFkw9Cw4wH5Qfh7YfYN",
+	"y2NPRMDIzK+2QabdUWEpGXQxI9/jsontPoN3kKpatXbDXyZihu5mmkPgE5DFS7ddOYO0z9PT08dwulcB",
+	"LZPCNXKt7kNGk2sFJSrs3dwwHRHzERIA/EYYAoFUeyLY+4SttduZC/w+vrT01bBniJ03G9UUu0yzhoSg",
+	"bwJiDpKJtxQeom85caOuc1HRFMwQVlD5VDPDlrcJk+Y0Qoajmar7LipO523uLvWB8Ml1S4M1b2e/IOzn",
+	"iAgIngMX79T8u9Dm/ywimTb/ZxGxlzsi7jISKHPOt5aw0M3ekOY+TgYYW3BZOlQH0fQSHEZmGJKyNROp",
+	"clqr3UiREmnpWQWA4eB8l8ryJui81yQl4a/uLm95Yn3SiHYV3f2zoE3PjXodOO6qd6Gj09DPCoIXZ1X3",
+	"oR3CeQ/v7h4EpkXXe9ODIFmGC1Ko7haRWspOw1UpN7AjTr8tX/jgTbeVQboFA6CZNRhsKyDgGXSlgBmQ",
+	"WQeuR83yhGesSwRATaLegrg8gcpu1Dxq7/bj8o/gWztQ/v6e3e5H9wYUPgBpnLUp97YamZP1ZpX0VzS/",
+	"ZmbqIFtnRdcDgh1DgSM55yuHDJeckfgHvbQZaXfEwcN6Iv8aKFbdq8OQrRVN2uP7tuzeu8IwImvkmrEU",
+	"jDnkzZLmVhIx8lSWgaVmIvaaai6xwg3hZctFOPcHxAVPNUoSairnu9z11q8LYUUHB+nZHKXprnjEl4yK",
+	"wPnkTReY1Rq4Du6QPe3nx/DFhokrXjn0XocTNzY5tGjljT1bkO5vfW/h2pF7i9BtN/jbAvGeWwPO+baO",
+	"kK9t/0eIVq7D0rg3nZYfxm42NarFX8uK7wat53xRQGJ0E2YfXxK2WuuNi/cxmoOtDP8xw7jsETc1FCqD",
+	"rj5BYNW20NrexPP1jpadfkeZVRI7d/Bsh2BXExA7z4OyToGhZz4GrHNB9N21F36YV6PCIIa2VqzTkK8V",
+	"RoIZFZVsGM0JXUib3Qng3S4lmclisdSEi4nw4qd51l35akkWo4MiUb3DBbxDO0t84/Adty923G9bUq4V",
+	"2V8GXM3exMuSZPuLikYvgMJWKlBdgw7tDZjuMeF2st7CRkzlfFdVS4c6/9//rLlFutZklJpm00Ni5OuF",
+	"CcsF1w3EJdXZOpnGxVVipcPmmiHuVHtr1u9yuKAqD23k6A1FQZqYSxPXi6z8sUMef1sRFRsadaQL1q4u",
+	"lvcWo0BzJAVCGoFs4fTjQjN0R7lKcDV/WnYzpdMVb/FUQks3ZqhNRZbgAv7BINhubDG7mc7uM48iV6BL",
+	"P+k0HYriYMqcruj7Jq5WRhZVTfLgzcdcoS0J5Y7yCEKDBtZmcF5iuNJnggcvRJdjbwpvNqdyUwmCrnLZ",
+	"404nhDDMPgoMh+BGjTqFW1EFKgruRoi/28jVcMBNl/4tXTSpVBmdsUDgXtOEga0skasVrdnKbvhBfUn/",
+	"ZTJR0bs/NBbr8O0HdpbL8g2yLkicUnBV3DJ2HZOjR5AnZGsWSaGXMTk6fXg+GJ+fjMb4W5iynlJDESuJ",
+	"603p6m/laqa0FG19A3K2QlviHIS7jGFOYSLzHbXdW3mtN3NjPTgzivXWYlmOmg9MK5bNK84rlh93YtS+",
+	"w23O5qq1DpBr3wtKbq15b3eLc9hDuMGM1rYX1c3s7kH23sNGRdvmJ9i9XRZicRFs3gNF8HXrWw1qYD5Q",
+	"lULKdTAOu+Q8LMNp87Y82PXTaby6JWBNV7is241aCV7fpna9h1fkpZotZFv1KUyh08Q9BftoEdTwjlso",
+	"OIOJU2oNfixBjqATcugrRscvVMOMu1Fv61xuuVb4o5k4oSswfRvVo9vA+/LB7GoQoz51UmVnCtLpqqSM",
+	"ZjvGwp+bdu1A7I/qjb3r3XRdj3BIkCybg9+5IVn13vKUHP344/Ovbx51I44rmi/ahIBFLpWRfswThNFc",
+	"sNSnXtSpBR5bq+Wm5KKnXw0eP+qy3hXT1EV7NVvK8cWaqTZnrG9W7TtUbNETmQC4u9F8SddrJg5BcUsO",
+	"dtIK3wj9zXc/djr0nwsqNG/qA+cjsoyAsMs4GKq/O3q411ieJ1wbkbDU6y97AXaFTXc2Xypx5615vAPH",
+	"sEVKw6OLGuqdl6cQEO9gFz2+l0Q0pAxRc1v8ABcrNHIPs3pCdbJ8rtlqZ98ch2hG5JGCESNmoIQ1M+/f",
+	"Q7ACahCRQmRMYQQRjF02qNovOblmV7tO0y/TlwXuSqnuBRsXKXvfUmZYs5WRbqStQMQFiUF6i22plWFL",
+	"qce2ngT2zOPIxlVwscBGBLBBlT4E9lHAIHyyoRFem6QES4p2NX2uo9fdAkyDUWzcJkiIXNiGNTBmU2Gi",
+	"bCrzqfAagg0XbZzjNfsLtBNfgv0zY4jOEbnNOVTWsJaSiPA5WNX9+atduep1Y9suCDAtD4M4VGGUCGj2",
+	"TpMlif0lytk8RlYMOUJEBOW5N0w3w+JVgZ043l1rCM7D5hJW3J8jX0PPfbEnShkn7YY/HUkTbNt+2mSx",
+	"v51bAWgYIRFKkduX0V+fTmPRLIf2gm7MsnALZMklUuhqhnTYpQsr1e+bp6RNTUX2zDa2FXqDH8HVZUYC",
+	"EcreMcxgvQue1JnLvsB1B2HUTKG2+qM0oswdE12DO1FSmwH5HgXtQMmfbYKbyW2zl8pV/U0qdbW8jFFj",
+	"Bsldlbb9A39K1aq7KSI8pgOtJB9NNduninWB6fnXd1KLGr35NYcnIG9pIez/49HwP/806j9+99Ow//jd",
+	"L8NodPbh+GgyGeDnUXT24fgfm4v9fgTdKPJG7odn5Dv+5LeuK9WTq+6lK9Ur1HaopFsqT13Q6A0+/ZE0",
+	"oo7qzx7yvT8Zsy69dE3IDN+7W1JmaOT7kpjZnphZx5RtZcXZQ2MMa0ejaExWEloZgrMWovSVji0rVsjV",
+	"bjl0TjMMT7H8xhXq9twZ+N/RDVdcq4hYk2Xkyw9WXQ4OCgyQxD4kZoBGx0M9Au8wAWMrOg+KIjS666r4",
+	"DLkXU6MRtgSBs1sWxnqUsVIgA2PBBPAaAklx1OO0sfIfuqfuPNkq8FFewsOQFwR+sMrs470pdiEoUbgJ",
+	"TfhmFIHn812h4Fi6FZJ+UbJtLb9MhShoNm0ocLm7pGWhWNq14C1VLOOCTSGLS++owJeWRWrx2bLvBXTC",
+	"kiIi//Z/kdX/+z/zf9EnRyPyB5Ie/4uN9CT/Oxn97V//u38QGtKndPNAVde/hekevry9pvVbOxJuV1Ay",
+	"9oBGeX6etkh+qWlWXm08SbNWu1KM8jpuXFirkfejiqb7u+x6X7QnwqcPz30Bxe0raE9rumG0rSCufcRF",
+	"fVjEsIFHLR1KdkiKVkY8AH9xxilep+1BVcIEzbm06A2nVEP55jZZ1fdafP5Gui4LnmIFrT347Afehc/g",
+	"gwyRuD5L5/gxO9mO9JS7LMLm7e3bc8S3ypb7aMM9LfKDIpNBPFUDMWjc0aiZcgbG7Cpqb13/ra2rrXmb",
+	"bm6jTB03G5vbKpYUOdebN+Zi2/qWjOYsvyr0srEXomv/aK0SeHSx7WaG7TbwpzgiEGlvZLMr260Q2hhe",
+	"kCcwBalnug5gFQYQI//BM+VJLbVe9z58AEPyXGJxA6Ep6iQYQtt7ilBsVZVwP5BrxtYKLAOrNRWbwG2u",
+	"yJGzOmIWkq9ZRROUlrDUz5KznObJckPkfCJSrjCnT+YqsnqvT2LiQdfzY/gSk6xD64pD/BXmAdsQNFUG",
+	"+ffdzvpelq5yKKRlpwuWQ3riUyluEPvUhfncJ5gE6OxWCc2huNvOo6BrToLjIN/QZGnTwAywaHC18Z1r",
+	"RrieCEIEYxiDEb/vuzvUhwdiW2/PNgjFlyptQuGrAbkSwSxmS8y48ft+4du+9K/Zpi9FtokhaEAxZVGt",
+	"0hbGs0dXs+LobHh6DJXBnXCcM6qkGJgNestXTGm6WlezPc1Sfnz7dEBeuiSK7cBon5B+Tixncf2DzCme",
+	"GfDtK+rYNjMR5PmbH8jZePSoDGtPZMoujULOFREMOi2QGRc035B5JqnmYtFfSy60TeYFsF9Axk6hIDxe",
+	"SVCguLDHuTbaUBzoJHHQGNjI2zs0JQO1FGxAnsLvNvNkTX8uGN4IWYjUdYdQMtfw7Zxn2nZV2aBplytV",
+	"2Pp+Bt7XjKaq1i8A606YTcFijJeGVKRmJ2Y0uQYgn8/7L6lOlrHR2uJXV2+f/hHNi19/8+Kbt9/EkMBL",
+	"yIpeo00SOryW6Z80I0fx2Wgc+0jtQC+yTIa7IqJUaL5ix4Py2sSvfnjzNjZ3n63hVEn8vOxZ2v+ObWLb",
+	"5bJEhvH5uRk6p4mGkPpC8J9txsTVq+cG2Gu2Ob6olCC1DTOh0jJkchhpdXxGlrKwhASaMG1YGnlaAZfD",
+	"Q6P7r+0TmE3t4IqwHAnSAJ1vagZ2Q8LxUNNNsG5wfAHOB11vY7peZzwBFDux/Sr/8BclRewb4fo+etjm",
+	"NjaYHUce2rInZexENTRge/pERRrB4l3vUy7WhY6sx0799C52U/zHNz98T15JaAxrkQB8HTNqG6bCcv7h",
+	"H17RXAuWA50Y/MM/kKtq62LI/S6JB2Y4IdWQc7gvngN4xDmicLNLoh8RRfFIg/79JamHUWzFhwF5A0ng",
+	"AEBu7kSEyXcRsfyFitQMTxeLnC2oZooYgrddmceBWbKZijUHeuzbWHw8f7gacFkKpbGUExeKpwzAeitr",
+	"nbNQpfJ8zrbGpthCK5dSIwqbvx4oON6yJgZQsiLLbFULkTCD1yq2eYY7F3RJKFg/GFjMZpsYCNJ2pFvs",
+	"zc/WEUgFKTkFrACIJkuJLDSsM9w22HtCAXID6oAE5fxkbr4OOXTTEFyR+Gx4ZmkLTdOcKVUSlDXVS+Tn",
+	"lMB6mEiYDRcww4MgYS4eOaqWEwkXH1U9K1HNrxKF2xDhJZNST8N3jtE96yu+gBZYAYiGQZ1UlzVcwNNE",
+	"/vav/w35EuClWfOpkeqkj5pv2pyECnO5QPS9YTlLB8TZWMvJkbkghTSDQy4bWGAJTcBcDz2HykaWagtL",
+	"zTwZo7kNzKIkPsIRIhJ4EY4Bi9aUY1UWes2EYQzDx/FxRGaFtnx3tiG3S7m6hHoRtrWEpR+uJDwOrgYE",
+	"q2+ZYevwQAl3aa6KgR6x5DS+ICt5A57znPWvuUitzQ5iSLE4FM5gDjByZMB3tKBlVwBL2V77ln1A2EBK",
+	"c6QNOlS7IvZBY7oLEvsegX34b9B+z9DDRK4C5CxypauN+wxtR4+tmf2obH9nZorLNuBxRFimECVcBQFL",
+	"Jp5+8/3b18+fTl9fvf1m+uL5y+dvrcmz8sOTH1+/eRtfmiNxucvnwxLWoPWdkxQBWhAxRsPh8QBZGaBs",
+	"oZdGKE6obaaC3NbLwls7coRp2mbDoHPIcRQ+9BrCqblYAE4deZAyNtdEyFsU8isvKGZGRXgVKYTmGQnm",
+	"4ApzVOiCcnE8IFdmYMcSZ2wjbTkE7M8IbFndQr3P+Gz82LLE+LXh7/2ruYYCNduTOeHODQzNbaEd/LHt",
+	"DIYFAO2txjy2jCdMKBZoV1drmixZfzwY9qJekWdWKVMXJye3t7cDCj8PZL44se+qkxfPn37z/Ztv4J2y",
+	"WbdXx65ePQ9KWl/0RoMhPijXTNA17130TgfDwSm64Zagnp4sGc308q/m7wVrau4AW6TIeDgkt0ueMWcZ",
+	"Sgwv54oU6wF5HtA6LQ1jNg+lVFOjWBtF1Cskz9PeRe9bpv8I84J5HPEIwBkPh04Xta0mQmHpL7bUto+m",
+	"/MXHLPXkNZpIlmxF99nb7Nyg/jb639zaoObTwDZyoDZSpGlkv4iTVyjQVcwBvYuf3kU95TLbIasVRCEj",
+	"/YGphy6gPK/fJdV7ZwY4gaiOrofjC8HnNzxBzpHbuBXlDyMi58NTAr6iW95yNkbHAFntt3g8bnkcGpqn",
+	"GxA3QW3J6XzOEziu8+HpAUf1kY/Xb9/+870ZnXhLxEkQFN964t/msliHdpbZptJt0PZpAspr22BBVbpK",
+	"DTaZe7XBKE4TUabzGiQqhGIakmvqg2OYRuQ0KehgWJZxx8zn8vmJUGujh1YyWdSDWqU4cMSts0I5p1xF",
+	"/LYyYCVhYCJcdMpxhF45w8VCOMjR06unx5Fr5VpL7DPQP33xp4unV0+ROG9dgKCtJqZr2LZBUEtj27du",
+	"NH/ogFPJb+Xm558LBiG4lujDY9PZphfeBY98ZatGH07pezfa8JmmIMrd7Ty3sUPhMQMsRiSabewPbVB7",
+	"KJpgdo1AD+4PagBvumzldnvHyDOwikBlkjvQo25UJzzzBtJzVdlGVLGtC2a2wb0EynOGIHWmPGfD0YHP",
+	"H0bZzsaP9z//VsqXVGxcQ+S7U0RPAxu3y166gCB64mfwo27w7F2Uv18YWt/bppmJFGDSpTup5msqrmtE",
+	"E48uJGRlwQJDHMFBaLM8XeMFLddkPPz3ZGYQOMJKBi9kzsRfSVLkN96GQL7lgpNEMsOPOBN6QMydhO5H",
+	"hm81JpUe+YqPE7HiolCuygRQ4ioF892uMqqNCBqqNE307Glll/ZQNFDIEKZyx8y25FRcQxeYNjoBC2wh",
+	"E2FevCMV4XdJdvNxaETUGv0EZgyf0l45uErx3qal4bvNaxvX+pLviUb4lESsetAtElTlzpjtsG683yL1",
+	"Gp79Hqidqw1T3VmQe7DFSbJkyfXxxyR8cOX7eSFUK9VD14anDSoyMlKlx3aVUJjnX5qnX5tRt6jEnnsI",
+	"Onqv24VV8hMzc7cMCPlruAZh0F+5QV8YeKijhnxF3QN1o95aqgb0fAYOvjLiCyc7evLtyfdPvjY87yX+",
+	"aV1+39LVivbhvwT1Cu+RKaO1S1VG2UrAcUIzPkMsnzKoaK2N9GtLylYHcF0rkV/nhbCxvWoirCIyo8m1",
+	"EfZEimZ7tCAZpj4ejkun0M8FK1hqRojI7ZInS4g/hGSjOC8gzjBG0yQAE6siSRhLmY35R29OPCBXZM51",
+	"zZicSHHD8gWz5miYM+V0IaQCh3ZOjXJvRoYybDItEiPl2yan5ArWNXfe1Zw17oQ1EYMlNnQKT0RgmDbQ",
+	"2AbCwnqHwf+6ouiTsVQHN2Aps5Ss5brIkDoGzVhhI6zbBozIMgzAh0TWBrkGszHcTT+YXgUOyO/YxpIj",
+	"uD5PZLo5zMxRw7HeRW/0+PGj/vBx/3T4dji8gP/9pzBU+aL345uve7aJrRGdFmIGIfx8xaYFlMZATaqz",
+	"1cRthMugqgbh6LxgH7YI7vijE9w2mQOa8FJlL8YAAy9TG+b2Qia0PXbqx9cvnMxmJNyKDFYXFz/8JmWY",
+	"xwcS/PHvgUG8gYsfuFPuxCLAmQq9yhqiU8yTQRNnoFnaFYhR2/S/StCg8BTNMiBl3v9jKBXG2NDSgw0E",
+	"lnvyuiMGxnAGrrzb21M5mNrAF9i5XFvpXcLbCWpw7Zorw5rluGzsyIrNJ1wFBcc5sAZ1QFWxalzFJLWl",
+	"GL6A2QMa+sklsjYCYTVZWI5S8wLV2S86hr9v39rYou2Nut8N3KtfnPyCDcc/7EVSc7eCnuuuA3iV04ey",
+	"SiNO/hawscS9L/rwHXGVfhS83GOrsmfl0zTBdLOmYHm2lhvfLb8qDIVSxJ48yg/vtm5HJdy7m6OGCyiK",
+	"iAb4GYYFlR4ajDyqFVcNrJORT943kvISMo+WQVOqCuvxI0AMDbgADdXI3XxH9t+hba0zEaGTAH88Diu4",
+	"Wv5oo3AwosQtJVhHNcp9Io4C+2ECDVC4G55cw1jXfxi5vBNpFuyfuna+dChfTTUziot9lauJAMcmS9GT",
+	"wbULqxLSrhSUn60tdsSzzDISLh272XD6OghC34uIpc/F7Y1ZAgKgPr9vpW7xyDaB/6ehlC+HqDSZEzrH",
+	"HYSC50pT0eoYsjlUDTdpZ6PUO8HmO87vB0vLjwBUaTbGA/Tbwsj2bUEDsrmpl3jfrB92SZ0dwo3yBzIi",
+	"EK/BWlHCPtqME6NxaGwe7+su9ymNbOXlaDU0wyasqM75e6RmFPo4/ibNbOPfmV+tb7c3TJT5aOKfH/Rk",
+	"ncu/MF99cIcpD9kFn2uW9mdM0/6CyRWDyCRr2nsGEd6TYjgcPyR/pHnKGRkPh4+ObbPUIr/hN9AnHwLK",
+	"/vav/w25U9lcs2QoNqrY7oHSPMsc+3B93dEyNbfxh3CpIjJjC8zznYgyTQoGeaAgSA2mxT5XHCxzBigI",
+	"upW5jXgE9xsVjYEXWBGZlikndllo/PPMz/ItZbOnAzp3beaBkupVwsO1mgggi8c2qtGejCo3DgWGkAmr",
+	"0iYZZHy6LnNGWeZpQTOS8TkzlHEwEc+1T5zB6Gdtu5wE4WxVRvkKAdnBLD+jLa6WXjscjCJPUYF6+hPt",
+	"Xfw0Gg6H0cPTUXT28Kvo9KtxdDp+GI2/ehyNH46j8dnoXWfzm1/8K39fXHGqTqa4T0CWS0jaCPSca4MF",
+	"eD2d87q88L9RFejv0pxmDyu4vmWGyQ6i+jFp/u2S6j6ft6o03yjNV0hTMES8zHrfytXmitzKXC9t1ltg",
+	"zreP2tzg1UQclTEQYbV5l8xsOwjG+EIM3f7g6aDIVTnvqsg0X2ec5RORkxNSSeeuJKpvp5fbFiguBKRJ",
+	"eQF2tM7ZDZeFKkG8XUpbh8tyoAXlop6ajRoN1STHcLcyQffSKmHoS1oAs4AOlBCFoiJLvuc22j/yV9XT",
+	"8TCFP65kw8Ytmo0tbNBBrWk/5cjqcwkTGsLsMMDi6BwbTZI/nNuvjttE3bLBwa4Ai/Om9GgvBJ+HMnD/",
+	"fLiVOd0cIWcXUy21kLYB2pKB3AAsMJwd4I4CaLvCao/X3hlgDWigrrR8aYLbp0g3qRIfHc5a/QCHnv1q",
+	"IQFAG0DONqjr+dzNONGMAY09tn9TkYb26rXw5AoldPUBvihMd+WrtUItJbn3uf/35Z9r3r9mm31hOOaR",
+	"iOTsRl6z1KguyvcXrsXlkKttt7tPB1PMJjJi9GE1a9u2w+Pa965rIv4Gnqs1/87A/LsO8rl69fw7tukS",
+	"4gNJq1+Ce6rBPdb5WQntcbjccgPSFRftAT3PlSqMzgjo62UzVKXXLF9xpVxKrU2/3k6yjBw2Y5tmCWEs",
+	"ejt5OGzPGKbLWemJG/E094l9zkIubwWE9kyEYkmOGWPclmvz+Wzmdl1ibq15580fr/rj84ck5Qub7YW5",
+	"5f6eUoFVGOy1DFfKsX2/su07XBZr+/U2g0HCP85vzmIi6vfb+n1tTYbtPbRWfayyag4Q54V0ZcNg0ZRg",
+	"XsN84O3MbN9X36Zi0zzflHmVflvbo3KQvvxqdgAgNTbjFOhJaT8L880fYH13s81R5UACChq5RPlGbOoF",
+	"vaKt7CKM2nPLRQpj98D44BACi+FYtQLZSFASxwdDhBkw7qnKd/ig2R2P+VBrpsiVtuUh1yyfYu6i+eJD",
+	"1KujSe+iNxw9Hj9Kzln/ET2b9R8lyWn/cTpm/bP5iI5np8lZeu5qMa5l7qoRh5tpgINQDeIfAewGRaQa",
+	"nNGwVeWw+3epaU9qHPkdcIFDeMchsVKjj8y3nto6xC1iINBQqmz5j0sSI8WCy62W5h7Ctgt5e9dgKsFu",
+	"zSy/w4Cq34fkCewwiDI6mM/WBMyTX+iaT6/ZxsViYNekxk6l8tozYmoYU8IugGRBCc8gcflsOMJYV/Ok",
+	"0nSjoLSEs60Ao4it0DqlOr5ECRbT7K2Zo57vbPliWMyg3lIZXLhnw7MmBoLQewbyiaXH1gAQK6jDBfkS",
+	"CHKPxAh5fa9LEO0OOSqFTVlgSRWkkx2xkBgkbMwA/ZXx7wve3T8A6T5Id5jcimf5/OueDxWyRLHdlo6y",
+	"kVyt0AVjjaxahrnU24WIsHWr60a85GsVEZml3nhwMRFQLtC/UazTqhfQt9gz7F9pqqFTfsbsK4po1wVR",
+	"BSWygsZ8ZT2YSv0Zkdp2egPy1DIEmhs8XmPN2FNbmnQiJpCV4+rYW0UwrLHmMgaMpMOgaxxKkkabj0qT",
+	"uhRmv+QF6mNQPg+hUKpS+szVZ7OBQdCAgUFdGlvIpzS0qeBEFAdTu4AqQ/qWJxiPZT4Tdc3Xa6NXMaPb",
+	"gi8XRHL3viE74KHOU5ZfBJ4SBeULwACUsIkICkpVu0SAhqdpbgCxgS9cu4LbrpQDjpVDkAkTYEhSkKKR",
+	"SbHo2zQTO3rKMvClQKVlSOLEqhAFkj2IriorfKGZKdwXLiYi0IpA+ByQP1u6G29J53Ede3OGhV3M47bt",
+	"EVXXLJ0Igx1HoK+eDU+Pq/XyKkXyYiOcxrZEXnOFPCg+ZV6fCHMtgjgwe0vsQQBaQi3Cs9GQHFkcmbL3",
+	"a0MO4uMLv3DnfIdw7yW9YRMxY0y4lpWw5RAFrn2HfY33ymM4lpxR2hySdZGgX53m2p/IRKA05VgZtQtp",
+	"s+DZS7bPgYOhVXYtuI+KkWsusIig7Xx0lLM1s2ETfji4tsqgKM2wtvn7dSZTX9q9MfIKC/WXHLBT8Xtc",
+	"C1b+Dxv/nG4Xwld6AzVv5jJfdbFD/qYMlrjOLgZLe2K/TRFgNPx7dRRY6mDuYyAzgB2nWV6omSmcylYp",
+	"4r3DKVBtih8FdUUNAdB8xSJL7liKNEMaljCo1AjEWoDAplOes8QQOZ6lORO2V1Wt9C7UulMJEykVeirn",
+	"MXACbFLmrYqWDAHRZ9n8eEAM2iosd5jIHObBelDVIgEzZpiOLWd8UeknZrgfMs6JkDlBmuNieKHs6sJV",
+	"d924/goM1zwgb6x1SeZ2R1zlEowQ5uoaqg0+ffGnsDgiNvYPkmDaqGlQlvoTe0S2HKdmZSgpXBJKMige",
+	"tCBxP4aVK2IPC1Trt9zKVbMcq9FtwsD3GjFW7YHFQRfHrd59+GW/8gnFSPdT5RNMFvX69l84j6k5Dxgk",
+	"/JRkN/Bda6WHJtYVBvyBnd7wrrYVm996XU2A7sy/My+1zb9dt9oKxVyRXGatfnfzW2dInthJXpuX2iBp",
+	"uNsARdgFuDGaOGg23T3lYd9pULHBSEd0FVQgcYEvvuhpG2gVMvRRwQOPhblGKGEbuopWT8WIIevNEk9n",
+	"KYcuDhdy3tJFVboZDzuIN7XC61SxPheKCcUh0EgVM1tEWzGz1cTWFceiuSvKs7a9/7mygnpzqWpb/0N3",
+	"39KHg9MJHF0B1esjhPD/GVTLoHwpJv8H+aKl0iPkrU3LAV+gVWzbIPVj+oa53W56vT3WXphx/I8PN08P",
+	"hvn5161HX2ez3qkK9L8P3HlG2+k2sgnzRHfqbV55QneQ7i2gMLMkEBgw4yVjVGkAtzWIiotphZM1Iea9",
+	"A6gOAhpygXfCTN//yjBXS1bV95pg+7adWw7yQjd08A0uW2C0FjPPNa0lrVV0wp8P5ZqfVHm029tJfSyT",
+	"vr8EvVSCXsL+M06/K7/rpuS1xb+gR1eFHZdlviVBDshVRX1bFxrslXWhiRQiNaR+IuojkCPqmoLiM2DJ",
+	"C8voU0GYKG+kfUyXzUT1kuqJUDKz4Q7H+6qKV0qKr6RY1HRX628JglUqcS0QewLFwGm1vr0rnL8zYg03",
+	"9mkZSPArRpW4o61HQvgjd6VWvflvTXlqxbMwBiIoydq76I2H44f94Wl/OHo7CurFVCqlug66PTPi1I9Y",
+	"r6YadgXunY0H58Nq4ZlvfnwNjcbME+gseWLEXiMsggeE/ge73kEC2Z2gVF2UC/dE8iql5IW8YRlNwjhK",
+	"wW5VxjQkpn7w7W23wnB2IrB3V1g5xxZGB6Lrd9ALMzmbIyJU+t32RsPhqFc2Li0jc/osXwMa2KW5C1Yu",
+	"7XsfxPNDoTOmEecsR+gYOBOhEnjhNuCA6BSH6r9OfIq/aG1pnb5aFnXdqeoVfb4x2k7LNPaxk2+sRnRQ",
+	"wEqo7X4pA/Qb4KqIokGlnDsxVgxo2zKfnkCf/fa8U8dxZe4dnZhtPYqGw2FVH5HQih7WHbnP3pMW+Koi",
+	"w8PW3IXAvJJKL3L25p9ekPjpD6/+D+yxsGL5ghmqrvvm/dSmOXHNVkbSXRmwwctHYtvHXYqJiEOKFRs2",
+	"3tJkAzpsXGInFqPhCWy5kZQCRthnZCJckOkxBvNgJ2Do3qNsL2Ds8wNgk7WBjuRFxtSFUSVzBp3l4Hnr",
+	"dI1ILIosiyciyRg1GwitNAidKez5Dr5McOhRZVtuHcWGnMZYmN3xQGmBPrYeRvM2VxNh6Cx4IUNpACuO",
+	"u2+wL4utnkc31q4R9J2yLfNmG5B3aI5ZXzK3nl44DEs6oEkTINMFfI+izdpwLue3Vjb8fiImojzMBdPY",
+	"5kUVmb4gsZ00jkhsrRXwp7BNsGzPC9t9qtTXMyhVPxFLqqwVCriYuvS9X7gCT61mwpeSsp0cMC4LqgBj",
+	"+ybbqMKc6ETY1k22vgh6+AHJoQ8crAFNXa5lm0PIGjLKeWUXzYtQKB51uZjPpyvsH2bLZDUs84Gy/cci",
+	"LE14SZTEsoUUIZkIqxlaPDDAYalDdCWTmGbZVOZTIQWLI/ADYAutnGGmM7QmA08FHKZ1F0zE2XgM22a9",
+	"8D4UDUdN8800L4S1ouBZKqLoxjZ+lkWW2kqP1sfvzmQi3KEcOXRD9FkwKFPI0+MmgfXHtWK5dyo8ASL2",
+	"a+ZEWwPlT1WZqSJDgVzzdX/0aIfEdIDARF4wlqqPIjZFv3jhdJHThNXE090retp/vFsK3CHffmtmI3+U",
+	"67VTOixZOnjjzBqqO/DV7DzpP0rTs/5X7HTeP/frfzjvRT1323oXvUnvbNILeOoNX/fefXh3sCgJSPgr",
+	"ZaTXYDDXr7X5Csv7lmjBLY2wpzYGrIKT7O8jKX10+ncsDHpxrCqBzYrs+lC3eptg+EuQybAzGPqNnOs+",
+	"/hgKThcQIsYSuWIQBIpxYdhGkNEbeNZHwkEkjLO4G7CjicDet1D3JIhzwkybec4Y/tYUKjcHflYoVmmV",
+	"Zy0yUMfESAloXnHOPltsd8Zc3BE5Ohs+PoZeaMx3P2NY8zJMI2wzyLj2aviaa0WINXybONrX8ODdTTBz",
+	"6D7aFF5z1qz3VZRMu+i/j4jYg0nF7+LqI4J8JD1wb9B3xfhoUN1dizDYpC22O8DiT87y9tlQ7mw3+fAl",
+	"OPx+1SnvhactxSn3hgDh+xAoDk34kqau8FDeQbnevKHOfvT62VPy6PTxw2OjuKPC7moXOzUeOhwnrrM4",
+	"amigbEYTgUo9qej0aaDXexNARbMfkKs8pxuj4ZudiqOaJUPFx9gfhlmFGjS0SxJTjRZdpkBttEaTa7Yx",
+	"OjskXZb5sIphuq8FEYwIhrmlNp4cYqICW4Gtp1/hFK7gbCWWbT8jRCYaRBqJbFPm0ttW8sgvHbu1rUeD",
+	"TNpWzvkjSEIfiXPeUf87WAk7WL14hUB+iCqgwIn3AXf/0ABWiR/mU8YWNNlMEwi+MVgQ9TK5oZneTBOa",
+	"Q6Te0/54fDoy0FmNEB8LdaOo6n+46zp+Ff2ojVm4eJovTOOzyE+/C3kLycqnsrtX1KsTWqS8vUT9n5fS",
+	"Bk6ntSgla8esKki3tpvaxr8EhrslE64Oii1zeAFmZiZ0DjVYXXC2dw1WivevKLiRyRHH8QRdMVvC2JNj",
+	"yA/CQsrWW4APmGdVteKO7X2vBuTrmmCpiNH8yk7xPBtMxDdY0LXMeDIKnBQLQsMsGsy8QcURFLUjmxR1",
+	"vC8s+QoO4PddrMUsoUvsChTYNQ/b3f37yIL8fRSXrdTpK8/gbrkQ95KO91AkbK3RqWtGsCTQGm13EC5I",
+	"yjTlGfZxev3sJbEbEbYYMSuJyKsjaAR9jAmGZSxeFBTgc22ngu+gS1VUi4Pz5MvWOIsmolqCDtyLWOgN",
+	"KBt2cALHQxR2jkSZHgGHJZVlAQH4iYDuU4Xg2mVnui4MM7bk+OhqQN7gfqAAbwu/poZwKSmFJ2BBh61K",
+	"Xp8tUEauqiq5T2Ozu30kZFDkVrhmPg8UcYEpEXjuhAwaSGyYPrZJesMz3DgjHJJYSD2dy0KkbcUNHSrh",
+	"2j6Hnm9n2qPtP1BlU5gv6vtHUd/9ln7MJhMfkVKFt2VPNhi0mA0vl61xXblZTUlig53Cw9sQgs+R3rTn",
+	"yQCeNzLXB77ydrNmQavXPS/+kAB9SZ/lcnXI829ll6cxiv9zlIwMNqCrDBVckBCpvlCee0YQ07adDQhQ",
+	"5etmGrRdz+qjkCEbuN43b9Ccqx0dagxjwrVxVH8wdOp86ILjFYHg3NkG/o2w3I/SZUANlifepj5PYXL2",
+	"xg7TpciwnxKa5MDr98vRqkTwt7f+8albe0L7w8QtW27Wfhrty+L6lHTBbvHT8rRbJBB/0JETv8CZjjUY",
+	"oHTCFz3r87nJLYKr8oJ4/cp91Uw13M/VdHN36RXTmouF2nnlC0UXrK85+JxzpjB28EgUmVGFWJ7wjClr",
+	"OgHlwtWcoetSwwjehMRzKMgyLzJwdJufXAuJ1EXwgWsAI+mq6UKkEJpnNsD3PcQWtkj1FtnfuFV++nvl",
+	"p2q7Vfb3wd9x2ozrO+jW6uSLWcEz3efi/lgc9dZFoxIfOLKasdah4xae2vKngIq+t7GDeCLmdMWzjaOE",
+	"yMtKfjwIx0PN2AX/zY2Oym6tyRDbrYCXyvyCUa22VyddQzMyKRZYoScq+0fx3KejQf0aLMKCSveS3nCx",
+	"QP8b6OetHqWm23BH91A+X01XdA2s2bLPp0u6WlupxhlbfuqdnZ31ot7Z2an57+lZ750Rku0bL6TSlYdH",
+	"o1Ev6o1GY/Pf8aj3znBCOMdpeYRm+iWjN5sp9BK7GBneylJerOwXp92zJmo7gtv0uX05XSkHOmbdpQoy",
+	"XgL0dl2PLUlFozkt1G81Eub3wn0FNiL4aGRsXxPjxnkc8eJ5SVpBKFjSHKPaGzqyJ84VDv6Dj9zHWFc5",
+	"WlW46GK8KIV4X20R/OuKsYvqZgMBNmoH9vk7wgr9hrwrMttMRGDnLLvDmA2bbar21Ij86fkrckIgUlpz",
+	"mpETsqJKRcgxcEiwkk6EAy+qp6VbcUfYXSrXwYUVk+WcuLp6A/ISiDfBeiATgQ0ypWJlfe7tWpNtHp52",
+	"HemT153B3G23VJcYjayxteEj/No7kCI/w7c+fA5VqIt5xC36CxW9py3kY4h+e1KpnViXMqRms41RIorM",
+	"OUo0yznNuLIBt06wslWPB+QKH+ZqIuJfJj2aZZPeBflpMBi8+xBHBL4Tm63vhNTmu18Gg8GHDzHWyU+k",
+	"SDk6ks0j4CGe9CIy6ck1/gt0atL7EJMjxRiJLU6+LjIWH2NCjrihGU8dUISSs/HYJdlArov66V08EVAn",
+	"0KwCmhfOaEqETFlEVJEsoarlCWwIgHNCs+xkfAKTx2bFbs+c1OqyZMIKjxDkZDiMWZamXKh6rSWqzYNB",
+	"uVzw5ytywxWfZbZDgZYTAU1Iym5lRpoOX9GSlGwRW3G05njbDft1U7ypfs3V9Z+ev1LVpOU/0aygZuXf",
+	"snxFRbXgBfDuNOdzSLSit3QTpiqXhwUTZBksCjAIUk8wFdvsSe+ix34uX+19/Q2QbvcofD1NMgrJN9uP",
+	"3/B15flKCRB4fAGiin1+ODgPn4ZLbJ9zaBEMHkRWhW+VYVwDF7CVsRvoTQcj8aBNwk+9hcxSc74Z1VwU",
+	"K5vM4lJucGfN3kOnNFu6ROdUswUIbzTLHJ+l5Jax60si53OoiaNYfsMTqN3N2e3gkIRrZ0f7VfKtHdK3",
+	"GhnwNgfZ1mWoo6V3d4gIs7PeKQs7qJ7yJQn7t5eEjdxFeVp6N32mrgCcrPFi7UjHxgp5ofdJOW6tWAYZ",
+	"nELeRrsE5cg1sXUBHDYazKLfypY8JN+XebO2H09jY1qA+NfmKg0cQGwqHMCaRTiE8W1TdbCQVOk61EaC",
+	"J2dM3zJWobHnw2EvMv8dWvJqW8SMhodSRLuDv1LiYBWI9jbjhdDeFojY8luvgPS7ICvfGIRCwgJ32Af1",
+	"oJGS64/kuFAnv5Tuup3ZfF/XEvkckbusCv87jKpcD8iTui1mIloS7NpT4e5MUw7OhAv5/5dEuN9bItz9",
+	"2fDeZDiPIFWh0NLFXUapHV62z+Bd2yPw3lem/ZIhd88Qu7tj7t3iWezp7c6Oc81FXOB+RILfI+JURSKk",
+	"LQx0NEfjTeU2HtsI1AwsRILdTgRwuJxVLErgybNMpcVZGFlOA8XLl5Iw4au1T4ThOGaCuvH/gfIGIHNf",
+	"rTsyyDOzCQNHZ+PxcSO/2uspaOoyWXcCYFkdPx20lF3ty2T7OIzvjlJ0YAl4Lm6gbQoWvVFrqIJsVZRL",
+	"QpXiCwGpjbZo4ooKurDlIw60KP8KKWF7SKTLCPtCKv+XyfP66Op8KHOfWCrXwckH0cg+fmGXIt/UzQIb",
+	"WICPr+bHqzRyII0OwKNw2iC7wAxq5Pzh8R4320u7yt9dk4eyrMFduj300Vrg+jzYj64dQ6VFQ6V7g2B6",
+	"ijaFqFf+/e7z1j2uHF0X7543iX4JaPzMgdGldLPyF+3zi4476ZyNpbFJ8XcXThvtn69d/tS2gaLcEzLP",
+	"5Qor7hSZoZI5pqTSLSkxQvNnLd4tqGReDWtzYiSMX+lGhilHNm4BSMtE0Awal5UJXxCdhiP6FCxXoCGs",
+	"qoLhbta/ir17oHwzTDIRLiHsyXa8yw6R9WKnvDoRocDqwqFcP/J60Ab4JY0QW99WKdhxc8dZGPCjWol/",
+	"HbHQRTwGguEXJfjuvWvt5WiibETI208kinkIWkSxN/yv6FiHy1Qp92+U0RsmbKyUYLqPghM8GWG+Bl7p",
+	"G5Ybdmkkr4lwn8LM1pxBQJXEfv+RfwPjocqALJ/VOQelTiQb66nx8VbBpu0UFz0pEvJ2TwS43aHPEMZp",
+	"Z9qZVfGlU++9zKVmU2fsV7Y32Rt5SLZmpb1pkkuldrfya87S/D1kZzbEDdbzVDu1IgsSYw/t9vUlQfTj",
+	"Joj+5jNCf0VF5mMndbbqCrkR6T0HNTx3XoiUyJwkUmms5R6K3mXR9OAmubLpQXyfLzZKuAiezdk8HpA3",
+	"aGYwRCnoOF02H/ZW7oloq07vXO1gC7foG4ZsuOwGQwNhyPFweBmMW8IHv6Z8Dp+1H8sWfXjcHigY4Puv",
+	"3Q8GT7fWSFZixAolimYMYyZ1pfuLa9AyPh8OIFojoZotJIwQdHTZbt0S9cID3S5FPdpX71paEhY2nhn3",
+	"x8O3w8dl4xlLgmF1HyBDC5G03sbFi39qIxKWovJJiVrKNVEbpdmqcdWj8ePB4/qqi5TLnes9pIh4dVNA",
+	"au1/9dVXkI2E5VV6F73TrwaPH/Wat+S0Pxy/HZ1dnLotwUIs5oE33/3YPzuD9KafCyo01xvIA/Z7bpZf",
+	"bqLfuwMCEgP8PiQo8ZMwlFbpt+YKgwgF2+rAx19c2u4QSB5YSnyvBOA7HzOOsgPIdWgdlDUHykHBkGHm",
+	"4JeAyN+O7p6nVR53D1ZeVdvDn/Z1qHFs3ralGUJfmorwXG9N4xpOtHefmYhd7Wd2dCxh77nSXCxcl5Kd",
+	"TL4a0O84c9MVv0Nrku1uHx+t2Qeud+pVsTiyLTsE/f/Zu77XtmEg/K8Yv7QDp8n2lHhP6QZ9Wcfe20FV",
+	"V5nFbMtIcsYo+9+H7k4/bLlptwUCoy+lBbu5k+Tc5/vxfS3gHi+qc9uNsRF1V8f6fbQIzARM9Z7Simm6",
+	"kjIZUEYP/0JopzODCs7NT6+Z7OckzpB+/UVw5/RqItG25eWONZoX+XTVPTWHVx4JsX9zsdn8Oa75sBjB",
+	"Ggixv+bj/NuXhvRnA/bXvwnYp5TaSM14Vdv4X9U2KMhNo8lEZuOIse4x+st16h7sTbSBbQKPkpzu+E3u",
+	"lHh2ZOlrRvffmgePA7yeSOwe3LszHXdJ9MzUkXL/6AAfZIZ6VusZvObVoOD17+Yxv+dMcbUdTJ2XN8B2",
+	"obnaz9u8zRpZsSa7q3hnlKhgeI3fWbMH1eRlXhvTl8slXFVLbcr1ar2CuE1rmQ7fIODAKvFUMxipjoUK",
+	"+sJF1iu5EzRIG6UcLtKErZ5JA38JjKeYtwp0LJXUOFH+Q3QdYq4HnM7rvsWTGXPbMvdR164erbPzy6vl",
+	"58uPFnFe06+A0a5Y27IF/HxTRI2OxIwaqlmVrKHhBnB0r6SFmkhM7UpnlexgUxi2d0Yrg2kdpKtmZiF2",
+	"GTBJakETreRNoJ9MXSGmBl1mQuuBBHvAg56rVmiN5QRUZZBwF2t8v6YFiUXWCLJC8b38zh1PzPZpSErN",
+	"j1Qbh3ldf52vyTEzJitw3vRiYe+YOwKRJFIZFh3R+gAaeDiuZbcrlUIqEm5sa8tt53WXIkrbmBE6tg74",
+	"iFPLpt0HgXDifL1avltlEeHEkSgksH03nb9z3C5RY7Fv4qCH0nVNkL/OZn+Oxh67mljq9Sex5/jQw+Fg",
+	"D/gV0Ct5T7pTGH3l6OHzEVlbvPs7AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

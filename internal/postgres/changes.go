@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/centric-crm/centric/internal/crm"
 )
@@ -174,6 +175,9 @@ func (s *ChangeStore) ListChanges(ctx context.Context, scope crm.Scope, f crm.Ch
 	if page.Changes, err = s.changes(ctx, rows, true); err != nil {
 		return crm.ChangePage{}, err
 	}
+	if err := confineChanges(s.db.session(ctx), scope, page.Changes); err != nil {
+		return crm.ChangePage{}, err
+	}
 	next, id := from, uuid.Nil
 	if len(rows) > 0 {
 		last := rows[len(rows)-1]
@@ -182,6 +186,35 @@ func (s *ChangeStore) ListChanges(ctx context.Context, scope crm.Scope, f crm.Ch
 	text := next.String()
 	page.NextCursor = encodeCursor(cursor{List: list, Text: &text, ID: id})
 	return page, nil
+}
+
+// confineChanges shows the states and tombstones of changes as a caller confined to scope
+// sees them: the hierarchy from the scope's root down, and no reference to a customer outside.
+func confineChanges(tx *gorm.DB, scope crm.Scope, changes []crm.Change) error {
+	if scope.Root == nil {
+		return nil
+	}
+	var customers []*crm.Customer
+	var refs []**uuid.UUID
+	for i := range changes {
+		c := &changes[i]
+		if c.Customer != nil {
+			customers = append(customers, c.Customer)
+		}
+		if c.Transaction != nil {
+			refs = append(refs, &c.Transaction.DealerID)
+		}
+		if t := c.Tombstone; t != nil {
+			if t.ID == *scope.Root {
+				t.ParentID = nil
+			}
+			refs = append(refs, &t.ParentID)
+		}
+	}
+	if err := confineCustomers(tx, scope, customers...); err != nil {
+		return err
+	}
+	return hideForeign(tx, scope, refs)
 }
 
 // changes turns rows into changes, with the state of upserts when withState is set.
