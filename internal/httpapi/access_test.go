@@ -21,16 +21,21 @@ import (
 // below it, a consumer below the dealer, shoppers the partner created by reference, and their
 // transactions.
 type partnerSide struct {
-	name     string
-	key      string // an admin key confined to the distributor's subtree
-	keyID    string
-	dist     string
-	dealer   string
-	customer string
-	custRef  string // the consumer's external id in source "shop"
-	tx       string // one of the consumer's transactions
-	txRef    string // that transaction's external id in source "shop"
-	ids      []string
+	name      string
+	key       string // an admin key confined to the distributor's subtree
+	keyID     string
+	dist      string
+	dealer    string
+	dealerRef string // the dealer's external id in source "shop"
+	customer  string
+	custRef   string // the consumer's external id in source "shop"
+	tx        string // one of the consumer's transactions
+	txRef     string // that transaction's external id in source "shop"
+	segment   string // a custom segment the partner created: its dealer's subtree
+	ids       []string
+	// probe is a customer the last feed request of the matrix made, changed and deleted
+	// below the side's dealer, and probeTx its transaction.
+	probe, probeTx string
 }
 
 // accessFixture is two sibling partners under one head office, an unconfined admin and an
@@ -41,19 +46,25 @@ type accessFixture struct {
 	reader string
 	a, b   partnerSide
 	run    string
+	// builtin is the built-in segment the last built-in segment request of the matrix named.
+	builtin string
 }
 
 func newAccessFixture(t *testing.T) *accessFixture {
 	t.Helper()
 	e := newEnvWith(t, func(c *config.Config) { c.RateLimit, c.RateBurst = 10000, 10000 })
-	fx := &accessFixture{e: e, reader: e.key(crm.PermCustomersRead, crm.PermTransactionsRead, crm.PermAnalyticsRead)}
+	fx := &accessFixture{e: e, reader: e.key(crm.PermCustomersRead, crm.PermTransactionsRead, crm.PermAnalyticsRead, crm.PermSegmentsRead)}
 	fx.hq = createCustomer(e, map[string]any{"kind": "business", "role": "other", "name": "Head office"})["id"].(string)
 	now := time.Now().UTC()
 	for i, side := range []*partnerSide{&fx.a, &fx.b} {
 		n := string(rune('a' + i))
 		side.name = n
 		side.dist = createCustomer(e, map[string]any{"kind": "business", "role": "distributor", "name": "Distributor " + n, "parent_id": fx.hq})["id"].(string)
-		side.dealer = createCustomer(e, map[string]any{"kind": "business", "role": "dealer", "name": "Dealer " + n, "parent_id": side.dist})["id"].(string)
+		side.dealerRef = "dealer-" + n
+		side.dealer = createCustomer(e, map[string]any{
+			"kind": "business", "role": "dealer", "name": "Dealer " + n, "parent_id": side.dist,
+			"external_refs": []any{map[string]any{"source": "shop", "external_id": side.dealerRef}},
+		})["id"].(string)
 		side.custRef = "cust-" + n
 		side.customer = createCustomer(e, map[string]any{
 			"kind": "consumer", "name": "Customer " + n, "parent_id": side.dealer,
@@ -99,6 +110,9 @@ func newAccessFixture(t *testing.T) *accessFixture {
 		if len(side.ids) != 28 {
 			t.Fatalf("partner %s subtree has %d customers, want 28", n, len(side.ids))
 		}
+		side.segment = e.mustDo(request{Method: "POST", Path: "/v1/segments", Key: side.key, Body: map[string]any{
+			"name": "Dealer " + n + " accounts", "definition": map[string]any{"field": "subtree", "op": "eq", "value": side.dealer},
+		}}, http.StatusCreated).json(t)["id"].(string)
 	}
 	run := runModel(t, e, map[string]any{"time_unit": "day", "currency": "EUR", "penalty": 0.1})
 	if run["status"] != "succeeded" {
@@ -185,7 +199,7 @@ var (
 func TestAccessMatrix(t *testing.T) {
 	t.Parallel()
 	fx := newAccessFixture(t)
-	for _, c := range accessCases() {
+	for _, c := range slices.Concat(accessCases(), syncAccessCases(), segmentAccessCases()) {
 		var own response
 		for who := asAdmin; who <= asSibling; who++ {
 			want := c.cells[who]
@@ -222,7 +236,7 @@ func TestAccessMatrix(t *testing.T) {
 				t.Run(name+" answers as for missing records", func(t *testing.T) { fx.assertSameAsMissing(t, req, res) })
 			case c.twin == twinOwn:
 				t.Run(name+" answers as on own records", func(t *testing.T) {
-					swap := map[string]string{fx.a.custRef: fx.b.custRef, fx.a.txRef: fx.b.txRef}
+					swap := map[string]string{fx.a.custRef: fx.b.custRef, fx.a.txRef: fx.b.txRef, fx.a.dealerRef: fx.b.dealerRef}
 					if diff := cmp.Diff(normalizedProblem(t, own.Body, swap), normalizedProblem(t, res.Body, nil)); diff != "" {
 						t.Errorf("(-own +sibling):\n%s", diff)
 					}
@@ -245,7 +259,11 @@ func (fx *accessFixture) other(s *partnerSide) *partnerSide {
 
 // siblingIDs are the ids of partner b's records.
 func (fx *accessFixture) siblingIDs() []string {
-	return append([]string{fx.b.tx, fx.b.keyID}, fx.b.ids...)
+	ids := append([]string{fx.b.tx, fx.b.keyID, fx.b.segment}, fx.b.ids...)
+	if fx.b.probe != "" {
+		ids = append(ids, fx.b.probe, fx.b.probeTx)
+	}
+	return ids
 }
 
 // assertNoSiblingIDs checks that a response names none of the sibling's records the request
@@ -264,7 +282,7 @@ func (fx *accessFixture) assertNoSiblingIDs(t *testing.T, req request, res respo
 func (fx *accessFixture) assertSameAsMissing(t *testing.T, req request, res response) {
 	t.Helper()
 	// The same request with every sibling id and reference swapped for one that exists nowhere.
-	swap := map[string]string{fx.b.custRef: "nobody-has-this", fx.b.txRef: "no-such-order"}
+	swap := map[string]string{fx.b.custRef: "nobody-has-this", fx.b.txRef: "no-such-order", fx.b.dealerRef: "no-such-dealer"}
 	for _, id := range fx.siblingIDs() {
 		swap[id] = uuid.NewString()
 	}
