@@ -119,7 +119,9 @@ func (s *CustomerBatchService) Upsert(ctx context.Context, scope Scope, items []
 		it.NewID = id
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	merge := func(i int, existing *Customer) (*Customer, bool, *Error) { return s.merge(scope, &items[i], existing, now) }
+	merge := func(i int, existing *Customer) (*Customer, bool, *Error) {
+		return s.merge(scope, &items[i], existing, now)
+	}
 	if err := s.store.UpsertCustomers(ctx, scope, items, results, opts, merge); err != nil {
 		return nil, err
 	}

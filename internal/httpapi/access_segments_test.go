@@ -20,8 +20,10 @@ func segmentAccessCases() []accessCase {
 	dealerSubtreeOfA := func(t *testing.T, fx *accessFixture) []string { return fx.subtreeIDs(t, fx.a.dealer) }
 	return []accessCase{
 		{
-			name:  "list custom segments",
-			build: func(*testing.T, *accessFixture, *partnerSide) request { return get("/v1/segments?family=custom&limit=200") },
+			name: "list custom segments",
+			build: func(*testing.T, *accessFixture, *partnerSide) request {
+				return get("/v1/segments?family=custom&limit=200")
+			},
 			cells: [4]cell{ok(200, listsSegments(true)), ok(200, listsSegments(true)), ok(200, listsSegments(false)), ok(200, listsSegments(false))},
 		},
 		{
