@@ -145,6 +145,33 @@ func syncAccessCases() []accessCase {
 			},
 			cells: [4]cell{ok(200, auditOfCustomerA), ok(200, auditOfCustomerA), ok(200, auditOfCustomerA), notFound},
 		},
+		{
+			name: "read the audit trail of a customer moved in from another subtree",
+			build: func(t *testing.T, fx *accessFixture, s *partnerSide) request {
+				from := fx.other(s)
+				moved := fx.e.mustDo(request{Method: "POST", Path: "/v1/customers", Key: from.key, Body: map[string]any{"kind": "consumer", "parent_id": from.dealer}}, http.StatusCreated).json(t)["id"].(string)
+				fx.e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + moved, Key: from.key, Body: map[string]any{"name": "Moved"}}, http.StatusOK)
+				fx.e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + moved, Body: map[string]any{"parent_id": s.dealer}}, http.StatusOK)
+				return get("/v1/customers/" + moved + "/audit")
+			},
+			// The partner that receives the customer sees only the move, not what the other
+			// subtree's key did before.
+			cells: [4]cell{ok(200, auditOperations("updated test admin", "updated partner b", "created partner b")), ok(200, auditOperations("updated test admin", "updated partner b", "created partner b")), ok(200, auditOperations("updated test admin")), notFound},
+		},
+	}
+}
+
+// auditOperations asserts the operations of an audit trail and who made them, newest first.
+func auditOperations(want ...string) func(t *testing.T, fx *accessFixture, res response) {
+	return func(t *testing.T, _ *accessFixture, res response) {
+		var got []string
+		for _, e := range res.json(t)["data"].([]any) {
+			e := e.(map[string]any)
+			got = append(got, e["operation"].(string)+" "+e["actor"].(map[string]any)["name"].(string))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("audit trail (-want +got):\n%s", diff)
+		}
 	}
 }
 

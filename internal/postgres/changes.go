@@ -341,6 +341,11 @@ func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, custom
 	rq := s.db.session(ctx).Table("change_log l").Select(changeColumns).
 		Joins("LEFT JOIN api_keys k ON k.id = l.actor").
 		Where("l.customer_id = ?", customerID)
+	if scope.Root != nil {
+		// Only the changes made while the customer was in the subtree, as in the change feed:
+		// those from before it was moved in belong to another subtree and name its keys.
+		rq = rq.Where("l.path @> ARRAY[?]::uuid[]", *scope.Root)
+	}
 	if after != nil {
 		pos, ok := changePosition{}, false
 		if after.Text != nil {

@@ -3485,7 +3485,8 @@ type ClientInterface interface {
 	// Who changed the customer and its transactions, what they changed and when, newest
 	// first: one entry per change with the API key that made it (id and name), the operation
 	// and, for updates, the names of the changed fields. Deleted customers keep their trail.
-	// Entries are kept as long as the change feed keeps them (35 days).
+	// Entries are kept as long as the change feed keeps them (35 days). A key confined to a
+	// customer subtree sees the changes made while the customer was in its subtree only.
 	//
 	// Corresponds with GET /v1/customers/{customer_id}/audit (the `ListCustomerAudit` operationId).
 	ListCustomerAudit(ctx context.Context, customerId CustomerID, params *ListCustomerAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4385,7 +4386,8 @@ func (c *Client) UpdateCustomerWithApplicationMergePatchPlusJSONBody(ctx context
 // Who changed the customer and its transactions, what they changed and when, newest
 // first: one entry per change with the API key that made it (id and name), the operation
 // and, for updates, the names of the changed fields. Deleted customers keep their trail.
-// Entries are kept as long as the change feed keeps them (35 days).
+// Entries are kept as long as the change feed keeps them (35 days). A key confined to a
+// customer subtree sees the changes made while the customer was in its subtree only.
 //
 // Corresponds with GET /v1/customers/{customer_id}/audit (the `ListCustomerAudit` operationId).
 func (c *Client) ListCustomerAudit(ctx context.Context, customerId CustomerID, params *ListCustomerAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7882,7 +7884,8 @@ type ClientWithResponsesInterface interface {
 	// Who changed the customer and its transactions, what they changed and when, newest
 	// first: one entry per change with the API key that made it (id and name), the operation
 	// and, for updates, the names of the changed fields. Deleted customers keep their trail.
-	// Entries are kept as long as the change feed keeps them (35 days).
+	// Entries are kept as long as the change feed keeps them (35 days). A key confined to a
+	// customer subtree sees the changes made while the customer was in its subtree only.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12610,7 +12613,8 @@ func (c *ClientWithResponses) UpdateCustomerWithApplicationMergePatchPlusJSONBod
 // Who changed the customer and its transactions, what they changed and when, newest
 // first: one entry per change with the API key that made it (id and name), the operation
 // and, for updates, the names of the changed fields. Deleted customers keep their trail.
-// Entries are kept as long as the change feed keeps them (35 days).
+// Entries are kept as long as the change feed keeps them (35 days). A key confined to a
+// customer subtree sees the changes made while the customer was in its subtree only.
 //
 // Returns a wrapper object for the known response body format(s).
 //
