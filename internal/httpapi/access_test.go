@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/centric-crm/centric/api"
 	"github.com/centric-crm/centric/internal/analytics"
 	"github.com/centric-crm/centric/internal/config"
 	"github.com/centric-crm/centric/internal/crm"
@@ -199,6 +202,8 @@ var (
 func TestAccessMatrix(t *testing.T) {
 	t.Parallel()
 	fx := newAccessFixture(t)
+	ops := newOperationFinder(t)
+	covered := map[string]bool{}
 	for _, c := range slices.Concat(accessCases(), syncAccessCases(), segmentAccessCases()) {
 		var own response
 		for who := asAdmin; who <= asSibling; who++ {
@@ -214,6 +219,7 @@ func TestAccessMatrix(t *testing.T) {
 			}
 			req := c.build(t, fx, side)
 			req.Key = key
+			covered[ops.operationOf(t, req)] = true
 			res := fx.e.do(req)
 			name := fmt.Sprintf("%s as %s", c.name, who)
 			if res.Header.Get("RateLimit-Limit") != "10000" || res.Header.Get("RateLimit-Remaining") == "" || res.Header.Get("RateLimit-Reset") == "" {
@@ -247,6 +253,53 @@ func TestAccessMatrix(t *testing.T) {
 			}
 		}
 	}
+	for _, id := range ops.all {
+		if !covered[id] {
+			t.Errorf("operation %s has no row in the matrix", id)
+		}
+	}
+}
+
+// operationFinder finds the operation of the contract a request is routed to.
+type operationFinder struct {
+	router routers.Router
+	all    []string // the ids of every /v1 operation
+}
+
+func newOperationFinder(t *testing.T) *operationFinder {
+	t.Helper()
+	spec, err := api.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Servers = nil
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &operationFinder{router: router}
+	for path, item := range spec.Paths.Map() {
+		if strings.HasPrefix(path, "/v1/") {
+			for _, op := range item.Operations() {
+				f.all = append(f.all, op.OperationID)
+			}
+		}
+	}
+	slices.Sort(f.all)
+	return f
+}
+
+func (f *operationFinder) operationOf(t *testing.T, req request) string {
+	t.Helper()
+	httpReq, err := http.NewRequest(req.Method, req.Path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, _, err := f.router.FindRoute(httpReq)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.Path, err)
+	}
+	return route.Operation.OperationID
 }
 
 // other is the side that is not s.
@@ -728,6 +781,14 @@ func accessCases() []accessCase {
 			cells: [4]cell{ok(200, field("id", func(fx *accessFixture) any { return fx.run })), ok(200, field("id", func(fx *accessFixture) any { return fx.run })), ok(200, field("id", func(fx *accessFixture) any { return fx.run })), ok(200, field("id", func(fx *accessFixture) any { return fx.run }))},
 		},
 		{
+			name: "get a model run",
+			build: func(_ *testing.T, fx *accessFixture, _ *partnerSide) request {
+				return get("/v1/analytics/model-runs/" + fx.run)
+			},
+			// Runs hold population parameters and counts only, the same for every key.
+			cells: [4]cell{ok(200, field("status", succeeded)), ok(200, field("status", succeeded)), ok(200, field("status", succeeded)), ok(200, field("status", succeeded))},
+		},
+		{
 			name: "start a model run",
 			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request {
 				// An unknown model fails validation only after the caller was let in; a confined
@@ -807,6 +868,8 @@ func accessCases() []accessCase {
 		},
 	}
 }
+
+func succeeded(*accessFixture) any { return "succeeded" }
 
 func count(n int) func(*accessFixture) any { return func(*accessFixture) any { return float64(n) } }
 
