@@ -318,7 +318,7 @@ func (s *ChangeStore) decodeState(c *crm.Change, state []byte) error {
 }
 
 // CustomerAudit returns the changes of a customer and its transactions, newest first.
-func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, customerID uuid.UUID, page crm.PageRequest) (crm.AuditPage, error) {
+func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, customerID uuid.UUID, types []crm.ChangeType, page crm.PageRequest) (crm.AuditPage, error) {
 	var n int64
 	q := s.db.session(ctx).Model(&customerRow{}).Where("id = ?", customerID)
 	if scope.Root != nil {
@@ -330,10 +330,12 @@ func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, custom
 	if n == 0 {
 		return crm.AuditPage{}, notFound(customerID)
 	}
+	types = slices.Compact(slices.Sorted(slices.Values(types)))
 	list := fingerprint(struct {
 		Audit uuid.UUID
+		Types []crm.ChangeType
 		S     crm.Scope
-	}{customerID, scope})
+	}{customerID, types, scope})
 	after, err := decodeCursor(page.Cursor, list)
 	if err != nil {
 		return crm.AuditPage{}, err
@@ -345,6 +347,13 @@ func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, custom
 		// Only the changes made while the customer was in the subtree, as in the change feed:
 		// those from before it was moved in belong to another subtree and name its keys.
 		rq = rq.Where("l.path @> ARRAY[?]::uuid[]", *scope.Root)
+	}
+	if len(types) > 0 {
+		names := make([]string, len(types))
+		for i, t := range types {
+			names[i] = string(t)
+		}
+		rq = rq.Where("l.entity_type = ANY(?::text[])", textArray(names))
 	}
 	if after != nil {
 		pos, ok := changePosition{}, false

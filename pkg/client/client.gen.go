@@ -3486,7 +3486,8 @@ type ClientInterface interface {
 	// first: one entry per change with the API key that made it (id and name), the operation
 	// and, for updates, the names of the changed fields. Deleted customers keep their trail.
 	// Entries are kept as long as the change feed keeps them (35 days). A key confined to a
-	// customer subtree sees the changes made while the customer was in its subtree only.
+	// customer subtree sees the changes made while the customer was in its subtree only, and
+	// a key without `transactions:read` sees no changes of transactions.
 	//
 	// Corresponds with GET /v1/customers/{customer_id}/audit (the `ListCustomerAudit` operationId).
 	ListCustomerAudit(ctx context.Context, customerId CustomerID, params *ListCustomerAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4387,7 +4388,8 @@ func (c *Client) UpdateCustomerWithApplicationMergePatchPlusJSONBody(ctx context
 // first: one entry per change with the API key that made it (id and name), the operation
 // and, for updates, the names of the changed fields. Deleted customers keep their trail.
 // Entries are kept as long as the change feed keeps them (35 days). A key confined to a
-// customer subtree sees the changes made while the customer was in its subtree only.
+// customer subtree sees the changes made while the customer was in its subtree only, and
+// a key without `transactions:read` sees no changes of transactions.
 //
 // Corresponds with GET /v1/customers/{customer_id}/audit (the `ListCustomerAudit` operationId).
 func (c *Client) ListCustomerAudit(ctx context.Context, customerId CustomerID, params *ListCustomerAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7885,7 +7887,8 @@ type ClientWithResponsesInterface interface {
 	// first: one entry per change with the API key that made it (id and name), the operation
 	// and, for updates, the names of the changed fields. Deleted customers keep their trail.
 	// Entries are kept as long as the change feed keeps them (35 days). A key confined to a
-	// customer subtree sees the changes made while the customer was in its subtree only.
+	// customer subtree sees the changes made while the customer was in its subtree only, and
+	// a key without `transactions:read` sees no changes of transactions.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12614,7 +12617,8 @@ func (c *ClientWithResponses) UpdateCustomerWithApplicationMergePatchPlusJSONBod
 // first: one entry per change with the API key that made it (id and name), the operation
 // and, for updates, the names of the changed fields. Deleted customers keep their trail.
 // Entries are kept as long as the change feed keeps them (35 days). A key confined to a
-// customer subtree sees the changes made while the customer was in its subtree only.
+// customer subtree sees the changes made while the customer was in its subtree only, and
+// a key without `transactions:read` sees no changes of transactions.
 //
 // Returns a wrapper object for the known response body format(s).
 //
