@@ -246,6 +246,8 @@ const (
 	AnalyticsWrite    Permission = "analytics:write"
 	CustomersRead     Permission = "customers:read"
 	CustomersWrite    Permission = "customers:write"
+	SegmentsRead      Permission = "segments:read"
+	SegmentsWrite     Permission = "segments:write"
 	TransactionsRead  Permission = "transactions:read"
 	TransactionsWrite Permission = "transactions:write"
 )
@@ -262,6 +264,10 @@ func (e Permission) Valid() bool {
 	case CustomersRead:
 		return true
 	case CustomersWrite:
+		return true
+	case SegmentsRead:
+		return true
+	case SegmentsWrite:
 		return true
 	case TransactionsRead:
 		return true
@@ -2743,6 +2749,17 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateApiKeyParams defines parameters for CreateApiKey.
+type CreateApiKeyParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListChangesParams defines parameters for ListChanges.
 type ListChangesParams struct {
 	// Type Only changes to these kinds of record (repeat the parameter for several).
@@ -2900,6 +2917,28 @@ type ListSegmentsParams struct {
 	Family *SegmentFamily `form:"family,omitempty" json:"family,omitempty"`
 }
 
+// CreateSegmentParams defines parameters for CreateSegment.
+type CreateSegmentParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// PreviewSegmentParams defines parameters for PreviewSegment.
+type PreviewSegmentParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // DeleteSegmentParams defines parameters for DeleteSegment.
 type DeleteSegmentParams struct {
 	// IfMatch The `ETag` last read; the write happens only if the customer or segment is still at that version.
@@ -2926,6 +2965,17 @@ type ListSegmentMembersParams struct {
 
 // ListSegmentMembersParamsSort defines parameters for ListSegmentMembers.
 type ListSegmentMembersParamsSort string
+
+// RefreshSegmentParams defines parameters for RefreshSegment.
+type RefreshSegmentParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this POST safe. The first response to a
+	// key (a success or a 4xx) is stored for 24 hours, per API key, and every retry with the
+	// same key and the same request gets it again, with `Idempotent-Replayed: true`. The same
+	// key with another method, path or body is a 422 (`idempotency_key_reused`); a retry while
+	// the first request is still running is a 409 (`idempotency_key_in_use`). A 5xx is not
+	// stored, so the request can be retried with the same key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListTransactionsParams defines parameters for ListTransactions.
 type ListTransactionsParams struct {
@@ -3058,7 +3108,7 @@ type ServerInterface interface {
 	ListApiKeys(ctx echo.Context, params ListApiKeysParams) error
 	// CreateApiKey Issue an API key
 	// (POST /v1/api-keys)
-	CreateApiKey(ctx echo.Context) error
+	CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error
 	// RevokeApiKey Revoke an API key
 	// (DELETE /v1/api-keys/{api_key_id})
 	RevokeApiKey(ctx echo.Context, apiKeyId APIKeyID) error
@@ -3109,10 +3159,10 @@ type ServerInterface interface {
 	ListSegments(ctx echo.Context, params ListSegmentsParams) error
 	// CreateSegment Create a custom rule segment
 	// (POST /v1/segments)
-	CreateSegment(ctx echo.Context) error
+	CreateSegment(ctx echo.Context, params CreateSegmentParams) error
 	// PreviewSegment Evaluate a rule without saving it
 	// (POST /v1/segments/preview)
-	PreviewSegment(ctx echo.Context) error
+	PreviewSegment(ctx echo.Context, params PreviewSegmentParams) error
 	// DeleteSegment Delete a custom segment
 	// (DELETE /v1/segments/{segment_id})
 	DeleteSegment(ctx echo.Context, segmentId SegmentID, params DeleteSegmentParams) error
@@ -3127,7 +3177,7 @@ type ServerInterface interface {
 	ListSegmentMembers(ctx echo.Context, segmentId SegmentID, params ListSegmentMembersParams) error
 	// RefreshSegment Recompute a segment's members now
 	// (POST /v1/segments/{segment_id}/refresh)
-	RefreshSegment(ctx echo.Context, segmentId SegmentID) error
+	RefreshSegment(ctx echo.Context, segmentId SegmentID, params RefreshSegmentParams) error
 	// GetSegmentSummary Describe a segment
 	// (GET /v1/segments/{segment_id}/summary)
 	GetSegmentSummary(ctx echo.Context, segmentId SegmentID) error
@@ -3454,8 +3504,28 @@ func (w *ServerInterfaceWrapper) ListApiKeys(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiKey(ctx)
+	err = w.Handler.CreateApiKey(ctx, params)
 	return err
 }
 
@@ -3986,8 +4056,28 @@ func (w *ServerInterfaceWrapper) ListSegments(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateSegment(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateSegment(ctx)
+	err = w.Handler.CreateSegment(ctx, params)
 	return err
 }
 
@@ -3995,8 +4085,28 @@ func (w *ServerInterfaceWrapper) CreateSegment(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) PreviewSegment(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PreviewSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.PreviewSegment(ctx)
+	err = w.Handler.PreviewSegment(ctx, params)
 	return err
 }
 
@@ -4138,8 +4248,28 @@ func (w *ServerInterfaceWrapper) RefreshSegment(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter segment_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RefreshSegmentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RefreshSegment(ctx, segmentId)
+	err = w.Handler.RefreshSegment(ctx, segmentId, params)
 	return err
 }
 
@@ -5731,7 +5861,8 @@ func (response ListApiKeysdefaultApplicationProblemPlusJSONResponse) VisitListAp
 }
 
 type CreateApiKeyRequestObject struct {
-	Body *CreateApiKeyJSONRequestBody
+	Params CreateApiKeyParams
+	Body   *CreateApiKeyJSONRequestBody
 }
 
 type CreateApiKeyResponseObject interface {
@@ -6209,6 +6340,34 @@ func (response ListChanges422ApplicationProblemPlusJSONResponse) VisitListChange
 	return err
 }
 
+type ListChanges429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListChanges429ApplicationProblemPlusJSONResponse) VisitListChangesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListChangesdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -6596,6 +6755,34 @@ func (response UpsertCustomerBatch422ApplicationProblemPlusJSONResponse) VisitUp
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpsertCustomerBatch429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpsertCustomerBatch429ApplicationProblemPlusJSONResponse) VisitUpsertCustomerBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7175,6 +7362,34 @@ func (response ListCustomerAudit422ApplicationProblemPlusJSONResponse) VisitList
 	return err
 }
 
+type ListCustomerAudit429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerAudit429ApplicationProblemPlusJSONResponse) VisitListCustomerAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomerAuditdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7537,6 +7752,34 @@ func (response CompareSegments422ApplicationProblemPlusJSONResponse) VisitCompar
 	return err
 }
 
+type CompareSegments429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CompareSegments429ApplicationProblemPlusJSONResponse) VisitCompareSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CompareSegmentsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7601,6 +7844,34 @@ func (response GetSegmentSettings403ApplicationProblemPlusJSONResponse) VisitGet
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSettings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegmentSettings429ApplicationProblemPlusJSONResponse) VisitGetSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7702,6 +7973,34 @@ func (response UpdateSegmentSettings422ApplicationProblemPlusJSONResponse) Visit
 	return err
 }
 
+type UpdateSegmentSettings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegmentSettings429ApplicationProblemPlusJSONResponse) VisitUpdateSegmentSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateSegmentSettingsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7799,6 +8098,34 @@ func (response ListSegments422ApplicationProblemPlusJSONResponse) VisitListSegme
 	return err
 }
 
+type ListSegments429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegments429ApplicationProblemPlusJSONResponse) VisitListSegmentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListSegmentsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7817,7 +8144,8 @@ func (response ListSegmentsdefaultApplicationProblemPlusJSONResponse) VisitListS
 }
 
 type CreateSegmentRequestObject struct {
-	Body *CreateSegmentJSONRequestBody
+	Params CreateSegmentParams
+	Body   *CreateSegmentJSONRequestBody
 }
 
 type CreateSegmentResponseObject interface {
@@ -7924,6 +8252,34 @@ func (response CreateSegment422ApplicationProblemPlusJSONResponse) VisitCreateSe
 	return err
 }
 
+type CreateSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateSegment429ApplicationProblemPlusJSONResponse) VisitCreateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateSegmentdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -7942,7 +8298,8 @@ func (response CreateSegmentdefaultApplicationProblemPlusJSONResponse) VisitCrea
 }
 
 type PreviewSegmentRequestObject struct {
-	Body *PreviewSegmentJSONRequestBody
+	Params PreviewSegmentParams
+	Body   *PreviewSegmentJSONRequestBody
 }
 
 type PreviewSegmentResponseObject interface {
@@ -8017,6 +8374,34 @@ func (response PreviewSegment422ApplicationProblemPlusJSONResponse) VisitPreview
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewSegment429ApplicationProblemPlusJSONResponse) VisitPreviewSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8141,6 +8526,34 @@ func (response DeleteSegment412ApplicationProblemPlusJSONResponse) VisitDeleteSe
 	return err
 }
 
+type DeleteSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteSegment429ApplicationProblemPlusJSONResponse) VisitDeleteSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteSegmentdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -8244,6 +8657,34 @@ func (response GetSegment404ApplicationProblemPlusJSONResponse) VisitGetSegmentR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegment429ApplicationProblemPlusJSONResponse) VisitGetSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8385,6 +8826,34 @@ func (response UpdateSegment422ApplicationProblemPlusJSONResponse) VisitUpdateSe
 	return err
 }
 
+type UpdateSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSegment429ApplicationProblemPlusJSONResponse) VisitUpdateSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateSegmentdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -8497,6 +8966,34 @@ func (response ListSegmentMembers422ApplicationProblemPlusJSONResponse) VisitLis
 	return err
 }
 
+type ListSegmentMembers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListSegmentMembers429ApplicationProblemPlusJSONResponse) VisitListSegmentMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListSegmentMembersdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	StatusCode int
@@ -8516,6 +9013,7 @@ func (response ListSegmentMembersdefaultApplicationProblemPlusJSONResponse) Visi
 
 type RefreshSegmentRequestObject struct {
 	SegmentId SegmentID `json:"segment_id"`
+	Params    RefreshSegmentParams
 }
 
 type RefreshSegmentResponseObject interface {
@@ -8590,6 +9088,34 @@ func (response RefreshSegment404ApplicationProblemPlusJSONResponse) VisitRefresh
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSegment429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSegment429ApplicationProblemPlusJSONResponse) VisitRefreshSegmentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8687,6 +9213,34 @@ func (response GetSegmentSummary404ApplicationProblemPlusJSONResponse) VisitGetS
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSegmentSummary429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetSegmentSummary429ApplicationProblemPlusJSONResponse) VisitGetSegmentSummaryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9742,8 +10296,10 @@ func (sh *strictHandler) ListApiKeys(ctx echo.Context, params ListApiKeysParams)
 }
 
 // CreateApiKey operation middleware
-func (sh *strictHandler) CreateApiKey(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error {
 	var request CreateApiKeyRequestObject
+
+	request.Params = params
 
 	var body CreateApiKeyJSONRequestBody
 	var err error
@@ -10307,8 +10863,10 @@ func (sh *strictHandler) ListSegments(ctx echo.Context, params ListSegmentsParam
 }
 
 // CreateSegment operation middleware
-func (sh *strictHandler) CreateSegment(ctx echo.Context) error {
+func (sh *strictHandler) CreateSegment(ctx echo.Context, params CreateSegmentParams) error {
 	var request CreateSegmentRequestObject
+
+	request.Params = params
 
 	var body CreateSegmentJSONRequestBody
 	var err error
@@ -10353,8 +10911,10 @@ func (sh *strictHandler) CreateSegment(ctx echo.Context) error {
 }
 
 // PreviewSegment operation middleware
-func (sh *strictHandler) PreviewSegment(ctx echo.Context) error {
+func (sh *strictHandler) PreviewSegment(ctx echo.Context, params PreviewSegmentParams) error {
 	var request PreviewSegmentRequestObject
+
+	request.Params = params
 
 	var body PreviewSegmentJSONRequestBody
 	var err error
@@ -10525,10 +11085,11 @@ func (sh *strictHandler) ListSegmentMembers(ctx echo.Context, segmentId SegmentI
 }
 
 // RefreshSegment operation middleware
-func (sh *strictHandler) RefreshSegment(ctx echo.Context, segmentId SegmentID) error {
+func (sh *strictHandler) RefreshSegment(ctx echo.Context, segmentId SegmentID, params RefreshSegmentParams) error {
 	var request RefreshSegmentRequestObject
 
 	request.SegmentId = segmentId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RefreshSegment(ctx.Request().Context(), request.(RefreshSegmentRequestObject))
@@ -10725,437 +11286,441 @@ func (sh *strictHandler) GetTransaction(ctx echo.Context, transactionId openapi_
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P1dcxtHuiAI/5UMvDMh8nQBBEBSssh4Y4aSLbfGkq0jyX3OjqGDSlQlgGwWMuHKLFKwRxHncq5n5x9s",
-	"xNzP7sXc796fH9G/ZCOfJzMrq1AFFChKtnsV0W0RQFV+Pt+fv/YSuVpLwYRWvYtfe0tGU5bDn9+8pQvz",
-	"b8pUkvO15lL0Lnpvl4wkhdJyxfIHitywXHEpCFWEEqVzKRaECc31hmi6uCSKiZRwTWY0uSZckPj5vP+S",
-	"6mQZD3pRTyVLtqJmEvaertYZ6130Jr3TSa8X9fRmbT4qnXOx6H34EPVeU81e8BXX8J/mpSn+CyNyTrRZ",
-	"Js0yWKSW10yQWZFcMx3BTyupNMnZzwVTWpn1regG10o1kSJhLasbDYd+ZVxotmB5dWmv2YpyYVa8tbw/",
-	"y1uyomJTzlsuspxfyNuWuffOrFjDobxhiRSpIoXQPKseCx4I4YrMiywjdEG5aJl73Dw30/nmaq5Z3j6v",
-	"luSWGgBgc5kzWIBg7/3hk1ueZWTGCM0yecvStnNvnP8NW6yY0O2AqvCBTwSn40Y4/RD11jSnK6YtHl29",
-	"ev4d2zz/unmJV6+ek2u2eaAIh81z88Oa6mUv6gm6MkPTNZ9es82Up72oZ86N5yztXei8YOHS5jJfUd27",
-	"6BUFPLmNQE+LPGci2TzjWeOdIW7jM+biqKDZRrFLkrI5LTINt5dRbe5tJVOWkbwQD1REWKZYiVeFYilZ",
-	"F3mypKoc0D71z//8z+RISP/1MbnleknYaq0NZqgi08qfw88FyzflQbh3Kjfy73I27130/n8nJSE7wV/V",
-	"iduw272SLbuODUxOE3gidvRjnbMbLgtF1nTBdqzJjBquaEXfv2BioZeGXozPmm8CKWgbVAQUthUs3DMf",
-	"DxfPU7ZaS21O6ju22V7RFSkE/7lgBlDJkSqSJeLRjz8+//qY6CU19POaKZIbgsDFguglV+TVD2/eEkXn",
-	"bEDMnuY8B6Kr1lIYcJGETgSMSIkqkoQpRWROKDl7//7YUCWlZc5SMpc5GZ+RpSxyFZE1yx3ORISKlLAb",
-	"lm9wZgQlvWQToegKl2seMZcJXziis2BI9YHkRfha7E9B91+zdUY3LL0g5jBjXL8ZARcMz1Mh9dJQbqaX",
-	"Mo2IuRyz/plMN2b1lJyNx+Qo5uXhAhbnzOBHfHxJqFv1kmdsInRwRrhMOANDH/NCGJ5ihx0+bhiWi2mh",
-	"WHw8IFfk/P1786iQeiLwECOiJByDGzqhwlBdswDOUn9wxJ3bYCJ6UUDtzufD5BE9Y/2H8+Gsf5aePe4/",
-	"puej/mkymo9nj9LHbDR0YIoyRAmoAXj1DXy14Mr4/DzqrbjwuNMIqnOgyi1YbDhBTDIKZ0jTS9jSbc41",
-	"I0u6XjOhiBTZhnArIFgMMtdmWUV55lQjZFvOMWjdnWUUbdt62EgAdogwhtqAHNNGcjJ4N5zO0ufexfkw",
-	"MnPzVbHqXYyNsLLiAj81s9AfEiCq6bNcrraX84M5LJ1ToWhivlIgHuWEGp6PSM6F0lTotrVKO/50biZo",
-	"JEsp1ayv+Yo10ia3wLeyy/K8lHHAyrS8y7qs7NFGwEvJo5V+20c+nny/kUWesDamvn1IaiMSQ1dzucKT",
-	"UjBA20Hhr5157jfvNcsFzXBVsMC35exvZN4kpMrcwFXKckMVM0ZTQ+3ifkyUzLUi5mkmzJcD8pYzRWjO",
-	"yCxHsX4THvHW2vMWTOn1PQBQ8wgTBkl+6lW/rT2U5Ixq/1vw6V3TvQTbfrtZH3BBIH9wRcyQbTuD6bre",
-	"SW0lKKU6TgxC6qtczjIGJCCRwjBB8yddrzOeUPPeyRqf+NNflVl1IAmbN1KzpBua8RQens4pz5iB1pRp",
-	"yjOLFI75LKkiI8IFvEDmnGVwgSzPpRGZf/q1t2JK0YUZdFUoDfoBwaeNfpURmqY5U6oX9dbSkLO8d9E7",
-	"gZ96H94hNjEFqHXRG44ejx8l56z/OB2O+o9mp6z/FT0765+zh/NH9KvZ42RoVqo01YXqXZyNjbLDNbC9",
-	"v/gtEb8le9FFLi4SJnTOkwt7NhflCfTt4x+6XpG7ALiabXrijg6HvbTyKbxCUpkUwLsU3Shyu9wMzLRv",
-	"pXxJxea1VTY/6mZzqtkU2E79Urly0phRoYxaAOSXCjIaDgMNWxBKZoURbmQePHQ+BIFOgbJ4aeUhLsiI",
-	"gBLwcff4uLzHt1IScxrEH8fOezT77bv93tcVbp9TYAiggnCtiJmYwMSoECt3JshxY9C4+6Byx/bU4KAC",
-	"s403CPS9jNG0aPvGSc2oEloU+hVjRqdByjdqA1nbRMdBzNPOvtD3BoadL5emiA9w/vZSSgW8Qa0RpSZh",
-	"BGBZaLgExZKcgdywzuWa5ZojjQzo/dZY/7RkApAS9AOqCFeqQHNGF4Ei6hkQbxIknG2AHBlt6+bRcWXI",
-	"ZpnAMYntRVLtF8mV0awGTW+vWb7iyki9as8gK7ohqQQepdlK7cUQP7CZxs5L85xuYNqczfn7XcewLmYZ",
-	"T4jSNNfkKE6upzEoeKMxWbL3JOULrtVxZHTLnCVyIbhiRs/jgmRyAZhSqjTJ9fSr08f04VeP5uPhV/Om",
-	"gyjpHtDMLPthDuxp1x49GAMnatuJvBUBsl8SUWQZuXVApFh+A8q/M7wAuWawAfMknZkdoKRoFy1nf2UJ",
-	"YE3ObuR1VzC1D/sF8AwPTBEjLtywVgBuWUZwdlLqaWijaLzXWaG4MJq/18Vul1IxooqZzhkLoTWRYs4F",
-	"S4mWdrlzMBeYn0FTU4wpaw5wozUhy56VfwiF8Z96+AqFPVsArSJIw04rgFOTGoPbeddweUirnsIbAHNp",
-	"ys1x0exVQIvmNFMs2rLSwElIJD3b5OsgmhDq5VaNbNfLD6cYl6iHB69507SR/M2DS5mlytkpFjkVGsnp",
-	"HQjNir5/jm89gp3YD6NtElRF+I5o3gXWnyLw+mPQEkX8jN80IMED5RBgABILd3Yw6vwFAPAhUnCtWDbv",
-	"wBxq8O1AO7jAfXCZdieGlvV+iH6tASPy2FZab84H3TGKxFeFXsqc/wLS6gV5wmjOcjIphsPTBMeBv1k8",
-	"IG+0kau4JkLeXpp/EyqEBAVCLQ3N9U6OVj4wfZJdj1//5Zf+D//8/XV+8/bP/OeMMTG6HT38bqwfTW/+",
-	"8c9fP/3+h+lfvx3f7j1du83tE323jb2C3WYbKzcQb2YsBZLIkOdkCRYq2AuasgQCktPmBuVtvQINalvd",
-	"tCYmOXfij9omFinVtPV2FJF2Vm8Z74KUHhi20G5J1dRIxI0MC6ysztoKK59LkI0D2WUmZcYoIHtgyd8e",
-	"7hVVCmDKmfq1JAumS7eUGd9yFymsv0Npv8/DeAccYrC76uIa0Sz5ueCK42q35NXyR5JIpUH0uaFZwchs",
-	"Qxa5LNYNQqtzgXR2lUQ9GGo62zT7MB2RUuSW5QznRdLsbCiJXKLdJVlSIVjWYB6xk6hm+MzlLeiFfk/d",
-	"4Ks8n2/Ni9uQVrsfv88odC3Zhe25HpzhkDuScyKFPS/zwZ/j9qXRcpSpGWXfzr9mCV/RzCyR3rCcLtg0",
-	"yW4aVoc/knXOUp5olpKnL/7i3F2wMMN5EnC7+OU52dBqSPCzGnQRAROadDghc9GClXAVoXMpxT0RHK62",
-	"iMrZ7V9HdjPVctq8HHskcBA3LCdPr56G4jjjQHe4IoW4FkB24RnzzS8sl1UBWRZmHa1LEsVqZjTUqHfd",
-	"pJCC5w9wx1wDKjmvnz0lp6enj4/NvCAjIU6Ro9guKMaFFkIxfdyozwl266WTBox76hEa4C5HZG5wFoS4",
-	"cw2OnOrI0TbgIhBUwbJyIc1optsctc6IYp2OKTMi0ZKKRYPAa33mO9Xqj9Cmy2HM75fWhS1FUkp5QpJM",
-	"igXLCXvPla4poELmennLRQoW+b2yhA8BgOU0npvWOZ8V2hKRRtUB4bEJAAj1r0eEkv/05ofvCY5tKIQ5",
-	"boOtD8/Id/xJZSO/9jK5oZneTBOap72L3oun/fH4dBTQ32CNRcr1N0Lnm2bSj5eJBsNAHKbmNaJzyrMm",
-	"cmnhpaNQCo83a+fb8OVwzssFRg7HLxQ+IQutuH3y6tXzTko6DrBHSb/NuQZvemm+R7JwiGHJzQRm9gbs",
-	"f2bUCkGKtRkFo6MMgCnHFvA9kKVxJA/phjDecsUqwPBTD83wUU/TBXBRz7u3llYXAzEgpxVnK0ERkaOH",
-	"PDUrNWKyXV94XJ3Qu3U+GM/ORhWK2h5C58wKPR6fz74aj077o+F43DSLAVjqBLudkhiM/4N/3B9Ul9es",
-	"e6fBhmEdRuUywvOuAGRkEWoLdt614fN+TaM7MrdrHmCkZ1XlIzKiAzhGeK50d1GxpEJf1JF2deQJ1cny",
-	"uWarb/K8af3/tNyATGvOHG95Zt6wXqoGZQTcSdvhRUqbXZAVTZZcsH7OaApfmOcd6sXWvRJXka7J6biF",
-	"e86z2ARVFTekssFAwPxeoWvRzK4r0TOdweyZGRPPrgHMvJOz0WB2y4Qmt7kUi8Fe0QDOtRzQb7jxTq2x",
-	"6bXMWoSaXGYWZ71hiiaJLDCWwil5zJzNOueKgYdaaa4LS1dSrlCSACKSMppBwEzOFMvwT8CeRrXw6Yu/",
-	"vGHasD11oP3T6KZVxQbsY6t1oZtgkQpR0GyacgVbm+bW4uojBIaDUZOEgO8R9x5Y8S9JQtWSzA0ZMLC6",
-	"kkIvyTWEKaT8hqcsNSr60Yj8iaTH/3J0fTIaHzdrDj56ZxTE7gwbNAgwiUkxhblUZeWjcdPC7QuRXyCw",
-	"+NOH54Px+cloTFKKhqByBXsDiMzD+YKL6uxNk69zOYcwa/O4dWekhtyx92sGF5azGyYKdklGZMFvIJgQ",
-	"vjA3iSifZIXiN+ylWxDSvDsfYZN0ikx0l2Q6MMQaOVkckTiQNWIjkcQuqmfFzCxqydexNWUjUb81xE4j",
-	"fk2EdQ2YN1EAS8FxlaeXJNZyNVNaCmYUPKpJDr5VhZiZsozBi4JhqN4Xifh3JhF3F3sdPHW/L6ext1yZ",
-	"96W5OD0vtB4ZOTlGE04M5Ilmt3Sj8B6XLGfH3S5rn1/PLwHZpgFpMmNGGYaUgKNK+CX6LpyDw37bzdG9",
-	"R2VA5aA8AIdeuIAwSM/O7sJAS/Q9vj8dwkZRU5ESDqivDCxTcyoIWJ9RpdimU4fZDMzmyneROszYggpy",
-	"FFuqFoPNignD/Y5iS7Hi44uSSPLU0FD3ySBZ+HlOVzzbmG8CcIOPsJ2YHMUghLAUSW/G5jo+Nr/TQsHP",
-	"OZvnTC3NO5CvMM0LYT7kDFDA/AmMKYM/Uzbngpek3M/qlw5XF5eUykaG+0uOPTjGRvjQDYGge1HLk/3u",
-	"5OCtf2WbHvxTK+tATOi2ppLcHrCq4KVmOoUr2NbY96/nM+jDFX/+XbXjOuI1i/oYm47yUEkvKx4V63iN",
-	"elZMALka7rFZioZ596vlDfaMrtq4Y/hVbVxm6eHauJW67qSJQyBdIlcrrg1Qu1WhTu6y6e5BLU+k0NyI",
-	"o0HsO2rniukt5ZxoKW0YkipWmDSV79fjDtfQAyhvNlBzASzQsj3q7auK0JksKhqdl0OqCN/IK5qBrsjF",
-	"Eyqawh/MTyTn6prMqEgvSJzJ2xgkglsyHJwaAs1SXqxiDEsfDk7N6bnfH0UkXvLF0v/6KFx3Jm9B+TXv",
-	"m9Pji2Xz+tAtuVNeUTYFZyaLxRICx6RBF5ZzmWK+0dKlcdpHIKKgvOAtOZzfsF0uF4eEsDZyu5Q+c84I",
-	"CYTRZGmnt5AXuFjIERcpe0+GjtmEv+FLx5f2D0gHIhsGmTHJkqUo/c0UE7pJXA10vK0gGaYNpWwiZ7jf",
-	"UOdV/BeGWVu4jspc27rblppbn9yMt+s8MXwML9HnIM5ZljnzbbmM7Z2CKtGS0AHuuMptPVDBYB3TRirB",
-	"ITCb3VLkYCU830aMh7nfsIx5He+AGDFRgRHcRwQ5FFqRDCK8UD7V1gO5DdMth3QlNi7lxlvK3THZ6zjo",
-	"sKJeIdpSpOxCm29DhbThlrFrQxykgNSbnwujK+bN+Rrh3cDcDiCar0FA1HgLX4dACf8IczEAhuyujLi/",
-	"w/k/o4q32CpxkFoARk7FNeBauG/B9BSeRm9rIz28S2hIJzcyrqgZxRZc8ObNfcsFJ4lk8zlPuNHB5Bw3",
-	"3Gwo26IUmcyZ+KWBm0sutCe0L+ApkhT5DYuCo7SnaJOibCazmd4Iop0lGRwdZmwiXlqup+PhdM1yAxhT",
-	"taR5C9+Gn2DNUtPMXrxfnJZrMh7++60oki701IzXMGc5TWP8BTla0Q2ZMSLYgho6dbxfmkFArsTWhLEC",
-	"uJKWQ7GA4m+1EQUD+N0ic8/f/EDOxqNHZUJ7ItOqq7L3zY+vDfZRrVluXvuXn676//ndr6cf/l0TOXoa",
-	"mGnqDoxECiPnQSZpk9G8Ibwn32frKiOiqSK3NV/mQaHYlagMG5LVKtMLlqE2fyur66ie3ZrydKoYzSHz",
-	"9bAl2IimbmrkSynYpk2xveWYGF05LzN+JzWSioQp3e4ZSoFqVCPKjdh8YzNMpbDmwVzKJp1nr9WoTh9o",
-	"JYBjp8W2fNJQZQNneTsinI4ePuyPCM3WS9ofE/t4A0Z8+6RTPFWXRJgK+No3uvN+DCJo2k8lAbC6eprS",
-	"/2g/DRJIN967FWazVac5m6sOYQfg3nEvEbVR5q4jHx1jlYUwo7YL23A5s6/ZvAksOgVEHJYgxEVaqEaQ",
-	"CbMyzMD2wU6Bdkbb3C9N4KK/M8/uDK5as1xJ8UC5SI9gVeal6t1fpZS8kDcso0knmihvRVsJFEu3jZZH",
-	"Fyx3odV8ljGwEteJ4t651jS3id67c2DcxCnPWaKzTUhrPiKjJeqtl9aeWOdb8ANB6aB6nn86OyPjIXn0",
-	"+OwhGQ6Hw04pP2zOIFl6ttnjFTB6rnva09I7bS23buxuzKTi/G4xSrZ6v0Nvl+X33eJP0d/SfZVvzPNv",
-	"itWK5puWVULeCI5rl4UFnmhZmAfSrG0wb0eQLVmjNfmondUNVJXQB/4d7VJ+bLpKQgVRjEVkVvBM99Gs",
-	"og40E9qSCy1EEsLNtlb7gs5YpiKoI8BSUG1dDHFaYAo0BjN3WsFb2si2rU22Iz8EI6G1HXdniLYMyfYE",
-	"z0WSM3MuaG+x0op1z+qyKgqYiLiyyG7Y2M+FtJv3aH8aLIcL/fBsfyAwoCkQfouMIb0LZSyfRucCBJEq",
-	"ldJLwJXsdVYkIkezo4r83CzdNkYih+Spzvk9kgagXx56LYcvuO9mvQRv2kdPHWikgWAD7z+VVngqYwQi",
-	"sjIjg/efsPcUWIWh43JOYp5iSmwc7i8eTITBWwxas/5rayKHUKcVyxeMrCF4Ky8ypi7IOmeQqa6YVhGJ",
-	"DcWISZIxmht5B+yGE3HN2Fo1ByD8UVWcSvWu4R9WtbljKPhLAwhpGfFma3CVw13ajFvFtIFNCxeQgLaS",
-	"N8waye3X+B2wiRWhWdYttuDjlJn6+Fvq/bhZvT9A46gUrTo7UMs4UBfYo6BApbKEKXO6pV4ClI4ZyouB",
-	"DkAvoKROhSqAORLjP67ZGpNH7qKvlPm143aE2anN/AiEDX1oRrIpCQMWJuOdczX4fLpqrhBm5wgLgFno",
-	"9rNh5S8jN8GUlnP6infxpHc26cXHl2WkD4aga7aCmFdlS8mtcyjNwYOw1FrYKoxUBaWGQmF31NMOJmGf",
-	"XW/bnV7+OZW3+ko+Rpl7ZVCxSrCPyiReTOg+JoVInQO5rmFAUoOVnLVcW2gCWjogPypGYjs7YK+WcJ7o",
-	"1YLvnSNnmxCAa4bR9G7qo5/0QMLQWe8MbuFs+LGa5lWdhvwRlc1OimWzzlPhCRkoQJe7OPIhqk9J6s/3",
-	"kvoPXWTj11DytUNgTDXPoFQ6zUDbJnbmEhZ2XlA1vaGrpS0ihcjMVVVoP0bxUpLmG9C+b2WRpU5257qr",
-	"VY61FMAx8zxQZC2t65YLEsPFxZELimhzaUM5rPqYPkgvIrHVZ+BPYTVTDIGDY4z3RSL5l1zmQaO7sVWD",
-	"bSsp7oNXMakEY1eRJTsdHlXY44+/ka7KLlyQP9W92p8tN3agAlh6Uhu0PxeTEuSi1FSvLJvKfCo86bVx",
-	"+Y1TvWaQ4Amx1UtDjOCsIx9oLaQ2gmNkJCYqNoGo0xxXleabaV6ILhOvMeCFagxygZHxilKJWgRWbrVL",
-	"aJ7P064dIT0RThAozaAlA3xXlOTO8WpbCn6FMo6GVqRpqzNTByp4rAMsdaGURzKPMHvWgn1kDxWfOIac",
-	"C3/eZc5Wa7mzHYXsYeHOtxMQ5WZKVAGNplA+YM236Hz2a4eSJ7e53AcINvlr32LLzLTtBdrq4y0lKeBH",
-	"cO6YkeCMXVFGqFx6d+ixF9tkWPSEdd++HHDTMPKeakKznNF0Q5YUjMA8Rx+/aj4BR9L3XrkNpt995TUw",
-	"d8cb7eUhZfVQCzK7cOOOtbLCihOf3EP/Gc1VncxTHYxSv5kz+jPYa/4YXuCqVWXLinIfhoHfuyHgcyr+",
-	"hyj6V7W6bW5uLcl62wYACn8n+f+u+vJn0o9b9eHuWvBuP93HaaM7hSyA7F185DveFLgeO09vbBPEEKYj",
-	"ErvLdz/sypV2g/SinnusOULdrmV/4saO+NEdKRtl1Pld6reVWYdfSia0J2T4K7RG6IOkki1nXMXYcVl1",
-	"wxFa1k5fcREOP/rij/vij/vij7tj1N8+p9rHW1M/zoH2xSf0x/EJvcQIvtAl5PNrunqELO7XPUKfNBLw",
-	"i0fm/2MemTc+SHEruSGoSg0PGe0Xe4BYO63hj+tcpkWCsYarBmvissjFdEY7EBWfRgq1OsxrOVfX2ysb",
-	"kb/91/9GXh3RzOWjdMh/sXVRO1ZTTbKbqQrKEe1cd1C5CNgmVh7aLXHZA4VErrBWUcdKJofVhv2YhK+9",
-	"lT66leuw1X6mLjVTTU+HDQN/46oC+edcTiHI+KdDX62ow5U3Tfrw/A6zPjz/yGkf32Gvj++2V7Vm+1Et",
-	"gA0IxfVLbQTasomje6w7pM7BVt6YrPWarRkNknVlklBsCXBU/mkwfXR8uX1G0LDQzEoKwTVKn76D77aF",
-	"2+iC+3eJGqNbULF2HFjOFMtvsB8UEwcgKgRl721aYCd8aR7+3ohS7s1pXohWBCwDvjH3uew+W6HJQeHm",
-	"vWi6koJpmm8OgJ8y4XTbecCN1sKTMsHQlfYyt5qzeSFSvGFDzw5IPyzDqUbj4dngfNhYJKe8sykTbXWC",
-	"bOIynBMG3psTVUTL7pe8ngInahGAczmjM55Bx2EfHe8rIPmukw1dV1qRvdpneLdmm7LsVfm4edlhUoON",
-	"ZRsVd+JAkystaUb2twZTfR4rUhM7MCCdmzFy+O1Ru+OZWHA6AHItMB7yxny1tz3Is5cgUIFM2O0Y3NZb",
-	"DvrOJ2Ken7pc+p0CJV+xH81zW+UlK7VwKhTJkbZwmkrGbx39qoJRyBhKqDFHFhChEFabGFUDVS9vtYQI",
-	"Ky5Fldx4h7MVSTMKpdVWoaWVw7dLHFv8GeXRmpyJAFZB7yZLowPIBoldSNF3lNJTUpv44TqgQ1QHdjK2",
-	"bqvRObEobDtpgXB/5gZQdZL7ePB4WHXYHQ3/y0+j/uN3Pw37j9/9OoxGZx+OjyaTAX4eRWcfjv9Do7HH",
-	"2UOa2qle2eI1mOXIBaFbvrfayobDUd0qdL7XtRSaZA4123ZaYC1AzZmgeNrVWPT8awjowr6qh3dhrZQe",
-	"cT1dw2U0AVltnOZsMNhiZdc8rPYXETZYDAg1kokWoEd+8/pVSy38PsvX23HR1burmRBp/xcDX+Wfg+lF",
-	"/90/NAJaUJG30b9SqQaMdoDWQKvd9Xu5wuq9ZW/tstGp33bZ3bQm77iQ80lvNB6cDyFWfFvgcL1Pf212",
-	"JNgCxthE4uHj4ejY8RbcnmUoLoxlJtONL6vuiQ/GGGPrM9cpHIrFSGwfSo5iaE17AW2z4ojE2JPxwjXG",
-	"hip7VC8vwip+NfntBCweJ6cndGUE+L2lJdzOy5rHTcD7jOuvOV0IqTRPVHNUCxVErjVfcYW7uWVNFRvm",
-	"hUiQhUFJEN3c6OwFv2YZX0qZkuC5ljooOU05VD2U+apNC8kX0K3ePko8nrsYcaY0X1HNyJFa0SwjK0YF",
-	"9AS7AbdBV5sI17Y+XcOenvvfsD2KmcYeGMtBRm7eH7bFb95Y+b7Myw/KjNbYv6QthtWrapUFPVBEs3zF",
-	"BXXlYXWhQKtYSFGsSA6Rh1C/9Wguc2KhkHxrj/ntMmdqKbM0Is/stT+1JyoSBgjyjPKsyFnZsDHjghGs",
-	"hmFU0CwNWn/w1Tp3RuCshBCopgv1zg1yJdyIfscD8lyTVDKs1mVoQsr8fYqEXQCVdbcOXRoTttYGL81S",
-	"4gpUxeTIFr0xcOFVJ5LJRT9YCGB0ztQaAkGtLC4X/VL8OIaZnJTA+udo9qNkzrXvRGcW7FeDyTBAXIxe",
-	"6iggBAeDZ4jEQuqph9R4fzUZC1AeGipgGzVjaB3NmojEnxnN9LK16Jf2dRKNHMsT1lgQqznEWl7b3jxL",
-	"mGNTpXnyukuFsLYw47DS0O4KQg21g/xvO8IIPLXuUqUoiLVtr6DUgRLBWg+ui6SXbENmuY0N3TtNm3bj",
-	"Kg+Fi2g6+royvV1AGmtRBoYYC0LepIQ2m6M8Iv/2PyNCIzLD2rJyTr6lqxXtw38JKAnkaB2RnyPyb//X",
-	"cUOgYtPsRptUS7r2oJvmci0L3Q+NEL5If71NSvvtgIu3oXt/QjNW32IfutuGk3gF1tLoA9XYWcPEkGX3",
-	"Sba6MOe/PWPlcsJt403BV12NN3tGd5vCkdcsb+1r0z7Hzx3nuNsOGgTPN+GI7aBwFzSFxH8AwKhn/j8z",
-	"uNAze3S31Yqrr5uizo20b/iXY5HmQdR4nbHUyOHb9Z+sANxAMGnGZ/keQyMTviJ5SjUNpwYf0BxJxyGx",
-	"xB08WnXX1B38QD6hqmsoDZ67zaxqCKnZePGgjMnfG4sy54Kr5T6nmhkUyo7fPX6pzdiOtKtjLvLdrf5r",
-	"JmimWyI8XoyJ/Z0Uqr7JHYZR0PK6nB02BrePdwfE3CeoHAYjLv+h0R9vUNQFTKSlMheVjfbMilWRJIyl",
-	"HaHIdozYfxD7Wkvsr/zjRcMuB/EGn74Xmy2viMqNRtoavaqYbR0AOgNlBXoqJ1hFSg8F25mA20T5Tqkb",
-	"2E1cGsC4Aw1+ZsEJnGFEisCh6FwcXDl30KXvv2/riP+eCLInLt2QrYHMAL7ZHL3ebCFm6Rbpca2QGuoI",
-	"yzVeWEiOXMBtRXuEOuiQfL4xlwbBxxnXOkMWuK8NUqUH0XCff6NjawKPNZUzgGLBjUEyVXbW2AeN1nhZ",
-	"l85nsZBTcwZxVNeHITsRbFyCZnHdVho82ch3OjYWi0rN3FtQHlTI7MGtx3ah+/6odu/KPiisHRy1d4po",
-	"99Lhl4j29oj2GptuBiqKLFipeYGxCFaQ9bQ2bbcw7KwljR6qUnOesbmh3La2nCP27Z5oo3ZwkehpLm8b",
-	"Jvra/kyOvCMyItYPGZG3x8S81qS7GxmpIqxvT32nkBqnJG+Txp3hNfslhZox/I6xMHdaXSYX09Lg2BIf",
-	"UTneB6pmpYwgLMMc9g3LDy56/VGBEjnEJ00PgFZNMkZtHmBejW5qC5eAKXaEZJRTzDbOkwttPSqjK3I0",
-	"jMgoIn/71/8RkYdopn1keInB9ePIxhRYvKTK+oIAihGs0T/dPRELg7eccPGEN5JSJADdTtAWrPSMqeoT",
-	"CAtbrJlIp9AVMG1KWS6HzNhcE1noqqXDKBZHQtaPEOz7QtpCGzf+AuGl411LuRMO4qtdECQ03OzCDbve",
-	"g+vC85WRRqerFj8ZNCmDwgFKMyMpy2vsJMmzjCswxDUw7XlTB4dnHCRfMpN6aY0fLeeaNPLfN9Y2A7xF",
-	"499VI03LcLai6taATwqepS63B5/iGGH45h9fdMhsdwMjHXbr3ualdSdmSWa2aGQLZFQr6G9Rpi2sqPO/",
-	"zuEzWyjr9+ZhvQIzDTRslyzxps1l8nPBCqxEkxeQbwUN4Zx2j2JxWFDNJljia2YV+JZZqHupLCjQlHKJ",
-	"OV+Hd1FZYaCpkVkF2zQY5tGR/SmDs2vg5F3nfqSmG3gFPVJe+2a31Uhc23gGnThl56OG1kPWUWiEx7Zg",
-	"/7xxkpGN+rRTwVNdY/e7MBDbgog7fcC2bgLaWHaLURgp3FYKBN9qTWVqORLDrqi2vYIUHGIbvw93f/Bu",
-	"vJUa1AO7M6lY89N3Mbbb/W+tNAqvNryQFlBbcaXa+95R4bvLruiGpPKSxDRdcRGTRU6FVpasr/1AsHN8",
-	"XtAFlD1u6mCmLnJGK9TyAmoJVTub+acq37kHqaDZxrBp91T5hX/ErLWRqthe5Y3pi6+fPSWPz84fQUhw",
-	"xlYklUmxagw7uUu/9PA8bDTT1Frv0Le51S69ELTQ0B0aiaXMZzxNmTC6odTTuSzAOogO+Kn5ihpdl2Ew",
-	"p5hnPNGw9K2ilxAduMkkTadayikEtMCEqlivoSL3dMVSTqe2GaMBqynEEbmF3VCOym3U4ylbraU2lG16",
-	"zTbTnBUKHqv/wMW0UAieRqmdsvdrgOuo5wwqjXeGGU17jSZBSVJ7rCAH3co8Vb4+ABQ8p4m2umFpu/le",
-	"lp6kJYWAweHo8fhRcs76j+jZrP8oSU77j9Mx65/NR3Q8O03O0nM2OLyrPfRgK2i23eDeWrhzhi3gxOae",
-	"+tnb4+jQjNcfHM2UdDpl/M99Wy6t/zyNXZImIxhOdnBg0J/fvn1lg3+2G52cDc+a6LLmOmtGOOjO5zID",
-	"7C5cb0WLx/WL1sRhTkvfl+1pfnz93MbTpIbqzjnmBe6eqcjFBfQZ48mFfeBCSN1vmb1G6S3m4c4Dj4G1",
-	"6wV32kjic/lXiGd+tYNhOo1eFfkNv6EZEPG8lDVkHoga20TQ6awtsWROo/WjQ+AGgLm1EykG4rzre7iX",
-	"NbYY1AJzwn7pQHGRVPox3k0QeHOkj8kJeXOk//Zf/9voOOhAYecZ3nEL7rT2RdmUrSltfoonX5FZ1fFH",
-	"CRd+EQ1yhr/1RrDbcmZsaxLg0IjJ0ZNvT75/8nVEnhkqEpE/0zzljEyK4XD8kLxgjIyHw3PoVB2v3Dsv",
-	"3UtPqOYqoyvCNKHZwDz76HhAfoSEbXwoLLlmjZWKi0UWmLTKMtuQbHBJ7PgkY5AGniyD0iwgYIVMHD0z",
-	"UQ9X18i6fLbJ1jH8Y0FzzTOfaHo0+tu//u9nETkjM6b0pTN1QkZWrlh6XArK1hIThHb54AjbJB3irlZ0",
-	"bbOkaqp/e8YfWD3dzzhPSxBpkIfWRFfw110jtCciYZ/lfStoMUGYt/UyZ/5cKaSwA6OJguDts9OzSa/W",
-	"0v30rJGV4Zk2T/X62Ut36OXo8aucrXixIk5bqLmJ6j/vZQVl+k2YlBOk4eBhlGttQk0DirZPS5GxO3S+",
-	"cMAl50Y/MDs3EBbG5TCI3V3KrMni1F6CouzE3lBxYjvJYEcXn5rWbC7HQwFChc2fOfKehMC74MH25wpu",
-	"RmRklOqzahX+MNVh1D9rbU5YVgEIysg3V8KyXVjsdhrvkGr2wkjhhyfCGPUXBHjMnbhmmweKyFsRkRxq",
-	"IHgrmyHu4Gy0Hnasw0G1eeWCxLMiVzqeCCt/QPixhPDrnM15lkENHBKvWT5F42NMykcJfjUgP4hsY+vj",
-	"BGHKE2G0Fm7rSlNXh8M2KQKz/aWh6u4h3IRgt+YvBb45cGPfiqbOJ7DyJttKfSNwDPwXz2dxGi2vmSCz",
-	"IrlmuoLPWBMlcIsPhxXX+KjFjmHPZ8eKoFQhhlIaDfuG5dazGMxtPiRZofgNe+lmRNFit+++tshhB9nA",
-	"LTiyR9kIoVtuh/0uxAW/YWKH76QpRwuT9XYN3uZBcWoihPmjitXBwtUu6wYdw53Euz3DXTxLhjS2H8pl",
-	"6W+ecWEQaNJ79Kc6Txt34C21dQR7LbMiW+66td34VSlf962Y6gXJJmtKe//3sqO0sw9SjLq9c0PpyM7X",
-	"Vk9Y3gLiuRbcMkuZ0gd2RLMd7Rt08btEFOFuQQBXu4zD5mRASkUz8e4W9YGdOCoziNwhA/Q6xYx333hg",
-	"xf6wh93ZW6+2IbY3U9vzTuizqm5rBXtLBNSSzzVL+zOmaX/B5IoZxdzSBhfIuPZjNZVvbwyyD6b4t//Z",
-	"NWSe6T0j/Z+HlhXJmQKr0jTjcwb+/qaQCmtbJ+414l4j7jWwmVn0imotHVxyWxkqXSr5oMp3bgi+36ta",
-	"y4Wq5dV1DS/YARpvmo0eBvWdawKwKNTnu6FAzfTS5HeHuVtthNYugpUXfThLZQENJrJduObi8wHwmnya",
-	"fkGVQ9sJXx2R8m6dFq4Cs5E9DYgsjay0IHO8HerptLnGpbwlcwp12ewudjGb/QT8DctYoqWLVwLsCQxC",
-	"LghzMGoKkHYvoOxdwpWvbNeOhHtDL/dEXlr8raxyNI7aasfbx8sMMTyjBwodZrXj9MsY7xdzdwB6EFkS",
-	"FFhxiI4Ty3nIxCL8loep284Gxn9hl1BdgYskZ1TZlDOPLw3HFZozgjKPlQ4R4y6F2ipdYXeXaVsymmJK",
-	"qq/583dRje1zlFS7S27Mb1Hp6zcpDPWZSxzVU4CrlWfuWLsFS7TYuiuhTFgCVxPPedNmoLsii1wW60oa",
-	"bFkmQd4KonNGdbOHF/oh851NUUqTGNQH5Zk2UHN0zdaa4Pp1SVLxLiObPp4xcBQfN0cld2rj7+a+Uxf/",
-	"lM254E4w6tj8OrAebqcEOTIXWPPyImOBY8R3mHZ9fDulBFVmafQAh4cBtsfL5uki24GPJuYG3P5BbphR",
-	"xVWjI3NOVzzbdGyA/Qwf3pGlVh5O10w1ZhBumriYpZaG4/gYQrelXNjg+4GvZtupq1Z0kJm2tDP8BdO9",
-	"OcvJFTlalnXlBMNUc3bcnJg2z9n+tEG/O8M5wOSRM0cVDMrNiyyzgBZEoWP4tp3iYzLFjPy22OyAPl+Q",
-	"FgpEoHhnqCoeWCNcmaNqolh1qIV8bOvA4gIgGEGSHMVXcUTiG762pV1uNuaPLd+D+ZEvljHEHoeOyiq+",
-	"1opIXXU5mk7t1R1q/g67q9+po7qlCPYKfe/0cHUB0FRIbeS5Sg2xa5hw1/7mlgw9las1zblq1npdEK2c",
-	"E2VODTSsEgS65PaAN8iGXKCN2nrALOmBtluEqmsGyk5nzdmu34nS+5RaWNyuc/jYBlTAwUI0rh1OhYl2",
-	"Zp134mnb1c+busvc0cfWpcHPvZDBSu3yhh00O8SCc95x2888p643ioG7xG4w4YWqS09tL0iMtUUMTsfk",
-	"6KvhyXgIhFeRq5MnJ08NialytYlAthaROMlu3Iu+8O1sQ9Y5SzloFU9f/MU8h1MkGVUqJkc3fE1OCITH",
-	"aU4zckJWVKnjaCLiQtGFXwtQdvMrSw1dPyEZXyw1mRUbliszbD5fxeQo8ETDt6WwHU/EUSZvwyEMQ7CW",
-	"YiObH6O7rBqs6eutWDrndum/h40YouRX6wskBpL+lv096r3vm5n6NzQ3F6zMlHh5T93E+BGEirc4rn3g",
-	"xV8qn+GJp3Yd+NWPZjWVh14/e1kO4JXmdyXkvARSvEtzx76NrYTAPXZInx7Dubq3fbFPh3ShKw+t4VQw",
-	"bxmFuwuv8HT2p4jSgMZYge2QXFEn490pXbR6kV9yRttzRu1J7b/OQ2WCgMl83CV+ub4u13d4D6unIBsr",
-	"G1mB41wSOlNgpoAQZKI03djsww2hOftcMg+4utktCb79WIHHDHfvoo4b2D1BhFMlOkg2rZeZsxvOblvz",
-	"t63MkkHwgq13UXdptFoHygCCSqMXb9+sWwlsamc5Y0ezQTtRsDW059hHZbaxlo+PbGy35UtGNWqfSmDP",
-	"+q4+KTgYLV0RUebbnSt6w8WisfrUnTEmc4Fe3oVzPmx14fhSiBkaspOwU3nOtA1d7e67qZOqTjK4LdG8",
-	"5cqzmkzgSi6LEDcEqP7GNrdDtKjdBB5bJaEWY3e16/QOj8u8IkKmVfELgPQC7ZzZBoJf5ZzENMticuTM",
-	"JDxLUa80qgIVm5gchcnxE+F/FFJbvQbf8jVQzRPHETby9+lFJAZOEpNYrmOr8cQDYnamJkIwpX250nOS",
-	"sRtX2W1J0fWHhUyHQ9iWGkzEREBqi7og61zOecZIfM0F5qHKjJl/bV8786frq2b+hrZj5o+Gjoex0bKC",
-	"zoswjDe0YF1k2zgM01yBNrpzCBwn5jM6pN23EyERum8J1+YANV2o2Db7K7sDDibFcHiaXLMN/MFcs1Jr",
-	"ePAPXjqvmdEyYdmlSwXWia4W86ePZIXDwfhW86cLa4XHnbMFn4FK/DCqL70fV8y3XsdtdtfAtPW8ZRiv",
-	"nrkco6I6DdZlPlbXPF9Nw8Wazxaog52DSntplfNQba9q4lcReRKRp416d1Sq3dFEoNpNGrTuyGrMEerc",
-	"xwCPP6xZTrXM1QWJ2c9QIIgh7LliQVyYacykFwTYlUFALGI1Gg7NVAs4j4WGFzN7YvhpxvQtY8EIP2Xy",
-	"NgKN/V2EmflcYBL5sRFBkcGrCMp2IjKJYsVynkxE2IwyTqTQlAtzBAlVrM+FYsKWUlDFzJY3N3wEIsIo",
-	"0bTWU3NJIdVgIljGgkhw3KKf6/jSQAtXWpV7MMIwhGwYGnY8ID8Ijxfm3LA89kQEjMz8ahtk2hMVlpJB",
-	"FzPyPW6b2O4ziINU1aq1G/4yETN0N9McAp+ALF6648oZpH2enp4+htu9CmiZFK6Ra/UcMppcKyhRYXFz",
-	"w3REzEdIAPAHYQgEUu2JYO8TttbuZC7w+/jS0lfDniF23hxUU+wyzRoSgr4JiDlIJt5SeIi+5cSNus5F",
-	"RVMwQ1hB5VPNDEfeJkya2wgZjmaq7ruoOJ23ubvUB65PrlsarHk7+wVhP0dEQPAcuHin5t+FNv9nEcm0",
-	"+T+LiEXuiDhkJFDmnG9tYaGbvSHNfZzMYmzBZelAHUTTS3AYmWFIytZMpMpprfYgRUqkpWeVBQwH57tU",
-	"ljdB570mKQl/dbi85Yn1SSPaVXT3z4I2PTfqdeC4q+JCR6ehnxUEL86q7kM7hPMe3t09CEyLrvemB0Gy",
-	"DBekUN0tIrWUnQZUKQ+wI0y/LV/44E23lUG6BQOgmTUYbCsg4Bl0pYAZkFkHrkfN8oRnrEsEQE2i3lpx",
-	"eQOV06h51N7th+Ufwbd2oPz9PbvdD+4NIHwA0DhrU+5tNTIn680q6a9ofs3M1EG2zoquBwQ7hgJHcs5X",
-	"DhkuOSPxD3ppM9LuCIOH9UT+LUCselaHAVsrmLTH923ZvXeFYUTWyDVjKRhzyJslza0kYuSpLANLzUTs",
-	"NdVcYoUbwsuWi3DvD4gLnmqUJNRUzne5661fF8KKDg7SszlK013xiC8ZFYHzyZsuMKs1cB3cIXvaz4/h",
-	"iw0TV7xy6L0OJ25scmjByht7tla6v/W9XdeO3Ftc3XaDv60lfuTRgHO+rSPka9v/EaKV62tpPJtO2w9j",
-	"N5sa1eKvZcV3A9ZzviggMboJso8vCVut9cbF+xjNwVaGv88wLnvFTQ2FyqCrTxBYtS20tjfxfL2jZac/",
-	"UWaVxM4dPNtXsKsJiJ3nQVmnwNAzHwPWuSD67toLP8yrUWEQQ1sr1mnI1wojwYyKSjaM5oQupM3uhOXd",
-	"LiWZyWKx1ISLifDip3nWoXy1JIvRQZGo3gEB79DOEt84/MTtix3P25aUawX2lwFXs5h4WZJsj6ho9IJV",
-	"2EoFqmvQocWA6R4TbifrLRzEVM53VbV0oPP//K+aW6RrTUapaTY9JEa+Xpiw3HDdQFxSna2badxcJVY6",
-	"bK4Zwk61t2Ydl8MNVXloI0dvKArSxFyauF5k5Y8d8vjbiqjY0KgjXbB2dbHEW4wCzZEUCGkEsoXTjwvN",
-	"0B3lKsHV/GnZzZROV7zFUwkt3ZihNhVZggv4B4Ngu7HF7GY6+5h5FLkCXfpJp+lQFAdT5nRF3zdxtTKy",
-	"qGqSB28+5gptSSh3lEdwNWhgbV7OSwxX+kzrQYTocu1N4c3mVm4qQdBVLnvc6YZwDbN7WcMhsFGjTuFR",
-	"VBcVBbgRwu82cDVccBPSv6WLJpUqozMWCNxrmjCwlSVytaI1W9kNP6gv6b9MJip696fGYh2+/cDOclm+",
-	"QdYFiVMKropbxq5jcvQI8oRszSIp9DImR6cPzwfj85PRGH8LU9ZTaihiJXG9KV39rVzNlJairW9AzlZo",
-	"S5yDcJcxzClMZL6jtnsrr/VmbqwHZ0ax3losy1HzgWnFsnnFecXy406M2ne4zdlctdYBcu17QcmtNe/t",
-	"bnEOewg3mNHazqJ6mN09yN572Kho2/wEe7bLQiwugsN7oAi+bn2rQQ3MB6pSSLm+jMOQnIdlOG3ell92",
-	"/XYaUbdcWBMKl3W7UStB9G1q13t4RV6q2UK2VZ/CFDpN3FNwjhZADe+4hYIzmDil1uDHEuQIOiGHvmJ0",
-	"/EI1zLgb9bbO5Ra0wh/NxAldgenbqB7dBt6XD2Z3gxD1qZMqO1OQTqiSMprtGAt/bjq1A6E/qjf2rnfT",
-	"dT3CIUGybA5+54ZkVbzlKTn68cfnX9886kYcVzRftAkBi1wqI/2YJwijuWCpT72oUwu8tlbLTclFT78a",
-	"PH7UZb8rpqmL9mq2lOOLNVNtzljf7Np3qNiiJzKB5e4G8yVdr5k4BMQtOdhJK3wj9Dff/djp0n8uqNC8",
-	"qQ+cj8gyAsIu42Co/u7o4V5jeZ5wbUTCUq+/7F2wK2y6s/lSCTtvzeMdOIYtUhpeXdRQ77y8hYB4B6fo",
-	"4b0koiFliJrb4gewWKGRe5jVE6qT5XPNVjv75jhAMyKPFIwYMQMlrJl5/yMEK6AGESlExhRGEMHYZYOq",
-	"/ZKTa3a16zb9Nn1Z4K6U6qPWxkXK3reUGdZsZaQbaSsQcUFikN5iW2pl2FLqsa0ngb3zOLJxFVwssBEB",
-	"HFClD4F9FCAIn2xohNcmKcGWol1Nn+vgdbcA02AUG7cJEiIXtmENjNlUmCibynwqvIZgw0Ub53jN/grt",
-	"xJdg/8wYgnNEbnMOlTWspSQifA5WdX//aleuet3YtmsFmJaHQRyqMEoENHunyZLEHolyNo+RFUOOEBFB",
-	"ee4N081r8arAThjvrjUE92FzCSvuz5Gvoee+2BOljJN2g5+OpAmObT9tstDfzq1gaRghEUqR28jo0afT",
-	"WDTLob2gG7Ms3AJZcokUupohHXbpwkr1++YpaVNTkT1zjG2F3uBHcHWZkUCEsjiGGax3gZM6c9kXuO5W",
-	"GDVTqK3+KI0gc8dE1wAnSmozIN+joB0o+bNNgJncNnupoOrvUqmr5WWMGjNI7qq07R/4U6pW3U0R4TUd",
-	"aCW5N9VsnyrWZU3Pv76TWtToza85PAF4Swth/z8cDf/LT6P+43c/DfuP3/06jEZnH46PJpMBfh5FZx+O",
-	"/0Nzsd970I0ib+R+eEa+409+77pSPbnqo3SleoXaDpV0S+WpCxi9wafvSSPqqP7sId/7kzHr0kvXhMzw",
-	"vbslZYZGvi+Jme2JmXVI2VZWnD00xrB2NIrGZCWhlSE4ayFKX+nYsmKFXO2WQ+c0w/AUy29coW7PnYH/",
-	"Hd1wxbWKiDVZRr78YNXl4FaBAZLYh8QM0Oh4qEfgHSZgbEXnQVGERnddFZ4h92JqNMKWIHB2y8JYjzJW",
-	"CmRgLJgAXkMgKY56nDZW/kP31J0nWwU+ykt4GPKCwA9WmX28N8UuXEoUHkITvBlF4Pl8Vyg4lm6FpF+U",
-	"bFvLL1MhCppNGwpc7i5pWSiWdi14SxXLuGBTyOLSOyrwpWWRWny27HsBnbCkiMi//R9k9X//r/xf9MnR",
-	"iPyJpMf/YiM9yf+fjP72r//DPwgN6VO6eaCq+9+CdL++vL2m9Vs7Eh5XUDL2gEZ5fp62SH6paVaiNt6k",
-	"2avdKUZ5HTdurNXIe6+i6f4uu94X7Ynw6cNzX0BxGwXtbU03jLYVxLWPuKgPCxg28KilQ8kOSdHKiAfA",
-	"L844RXTaHlQlTNCcSwvecEs1kG9uk1V9r8Xnb6TrsuApVtDaA89+4F3wDD7IEIjrs3SOH7OT7UhPucsm",
-	"bN7evjNHeKscuY823NMiPygyGcRTNRCDxhONmilnYMyugvYW+m8dXW3P23RzG2TqsNnY3FaxpMi53rwx",
-	"iG3rWzKas/yq0MvGXoiu/aO1SuDVxbabGbbbwJ/iiECkvZHNrmy3QmhjeEGewBSknuk6gF2YhRj5D54p",
-	"b2qp9br34QMYkucSixsITVEnwRDa3lNcxVZVCfcDuWZsrcAysFpTsQnc5oocOasjZiH5mlU0QWkJS/0s",
-	"Octpniw3RM4nIuUKc/pkriKr9/okJh50PT+GLzHJOrSuOMBfYR6wDUFTZZB/352s72XpKodCWna6YDmk",
-	"Jz6V4gahT12Yz32CSYDObpXQHIq77bwKuuYkuA7yDU2WNg3MLBYNrja+c80I1xNBiGAMYzDi932HQ314",
-	"ILb19myDUHyp0iYUvhqQKxHMYo7EjBu/7xe+7Uv/mm36UmSbGIIGFFMW1CptYTx7dDUrjs6Gp8dQGdwJ",
-	"xzmjSoqBOaC3fMWUpqt1NdvTbOXHt08H5KVLotgOjPYJ6efEchbXP8jc4plZvn1FHdtmJoI8f/MDORuP",
-	"HpVh7YlM2aVRyLkigkGnBTLjguYbMs8k1Vws+mvJhbbJvLDsF5CxUygIj1cSFCgu7HWujTYUBzpJHDQG",
-	"NvL2Dk3JrFoKNiBP4XebebKmPxcMMUIWInXdIZTMNXw755m2XVU2aNrlShW2vp9Z72tGU1XrF4B1J8yh",
-	"YDHGS0MqUnMSM5pcwyKfz/svqU6WsdHa4ldXb5/+Gc2LX3/z4pu338SQwEvIil6jTRI6vJbpnzQjR/HZ",
-	"aBz7SO1AL7JMhrsiolRovmLHgxJt4lc/vHkbG9xna7hVEj8ve5b2v2Ob2Ha5LIFhfH5uhs5poiGkvhD8",
-	"Z5sxcfXquVnsNdscX1RKkNqGmVBpGTI5jLQ6PiNLWVhCAk2YNiyNPK0A5PCr0f3X9gnMpnbrirAcCdIA",
-	"nW9qBnZDwvFS002wb3B8AcwHXW9jul5nPAEQO7H9Kv/0VyVF7Bvh+j562OY2NpAdR361ZU/K2IlqaMD2",
-	"9ImKNILNu96nXKwLHVmPnfrpXeym+E9vfvievJLQGNYCAfg6ZtQ2TIXt/MM/vKK5FiwHOjH4h38gV9XW",
-	"xZD7XRIPzHBCqiHngC+eA3jAOaKA2SXRj4iieKVB//6S1MMotuLDgLyBJHBYQG5wIsLku4hY/kJFaoan",
-	"i0XOFlQzRQzB267M45ZZspmKNQd67NtYfLx/QA1AlkJpLOXEheIpg2W9lbXOWahSeT5nW2NTbKGVS6kR",
-	"hM1fDxRcb1kTAyhZkWW2qoVImIFrFds8w50buiQUrB8MLGazTQwEaTvSLfbmZ+sIpIKUnAJ2AESTpUQW",
-	"GvYZHhucPaGwcrPUAQnK+cncfB1y6KYhuCLx2fDM0haapjlTqiQoa6qXyM8pgf0wkTAbLmCGB0HCIB45",
-	"qpYTCTcfVT0rUc2vEoXHECGSSamn4TvH6J71FV9AC6wsiIZBnVSXNVzA00T+9q//HfkSwKXZ86mR6qSP",
-	"mm86nIQKg1wg+t6wnKUD4mys5eTIXJBCmsEhlw0ssIQmYK6HnkNlI0u1BaVmnozR3AZmURIf4QgRCbwI",
-	"xwBFa8qxKgu9ZsIwhuHj+Dgis0JbvjvbkNulXF1CvQjbWsLSD1cSHgdXA4LVt8yw9fVACXdpUMWsHqHk",
-	"NL4gK3kDnvOc9a+5SK3NDmJIsTgUzmAuMHJkwHe0oGVXAEvZXvuWfUDYQEpzpA06VLsi9kFjugsS+x6B",
-	"ffhv0H7P0MNErgLgLHKlq437DG1Hj62Z/ahsf2dmiss24HFEWKYQJFwFAUsmnn7z/dvXz59OX1+9/Wb6",
-	"4vnL52+tybPyw5MfX795G1+aK3G5y+fDcq1B6zsnKcJqQcQYDYfHA2RlALKFXhqhOKG2mQpyWy8Lb53I",
-	"EaZpmwODziHHUfjQawin5mIBMHXkl5SxuSZC3qKQX3lBMTMqrleRQmiekWAOrjBHhS4oF8cDcmUGdixx",
-	"xjbSlkPA/ozAltUt1PuMz8aPLUuMXxv+3r+aayhQsz2ZE+7cwNDcFtrBH9vOYFgA0GI15rFlPGFCsUC7",
-	"ulrTZMn648GwF/WKPLNKmbo4Obm9vR1Q+Hkg88WJfVedvHj+9Jvv33wD75TNur06dvXqeVDS+qI3Ggzx",
-	"Qblmgq5576J3OhgOTtENtwT19GTJaKaXv5i/F6ypuQMckSLj4ZDcLnnGnGUoMbycK1KsB+R5QOu0NIzZ",
-	"PJRSTY1ibRRRr5A8T3sXvW+Z/jPMC+ZxhCNYzng4dLqobTURCkt/taW2fTTlrz5mqSev0USyZCu6z95m",
-	"5wb1t9H/5vYGNZ8GtpEDtZEiTSP7TZy8QoGuYg7oXfz0Luopl9kOWa0gChnpD0w9dAHlef0pqd47M8AJ",
-	"RHV0vRxfCD6/4QlyjtzGrSh/GRE5H54S8BXd8pa7MToGyGq/x+tx2+PQ0DzdgLgJaktO53OewHWdD08P",
-	"uKp7vl5/fPvv92Z04i0RJ0FQfOuNf5vLYh3aWWabSrdB26cJKK9tgwVV6So12GTu1QajOE1Emc5rgKgQ",
-	"imlIrqkPjmEakdOkoINhWcYdM5/L5ydCrY0eWslkUQ9qleLAEbfOCuWcchXx28qAlYSBiXDRKccReuUM",
-	"FwvXQY6eXj09jlwr11pin1n90xd/uXh69RSJ8xYCBG01MV3Dtg2CWhrbvnWj+UMHnEp+Kzc//1wwCMG1",
-	"RB8em842vRAXPPCVrRp9OKXv3WjDZ5qCKHe389yGDoXXDGsxItFsY39oW7VfRdOaXSPQg/uDmoU3IVt5",
-	"3N4x8gysIlCZ5A70qBvVCe+8gfRcVY4RVWzrgplt8CyB8pzhkjpTnrPh6MDnD6NsZ+PH+59/K+VLKjau",
-	"IfLdKaKngY3HZZEuIIie+Bn4qBs8exfl7xeG1ve2aWYiBZh06U6q+ZqK6xrRxKsLCVlZsMAQR3AQ2ixP",
-	"13hByzUZD/89mRkAjrCSwQuZM/ELSYr8xtsQyLdccJJIZvgRZ0IPiMFJ6H5k+FZjUumRr/g4ESsuCuWq",
-	"TAAlrlIw3+0qo9qIoKFK00TPnlZOaQ9FA4UM11SemDmWnIpr6ALTRidggy1kIsyLd6Qi/C7Jbu6HRkSt",
-	"0U9gxvAp7ZWLqxTvbdoavtu8t3GtL/meaIRPScSqF90iQVVwxhyHdeP9HqnX8OyPQO1cbZjqyYLcgy1O",
-	"kiVLro/vk/AByvfzQqhWqoeuDU8bVGRkpEqP7SqhMM+/NE+/NqNuUYk9eAg6eq8bwir5iZm52waE/DWg",
-	"QRj0Vx7QFwYe6qghX1EfAbpRby1VA3g+AwdfGfGFkx09+fbk+ydfG573Ev+0Lr9v6WpF+/BfgnqF98iU",
-	"0dqlKqNsJeA4oRmfIZRPGVS01kb6tSVlqwO4rpXIr/NC2NheNRFWEZnR5NoIeyJFsz1akAxTHw/HpVPo",
-	"54IVLDUjROR2yZMlxB9CslGcFxBnGKNpEhYTqyJJGEuZjflHb048IFdkznXNmJxIccPyBbPmaJgz5XQh",
-	"pAKHdk6Ncm9GhjJsMi0SI+XbJqfkCvY1d97VnDWehDURgyU2dApPRGCYNquxDYSF9Q6D/3VF0SdjqQ4e",
-	"wFJmKVnLdZEhdQyascJBWLcNGJFlGIAPiawNcg1mYzhMP5heBQ7I79jGkiNAnycy3Rxm5qjBWO+iN3r8",
-	"+FF/+Lh/Onw7HF7A//5zGKp80fvxzdc928TWiE4LMYMQfr5i0wJKY6Am1dlq4g7CZVBVg3B0XrAPWwR3",
-	"fO8Et03mgCa8VFnEGGDgZWrD3F7IhLbHTv34+oWT2YyEW5HB6uLih9+lDPP4QII//iMwiDeA+IE75U4s",
-	"Apyp0KusITrFPBk0cQaapV2BGLVN/6sEDQpP0SwDUub9P4ZSYYwNLT3YQGC5J687YmAMZ+DKu709lYOp",
-	"zfoCO5drK71LeDtBDa5dc2VYsxy3jR1ZsfmEq6DgOAfWoA6oKlaNq5ikthTDFzB7QEM/uUTWRiCsJgvb",
-	"UWpeoDr7Rcfw+PatjS3aPqiPw8C9+sXJr9hw/MNeIDW4FfRcdx3Aq5w+lFUaYfL3AI0l7H3Rh+8Iq/Re",
-	"4HKPrcrelU/TBNPNmoLl2VpufLf8qjAUShF78ig/vNvCjkq4dzdHDRdQFBEN8DMMCyo9NBh5VCuuGlgn",
-	"I5+8byTlJWQeLYOmVBXW40eAGBpwARqqkbv5juy/Q9taZyJCJwH+eBxWcLX80UbhYESJ20qwj2qU+0Qc",
-	"BfbDBBqgcDc8uYaxrv80cnkn0mzYP3XtfOlQvppqZhQX+ypXEwGOTZaiJ4NrF1YlpN0pKD9bR+yIZ5ll",
-	"JFw6drPh9HUQhL4XEEufizsbswVcgPr8vpW6xSPbBP6fhlK+HKLSZE7oHE8QCp4rTUWrY8jmUDVg0s5G",
-	"qXdam+84v39ZWt7DokqzMV6gPxZGtrEFDcgGUy8R36wfdkmdHcKN8icyIhCvwVpBwj7aDBOjcWhsHu/r",
-	"LvcpjWwlcrQamuEQVlTn/D1SMwp9HH+XZrbxH8yv1rfHGybK3Jv45wc9Wefyr8xXH9xhykN2weeapf0Z",
-	"07S/YHLFIDLJmvaeQYT3pBgOxw/Jn2meckbGw+GjY9sstchv+A30yYeAsr/9639H7lQ21ywZio0qtmeg",
-	"NM8yxz5cX3e0TM1t/CEgVURmbIF5vhNRpknBIA8UBKnBtNjnioNlziwKgm5lbiMewf1GRWPgBVZEpmXK",
-	"id0WGv8887N8S9ns6YDOXZt5oKR6lfBwrSYCyOKxjWq0N6PKg0OBIWTCqrRJBhmfrsucUZZ5WtCMZHzO",
-	"DGUcTMRz7RNnMPpZ2y4nQThblVG+woXsYJaf0RZXS68dDkaRp6hAPf2N9i5+Gg2Hw+jh6Sg6e/hVdPrV",
-	"ODodP4zGXz2Oxg/H0fhs9K6z+c1v/pXHF1ecqpMp7hOQ5XIlbQR6zrWBAkRP57wuEf53qgL9XZrT7GUF",
-	"6FtmmOwgqvdJ82+XVPf5vFWl+UZpvkKagiHiZdb7Vq42V+RW5npps94Cc7591OYGrybiqIyBCKvNu2Rm",
-	"20Ewxhdi6PYHTwdFrsp5V0Wm+TrjLJ+InJyQSjp3JVF9O73ctkBxISBNyguwo3XObrgsVLnE26W0dbgs",
-	"B1pQLuqp2ajRUE1yDHcrE3QvrRKGvqQFMAvoQAlRKCqy5Htuo/0jj6qejocp/HElGzZu0WxsYYMOak37",
-	"LUdWn0uY0BBmhwEWR+fYaJL86dx+ddwm6pYNDnYFWJw3pUd7Ifg8lIH758OtzOnmCDm7mWqphbRtoS0Z",
-	"yA2LBYazY7mjYLVd12qv1+IMsAY0UFdavjSt26dIN6kS977OWv0AB579aiEBABsAzrZV1/O5m2GiGQIa",
-	"e2z/riINLeq18OQKJXT1Ab4oTHflq7VCLSW597n/H8s/17x/zTb7wnDMIxHJ2Y28ZqlRXZTvL1yLyyFX",
-	"2253nw6mmE1kxOjData2bYfHte9d10T8zXqu1vw7s+Y/dJDP1avn37FNlxAfSFr9EtxTDe6xzs9KaI+D",
-	"5RYMSFdctAf0PFeqMDojgK+XzVCVXrN8xZVyKbU2/Xo7yTJy0IxtmiWEsejt5OGwPWOYLmelJ27E09wn",
-	"9jkLubwVENozEYolOWaMcVuuzeezGey6xNxa886bP1/1x+cPScoXNtsLc8s9nlKBVRgsWoY75di+X9n2",
-	"HS6LtR29zWCQ8I/zm7uYiDp+W7+vrcmwfYbWqo9VVs0F4ryQrmwYLJoSzGuYD7ydme376ttUbJrnmzKv",
-	"0h9re1QO0pfeHdV4oBQ2YRTIQWn+CtPFH2B5dnNKUeU8AwIYuTz3RmDoBa2ereghjNZyy0UKY/fAduDu",
-	"E2vZWK0AuUBQ0cbHMoQJLO6pynf4oCGNHnChVEyRK22rO65ZPsXUQ/PFh6hXv+XeRW84ejx+lJyz/iN6",
-	"Nus/SpLT/uN0zPpn8xEdz06Ts/TclVJcy9wVEw4P0ywOIi2IfwSAE/SIamxFw1GVw+4/paYzqTHUd0DE",
-	"DyH9h4Q6je6Z7Ty1ZYRbpDgggVTZ6h2XJEaCA7iplgaN4NiFvL1rLJRgt2aWP2A81B9DcARuFgQJHcwm",
-	"a/Lhya90zafXbONCKbDpUWOjUXnt+Sg1fCVhF0CyoAJnkHd8NhxhqKp5Umm6UVAZwplGgM7HVuacUh1f",
-	"ogCKWfLWSlFPV7ZsLaxFUO+IDB7Ys+FZE/3H1Qf0/5MKf63xG1bOBgT5EsfxEXkN8vqjkCDaHTFUyoqy",
-	"wIooSCc7QiExQNiYwPkbw98XuPv4+KGPAbrDtFq8y+df93ykjyWK7aZwlI3kaoUeFGsj1TJMhd6uI4Sd",
-	"V10z4SVfq4jILPW6/8VEQLU//0axTqtOPN8hz7B/pamGRvcZs68ool0TQxVUuAr66pXlXCrlY0Rqu+EN",
-	"yFPLEGhu4HiNJV9PbWXRiZhAUo0rQ2/1uLBEmgv4N5IOg6ZvKEkaZTwqLeJSmPOSF6hOQfU7XIVSlcpl",
-	"rryajeuB/gkMysrYOjylnUwFN6I4WMoFFAnStzzBcCrzmahrvl4btYgZ1RRcsSCSu/cN2QEHc56y/CJw",
-	"dCioPgD2m4RNRFAPqtrkARQ0TXOzEBu3wrWrl+0qMeBYOcSIMAF2IAUZFpkUi77NErGjpywDVwgUSoYc",
-	"TCzqUCDZg+CoskAXWonCc+FiIgKtCITPAfknS3fjLek8rkNvzrAui3ncdi2i6pqlE2Gg4wjUzbPh6XG1",
-	"3F2lxl1shNPYVrhrLnAHtaPM6xNh0CII47JYYi8CwBJKCZ6NhuTIwsiUvV8bchAfX/iNO985RGsv6Q2b",
-	"iBljwnWchCOHIG7tG+RrxCsP4VgxRmlzSdbDgW5xmmt/IxOB0pRjZdRupM0AZ5Fsn/8FI6PsXvAcFSPX",
-	"XGANQNu46Chna2ajHvxwgLbKgCjNsDT5+3UmU1+ZvTFwCuvslxywU+163AsW7g/79pxu17FXegMla+Yy",
-	"X3UxI/6u7I24zy72Rntjv08RYDT8pOraPdjrLZYbvAp4P9hjmvl+zdzgVK9KLe0dtvlqb/ooKO9pEFnz",
-	"FYss2WIp4r40pH1QKdWHJfmA3aY8Z4khVjxLcyZsy6haBVwoOacSJlIq9FTOY6Do2CvMG/csOQHizbL5",
-	"8YAY8FNYdTCROcyDZZmqufozZpiHrSp8UWnrZbgYMsCJkDlB2uFCaaH66cIVWd24NgcM9zwgb6yVSOb2",
-	"RFwBEQzU5eoaiv49ffGXsEYh9tcPclHaqGJQHfoTOya2/JdmZ8jxLwklGdTwWZC4H8POFbGXBSryW27l",
-	"o1mOReE2Yfx5jaiq9vjeoJniVgs9/LJf+YTioPup8gkmi3p9+y/cx9TcBwwSfkqyG/iuteBCEwsK4+7A",
-	"XG54UNuOzW+9rqY8d+ffmZfa5t8uH22FW65ILrNW97f5rfNKnthJXpuX2lbSgNuwirAZb2NQb9DzuXvm",
-	"wb7boGKDAYdosa+sxMWf+NqjbUurkKF7XR44DgwaoaRs6CpaLxUjhqw3Sy6dpRW6OFxYeUsXVSllPOwg",
-	"ptTqn1PF+lwoJhSHeB9VzGwta8XMURNb3htr164oz9rO/ufKDuo9nqrd9Q89fUsfDo7qd3QFVKh7iKT/",
-	"J1ARgyqimIMfpG2WyouQtzY7BlxyVkFtW6kf0/et7Ybp9S5Ve9eM49//unl68Jqff9169XU2632bQP/7",
-	"wJ1ntJ1uI5swT3Sn3uaVJ3QH6d5aFCZ4BAIDJp5kjCoNy22NZeJiWuFkTYD50XFMBy0aUnJ3rpm+/43X",
-	"XK0cVT9rgl3Udh45yAvdwMH3mWxZo7V8ea5pLWKtohP+fCjX/KRKoD3eTmpgmXv9JfakEnsStoFx+l35",
-	"XTclry0MBT2zKmx8LPMtCXJArirq27rQYHesC02kEKkh9RNRH4EcUdebE58Bi1xYzZ4KwkSJkfYxXfb0",
-	"1EuqJ0LJzIYtHO8r7l2p7L2SYlHTXa3fJIgZqYSXQAgI1OSm1TLzrn79zsAxPNinZUDAb5PkoeyjcLX1",
-	"iAZ/5a7iqTfjrSlPrXgWxjIElVF7F73xcPywPzztD0dvR0HZlkrBUtfItmdGnPoR60VNw+a8vbPx4HxY",
-	"rf/yzY+vod+XeQKdHk+M2GuERfBk0P9o9ztIIMkSlKqLcuOeSF6llLyQNyyjSRjOKNitypiG/NAPvsvs",
-	"VjjNTgD2bgcr59j65EB0/Ql6YSZncwSEStvZ3mg4HPXK/qFlhE2f5WsAA7s1h2Dl1r73wTg/FDpjGmHO",
-	"coSOATARKoEX7gAOiDJxoP7bxJl4RGvLrvRFq6hrElUvrPON0XZaprGPnXxjNaKDAk9CbfdLNZ7fAVct",
-	"m/2X5PlwxoqBaVvm0xNod9+e/uk4rsy9wxKTnkfRcDis6iMSOsLDviP32XvEAp9TZHjYmrtQlldS6UXO",
-	"3vzjCxI//eHV/4atDlYsXzBD1XXfvJ/abCPo088VWZllg7eOxLaduhQTEYcUKzZsvKXXBTS6uMSGKEbD",
-	"E9j5IikFjLDdx0S4WM9jDMrBhrzQREfZlrzYbgeWTdZmdSQvMqYujCqZM2jwBs9b52lEYlFkWTwRScao",
-	"OUDoaEHoTGHrdfBJgmOOKtv56ig25DTG+uiOB0q76GPrKTRvczURhs6CNzGUBrDwt/sG26PYInZ0Y+0a",
-	"Qfsn27lutgF5h+aYfCVz67GFy7CkA3olATBdwPco2qwN53L+Z2Wj4CdiIsrLXDCN3VZUkekLEttJ44jE",
-	"1loBfwrbi8q2nrBNoEp9PYOK8ROxpMpaoYCLqUvfgoUr8LhqJnxFJ9tQAeOroBgvdlGy/SLMjU6E7aBk",
-	"y3ygpx6AHNqxwR7Q1OU6pzmArAGjnFdO0bwI9dpRl4v5fLrCNl62WlXDNh8o2wYswgqBl0RJrB5IcSUT",
-	"YTVDCwdmcVhxEF3CJKZZNpX5VEjB4gj8ANjJKmeYcAwdwsBTAZdp3QUTcTYew7FZb7oPKcNR03wzzQth",
-	"rSh4l4oourH9l2WRpbbgovXVuzuZCHcpRw7cEHwWDKoF8vS4SWD9ca1Y7p0KT4CI/ZapydZA+VNVZqrI",
-	"UCDXfN0fPdohMR0gMJEXjKXqXsSm6FcvnC5ymrCaeLp7R0/7j3dLgTvk22/NbOTPcr12SoclSwcfnNlD",
-	"9QS+mp0n/Udpetb/ip3O++d+/w/nvajnsK130Zv0zia9gKfe8HXv3Yd3B4uSAIS/UWJ4bQ0G/Vp7oLC8",
-	"b4kWYGmEra0x8BScZH8fueGj09+zL9wKdV6sqkpSsyK7PtQ93ibg/RpkFuwMTn4j57qPP4YC0AWEbLFE",
-	"rhgEZWKcFnblY/QGnvWRaRCZ4iznZtnRRGArWSgjEsQdYeLKPGcMf2sKXZsDXyoUq3Ses5YVKAtiuD2a",
-	"SZzTztaunTEXB0SOzoaPj6G1GPPNxBiWkAyz8toMK65bGb7mOvthSdwmzvQ1PHh3U8ocmnk2hbucNetv",
-	"FWXRbvrvI0L1YJT/Q+hzCCD3pM/tDcKuGBENqDu0CING2mKtAyj+5Kxrny3kzvaPD1+CtT+u2ONHwWlL",
-	"rce9oTz4PgRuQ0+7pKnJOlRLUK7Vbah7H71+9pQ8On388Ngo4Kh4u1LATh2HhsGJa9SNmhYojdFEoHJO",
-	"Krp5GujnXpWvaOgDcpXndGM0dXNScVSzSKj4GNutMKsYg6Z1SWKq0TLLFKh/1vhxzTZG94YkyDK9VDHM",
-	"nrVLBGOAYW6pje+G2KZA57fl6SucwtVvrcSk7WeEyESDiCGRbcrUdNuZHfmlY7e2k2eQmNrKOX8ESeie",
-	"OOcd9biDlamD1YRXuMgPUWUpcON9gN0/NSyrhA/zKWMLmmymCQTRGCiIepnc0ExvpgnNIeLuaX88Ph2Z",
-	"1VnNDh8LdZyo6ke46z5+Ez2njVm4uJgvTOOzyE9/CHkLycqnsp9X1KsTWqS8veL7Py2lb6lfjTay9siq",
-	"gnRrm5Nt/EtggFsy4cqK2KqBF2AuZkLnUNLUBVl7F1+lFv6KgjuYHHEcT9AVsxWBPTmGfB2sS2yt/viA",
-	"eVZVC9jYVvJqQL6uCZaKGM2vbLzOs8FEfIP1UcsMJKPASbEgNMxqwUwYVBxBUTuySUrH+8KLr+AC/ti1",
-	"T8wWusSgQL1a87A93b+PrMTPaoa5qpSvK8/ybrkJHyXl7qEs2HGiUzOJYEug/dmmGVyQlGnKM2xv9PrZ",
-	"S2IPIuy8YXYSkVdH0B/5GBP3yti4KKhL57oxBd9B86aoFpfmyZAt/RVNRLUyG7j7sP4ZUChsbASOgChs",
-	"qIiyOS4ctlRWy4PFTwQ0ZSoE1y7r0TUnmLElx0dXA/IGzwMFcVsPNTUESEkpPCEKGk9V8uVs3S5yVVWt",
-	"fXqYPe0jIYPar8L1uHmgiAsUicCTJmTQV2HD9LFNfhue4cEZIY/EQurpXBYibav550AJ9/Y59HU70x6t",
-	"/YEqe6V8UcPvRQ33R3qfvRfukVKF2LInOws6r4bIZUs/VzCrKWlrsFMIeBuu4HOkG+15MljPG5nrA195",
-	"u1mzoAPqnhd/SIC+pM9yuTrk+beyy9MYVf85KikGB9BVFgoQJASqL5TnIyN6advJBgSo8nUzDdquE3Uv",
-	"ZMgGkvfNGzTnakfjFsOYcG8c1RgMZTofumB1RSBYdraBfyMso6N0GeCCVXu3qc9TmJy9scN0qb3rp4Te",
-	"MfD6x+VMVSLq2zvi+FSqPaH2YSKVrcJqP432ZVV9Srpgj/hpedstEoi/6MiJX+DcxtoGUJLgi750uNva",
-	"AqoqAd3rSe6rZux3P1fTuB3yKqY1Fwu1E3ULRResrzn4gHOmMCbvSBSZUWlYnvCMKWvKACXB1WSh61JT",
-	"CN6EhG4oWDIvMnA8m59ch4TURcaBqR4j1KppOKQQmmc2cPY9xOy1SOcWaN+4XX56/PBTtWGH/f2ztOG7",
-	"p/Z4bs2O388Knuk+Fx8PjVFvXTQq1YGDqBn6HFhtwZut0gkg5VvwuhVPxJyueLZxlAl5S8kfB+F4qKm6",
-	"4Li50RnZrTXFYVcQ8P6YXzDq07aUpGvomSXFAivRRGWbI577dC2o04LFRlAJXtIbLhbo1wJ9udVT0wTV",
-	"d3S75PPVdEXXwCotO3u6pKu1lTKc8eOn3tnZWS/qnZ2dmv+envXeGaHVvvFCKl15eDQa9aLeaDQ2/x2P",
-	"eu8MZ4J7nJZXaKZfMnqzmULLq4uR4XUs5cXKfnHaPaugdiJ4TJ/bR9KVAqDD0yFVkBESgLdrzmtJIxqj",
-	"aaF+rxEmn5sbCqx7f2/kqOpl8G/t16JLadKX0wOHrWLsoro6oDxG/sU+bEdYQd3QNUVmm4kIDG5l9w5D",
-	"Z2abqmEvIn95/oqcEAih1Zxm5ISsqFIRkkocEsx1E+GWF9XzlS2/Fpaplvvgwsprck5c4bQBeQlUi2Ch",
-	"iInABoZSsbJ+8nYxwTaXQbuw/skLkmBSr9uqy5hFntDakA9+7R1Iip7hWx8+h0zeRU93m/5CPqxyfR+y",
-	"y55cWSeXpAyjOmYbI80WmbO8a5ZzmnFlIzGdZGDL0w7IFT7M1UTEv056NMsmvQvy02AwePchjgh8JzZb",
-	"3wmpzXe/DgaDDx9irEeeSJFy9DCaR8B1OOlFZNKTa/wX6M2k9yEmR4oxElvYel1kLD7GjAtxQzOeukUR",
-	"Ss7GY5dFAckM6qd38URAQTezC2gSN6MpEdIo9apIllB+8AQOBJZzQrPsZHwCk8dmx+7MnNjl0iDCUnwQ",
-	"/WIEO7MtTblQ9WI6VJsHg7qm4OhV5IYrPstsJXgtJwKaPZRdoYw4GL6iJSl7qGPLg9YkXntgH1WgnerX",
-	"XF3/5fkrVU0q/QvNCmoW/i3LV1RUCxKAmJrmfA6JMPSWbsJU0vKsYYIsA0oLAACpAZgqa7bUu+ixn8tX",
-	"e19/AxTUPQpfT5OMQnLE9uM3fF15vlKiAR5fQCl3+/xwcB4+DThon3O3GgweRMyEb5XhOQMXiJOxG2jh",
-	"BSPxoBz9T72FzFLDdDKquShWNtnApUTgyZqzh4ZStrSEzqlmCxA6aJY5dkfJLWPXl0TO51CzRLH8hidQ",
-	"I5mz28EhCbHOrvKb5MM6mG1VVhEZg2zYMoTNkqs7RPrYWe+UJRtUt/iSJHv/eRHO5IxEXnmSdj/y9Mka",
-	"EWRH2itWIgu9CsoxTcUyyJQT8jbaJXdGrmenc8zbaB0LRitbWo58X+Yn2vYjjX04YcUfSdwbCLHYVAix",
-	"1Y45REltE1dQlKvkFUrIwJMzpm8Zq5C68+GwF5n/Di2Vsx0xRsNDCZM9gN8ov6q6iPamyIXQ3iSEl/17",
-	"LxTzWbH7GwMYiN+ASj5mAm1OXN+TPVmd/Fp6Q3YmPX1dy3dytOayKgrvsJFxPSBP6qr/RLTkIbVnDJWo",
-	"/akThkJ2+iVf6LMBfy3v5+O52t7cH3/RVVnJ0qldJpMdTozP4LzYIwd+rKj39xDbfS8RRXeHwLu57+0t",
-	"7E7qcT0KXLxxRILfI+I0ISKkrUtyNEfTQgWrjm3AXQb2C8FuJwI4Ts4q9g5wlFgi3+KLiSzlh9rJS0mY",
-	"8MWiJ8JwADNB3fb7QHnzhME76+0J0mNsnPPR2Xh8vNfD8tukwgQ653NxA40QsPyFWkM9VCtEXxKqFF8I",
-	"7JqPpGVFBV3YRPIDTYi/QVLJHqrjckq+UJ/PlilyXxkf9644hmLliSUcHbwzEM/oPa67VMam+vRYkh6c",
-	"MzUHTKU0O2n03ByF0wbxyWZQI8oOj/f4R17aXf7hyraXCc53qd/eR8XWVW63H12B9UrR9Uo9dsH0FNXf",
-	"qFf+/e7zVjKtXF0Xt4w3on0JibpjiGTJ+FceYT6/VLWTXlkvvk1zvbvc1mgxe+0yKbZ16fJMyDyXK6yh",
-	"UWSG2uWYZEa3BKgIDWa1SJugxnA1oMZJWDB+pd8PJh9YxzGQiImgGbQGKlM/IC4GR/TJGC7lOqyTgIE2",
-	"1jGGXTWgsCpMMrElyppbJ8LR//YqlItICsSZL9qQh90mPCZC3n4iAcKvoEWAeMN/Qf+fWhrWFpadhn7z",
-	"TNjQDMF0H9k9PBlhnDIC8A3LDZE38sJEuE9hRlfZNz+HnnPuGQy/KOM/fDbTHFQKkWysJduHdwSHtlPI",
-	"8Ygn5O2eiEl7Qp8hXMrOtDOaePMFWy56X8PhzNhvbECwmHVItlGl7V2Sy6AvuuqeZfRHyC5qCDeq51l1",
-	"am0TdiU/sHvMlwSn+01w+t1nNP2GGUr3nZTUKuHmRhD1nNDwznkhUqN8J1JprA0cCoxlEd4Ak1wZ3iCc",
-	"yBe9I1wEz+ZsHg/IG1RyDVEKOpGWTSm92XIi2qodO58kGDct+IauaRcNbGggDDkeDi+Dccv1wa8pn8Nn",
-	"7ceyScuP2+OSAnj/rfsL4O3WGhNK9MxTomjGMERLV7oJuIL/4/PhANzaCdVsIWGEoEPAdiuAqBde6HZp",
-	"09G++qnSkrCwkcG4Px6+HT4uGxlYEgy7+wAZDQik9bYAXoxTG5GwFFUmStRSronaKM1WjbsejR8PHtd3",
-	"XaRc7tzvIUVpq4cC0mf/q6++guh9LA/Qu+idfjV4/KjXfCSn/eH47ejs4tQdCRYSMA+8+e7H/tkZpAP8",
-	"XFChud5AHps/c7P98hD92R0QQBXA9yFBVJ+EobRKsTXfBriAbels7+C+tNXGkTywlPja28B37jPuq8OS",
-	"66t1q6yZ4Q8K3gozbb4EcP0++Dhy1yqP+whWXlW/w5/2dTxwbN62ORhCn4OK8FxvdeAKmP+/7F1RT9sw",
-	"EP4rUV5gUkq7PbXZU9kkXsa0dzqtJrjUIrUj2+mG0P77lLuz48RpYKxTX3hBIDXgsxPuy91933fYzWAl",
-	"x+wMRhTw+S9hrJD3TvV+NMl354ddZh56xF8hdR+rxx9NPB7j/eFfxdYZScBLtgPc400aVrKLjWgaNPSD",
-	"ok1gtsVUH6nG+MAfk0Fpw5WEOoX7FcI43wJ0BC0fvQenH8s+QxngF8Gd06vTB8eW5htWGp6l/V331HKv",
-	"ZN/m/sXFYvH3uObTpANrIMX+Hs7z71+a0p9N2N9fk7BPKd0eL+NNvf2/q7efNsn1s0lP7v2Iue4p+MmN",
-	"Qo4OjTWJrQePotps903ulHi2s9I3lZd/mwY7DvA6UNgdPbszE/boK2a3gRN05wYeVTZ51jsUouZFreH1",
-	"7+YpveVMc72s7TbNb4AdbrjeD695mZSqYGWyLri0WhRAtuHrZtm1LtM83Vpb5dMpfGqrjM3ns/kM8jbt",
-	"ZUwyQMCBvc3IBz0jpr73q8ySSquNIN5eUHK4iAu2ZqAM/K1V7MO6VStfUCiDRNSfQkrEXHfIJpL34Qj7",
-	"0LEM/alr10U1yfnl1fTr5ecGcV7Tt4DRrthuxybw9V3WFs2csl/blSrUFsY9AEdXWjVQEwVSXQusUBIO",
-	"heG8XrAzWNZB2VRmJ2KTgBKaEUSgo2ha+bQ4FBJPNXkijKnJOAIiqLjeCWOwnYDq4AquYqVn7zUgMUtK",
-	"QavQfK8euNNVWB6GpDRCRxLbQA/0n/O9NWa7HGcXTSUmzRVDt0BgzZG3m45ovQZPJaSlNMcVW3JkkUZr",
-	"s5aV9P4fgSRjqEwarg70NOOV9UfoW576+Xw2/TBLAp76kZjnOI8Z84ycFkIwKepHD+ihdL1+itet2d9H",
-	"3YhdTyyO+ovYc3zo4eZgd/gvoNLqlvxPMPuqzsPnM7Jp8O6fAAAA//8=",
+	"7L3dchtHuiD4KhnYmRB5ugACIClZZGycoWTLrbFk60iy++wYOqhEVQLIZiETrswiBXsUcS7nenbeYCPm",
+	"fnYv5n73/jxEP8lGfl9mVlahCiiQsmz3KKLbIoCq/P3+f3/pJXK1loIJrXoXv/SWjKYshz+/eksX5t+U",
+	"qSTna82l6F303i4ZSQql5YrlDxS5YbniUhCqCCVK51IsCBOa6w3RdHFJFBMp4ZrMaHJNuCDx83n/JdXJ",
+	"Mh70op5KlmxFzSTsPV2tM9a76E16p5NeL+rpzdp8VDrnYtH78CHqvaaaveArruE/zUtT/GdG5Jxos0ya",
+	"ZbBILa+ZILMiuWY6gp9WUmmSs58KprQy61vRDa6VaiJFwlpWNxoO/cq40GzB8urSXrMV5cKseGt5f5a3",
+	"ZEXFppy3XGQ5v5C3LXPvnVmxhkN5wxIpUkUKoXlWPRY8EMIVmRdZRuiCctEy97h5bqbzzdVcs7x9Xi3J",
+	"LTUAwOYyZ7AAwd77wye3PMvIjBGaZfKWpW3n3jj/G7ZYMaHbAVXhA78SnI4b4fRD1FvTnK6Ytnh09er5",
+	"N2zz/MvmJV69ek6u2eaBIhw2z80Pa6qXvagn6MoMTdd8es02U572op45N56ztHeh84KFS5vLfEV176JX",
+	"FPDkNgI9LfKciWTzjGeNd4a4jc+Yi6OCZhvFLknK5rTINNxeRrW5t5VMWUbyQjxQEWGZYiVeFYqlZF3k",
+	"yZKqckD71D//8z+TIyH918fkluslYau1Npihikwrfw4/FSzflAfh3qncyL/L2bx30fvfTkpCdoK/qhO3",
+	"Ybd7JVt2HRuYnCbwROzoxzpnN1wWiqzpgu1Ykxk1XNGKvn/BxEIvDb0YnzXfBFLQNqgIKGwrWLhn7g8X",
+	"z1O2WkttTuobttle0RUpBP+pYAZQyZEqkiXi0fffP//ymOglNfTzmimSG4LAxYLoJVfk1Xdv3hJF52xA",
+	"zJ7mPAeiq9ZSGHCRhE4EjEiJKpKEKUVkTig5e//+2FAlpWXOUjKXORmfkaUschWRNcsdzkSEipSwG5Zv",
+	"cGYEJb1kE6HoCpdrHjGXCV84orNgSPWB5EX4WuxPQfdfs3VGNyy9IOYwY1y/GQEXDM9TIfXSUG6mlzKN",
+	"iLkcs/6ZTDdm9ZScjcfkKObl4QIW58zgR3x8Sahb9ZJnbCJ0cEa4TDgDQx/zQhieYocdPm4YlotpoVh8",
+	"PCBX5Pz9e/OokHoi8BAjoiQcgxs6ocJQXbMAzlJ/cMSd22AielFA7c7nw+QRPWP9h/PhrH+Wnj3uP6bn",
+	"o/5pMpqPZ4/Sx2w0dGCKMkQJqAF49Q18teDK+Pw86q248LjTCKpzoMotWGw4QUwyCmdI00vY0m3ONSNL",
+	"ul4zoYgU2YZwKyBYDDLXZllFeeZUI2RbzjFo3Z1lFG3bethIAHaIMIbagBzTRnIyeDecztLn3sX5MDJz",
+	"81Wx6l2MjbCy4gI/NbPQ7xIgqumzXK62l/OdOSydU6FoYr5SIB7lhBqej0jOhdJU6La1Sjv+dG4maCRL",
+	"KdWsr/mKNdImt8C3ssvyvJRxwMq0vMu6rOzRRsBLyaOVfttH7k++38giT1gbU98+JLURiaGruVzhSSkY",
+	"oO2g8NfOPPer95rlgma4Kljg23L2NzJvElJlbuAqZbmhihmjqaF2cT8mSuZaEfM0E+bLAXnLmSI0Z2SW",
+	"o1i/CY94a+15C6b0+h4AqHmECYMkP/aq39YeSnJGtf8t+PSu6V6Cbb/drA+4IJA/uCJmyLadwXRd76S2",
+	"EpRSHScGIfVVLmcZAxKQSGGYoPmTrtcZT6h572SNT/zpr8qsOpCEzRupWdINzXgKD0/nlGfMQGvKNOWZ",
+	"RQrHfJZUkRHhAl4gc84yuECW59KIzD/+0lsxpejCDLoqlAb9gODTRr/KCE3TnCnVi3prachZ3rvoncBP",
+	"vQ/vEJuYAtS66A1Hj8ePknPWf5wOR/1Hs1PW/4KenfXP2cP5I/rF7HEyNCtVmupC9S7OxkbZ4RrY3g9+",
+	"S8RvyV50kYuLhAmd8+TCns1FeQJ9+/iHrlfkLgCuZpueuKPDYS+tfAqvkFQmBfAuRTeK3C43AzPtWylf",
+	"UrF5bZXNe91sTjWbAtupXypXThozKpRRC4D8UkFGw2GgYQtCyawwwo3Mg4fOhyDQKVAWL608xAUZEVAC",
+	"7nePj8t7fCslMadB/HHsvEez377b78e6wu1zCgwBVBCuFTETE5gYFWLlzgQ5bgwadx9U7tieGhxUYLbx",
+	"BoG+lzGaFm3fOKkZVUKLQr9izOg0SPlGbSBrm+g4iHna2Rf63sCw8+XSFPEBzt9eSqmAN6g1otQkjAAs",
+	"Cw2XoFiSM5Ab1rlcs1xzpJEBvd8a6y9LJgApQT+ginClCjRndBEoop4B8SZBwtkGyJHRtm4eHVeGbJYJ",
+	"HJPYXiTVfpFcGc1q0PT2muUrrozUq/YMsqIbkkrgUZqt1F4M8QObaey8NM/pBqbN2Zy/33UM62KW8YQo",
+	"TXNNjuLkehqDgjcakyV7T1K+4FodR0a3zFkiF4IrZvQ8LkgmF4AppUqTXE+/OH1MH37xaD4efjFvOoiS",
+	"7gHNzLLv5sCedu3RgzFworadyFsRIPslEUWWkVsHRIrlN6D8O8MLkGsGGzBP0pnZAUqKdtFy9leWANbk",
+	"7EZedwVT+7BfAM/wwBQx4sINawXglmUEZyelnoY2isZ7nRWKC6P5e13sdikVI6qY6ZyxEFoTKeZcsJRo",
+	"aZc7B3OB+Rk0NcWYsuYAN1oTsuxZ+YdQGP+xh69Q2LMF0CqCNOy0Ajg1qTG4nXcNl4e06im8ATCXptwc",
+	"F81eBbRoTjPFoi0rDZyERNKzTb4OogmhXm7VyHa9/HCKcYl6ePCaN00byd88uJRZqpydYpFToZGc3oHQ",
+	"rOj75/jWI9iJ/TDaJkFVhO+I5l1g/SkCrz8GLVHEz/hNAxI8UA4BBiCxcGcHo85fAAAfIgXXimXzDsyh",
+	"Bt8OtIML3AeXaXdiaFnvh+iXGjAij22l9eZ80B2jSHxV6KXM+c8grV6QJ4zmLCeTYjg8TXAc+JvFA/JG",
+	"G7mKayLk7aX5N6FCSFAg1NLQXO/kaOUD0yfZ9fj1Dz/3v/vnb6/zm7d/5j9ljInR7ejhN2P9aHrzT3/+",
+	"8um3303/+vX4du/p2m1un+i7bewV7DbbWLmBeDNjKZBEhjwnS7BQwV7QlCUQkJw2Nyhv6xVoUNvqpjUx",
+	"ybkTf9Q2sUippq23o4i0s3rLeBek9MCwhXZLqqZGIm5kWGBlddZWWPlcgmwcyC4zKTNGAdkDS/72cK+o",
+	"UgBTztSvJVkwXbqlzPiWu0hh/R1K+30exjvgEIPdVRfXiGbJTwVXHFe7Ja+WP5JEKg2izw3NCkZmG7LI",
+	"ZbFuEFqdC6SzqyTqwVDT2abZh+mIlCK3LGc4L5JmZ0NJ5BLtLsmSCsGyBvOInUQ1w2cub0Ev9HvqBl/l",
+	"+XxtXtyGtNr9+H1GoWvJLmzP9eAMh9yRnBMp7HmZD/4cty+NlqNMzSj7dv4lS/iKZmaJ9IbldMGmSXbT",
+	"sDr8kaxzlvJEs5Q8ffGDc3fBwgznScDt4pfnZEOrIcHPatBFBExo0uGEzEULVsJVhM6lFPdEcLjaIipn",
+	"t38d2c1Uy2nzcuyRwEHcsJw8vXoaiuOMA93hihTiWgDZhWfMNz+zXFYFZFmYdbQuSRSrmdFQo951k0IK",
+	"nj/AHXMNqOS8fvaUnJ6ePj4284KMhDhFjmK7oBgXWgjF9HGjPifYrZdOGjDuqUdogLsckbnBWRDizjU4",
+	"cqojR9uAi0BQBcvKhTSjmW5z1DojinU6psyIREsqFg0Cr/WZ71Sr76FNl8OY3y+tC1uKpJTyhCSZFAuW",
+	"E/aeK11TQIXM9fKWixQs8ntlCR8CAMtpPDetcz4rtCUijaoDwmMTABDqX48IJf/xzXffEhzbUAhz3AZb",
+	"H56Rb/iTykZ+6WVyQzO9mSY0T3sXvRdP++Px6Sigv8Eai5Trr4TON82kHy8TDYaBOEzNa0TnlGdN5NLC",
+	"S0ehFB5v1s634cvhnJcLjByOXyh8QhZacfvk1avnnZR0HGCPkn6bcw3e9NJ8j2ThEMOSmwnM7A3Y/8yo",
+	"FYIUazMKRkcZAFOOLeB7IEvjSB7SDWG85YpVgOHHHprho56mC+CinndvLa0uBmJATivOVoIiIkcPeWpW",
+	"asRku77wuDqhd+t8MJ6djSoUtT2EzpkVejw+n30xHp32R8PxuGkWA7DUCXY7JTEY/zv/uD+oLq9Z906D",
+	"DcM6jMplhOddAcjIItQW7Lxrw+f9mkZ3ZG7XPMBIz6rKR2REB3CM8Fzp7qJiSYU+qyPt6sgTqpPlc81W",
+	"X+V50/r/styATGvOHG95Zt6wXqoGZQTcSdvhRUqbXZAVTZZcsH7OaApfmOcd6sXWvRJXka7J6biFe86z",
+	"2ARVFTekssFAwPxeoWvRzK4r0TOdweyZGRPPrgHMvJOz0WB2y4Qmt7kUi8Fe0QDOtRzQb7jxTq2x6bXM",
+	"WoSaXGYWZ71hiiaJLDCWwil5zJzNOueKgYdaaa4LS1dSrlCSACKSMppBwEzOFMvwT8CeRrXw6Ysf3jBt",
+	"2J460P5pdNOqYgP2sdW60E2wSIUoaDZNuYKtTXNrcfURAsPBqElCwPeIew+s+JckoWpJ5oYMGFhdSaGX",
+	"5BrCFFJ+w1OWGhX9aET+RNLjfzm6PhmNj5s1Bx+9Mwpid4YNGgSYxKSYwlyqsvLRuGnh9oXILxBY/OnD",
+	"88H4/GQ0JilFQ1C5gr0BRObhfMFFdfamyde5nEOYtXncujNSQ+7Y+zWDC8vZDRMFuyQjsuA3EEwIX5ib",
+	"RJRPskLxG/bSLQhp3p2PsEk6RSa6SzIdGGKNnCyOSBzIGrGRSGIX1bNiZha15OvYmrKRqN8aYqcRvybC",
+	"ugbMmyiApeC4ytNLEmu5miktBTMKHtUkB9+qQsxMWcbgRcEwVO+zRPw7k4i7i70Onrrfl9PYW67M+9Jc",
+	"nJ4XWo+MnByjCScG8kSzW7pReI9LlrPjbpe1z6/nl4Bs04A0mTGjDENKwFEl/BJ9F87BYb/t5ujeozKg",
+	"clAegEMvXEAYpGdnd2GgJfoefzwdwkZRU5ESDqivDCxTcyoIWJ9QpdimU4fZDMzmyneROszYggpyFFuq",
+	"FoPNignD/Y5iS7Hi44uSSPLU0FD3ySBZ+HlOVzzbmG8CcIOPsJ2YHMUghLAUSW/G5jo+Nr/TQsHPOZvn",
+	"TC3NO5CvMM0LYT7kDFDA/AmMKYM/Uzbngpek3M/qlw5XF5eUykaG+0uOPTjGRvjQDYGge1HLk/3u5OCt",
+	"f2WbHvyllXUgJnRbU0luD1hV8FIzncIVbGvs+9fzCfThij//rtpxHfGaRX2MTUd5qKSXFY+KdbxGPSsm",
+	"gFwN99gsRcO8+9XyBntGV23cMfyqNi6z9HBt3Epdd9LEIZAukasV1wao3apQJ3fZdB9BLU+k0NyIo0Hs",
+	"O2rniukt5ZxoKW0YkipWmDSV79fjDtfQAyhvNlBzASzQsj3q7auK0JksKhqdl0OqCN/IK5qBrsjFEyqa",
+	"wh/MTyTn6prMqEgvSJzJ2xgkglsyHJwaAs1SXqxiDEsfDk7N6bnfH0UkXvLF0v/6KFx3Jm9B+TXvm9Pj",
+	"i2Xz+tAtuVNeUTYFZyaLxRICx6RBF5ZzmWK+0dKlcdpHIKKgvOAtOZzfsF0uF4eEsDZyu5Q+c84ICYTR",
+	"ZGmnt5AXuFjIERcpe0+GjtmEv+FLx5f2D0gHIhsGmTHJkqUo/c0UE7pJXA10vK0gGaYNpWwiZ7jfUOdV",
+	"/GeGWVu4jspc27rblppbn9yMt+s8MXwML9HnIM5ZljnzbbmM7Z2CKtGS0AHuuMptPVDBYB3TRirBITCb",
+	"3VLkYCU830aMh7nfsIx5He+AGDFRgRHcRwQ5FFqRDCK8UD7V1gO5DdMth3QlNi7lxlvK3THZ6zjosKJe",
+	"IdpSpOxCm29DhbThlrFrQxykgNSbnwqjK+bN+Rrh3cDcDiCar0FA1HgLX4dACf8IczEAhuyujLi/w/k/",
+	"o4q32CpxkFoARk7FNeBauG/B9BSeRm9rIz28S2hIJzcyrqgZxRZc8ObNfc0FJ4lk8zlPuNHB5Bw33Gwo",
+	"26IUmcyZ+LmBm0sutCe0L+ApkhT5DYuCo7SnaJOibCazmd4Iop0lGRwdZmwiXlqup+PhdM1yAxhTtaR5",
+	"C9+Gn2DNUtPMXrxfnJZrMh7++60oki701IzXMGc5TWP8BTla0Q2ZMSLYgho6dbxfmkFArsTWhLECuJKW",
+	"Q7GA4m+1EQUD+N0ic8/ffEfOxqNHZUJ7ItOqq7L31fevDfZRrVluXvuXH6/6/+ndL6cf/l0TOXoamGnq",
+	"DoxECiPnQSZpk9G8Ibwn32frKiOiqSK3NV/mQaHYlagMG5LVKtMLlqE2fyur66ie3ZrydKoYzSHz9bAl",
+	"2IimbmrkSynYpk2xveWYGF05LzN+JzWSioQp3e4ZSoFqVCPKjdh8YzNMpbDmwVzKJp1nr9WoTh9oJYBj",
+	"p8W2fNJQZQNneTsinI4ePuyPCM3WS9ofE/t4A0Z8/aRTPFWXRJgK+No3uvN+DCJo2k8lAbC6eprS/2A/",
+	"DRJIN967FWazVac5m6sOYQfg3nEvEbVR5q4jHx1jlYUwo7YL23A5s6/ZvAksOgVEHJYgxEVaqEaQCbMy",
+	"zMD2wU6Bdkbb3C9N4KK/Mc/uDK5as1xJ8UC5SI9gVeal6t1fpZS8kDcso0knmihvRVsJFEu3jZZHFyx3",
+	"odV8ljGwEteJ4t651jS3id67c2DcxCnPWaKzTUhr7pHREvXWS2tPrPMt+IGgdFA9zz+dnZHxkDx6fPaQ",
+	"DIfDYaeUHzZnkCw92+zxChg91z3taemdtpZbN3Y3ZlJxfrcYJVu936G3y/L7bvGn6G/pvso35vk3xWpF",
+	"803LKiFvBMe1y8ICT7QszANp1jaYtyPIlqzRmnzUzuoGqkroA/+Odik/Nl0loYIoxiIyK3im+2hWUQea",
+	"CW3JhRYiCeFmW6t9QWcsUxHUEWApqLYuhjgtMAUag5k7reAtbWTb1ibbkR+CkdDajrszRFuGZHuC5yLJ",
+	"mTkXtLdYacW6Z3VZFQVMRFxZZDds7KdC2s17tD8NlsOFfni2PxAY0BQIv0XGkN6FMpZPo3MBgkiVSukl",
+	"4Er2OisSkaPZUUV+bpZuGyORQ/JU5/weSQPQLw+9lsMX3HezXoI37aOnDjTSQLCB959KKzyVMQIRWZmR",
+	"wftP2HsKrMLQcTknMU8xJTYO9xcPJsLgLQatWf+1NZFDqNOK5QtG1hC8lRcZUxdknTPIVFdMq4jEhmLE",
+	"JMkYzY28A3bDibhmbK2aAxD+qCpOpXrX8A+r2twxFPylAYS0jHizNbjK4S5txq1i2sCmhQtIQFvJG2aN",
+	"5PZr/A7YxIrQLOsWW3A/ZaY+/pZ6P25W7w/QOCpFq84O1DIO1AX2KChQqSxhypxuqZcApWOG8mKgA9AL",
+	"KKlToQpgjsT4j2u2xuSRu+grZX7tuB1hdmoz3wNhQx+akWxKwoCFyXjnXA0+n66aK4TZOcICYBa6/WxY",
+	"+cvITTCl5Zy+4l086Z1NevHxZRnpgyHomq0g5lXZUnLrHEpz8CAstRa2CiNVQamhUNgd9bSDSdgn19t2",
+	"p5d/SuWtvpL7KHOvDCpWCfZRmcSLCd3HpBCpcyDXNQxIarCSs5ZrC01ASwfke8VIbGcH7NUSzhO9WvC9",
+	"c+RsEwJwzTCa3k199JMeSBg6653BLZwN76tpXtVpyB9R2eykWDbrPBWekIECdLmLIx+i+pSk/nwvqf/Q",
+	"RTZ+DSVfOwTGVPMMSqXTDLRtYmcuYWHnBVXTG7pa2iJSiMxcVYX2YxQvJWm+Ae37VhZZ6mR3rrta5VhL",
+	"ARwzzwNF1tK6brkgMVxcHLmgiDaXNpTDqo/pg/QiElt9Bv4UVjPFEDg4xnhfJJJ/yWUeNLobWzXYtpLi",
+	"PngVk0owdhVZstPhUYU9vv+NdFV24YL8qe7V/my5sQMVwNKT2qD9uZiUIBelpnpl2VTmU+FJr43Lb5zq",
+	"NYMET4itXhpiBGcd+UBrIbURHCMjMVGxCUSd5riqNN9M80J0mXiNAS9UY5ALjIxXlErUIrByq11C83ye",
+	"du0I6YlwgkBpBi0Z4LuiJHeOV9tS8CuUcTS0Ik1bnZk6UMFjHWCpC6U8knmE2bMW7CN7qPjEMeRc+PMu",
+	"c7Zay53tKGQPC3e+nYAoN1OiCmg0hfIBa75F57NfO5Q8uc3lPkCwyV/7Fltmpm0v0FYfbylJAT+Cc8eM",
+	"BGfsijJC5dK7Q4+92CbDoies+/blgJuGkfdUE5rljKYbsqRgBOY5+vhV8wk4kr73ym0w/e4rr4G5O95o",
+	"Lw8pq4dakNmFG3eslRVWnPjVPfSf0FzVyTzVwSj1mzmjP4G95o/hBa5aVbasKB/DMPB7NwR8SsX/EEX/",
+	"qla3zc2tJVlv2wBA4e8k/99VX/5E+nGrPtxdC97tp7ufNrpTyALI3sVHvuFNgeux8/TGNkEMYToisbt8",
+	"98OuXGk3SC/quceaI9TtWvYnbuyIH92RslFGnd+lfluZdfi5ZEJ7Qoa/QmuEPkgq2XLGVYwdl1U3HKFl",
+	"7fQVF+Hwo8/+uM/+uM/+uDtG/e1zqt3fmno/B9pnn9Afxyf0EiP4QpeQz6/p6hGyuF/3CP2qkYCfPTL/",
+	"i3lk3vggxa3khqAqNTxktF/sAWLttIY/rnOZFgnGGq4arInLIhfTGe1AVHwaKdTqMK/lXF1vr2xE/vZf",
+	"/it5dUQzl4/SIf/F1kXtWE01yW6mKihHtHPdQeUiYJtYeWi3xGUPFBK5wlpFHSuZHFYb9j4JX3srfXQr",
+	"12Gr/Uxdaqaang4bBv7KVQXyz7mcQpDxT4e+WlGHK2+a9OH5HWZ9eH7PaR/fYa+P77ZXtWb7US2ADQjF",
+	"9UttBNqyiaN7rDukzsFW3pis9ZqtGQ2SdWWSUGwJcFT+aTB9dHy5fUbQsNDMSgrBNUqfvoPvtoXb6IL7",
+	"d4kao1tQsXYcWM4Uy2+wHxQTByAqBGXvbVpgJ3xpHv7WiFLuzWleiFYELAO+Mfe57D5boclB4ea9aLqS",
+	"gmmabw6AnzLhdNt5wI3WwpMywdCV9jK3mrN5IVK8YUPPDkg/LMOpRuPh2eB82Fgkp7yzKRNtdYJs4jKc",
+	"EwbemxNVRMvul7yeAidqEYBzOaMznkHHYR8d7ysg+a6TDV1XWpG92md4t2absuxV+bh52WFSg41lGxV3",
+	"4kCTKy1pRva3BlN9HitSEzswIJ2bMXL47VG745lYcDoAci0wHvLGfLW3PcizlyBQgUzY7Rjc1lsO+s4n",
+	"Yp6fulz6nQIlX7HvzXNb5SUrtXAqFMmRtnCaSsZvHf2qglHIGEqoMUcWEKEQVpsYVQNVL2+1hAgrLkWV",
+	"3HiHsxVJMwql1VahpZXDt0scW/wZ5dGanIkAVkHvJkujA8gGiV1I0XeU0lNSm/jhOqBDVAd2MrZuq9E5",
+	"sShsO2mBcH/mBlB1kvt48HhYddgdDf/zj6P+43c/DvuP3/0yjEZnH46PJpMBfh5FZx+O/7HR2OPsIU3t",
+	"VK9s8RrMcuSC0C3fW21lw+GobhU63+taCk0yh5ptOy2wFqDmTFA87Wosev4lBHRhX9XDu7BWSo+4nq7h",
+	"MpqArDZOczYYbLGyax5W+4sIGywGhBrJRAvQI796/aqlFn6f5evtuOjq3dVMiLT/s4Gv8s/B9KL/7h8a",
+	"AS2oyNvoX6lUA0Y7QGug1e76vVxh9d6yt3bZ6NRvu+xuWpN3XMj5pDcaD86HECu+LXC43qe/NDsSbAFj",
+	"bCLx8PFwdOx4C27PMhQXxjKT6caXVffEB2OMsfWZ6xQOxWIktg8lRzG0pr2AtllxRGLsyXjhGmNDlT2q",
+	"lxdhFb+a/HYCFo+T0xO6MgL83tISbudlzeMm4H3G9ZecLoRUmieqOaqFCiLXmq+4wt3csqaKDfNCJMjC",
+	"oCSIbm509oJfs4wvpUxJ8FxLHZScphyqHsp81aaF5AvoVm8fJR7PXYw4U5qvqGbkSK1olpEVowJ6gt2A",
+	"26CrTYRrW5+uYU/P/W/YHsVMYw+M5SAjN+8P2+I3b6x8X+blB2VGa+xf0hbD6lW1yoIeKKJZvuKCuvKw",
+	"ulCgVSykKFYkh8hDqN96NJc5sVBIvrbH/HaZM7WUWRqRZ/ban9oTFQkDBHlGeVbkrGzYmHHBCFbDMCpo",
+	"lgatP/hqnTsjcFZCCFTThXrnBrkSbkS/4wF5rkkqGVbrMjQhZf4+RcIugMq6W4cujQlba4OXZilxBapi",
+	"cmSL3hi48KoTyeSiHywEMDpnag2BoFYWl4t+KX4cw0xOSmD9czT7UTLn2neiMwv2q8FkGCAuRi91FBCC",
+	"g8EzRGIh9dRDary/mowFKA8NFbCNmjG0jmZNROLPjGZ62Vr0S/s6iUaO5QlrLIjVHGItr21vniXMsanS",
+	"PHndpUJYW5hxWGlodwWhhtpB/rcdYQSeWnepUhTE2rZXUOpAiWCtB9dF0ku2IbPcxobunaZNu3GVh8JF",
+	"NB19XZneLiCNtSgDQ4wFIW9SQpvNUR6Rf/sfEaERmWFtWTknX9PVivbhvwSUBHK0jshPEfm3/+e4IVCx",
+	"aXajTaolXXvQTXO5loXuh0YIX6S/3ial/XbAxdvQvT+hGatvsQ/dbcNJvAJrafSBauysYWLIsvtVtrow",
+	"5789Y+Vywm3jTcFXXY03e0Z3m8KR1yxv7WvTPsdPHee42w4aBM834YjtoHAXNIXEfwDAqGf+PzO40DN7",
+	"dLfViquvm6LOjbRv+JdjkeZB1HidsdTI4dv1n6wA3EAwacZn+R5DIxO+InlKNQ2nBh/QHEnHIbHEHTxa",
+	"ddfUHfxAPqGqaygNnrvNrGoIqdl48aCMyd8bizLngqvlPqeaGRTKjt89fqnN2I60q2Mu8t2t/msmaKZb",
+	"IjxejIn9nRSqvskdhlHQ8rqcHTYGt493B8TcJ6gcBiMu/6HRH29Q1AVMpKUyF5WN9syKVZEkjKUdoch2",
+	"jNh/EPtaS+yv/ONFwy4H8Qaf/ig2W14RlRuNtDV6VTHbOgB0BsoK9FROsIqUHgq2MwG3ifKdUjewm7g0",
+	"gHEHGvzMghM4w4gUgUPRuTi4cu6gS99/39YR/z0RZE9cuiFbA5kBfLM5er3ZQszSLdLjWiE11BGWa7yw",
+	"kBy5gNuK9gh10CH5fGMuDYKPM651hixwXxukSg+i4T7/RsfWBB5rKmcAxYIbg2Sq7KyxDxqt8bIunc9i",
+	"IafmDOKorg9DdiLYuATN4rqtNHiyke90bCwWlZq5t6A8qJDZg1uP7UL3/VHt3pV9UFg7OGrvFNHupcPP",
+	"Ee3tEe01Nt0MVBRZsFLzAmMRrCDraW3abmHYWUsaPVSl5jxjc0O5bW05R+zbPdFG7eAi0dNc3jZM9KX9",
+	"mRx5R2RErB8yIm+PiXmtSXc3MlJFWN+e+k4hNU5J3iaNO8Nr9ksKNWP4HWNh7rS6TC6mpcGxJT6icrwP",
+	"VM1KGUFYhjnsG5YfXPT6XoESOcQnTQ+AVk0yRm0eYF6NbmoLl4ApdoRklFPMNs6TC209KqMrcjSMyCgi",
+	"f/vX/x6Rh2imfWR4icH148jGFFi8pMr6ggCKEazRP909EQuDt5xw8YQ3klIkAN1O0Bas9Iyp6hMIC1us",
+	"mUin0BUwbUpZLofM2FwTWeiqpcMoFkdC1o8Q7PtC2kIbN/4C4aXjXUu5Ew7iq10QJDTc7MINu96D68Lz",
+	"lZFGp6sWPxk0KYPCAUozIynLa+wkybOMKzDENTDteVMHh2ccJF8yk3ppjR8t55o08t831jYDvEXj31Uj",
+	"TctwtqLq1oBPCp6lLrcHn+IYYfjmn150yGx3AyMdduve5qV1J2ZJZrZoZAtkVCvob1GmLayo87/O4TNb",
+	"KOv35mG9AjMNNGyXLPGmzWXyU8EKrESTF5BvBQ3hnHaPYnFYUM0mWOJrZhX4llmoe6ksKNCUcok5X4d3",
+	"UVlhoKmRWQXbNBjm0ZH9awZn18DJu879SE038Ap6pLz2zW6rkbi28Qw6ccrORw2th6yj0AiPbcH+eeMk",
+	"Ixv1aaeCp7rG7ndhILYFEXf6gG3dBLSx7BajMFK4rRQIvtWaytRyJIZdUW17BSk4xDZ+H+7+4N14KzWo",
+	"B3ZnUrHmp+9ibLf731ppFF5teCEtoLbiSrX3vaPCd5dd0Q1J5SWJabriIiaLnAqtLFlf+4Fg5/i8oAso",
+	"e9zUwUxd5IxWqOUF1BKqdjbzT1W+cw9SQbONYdPuqfIL94irFOye8J/9GGYzjWTHNjNvzG98/ewpeXx2",
+	"/ghihjO2IqlMilVjXMpdGqqHB2bDnabWvIfOz61+6oWghYb20UhNZT7jacqEUR6lns5lAeZD9NBPzVfU",
+	"KMMMoz3FPOOJhqVvVcWE8MFNJmk61VJOIeIFJlTFeg0lu6crlnI6td0aDdxNIdDILeyGctR+ox5P2Wot",
+	"tSF902u2measUPBY/QcupoVC+DVa75S9XwPgRz1ncWm8M0x52mtVCWqW2mMFQelW5qnyBQSgIjpNtFUe",
+	"S+POt7J0NS0pRBQOR4/Hj5Jz1n9Ez2b9R0ly2n+cjln/bD6i49lpcpaes8Hhbe+hSVtBs+0O+NYEnjPs",
+	"ESc2H6nhvT2ODt16/cHRTEmndMb/3Lf11PrP09hlcTKC8WYHRw79+e3bVzY6aLsTytnwrIlwa66zZoSD",
+	"9n0udcDuwjVftHhcv2hNHOa0NIbZnub7189twE1qyPKcY+Lg7pmKXFxAIzKeXNgHLoTU/ZbZa6zAYh7u",
+	"PHApWMNfcKeNPCCXf4WA51c7OKpT+VWR3/AbmgGVz0thROaBLLJNBJ1S2xJs5lRePzpEdgCYW0OSYiDv",
+	"u8aIe3lni8UtsDfsFx8UF0mlYePdJIU3R/qYnJA3R/pv/+W/jo6DFhV2nuEdt+BOa18YTtm70iawePIV",
+	"mVUd30v68ItoEET8rTeC3Za3Y1vVAI9HTI6efH3y7ZMvI/LMUJGI/JnmKWdkUgyH44fkBWNkPByeQyvr",
+	"eOXeeeleekI1VxldEaYJzQbm2UfHA/I9ZHTjQ2FNNmvNVFwsssDmVdbhhmyES2LHJxmDPPFkGdRuAQks",
+	"ZOLouol6uLpG1uXTUbaO4Z8Kmmue+UzUo9Hf/vX/PIvIGZkxpS+dLRRStnLF0uNSkrammiD2y0dP2C7q",
+	"EJi1omubRlWzDbSnBIJZ1P2M87REmQaJak10BX/dNUJ7phI2Yt63ghYbhXlbL3Pmz5VCjjswmiiI7j47",
+	"PZv0aj3fT88aWRmeafNUr5+9dIdejh6/ytmKFyvi1ImaH6n+815WUObnhFk7QZ4OHka51ibUNKBoG7kU",
+	"GbtDawwHXHJuFAizcwNhYeAOg+DepcyaTFLtNSrKVu0NJSm2sxB2tPmpqdXmcjwUIFTYBJsj72oI3A8e",
+	"bH+q4GZERkbrPquW6Q9zIUb9s9buhWWZgKDOfHOpLNumxW6n8Q6pZi+MFH54pozRj0GAx+SKa7Z5oIi8",
+	"FRHJoUiCN8MZ4g7eSOuCx0IdVJtXLkg8K3Kl44mw8gfEJ0uIz87ZnGcZFMkh8ZrlU7ROxqR8lOBXA/Kd",
+	"yDa2gE4QxzwRRmvhtvA0dYU6bBcjsOtfGqruHsJNCHZr/lLgvAM/961oao0CK28yvtQ3AsfAf/Z8FqfR",
+	"8poJMiuSa6Yr+IxFUwK/+XBY8Z2PWgwd9nx2rAhqGWKspVHBb1huXY/B3OZDkhWK37CXbkYULXY792uL",
+	"HHaQDdyCI3uUjRC65ZfY72Nc8BsmdjhXmpK4MJtv1+BtLhanJkIeAKpYHUxg7bJu0FLcSbzbM9zF9WRI",
+	"Y/uhXJYO6RkXBoEmvUd/qvO0cQfeUltHsNcybbLlrlv7kV+V8nXfiqlekGyyprQ3iC9bTjsDIsWw3Dt3",
+	"nI7sfG0Fh+UtIJ7r0S2zlCl9YMs02/K+QRe/S8gR7hYEcLXLemxOBqRUtCPv7mEfGJKjMsXIHTJAr1PM",
+	"ePeNB2buD3vYnb31ap9iezO1Pe+EPqvqtpa4t0RALflcs7Q/Y5r2F0yumFHMLW1wkY5rP1ZTfffGKPxg",
+	"in/7H11j6pneM9L/fWjdkZwpsCpNMz5nEBDQFHNhje/EvUbca8S9BjYzi15RreeDy34rY6lLJR9U+c4d",
+	"w/e7XWvJUrXEu67xBztA402z0cOgvvNdABaF+nw3FKiZXpoc8zB3q43Q2kWwNKOPd6ksoMFEtgvXXAA/",
+	"AF6T09MvqHJoO+GrI1LerRXDVWA2sqcBoaeRlRZkjrdDPZ0217iUt2ROoXCb3cUuZrOfgL9hGUu0dAFN",
+	"gD2BQchFaQ5GTRHU7gWUvUu48qXv2pFwb2zmntBMi7+VVY7GUVtxeft4mUKGZ/RAoUetdpx+GeP9Yu4O",
+	"QA9CT4IKLA7RcWI5D5lYhN/yMLfb2cD4z+wSyi9wkeSMKpuT5vGl4bhCc0ZQB7LSQmLcpZJbpW3s7jpu",
+	"S0ZTzFn1RYH+Lsq1fYqaa3dJnvktSoH9JpWjPnENpHqOcLU0zR2Lu2ANF1uYJZQJS+Bq4jlv2gx0V2SR",
+	"y2JdyZMt6yjIW0F0zqhu9vBCw2S+s2tKaRKDAqI80wZqjq7ZWhNcvy5JKt5lZPPLMwaO4uPmsOVOff7d",
+	"3Hdq85+yORfcCUYdu2MH1sPtnCFH5gJrXl5kLHCM+BbUzl3fKWeoMkujBzg8DLA9XjZPF9kWfTQxN+D2",
+	"D3LDjCquGh2Zc7ri2aZjh+xn+PCONLbycLqmsjGDcNPEBTW1dCTHxxC6LeXCDuAPfLnbTm23ooPMtKWd",
+	"4QfMB+csJ1fkaFkWnhMMc9HZcXPm2jxn+/MK/e4M5wCTR84cVTAoNy+yzAJaEKaO8d12ivukkhn5bbHZ",
+	"AX2+Yi1UkEDxzlBVPLBGuDJH1USx6lALCdvWgcUFQDCCJDmKr+KIxDd8bWu/3GzMH1u+B/MjXyxjCE4O",
+	"HZVVfK1VmbrqcjSd+q871Pwdtl+/U8t1SxHsFfrm6uHqAqCpkNrIc5UaYtcw4a4N0C0ZeipXa5pz1az1",
+	"uihbOSfKnBpoWCUIdEn+AW+QDblAG7X1gFnSA325CFXXDJSdzpqzXb8TpfcptbC4Xedw3w5VwMFCNK4d",
+	"ToWJdmadd+Jp2+XRm9rP3NHH1qUD0Echg5Xi5g07aHaIBee847afeU5d7yQDd4ntYsILVZee2l6QGIuP",
+	"GJyOydEXw5PxEAivIlcnT06eGhJT5WoTgWwtInGS3bgXfWXc2Yasc5Zy0CqevvjBPIdTJBlVKiZHN3xN",
+	"TgiEx2lOM3JCVlSp42gi4kLRhV8LUHbzK0sNXT8hGV8sNZkVG5YrM2w+X8XkKPBEw7elsB1PxFEmb8Mh",
+	"DEOwlmIjmx+ju6wazekLslg653bpv4eNGKLkV+srKAaS/pb9Peq975uZ+jc0NxeszJR4eU/dxPgRhIq3",
+	"OK594MUPlc/wxFO7Dvzqe7OaykOvn70sB/BK87sScl4CKd6luWNjx1ZC4B47pJGP4Vzd+8LYp0O60JWH",
+	"1nAqmLcM092FV3g6+3NIaUBjrMB2SDKpk/HulE9avcjPSaXtSaX2pPZf56EyQcBk7neJn6+vy/Ud3uTq",
+	"KcjGykZW4DiXhM4UmCkgBJkoTTc2PXFDaM4+lcwDrm52S4Jv7yvwmOE+uqjjBnZPEOFUiQ6STetl5uyG",
+	"s9vWBG8rs2QQvGALYtRdGq3WgTKAoNIJxts361YCm/tZztjRbNBOFGyR7Tk2WpltrOXjnp3vtnzJqEbt",
+	"UwnsWd/VJwUHo6WrMsp8P3RFb7hYNJanujPGZC7Qy7twzoetLhxfKzFDQ3YStjLPmbahq919N3VS1UkG",
+	"tzWct1x5VpMJXMllleKGANXf2OZ2iBa1m8BjLyXUYuyudp3e4XGZV0TItCp+AZBeoJ0z20Dwq5yTmGZZ",
+	"TI6cmYRnKeqVRlWgYhOTozB7fiL8j0Jqq9fgW75IqnniOMJO/z69iMTASWISy3VsNZ54QMzO1EQIprSv",
+	"Z3pOMnbjSr8tKbr+sNLpcAjbUoOJmAhIbVEXZJ3LOc8Yia+5wERVmTHzr218Z/50jdfM39CXzPzR0BIx",
+	"NlpW0JoRhvGGFiycbDuLYR4s0EZ3DoHjxHxGh7T7diIkQvct4docoKYLFdtugGX7wMGkGA5Pk2u2gT+Y",
+	"62ZqDQ/+wUvnNTNaJiy7dKnAOtHVYv70kaxwOBjfav50Ya3wuHO24DNQqh9G9bX544r51uu4ze4amLae",
+	"2Azj1VObY1RUp8G6zMfqmuerabhY89kCdbBzUGkvrXIequ1VTfwqIk8i8rRR745KtTuaCFS7SYPWHVmN",
+	"OUKd+xjg8bs1y6mWubogMfsJKggxhD1XTYgLM42Z9IIAuzIIiFWuRsOhmWoB57HQ8GJmTww/zZi+ZSwY",
+	"4cdM3kagsb+LMHWfC8wyPzYiKDJ4FUFdT0QmUaxYzpOJCLtVxokUmnJhjiChivW5UEzYWguqmNn654aP",
+	"QEQYJZrWmm4uKaQaTATLWBAJjlv0cx1fGmjhSqtyD0YYhpANQ8OOB+Q74fHCnBvWz56IgJGZX20HTXui",
+	"wlIyaHNGvsVtE9ueBnGQqlo5d8NfJmKG7maaQ+ATkMVLd1w5g7TP09PTx3C7VwEtk8J1eq2eQ0aTawU1",
+	"LCxubpiOiPkICQD+IAyBQKo9Eex9wtbancwFfh9fWvpq2DPEzpuDaopdpllDQtBXATEHycRbCg/Rt5y4",
+	"Ude5qGgKZghLrPxaM8ORtwmT5jZChqOZqvsuKk7nbe4u9YHrk+uWDmzezn5B2E8RERA8By7eqfl3oc3/",
+	"WUQybf7PImKROyIOGQnUQedbW1joZm9Ic6MnsxhbkVk6UAfR9BIcRmYYkrI1E6lyWqs9SJESaelZZQHD",
+	"wfkuleVN0JqvSUrCXx0ub3lifdKIdiXf/bOgTc+Neh047qq40NFp6GcFwYuzqvvQDuG8h3d3DwLTouu9",
+	"6UGQLMMFKVR3i0gtZacBVcoD7AjTb8sXPnjTbWWQbsEAaGYNBtsKCHgGbStgBmTWgetRszzhGesSAVCT",
+	"qLdWXN5A5TRqHrV3+2H5e/CtHSh/f8tu94N7AwgfADTO2pR7W43MyXqzSvorml8zM3WQrbOi6wHBlqLA",
+	"kZzzlUOGS85I/J1e2oy0O8LgYU2TfwsQq57VYcDWCibt8X1bdu9dYRiRNXLNWArGHPJmSXMriRh5KsvA",
+	"UjMRe001l1gCh/CyJyPc+wPigqcaJQk1lfNd7nrr14WwooOD9GyO0nRXPOJLRkXgfPKmC8xqDVwHd8ie",
+	"9vNj+GLDxBWvHHqvw4kbuyBasPLGnq2V7u+Nb9e1I/cWV7fdAXBrifc8GnDOt7WMfG0bREK0cn0tjWfT",
+	"afth7GZTJ1v8tSwJb8B6zhcFJEY3QfbxJWGrtd64eB+jOdjS8R8zjMtecVPHoTLo6lcIrNoWWtu7fL7e",
+	"0dPTnyizSmLnFp/tK9jVJcTO86CsU2DomY8B61wxfXfthe/m1agwiKGtVfM05GuFkWBGRSUbRnNCF9Jm",
+	"d8LybpeSzGSxWGrCxUR48dM861C+WpLF6KBIVO+AgHfod4lvHH7i9sWO521rzrUC+8uAq1lMvCxJtkdU",
+	"NHrBKmylAtU16NBiwHSPCbeT9RYOYirnu8peOtD5//5nzS3StWij1DSbHhIjX69cWG64biAuqc7WzTRu",
+	"rhIrHXbfDGGn2nyzjsvhhqo8tJGjNxQFaWIuTVwvsvLHDnn8bUVUbOjkkS5Yu7pY4i1GgeZICoQ0AtnC",
+	"6ceFZuiOcqXiav607GZKpyve4qmEnm/MUJuKLMEF/INBsN3YYnYznd1nHkWuQJd+0mk6FMXBlDld0fdN",
+	"XK2MLKqa5MGbj7lCWxLKHeURXA0aWJuX8xLDlT7RehAhulx7U3izuZWbShB0lcsed7ohXMPso6zhENio",
+	"UafwKKqLigLcCOF3G7gaLrgJ6d/SRZNKldEZCwTuNU0Y2MoSuVrRmq3shh/UuPRfJhMVvftTY7EO359g",
+	"Z7ks30HrgsQpBVfFLWPXMTl6BHlCtmaRFHoZk6PTh+eD8fnJaIy/hSnrKTUUsZK43pSu/lauZkpL0dZY",
+	"IGcrtCXOQbjLGOYUJjLfUfy9ldd6MzfWgzOjWG8tluWo+cC0Ytm84rxi+XEnRu1b4OZsrlrrALn+vqDk",
+	"1rr7drc4h02GG8xobWdRPczuHmTvPWxUtG1+gj3bZSEWF8HhPVAEX7e+1aBI5gNVqbRcX8ZhSM7DOp02",
+	"b8svu347jahbLqwJhcvC3qiVIPo29fM9vGQv1Wwh26pPYQqdJu4pOEcLoIZ33ELBGUycUmvwYwlyBK2S",
+	"Q18xOn6hGmbcjXpb53ILWuGPZuKErsD0bVSPbgPvywezu0GI+rWTKjtTkE6okjKa7RgLf246tQOhP6p3",
+	"/q6323VNxCFBsuwefueOZVW85Sk5+v7751/ePOpGHFc0X7QJAYtcKiP9mCcIo7lgqU+9qFMLvLZWy03J",
+	"RU+/GDx+1GW/K6api/ZqtpTjizVTbc5Y3+zat7DYoicygeXuBvMlXa+ZOATELTnYSSt8p/Q333zf6dJ/",
+	"KqjQvKlRnI/IMgLCLuNgqP7uaPJeY3mecG1EwlKvv+xdsCtsurM7Uwk7b83jHTiGLVIaXl3UUBC9vIWA",
+	"eAen6OG9JKIhZYia++YHsFihkXuY1ROqk+VzzVY7G+s4QDMijxSMGDEDJayZef8eghVQg4gUImMKI4hg",
+	"7LKD1X7JyXXD2nWbfpu+LHBXSnWvtXGRsvctZYY1WxnpRtoKRFyQGKS32JZaGbaUemxrWmDvPI5sXAUX",
+	"C+xUAAdUaVRgHwUIwicbOuW1SUqwpWhXV+g6eN0twDQYxcZtgoTIhe1oA2M2FSbKpjKfCq8h2HDRxjle",
+	"s79Cv/El2D8zhuAckducQ2UNaymJCJ+DVd3fv9qVq143tu1aAablYRCHKowSAd3gabIksUeinM1jZMWQ",
+	"I0REUJ57w3TzWrwqsBPGu2sNwX3YXMKK+3Pka+i5L/ZEKeOk3eCnI2mCY9tPmyz0t3MrWBpGSIRS5DYy",
+	"evTpNBbNcug/6MYsC7dAllwiha5mSIdtvLBS/b55StrUVGTPHGNboTf4EVxdZiQQoSyOYQbrXeCkzlz2",
+	"Ba67FUbNFGqrgUojyNwx0TXAiZLaDMi3KGgHSv5sE2Amt91gKqj6u1TqankZo8YMkrsqbfsH/jVVq+6m",
+	"iPCaDrSSfDTVbJ8q1mVNz7+8k1rU6M2vOTwBeEsLYf8fj4b/+cdR//G7H4f9x+9+GUajsw/HR5PJAD+P",
+	"orMPx//YXOz3I+hGkTdyPzwj3/Anv3ddqZ5cdS9dqV6htkMl3VJ56gJGb/Dpj6QRdVR/9pDv/cmYdeml",
+	"a0Jm+N7dkjJDI9/nxMz2xMw6pGwrK84eGmNYOxpFY7KS0OsQnLUQpa90bFmxQq52y6G1mmF4iuU3rlC3",
+	"587A/45uuOJaRcSaLCNffrDqcnCrwABJ7ENiBmh0PNQj8A4TMLai86AoQqO7rgrPkHsxNRphSxA4u2Vh",
+	"rEcZKwUyMBZMAK8hkBRHPU4bK/+he+rOk60CH+UlPAx5QeAHq8w+3ptiFy4lCg+hCd6MIvB8visUHEu3",
+	"QtIvSrat5ZepEAXNpg0FLneXtCwUS7sWvKWKZVywKWRx6R0V+NKySC0+W/a9gE5YUkTk3/4vsvp//2f+",
+	"L/rkaET+RNLjf7GRnuR/J6O//et/9w9Cx/qUbh6o6v63IN2vL2+vaf3WjoTHFZSMPaCTnp+nLZJfapqV",
+	"qI03afZqd4pRXseNG2s18n5U0XR/G17vi/ZE+PThuS+guI2C9ramG0bbCuLaR1zUhwUMG3jU0qFkh6Ro",
+	"ZcQD4BdnnCI6bQ+qEiZozqUFb7ilGsg3t8mqvtfi8zfSdVnwFCto7YFnP/AueAYfZAjE9Vk6x4/ZyXak",
+	"p9xlEzZvb9+ZI7xVjtxHG+7poR8UmQziqRqIQeOJRs2UMzBmV0F7C/23jq625226uQ0yddhs7H6rWFLk",
+	"XG/eGMS29S0ZzVl+VehlYy9E1x/SWiXw6mLbzQzbbeBPcUQg0t7IZle2WyG0MbwgT2AKUs90HcAuzEKM",
+	"/AfPlDe11Hrd+/ABDMlzicUNhKaok2AIbe8prmKrqoT7gVwztlZgGVitqdgEbnNFjpzVEbOQfM0qmqC0",
+	"hKV+lpzlNE+WGyLnE5FyhTl9MleR1Xt9EhMP2qIfw5eYZB1aVxzgrzAP2IagqTLIv+9O1je7dJVDIS07",
+	"XbAc0hOfSnGD0KcuzOc+wSRAZ7dKaA7F3XZeBV1zElwH+YomS5sGZhaLBlcb37lmhOuJIEQwhjEY8fu+",
+	"w6E+PBDbenu2gyi+VOkjCl8NyJUIZjFHYsaN3/cL3/alf802fSmyTQxBA4opC2qVtjCePbqaFUdnw9Nj",
+	"qAzuhOOcUSXFwBzQW75iStPVuprtabby/dunA/LSJVFsB0b7hPRzYjmL6x9kbvHMLN++oo5tMxNBnr/5",
+	"jpyNR4/KsPZEpuzSKORcEcGg0wKZcUHzDZlnkmouFv215ELbZF5Y9gvI2CkUhMcrCQoUF/Y610YbigOd",
+	"JA46Bxt5e4emZFYtBRuQp/C7zTxZ058KhhghC5G67hBK5hq+nfNM264qGzTtcqUKW9/PrPc1o6mq9QvA",
+	"uhPmULAY46UhFak5iRlNrmGRz+f9l1Qny9hobfGrq7dP/4zmxS+/evHV269iSOAlZEWv0SYJHV7L9E+a",
+	"kaP4bDSOfaR2oBdZJsNdEVEqNF+x40GJNvGr7968jQ3uszXcKomflz1L+9+wTWy7XJbAMD4/N0PnNNEQ",
+	"Ul8I/pPNmLh69dws9pptji8qJUhtw0yotAyZHEZaHZ+RpSwsIYEmTBuWRp5WAHL41ej+a/sEZlO7dUVY",
+	"jgRpgM43NQO7IeF4qekm2Dc4vgDmg663MV2vM54AiJ3YfpV/+quSIvaNcH0fPWxzGxvIjiO/2rInZexE",
+	"NTRge/pERRrB5l3vUy7WhY6sx079+C52U/zHN999S15JaAxrgQB8HTNqG6bCdv7hH17RXAuWA50Y/MM/",
+	"kKtqb2PI/S6JB2Y4IdWQc8AXzwE84BxRwOyS6EdEUbzSoMF/SephFFvxYUDeQBI4LCA3OBFh8l1ELH+h",
+	"IjXD08UiZwuqmSKG4G1X5nHLLNlMxZoDTfhtLD7eP6AGIEuhNJZy4kLxlMGy3spa5yxUqTyfs72zKbbQ",
+	"yqXUCMLmrwcKrresiQGUrMgyW9VCJMzAtYptnuHODV0SCtYPBhaz2SYGgrQd6RZ787N1BFJBSk4BOwCi",
+	"yVIiCw37DI8Nzp5QWLlZ6oAE5fxkbr4OOXTTEFyR+Gx4ZmkLTdOcKVUSlDXVS+TnlMB+mEiYDRcww4Mg",
+	"YRCPHFXLiYSbj6qelajmV4nCY4gQyaTU0/CdY3TP+oovoAVWFkTDoE6qyxou4Gkif/vX/4Z8CeDS7PnU",
+	"SHXSR803HU5ChUEuEH1vWM7SAXE21nJyZC5IIc3gkMsGFlhCEzDXQ8+hspGl2oJSM0/GaG4DsyiJj3CE",
+	"iARehGOAojXlWJWFXjNhGMPwcXwckVmhLd+dbcjtUq4uoV6EbS1h6YcrCY+DqwHB6ltm2Pp6oIS7NKhi",
+	"Vo9QchpfkJW8Ac95zvrXXKTWZgcxpFgcCmcwFxg5MuA7WtCyK4ClbK99yz4gbCClOdIGHapdEfugMd0F",
+	"iX2PwD78N2i/Z+hhIlcBcBa50tXGfYa2o8fWzH5Utr8zM8VlG/A4IixTCBKugoAlE0+/+vbt6+dPp6+v",
+	"3n41ffH85fO31uRZ+eHJ96/fvI0vzZW43OXzYbnWoPWdkxRhtSBijIbD4wGyMgDZQi+NUJxQ20wFua2X",
+	"hbdO5AjTtM2BQeeQ4yh86DWEU3OxAJg68kvK2FwTIW9RyK+8oJgZFderSCE0z0gwB1eYo0IXlIvjAbky",
+	"AzuWOGMbacshYH9GYMvqFup9xmfjx5Ylxq8Nf+9fzTUUqNmezAl3bmBobgvt4I9tZzAsAGixGvPYMp4w",
+	"oVigXV2tabJk/fFg2It6RZ5ZpUxdnJzc3t4OKPw8kPnixL6rTl48f/rVt2++gnfKZt1eHbt69TwoaX3R",
+	"Gw2G+KBcM0HXvHfROx0MB6fohluCenqyZDTTy5/N3wvW1NwBjkiR8XBIbpc8Y84ylBhezhUp1gPyPKB1",
+	"WhrGbB5KqaZGsTaKqFdInqe9i97XTP8Z5gXzOMIRLGc8HDpd1LaaCIWlv9pS2z6a8hcfs9ST12giWbIV",
+	"3Wdvs3OD+tvof3N7g5pPA9vIgdpIkaaR/SZOXqFAVzEH9C5+fBf1lMtsh6xWEIWM9AemHrqA8rz+lFTv",
+	"nRngBKI6ul6OLwSf3/AEOUdu41aUv4yInA9PCfiKbnnL3RgdA2S13+P1uO1xaGiebkDcBLUlp/M5T+C6",
+	"zoenB1zVR75ef3z77/dmdOItESdBUHzrjX+dy2Id2llmm0q3QdunCSivbYMFVekqNdhk7tUGozhNRJnO",
+	"a4CoEIppSK6pD45hGpHTpKCDYVnGHTOfy+cnQq2NHlrJZFEPapXiwBG3zgrlnHIV8dvKgJWEgYlw0SnH",
+	"EXrlDBcL10GOnl49PY5cK9daYp9Z/dMXP1w8vXqKxHkLAYK2mpiuYdsGQS2Nbd+60fyhA04lv5Wbn38q",
+	"GITgWqIPj01nm16ICx74ylaNPpzS92604TNNQZS723luQ4fCa4a1GJFotrE/tK3ar6Jpza4R6MH9Qc3C",
+	"m5CtPG7vGHkGVhGoTHIHetSN6oR33kB6rirHiCq2dcHMNniWQHnOcEmdKc/ZcHTg84dRtrPx4/3Pv5Xy",
+	"JRUb1xD57hTR08DG47JIFxBET/wMfNQNnr2L8vcLQ+t72zQzkQJMunQn1XxNxXWNaOLVhYSsLFhgiCM4",
+	"CG2Wp2u8oOWajIf/nswMAEdYyeCFzJn4mSRFfuNtCORrLjhJJDP8iDOhB8TgJHQ/MnyrMan0yFd8nIgV",
+	"F4VyVSaAElcpmO92lVFtRNBQpWmiZ08rp7SHooFChmsqT8wcS07FNXSBaaMTsMEWMhHmxTtSEX6XZDcf",
+	"h0ZErdFPYMbwKe2Vi6sU723aGr7bvLdxrS/5nmiEX5OIVS+6RYKq4Iw5DuvG+z1Sr+HZH4Haudow1ZMF",
+	"uQdbnCRLllwff0zCByjfzwuhWqkeujY8bVCRkZEqPbarhMI8/9I8/dqMukUl9uAh6Oi9bgir5K/MzN02",
+	"IOSvAQ3CoL/ygD4z8FBHDfmKugfoRr21VA3g+QwcfGXEF0529OTrk2+ffGl43kv807r8vqarFe3Dfwnq",
+	"Fd4jU0Zrl6qMspWA44RmfIZQPmVQ0Vob6deWlK0O4LpWIr/OC2Fje9VEWEVkRpNrI+yJFM32aEEyTH08",
+	"HJdOoZ8KVrDUjBCR2yVPlhB/CMlGcV5AnGGMpklYTKyKJGEsZTbmH7058YBckTnXNWNyIsUNyxfMmqNh",
+	"zpTThZAKHNo5Ncq9GRnKsMm0SIyUb5uckivY19x5V3PWeBLWRAyW2NApPBGBYdqsxjYQFtY7DP7XFUWf",
+	"jKU6eABLmaVkLddFhtQxaMYKB2HdNmBElmEAPiSyNsg1mI3hMP1gehU4IL9hG0uOAH2eyHRzmJmjBmO9",
+	"i97o8eNH/eHj/unw7XB4Af/7T2Go8kXv+zdf9mwTWyM6LcQMQvj5ik0LKI2BmlRnq4k7CJdBVQ3C0XnB",
+	"PmwR3PFHJ7htMgc04aXKIsYAAy9TG+b2Qia0PXbq+9cvnMxmJNyKDFYXFz/8LmWYxwcS/PEfgUG8AcQP",
+	"3Cl3YhHgTIVeZQ3RKebJoIkz0CztCsSobfpfJWhQeIpmGZAy7/8xlApjbGjpwQYCyz153REDYzgDV97t",
+	"7akcTG3WF9i5XFvpXcLbCWpw7Zorw5rluG3syIrNJ1wFBcc5sAZ1QFWxalzFJLWlGL6A2QMa+qtLZG0E",
+	"wmqysB2l5gWqs591DI9vX9vYou2Duh8G7tUvTn7BhuMf9gKpwa2g57rrAF7l9KGs0giTvwdoLGHvsz58",
+	"R1ilHwUu99iq7F35NE0w3awpWJ6t5cZ3y68KQ6EUsSeP8sO7LeyohHt3c9RwAUUR0QA/w7Cg0kODkUe1",
+	"4qqBdTLyyftGUl5C5tEyaEpVYT1+BIihARegoRq5m+/I/ju0rXUmInQS4I/HYQVXyx9tFA5GlLitBPuo",
+	"RrlPxFFgP0ygAQp3w5NrGOv6TyOXdyLNhv1T186XDuWrqWZGcbGvcjUR4NhkKXoyuHZhVULanYLys3XE",
+	"jniWWUbCpWM3G05fB0HoewGx9Lm4szFbwAWoT+9bqVs8sk3g/2ko5cshKk3mhM7xBKHgudJUtDqGbA5V",
+	"AybtbJR6p7X5jvP7l6XlR1hUaTbGC/THwsg2tqAB2WDqJeKb9cMuqbNDuFH+REYE4jVYK0jYR5thYjQO",
+	"jc3jfd3lfk0jW4kcrYZmOIQV1Tl/j9SMQh/H36WZbfwH86v17fGGiTIfTfzzg56sc/lX5qsP7jDlIbvg",
+	"c83S/oxp2l8wuWIQmWRNe88gwntSDIfjh+TPNE85I+Ph8NGxbZZa5Df8BvrkQ0DZ3/71vyF3KptrlgzF",
+	"RhXbM1CaZ5ljH66vO1qm5jb+EJAqIjO2wDzfiSjTpGCQBwqC1GBa7HPFwTJnFgVBtzK3EY/gfqOiMfAC",
+	"KyLTMuXEbguNf575Wb6lbPZ0QOeuzTxQUr1KeLhWEwFk8dhGNdqbUeXBocAQMmFV2iSDjE/XZc4oyzwt",
+	"aEYyPmeGMg4m4rn2iTMY/axtl5MgnK3KKF/hQnYwy09oi6ul1w4Ho8hTVKCe/kZ7Fz+OhsNh9PB0FJ09",
+	"/CI6/WIcnY4fRuMvHkfjh+NofDZ619n85jf/yuOLK07VyRT3K5DlciVtBHrOtYECRE/nvC4R/neqAv1d",
+	"mtPsZQXoW2aY7CCqH5Pm3y6p7vN5q0rzldJ8hTQFQ8TLrPetXG2uyK3M9dJmvQXmfPuozQ1eTcRRGQMR",
+	"Vpt3ycy2g2CML8TQ7Q+eDopclfOuikzzdcZZPhE5OSGVdO5Kovp2erltgeJCQJqUF2BH65zdcFmocom3",
+	"S2nrcFkOtKBc1FOzUaOhmuQY7lYm6F5aJQx9SQtgFtCBEqJQVGTJ99xG+0ceVT0dD1P440o2bNyi2djC",
+	"Bh3UmvZbjqw+lzChIcwOAyyOzrHRJPnTuf3quE3ULRsc7AqwOG9Kj/ZC8HkoA/fPh1uZ080RcnYz1VIL",
+	"adtCWzKQGxYLDGfHckfBaruu1V6vxRlgDWigrrR8aVq3T5FuUiU++jpr9QMceParhQQAbAA421Zdz+du",
+	"holmCGjssf27ijS0qNfCkyuU0NUH+Kww3ZWv1gq1lOTe5/7fl3+uef+abfaF4ZhHIpKzG3nNUqO6KN9f",
+	"uBaXQ6623e4+HUwxm8iI0YfVrG3bDo9r37uuifib9Vyt+TdmzX/oIJ+rV8+/YZsuIT6QtPo5uKca3GOd",
+	"n5XQHgfLLRiQrrhoD+h5rlRhdEYAXy+boSq9ZvmKK+VSam369XaSZeSgGds0Swhj0dvJw2F7xjBdzkpP",
+	"3IinuU/scxZyeSsgtGciFEtyzBjjtlybz2cz2HWJubXmnTd/vuqPzx+SlC9sthfmlns8pQKrMFi0DHfK",
+	"sX2/su07XBZrO3qbwSDhH+c3dzERdfy2fl9bk2H7DK1VH6usmgvEeSFd2TBYNCWY1zAfeDsz2/fVt6nY",
+	"NM83ZV6lP9b2qBykL7+ZHQBIjc04BXpS2s/CfPMHWN/dHHNUuZCAgkYuUb4RmnpBr2gruwij9txykcLY",
+	"PTA+OIDAYjhWrUA2EpTE8cEQYQaMe6ryHT5oTsdDPtSaKXKlbXnINcunmLtovvgQ9epg0rvoDUePx4+S",
+	"c9Z/RM9m/UdJctp/nI5Z/2w+ouPZaXKWnrtajGuZu2rE4WGaxUGoBvGPAHSDIlINzmg4qnLY/afUdCY1",
+	"jvwOuMAhvOOQWKnRR+ZbT20d4hYxEGgoVbb8xyWJkWIBcqulwUM4diFv7xpMJditmeUPGFD1x5A8gR0G",
+	"UUYH89magHnyC13z6TXbuFgM7JrU2KlUXntGTA1jStgFkCwo4RkkLp8NRxjrap5Umm4UlJZwthVgFLEV",
+	"WqdUx5cowWKavTVz1POdLV8MixnUWyqDC/dseNbEQHD1noH8ytJjawCIFdQBQT4HgtwjMUJe3wsJot0h",
+	"R6WwKQssqYJ0siMUEgOEjRmgvzH8fYa7+wcg3QfoDpNb8S6ff9nzoUKWKLbb0lE2kqsVumCskVXLMJd6",
+	"uxARtm513YiXfK0iIrPUGw8uJgLKBfo3inVa9QL6FnuG/StNNXTKz5h9RRHtuiCqoERW0JivrAdTqT8j",
+	"UttOb0CeWoZAcwPHa6wZe2pLk07EBLJyXB17qwiGNdZcxoCRdBh0jUNJ0mjzUWlSl8Kcl7xAfQzK5+Eq",
+	"lKqUPnP12WxgEDRgYFCXxhbyKQ1tKrgRxcHULqDKkL7lCcZjmc9EXfP12uhVzOi24MsFkdy9b8gOeKjz",
+	"lOUXgadEQfkCMAAlbCKCglLVLhGg4Wmam4XYwBeuXcFtV8oBx8ohyIQJMCQpSNHIpFj0bZqJHT1lGfhS",
+	"oNIyJHFiVYgCyR5EV5UVvtDMFJ4LFxMRaEUofB4F7cGXfO0fDqrTlSBLU+ZUqXAmmjOr49uhH6iLUvmt",
+	"aWWoyFarU6nIrBaivY8H5C/ICSYi3lIY4jpC5QxrzcjCDuzYSGwX7d+znyeigni2exNV17bS3BFo3WfD",
+	"0+Nq1b9Kqb/YiNixLfTXXOcPSmiZ1yfCIHcQzWZx3YITIBdUVDwbDcmRhfQpe782RC0+vvA34kIIIGh9",
+	"SW/YRMwYE67xJgAOxLJjqYbcIDJSB4+nWDhHaQNq1tGD0QE01x6uJgJlQneS1G6kzQ5pScU+NxQGiNm9",
+	"4DkqRq65wFKItn/TUc7WzAZ/+OHgYpRBNJphhfb360ymvkB9Y/wYthso+XinEv64F+xfELYvOt0u56/0",
+	"Bir3zGW+6mJN/V2ZXXGfXcyu9sZ+n4LMaPj36u6w1MHgYyD5gDWqWeqpGVuc4lkpRb7DtVFt7R8F1VEN",
+	"AdB8xSJL7liKNEMaxjaoVDrEioYgbKQ8Z4khcjxLcyZsx61aAWGo2KcSJlIq9FTOY+Bn2GrN20ZvHTdA",
+	"++vxgBiwVVi0MZE5zINVraqlDmbMsE5blPmi0hXN8HBk/xMhc4I0x0UiQ/HYhatRu3FdIhjueUDeWBuZ",
+	"zO2JuPorGOfM1TXUTHz64oewxCNk8qRBKk8bNQ2Ka//Kfp0t96/ZGco7l4SSDEogLUjcj2HnitjLAgPB",
+	"W26lw1mONfU2Yfh+jRir9vDooBflVgdC/LJf+YTCsPup8gkmi3p9+y/cx9TcBwwSfkqyG/iutV5FE+sK",
+	"wxbB22B4V9uOzW+9roZMd+ffmJfa5t+uvm1Fe65ILrPW6AHzW+eVPLGTvDYvta2kAbdhFWEv48aY6KBl",
+	"dvfEjX23QcUG4zXR4VFZiQvf8aVb25ZWIUMfdXngdzFohHqCoatou1WMGLLeLPF0lnLo4nAh5y1dVKWb",
+	"8bCDeFMrH08V63OhmFAcwqVUMbOlwBUzR01sdXQs/buiPGs7+58qO6i3yFpx4XvHHX76lj4cnBTh6Aoo",
+	"kB8hEeEvoCAHRVixhEGQ9VoqVELe2uQi8Gha9bxtpX5M3/a3G6bXm3ztXTOO//HXzdOD1/z8y9arr7NZ",
+	"7xoG+t8H7jyj7XQb2YR5ojv1Nq88oTtI99aiMD8mEBgwbydjVGlYbmsoGBfTCidrAsx7h4EdtGjIaN65",
+	"Zvr+N15ztfBW/awJNqHbeeQgL3QDB9+ms2WN1vzguaa1S7SKTvjzoVzzV1Ue7fF2Uh/L1PXPoTuV0J2w",
+	"i47T78rvuil5bVE86JdWYd9omW9JkANyVVHf1oUGq2tdaCKFSA2pn4j6COSIutam+AzYI8NmAFQQJkqM",
+	"tI/psiWqXlI9EUpm1jx4vK82eqUw+kqKRU13tV6jIOSmEp0DETRQ0pxWq/S78v874+7wYJ+W4RC/YWyM",
+	"u9p6PIe/clcw1pv/1pSnVjwLIzmCwrK9i954OH7YH572h6O3o6DqTaXeq+sD3DMjTv2I9ZqwYW/j3tl4",
+	"cD6sls/56vvX0C7NPIEunydG7DXCIvhx6H+w+x0kkKMKStVFuXFPJK9SSl7IG5bRJIwGFexWZUxDeu0H",
+	"36R3K5hoJwB7p4uVc2x5dyC6/gS9MJOzOQJCpWtvbzQcjnpl+9UyvqjP8jWAgd2aQ7Bya9/6UKTvCp0x",
+	"jTBnOULH8J8IlcALdwAHxNg4UP9tomw8orUlp/qaX9T12KrXJfrKaDst09jHTr6yGtFBYTehtvu5mNHv",
+	"gKsiiAb1fu7EWDEsb8t8ejKjOlm2Z886jitz767FnPFRNBwOq/qIhIb6sO/Iffb+wMC9FRketuYukOeV",
+	"VHqRszf/9ILET7979X9gp4gVyxfMUHXdN++nNlmLa7Yyku7KLBt8lSS23eilmIg4pFixYeMtrUKgT8gl",
+	"9pMxGp7AxiFJKWCE3VImwoXKHmNIEvYzhh5EynY0xm5FsGyyNqsjeZExdWFUyZxBfzx43rqOIxKLIsvi",
+	"iUgyRs0BgqOP0JnCzvXgkQUfIFW2cdhRbMhpjOXlHQ+UdtHH1k9q3uZqIgydBV9qKA1g3XT3DXaXsTUA",
+	"6cbaNYLuWbbx32wD8g7NMXdN5tZfDZdhSQe0mgJguoDvUbRZG87lvO/KJhFMxESUl7lgGpvVqCLTFyS2",
+	"k8YRia21Av4UtpWX7dxhe2iV+noGBfcnYkmVtUIBF1OXvoMNV+Bv1kz4gli2HwVGl0EtY2xCZdttmBud",
+	"CNuAylZJwTgFAHLoZgd7QFOXazznALIGjHJeOUXzIpS7R10u5vPpCrug2WJfDdt8oGwXtQgLLF4SJbH4",
+	"IsWVTITVDC0cmMVhwUZ0P5OYZtlU5lMhBYsj8ANgI7CcYb42NFgDTwVcpnUXTMTZeIx+aIwl8AF1OGqa",
+	"b6Z5IawVBe9SEUU3tn21LLLU1qu0kQruTibCXcqRAzcEnwWDYos8PW4SWL9fK5Z7p8ITIGK/ZWa3NVD+",
+	"WJWZKjIUyDVf9kePdkhMBwhM5AVjqfooYlP0ixdOFzlNWE083b2jp/3Hu6XAHfLt12Y28me5Xjulw5Kl",
+	"gw/O7KF6Al/MzpP+ozQ963/BTuf9c7//h/Ne1HPY1rvoTXpnk17AU2/4uvfuw7uDRUkAwt8or762BoN+",
+	"rS1kWN63RAuwNMLO4Bh2C06yv4/U+tHp37Ew6MWxqgQ2K7LrQ93qbYLhL0E+xs6Q7jdyrvv4Yyg4XUCg",
+	"G0vkikEoK0a3YTNERm/gWR/PB5EwzuJulh1NBHbwheotQWgURkPNc8bwt6aAvznws0KxSsM/a5GBaixG",
+	"SkDzinP22ZLBM+bijsjR2fDxMXR0Y76HG8ZyVZIh2wwyrkkcvuYaKmIl4iaO9iU8eHcTzBx6qDaF15w1",
+	"630VJdNu+u8jrvdgUvGHQH0EkI+kB+4NXa8YHw2oO7QIg03aItQDKP7VWd4+G8qd7SYfPoe436/G5r3g",
+	"tKXE5t4QIHwfwt2hlWDS1NseilQo12E41NmPXj97Sh6dPn54bBR3VNhdBWanxkOf5sT1R0cNDZTNaCJQ",
+	"qScVnT4N9HpvAqho9gNyled0YzR8c1JxVLNkqPgYu9wwq1CDhnZJYqrRossUqI3WaHLNNkZnh9TRMqtX",
+	"MUxatksEI4JhbqmNioeYqMBWYLsCVDiFK5tbiWXbzwiRiQaRRiLblBUBbEN85JeO3doGqkE+cCvn/B4k",
+	"oY/EOe+o/x2shB2sXrzCRX6IKkuBG+8D7P6pYVklfJhPGVvQZDNNIPjGQEHUy+SGZnozTWgOkXpP++Px",
+	"6ciszmqE+FioG0VV/8Nd9/Gb6EdtzMLF03xmGp9EfvpDyFtIVn4tu3tFvTqhRcrbC+3/ZSlt4HRai1Ky",
+	"dsyqgnRre8Jt/EtguFsy4aq52GKNF2BmZkLnUEnWBWd712ClBQEkyXBNjjiOJ+iK2ULMnhxDlhOWg7be",
+	"AnzAPKuqdYNsB381IF/WBEtFjOZX9rvn2WAivsKytGXellHgpFgQGuYCYf4QKo6gqB3Z1K7jxso1lUKY",
+	"QQ2bMLkIc4N8c+GK0lStZwNczZa/rKZ+NuT74ERChnlJ4VMD8mY7n24izPYNl7ShDHA6YBDfOC+Eb7+H",
+	"HR4ieNwVBWUp15f18/I289XxvuDtKwDTP3ZhHrOFLhE+UEzZPGxh8O8j4/WPUUi4UpOxvIO7ZYzcS4fY",
+	"Q7cRyTp1SAm2BLq17QTDBUmZpjzDnl2vn70k9iDCdjJmJxF5dQRNv48xmbSMWIyCYouuxVjwHXQki2rR",
+	"gp7I23p20URUyw2CExaL+gH9x25d4J6Jwi6hqPngwi3JcSUgYfETAZ3GCsG1y8R1HTdmbMnx0dWAvMHz",
+	"QDXHFvlNDXlXUgpP5oNuapWESVuMjlxVDReeBNvTPhIyKGgsXOOmB4q48J0I/JtCBs1CNkwf21TG4Rke",
+	"nBGhSSykns5lIdK2QpYOlHBvn8IaYmfaYxN5oMoGQJ+NHB/FyOGP9GM2FPmIlCrElj05c1ayKJHL1jOv",
+	"YFZTKt1gp/DwNlzBp0gC2/NksJ43MtcHvvJ2s2ZBW989L36XAH1Jn+Vydcjzb2WXpzHX4VOUBw0OoKsM",
+	"FSBIRcD9THnuF2dN2042IECVr5tp0Hbtso9Chmx4f9+8QXOudnQjMowJ98ZRD8IAs/OhSyFQBEKYZxv4",
+	"N8LSTkqXYUdYinqb+jyFyZnVpFSXgtJ+SmiIBK/fL5OtkufQ3ubJJ7jtSYAI09tsaWH7abQv1+3XpAv2",
+	"iJ+Wt90igfiLjpz4BSEHZaGKz3rWJwwmsACuSgTx+pX7qplqVIqQeOuWQ3rFtOZioXaifKHogvU1B898",
+	"zhRGWB6JIjOqEMsTnjFlDUygXPhiLetSwwjehPR8KL4zLzIIBzA/uXYhqYtzBAcKxhtWk6pIITTPbBj0",
+	"e4jAbJHqLbC/cbv89fHKT9WGVfb3wd9xcpHrMen26uSLWcEz3efi/lAc9dZFoxIfuPuaodaB4xac2lK3",
+	"AIq+j7Vb8UTM6YpnG0cJkZeV/HgQjoeasQuRnBsdld1awyq21gFfnvkFY39tX1a6hsZzUiywGlNU9grj",
+	"uU/agyo/WKoGle4lveFigV5K0M9b/W5N2HBHJ1o+X01XdA2s2bLPp0u6WlupxhlbfuydnZ31ot7Z2an5",
+	"7+lZ750Rku0bL6TSlYdHo1Ev6o1GY/Pf8aj3znBCuMdpeYVm+iWjN5sp9I27GBneylJerOwXp91zS2on",
+	"gsf0qT1eXSkHuq8dUgV5QQF4uw7XlqSia4EW6vcaL/RH4b4Cm058NDK2r2F14zyOePG8JK0gFCxpjrH/",
+	"Dd33ExcwAF6Wj9yzWlc5WlW46GK8KIV4X1kTohAUYxfVwwYCbNQO7Ol4hN0YDHlXZLaZiMDOWXYCMgc2",
+	"21TtqRH54fkrckIgnlxzmpETsqJKRcgxcEiwkk6EW15UT9634o6o1afD5BoQk+WcuBqKA/ISiDfBqino",
+	"G8JWpb4W+3Zd0TYPT7uO9KtX58EMd7dVlz6OrLG1uSf82juQIj/Dtz58ClWoi3nEbfozFb2nLeRjiH57",
+	"Es6dWJcypGazjVEiisw5SjTLOc24smHJTrCyFa4H5Aof5moi4l8mPZplk94F+XEwGLz7EEcEvhObre+E",
+	"1Oa7XwaDwYcPMfZESKRIObrbzSPgR5/0IjLpyTX+C3Rq0vsQkyPFGIktTL4uMhYfY9qSuKEZT92iCCVn",
+	"47FLRYKMIPXju3gioJqi2QU0qpzRlAiZsoioIllCBdMTOBBYzgnNspPxCUwemx27M3NSq8slCmtsQiiY",
+	"4TBmW5pyoeoVqag2DwalkSHqQZEbrvgss+U+tZwIKMpZdqYz0nT4ipb16pztmfD2wH7bRHiqX3N1/cPz",
+	"V6qa2v0DzQpqdv41y1dUVMuCAO9Ocz6HdDR6SzdhQnd5WTBBlsGmAIIgQQcT1s2Z9C567Kfy1d6XXwHp",
+	"do/C19Mko5CitP34DV9Xnq8USoHHFyCq2OeHg/PwaUBi+5wDi2DwIP4sfKsMdhu4sLaM3UAfQhiJBy0x",
+	"fuwtZJaa+82o5qJY2ZQfl5iEJ2vOHrri2QIvOqeaLUB4o1nm+Cwlt4xdXxI5n0PlIMXyG55AnXbObgeH",
+	"pKU7O9pvkpXugL7VyIDYHOSklwGhlt7dIW7OznqnXPWgxsznVPXfX6o6chflaend9Jm6AnCyRsTakbSO",
+	"dQRD75Ny3FqxDPJchbyNdgnKkWtY7AI4bMycBb+VLQxJvi2zi23vpcYmxLDi35qrNHAAsalwAGsW4RDs",
+	"uE3VwUJSpetQQQqenDF9y1iFxp4Ph73I/HdoyattBzQaHkoR7Qn+RumV1UW0t5QvhPa2QISW33udqD8E",
+	"WfnKABQSFsBhH9SDRkquP5LjQp38UrrrduY8fllLd3RE7rIq/O8wqnI9IE/qtpiJaElDbE8YvDNNOThf",
+	"MOT/n9MF/2jpgvdnw3tTBj2AVIVCSxd3GaV2eNk+gXdtj8B7X5n2cx7hPUPs7g65d4tnsbe3O4fQNZJx",
+	"6Q0RCX6PiFMViZC2fNLRHI03FWw8thGoGViIBLudCOBwOatYlIJeJm3OwshyGijxvpSECV/TfiIMxzET",
+	"1I3/D5Q3ABl8te7IIBvPpgkcnY3Hx438aq+noKmj6FbWBRQf8tNB++DVvny/j8P47ihFB5aA5+IGWuRg",
+	"aSC1hlrRVkW5JFQpvhCQAGpLS66ooAtbZONAi/JvkDi3h0S6vLnPpPJ/mWy4j67OhzL3iaVyHZx8EI3s",
+	"4xd2KfJNPT+wzQf4+Gp+vEq7C9LoADwKpw2yC8ygRs4fHu9xs720u/zDtcIoiz/cpSdGH60FrhuG/eia",
+	"VlQaWVR6XAimp2hTiHrl3+8+bXXoytV18e55k+jngMZPHBhdSjcrj2ifXnTcSedsLI0tHXB34bTR/vna",
+	"5U9tGyjKM8GkUKhLVGSGSuaYuEu3pMQIzZ+1eLeg3ns1rM2JkT4T1fdsw5QjG7egsL0ezaC9W5nwBdFp",
+	"OKJPwXJlLMLaMxjuZv2r2OEIknFhkolwCWFPtuNddoisFzvl1YkIBVYXDuV6z9eDNrAN4dnwtH6sUrDj",
+	"5u7CMOBHtRL/NmKhi3gMBMPPSvDd+xRb5GiibETI219JFPMraBHF3vCf0bEOyFRpimCU0RsmbKyUYLqP",
+	"ghM8GWG+BqL0DcsNuzSS10S4T2Fma84goEoKyEqN/BsYD1UGZPmszjkodSLZWE+Nj7cKDm2nuOhJkZC3",
+	"eyLA7Ql9gjBOO9POrIrPXZnvZS41hzpjv7G9yWLkIdmalb6xSS6V2t3wsDlL84+QndkQN1jPU+3UsC1I",
+	"jD20J9rnBNGPmyD6u88I/Q0VmY+d1NmqK+RGpPcc1PDceSFSInOSSKWx4n0oepel5QNMcsXlg/g+X5KV",
+	"cBE8m7N5PCBv0MxgiFLQXbxs0eyt3BPRVsPfudrBFm7BNwzZcNkNhgbCkOPh8DIYt1wf/JryOXzWfixb",
+	"9OFxe6BgAO+/ddccvN1au12JESuUKJoxjJnUlR45ro3N+Hw4gGiNhGq2kDBC0Pdmu8FN1AsvdLtg92hf",
+	"VXBpSVjYnmfcHw/fDh+X7XksCYbdffj/2bu+n7ZhIPyvRHmBSU1bfkhLwxNsEg8b06RtTzANkxpqLY0z",
+	"22Gr0P73KXe2Y8dpoNCJaeIFgWjhznF6X87ffR9MaOEm7ZrdWPgnV2VO51rxKJILXkVyJRVd9ma9tz8b",
+	"z7pZ13PGB/PdRGrdXxRArUmapjCNhPIqcRYfpOPZ67h/SQ6S6f7nvcPswCwJCrE0L/j07ktyeAjjTT9q",
+	"UiqmVjAHbNe8Sb9dRLt2GxASnf29CSnxrxSUtei3cxQGDAVtCGH5F0faQwM/Hig49aMQGdSdbfIoHxBy",
+	"N1oTZecAZSMypDs5+EKI/Hee3cXcr3FPKOX+Y7v7q/t8fEyZ1+Y9U3Dv8cBz18DH2HKs9+i5KIdMegZ8",
+	"XegvJhUrb4yXy2CR9wn9pjL33eKPMHAJPVG2ZomC+X6zj2KXI21sUpIl4B5rPXRR+thIs6tdl0O9CES1",
+	"mOpItxXDdqXuZMAxevsnmDRuPOhzXayss7Sdk9hBkfoHwZ3n91xxLlucXZNC0lHcXXUrzWH9WdraPxvP",
+	"ZpvjmjeJB2ugxP7ur/N7Dy3p9xbsr48p2M9pSBKG8eJJ8r96kugi160mHTOSLda6O+cnw9Qd5CY2ha0D",
+	"j4Kerv8k95x41ov0paP7NPLgdoDXmsbu4LXbkS5LoiJq0XYg/Q08qAx1ryM2ZE3zWsDj3/ldfEWJoOK4",
+	"Vos4Owe1C0nFbX/Mx1HBc1JElzktlWA5DK/RyybsWhRxFi+UqrLJBF614FJl6TSdQt3WaxkO3yDgwFPi",
+	"rrMyCkIz0bowj6JK8GumB2mdlsM4bNjKnjbwx1bxFPtWrRxLziVOlP9kZYmYa47TeeWNO5nRd1n6/tWZ",
+	"OY+W0e7J6eTDydsGcZ7pbwGjnZLlkiTw9dXIITpqZdT2NCvnCyDcAI6uBG+gJsp3m6OznJdwUQjSO52V",
+	"wbYOinoTlbDrCJQkJdMTrTqbVn4yTEUrNcgsYlLW2tYIMqioWDIp8TgBvSs4vIsUlq/ZgMRRVDAdhaC3",
+	"/Ds1OjHH6yGpJj/qs3GY17Wvs2dyRPliBSabiiXNO/q2gGMclbWLjmi9BqdAHNdqLldoGDUKFMSbWC5K",
+	"607lSNq6itBudKBHHEbWZR+0ghO76XSyP40cwYktSUggfTecvzPaLg6x2JI49E1pWBM6XxOz3Ud+xuZM",
+	"LMz6PbuleNPD5iBz/AioBL/S7lxYfbl389mKLBu8+ycAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -91,8 +91,8 @@ type ChangeStore interface {
 	// gaps: a change that commits later is always after every change already served.
 	ListChanges(ctx context.Context, scope Scope, f ChangeFilter) (ChangePage, error)
 	// CustomerAudit returns the changes of a customer (live or deleted) and its transactions,
-	// newest first, or NotFound.
-	CustomerAudit(ctx context.Context, scope Scope, customerID uuid.UUID, page PageRequest) (AuditPage, error)
+	// newest first, or NotFound; with types given, only the changes of those kinds of record.
+	CustomerAudit(ctx context.Context, scope Scope, customerID uuid.UUID, types []ChangeType, page PageRequest) (AuditPage, error)
 	// PruneChanges deletes the changes made before cutoff and returns how many.
 	PruneChanges(ctx context.Context, cutoff time.Time) (int64, error)
 }
@@ -114,8 +114,8 @@ func (s *ChangeService) List(ctx context.Context, scope Scope, f ChangeFilter) (
 }
 
 // Audit returns one page of a customer's audit trail.
-func (s *ChangeService) Audit(ctx context.Context, scope Scope, customerID uuid.UUID, page PageRequest) (AuditPage, error) {
-	return s.store.CustomerAudit(ctx, scope, customerID, page)
+func (s *ChangeService) Audit(ctx context.Context, scope Scope, customerID uuid.UUID, types []ChangeType, page PageRequest) (AuditPage, error) {
+	return s.store.CustomerAudit(ctx, scope, customerID, types, page)
 }
 
 // Prune deletes the changes older than ChangeRetention.

@@ -119,7 +119,9 @@ func (s *CustomerBatchService) Upsert(ctx context.Context, scope Scope, items []
 		it.NewID = id
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	merge := func(i int, existing *Customer) (*Customer, bool, *Error) { return s.merge(&items[i], existing, now) }
+	merge := func(i int, existing *Customer) (*Customer, bool, *Error) {
+		return s.merge(scope, &items[i], existing, now)
+	}
 	if err := s.store.UpsertCustomers(ctx, scope, items, results, opts, merge); err != nil {
 		return nil, err
 	}
@@ -177,7 +179,7 @@ func failedItem(code ErrorCode, pointer, message string) UpsertResult {
 }
 
 // merge applies an item's patch to the stored customer, or to a new one.
-func (s *CustomerBatchService) merge(it *CustomerUpsert, existing *Customer, now time.Time) (*Customer, bool, *Error) {
+func (s *CustomerBatchService) merge(scope Scope, it *CustomerUpsert, existing *Customer, now time.Time) (*Customer, bool, *Error) {
 	var c Customer
 	if existing == nil {
 		if it.IfMatch != "" && strings.TrimSpace(it.IfMatch) != "*" {
@@ -196,6 +198,22 @@ func (s *CustomerBatchService) merge(it *CustomerUpsert, existing *Customer, now
 		c = cloneCustomer(existing)
 	}
 	it.Patch.Apply(&c)
+	if existing != nil && scope.Root != nil && c.ID == *scope.Root {
+		// As for a single update, any parent given for the root is refused, even the current
+		// one, so that the key cannot find out what lies above its subtree.
+		if it.Patch.ParentID.IsSpecified() || it.ParentRef != nil {
+			pointer := "/parent_id"
+			if it.ParentRef != nil {
+				pointer = "/parent_ref"
+			}
+			return nil, false, &Error{Code: CodeForbidden, Message: fmt.Sprintf("This API key is confined to the subtree of customer %s and cannot move that customer itself; an unconfined key can.", c.ID),
+				Fields: []FieldError{{Pointer: pointer, Message: "cannot be set on the root of this API key's subtree"}}}
+		}
+		if c.Kind != existing.Kind {
+			return nil, false, &Error{Code: CodeForbidden, Message: fmt.Sprintf("This API key is confined to the subtree of customer %s and cannot change that customer's kind; an unconfined key can.", c.ID),
+				Fields: []FieldError{{Pointer: "/kind", Message: "cannot be changed on the root of this API key's subtree"}}}
+		}
+	}
 	if it.Ref != nil && !slices.ContainsFunc(c.ExternalRefs, func(r ExternalRef) bool { return r.Source == it.Ref.Source }) {
 		c.ExternalRefs = append(c.ExternalRefs, *it.Ref)
 	}

@@ -56,12 +56,12 @@ func TestUpsertMerge(t *testing.T) {
 
 	// The same values in another order change nothing.
 	same := CustomerUpsert{Ref: &ref, Patch: CustomerPatch{Tags: nullable.NewNullableWithValue([]string{"b", "a", "a"}), Attributes: nullable.NewNullableWithValue(map[string]any{"tier": 1.0})}}
-	if c, changed, err := s.merge(&same, stored, now); err != nil || changed || c.Version != 4 {
+	if c, changed, err := s.merge(Scope{}, &same, stored, now); err != nil || changed || c.Version != 4 {
 		t.Errorf("same values: changed %v, version %d, err %v", changed, c.Version, err)
 	}
 	// A new value bumps the version and the time, and keeps the matching reference.
 	rename := CustomerUpsert{Ref: &ref, IfMatch: `"4"`, Patch: CustomerPatch{Name: nullable.NewNullableWithValue("Ada L."), ExternalRefs: nullable.NewNullNullable[[]ExternalRef]()}}
-	c, changed, err := s.merge(&rename, stored, now)
+	c, changed, err := s.merge(Scope{}, &rename, stored, now)
 	if err != nil || !changed || c.Version != 5 || !c.UpdatedAt.Equal(now) || *c.Name != "Ada L." || len(c.ExternalRefs) != 1 {
 		t.Errorf("rename: %+v, changed %v, err %v", c, changed, err)
 	}
@@ -70,15 +70,15 @@ func TestUpsertMerge(t *testing.T) {
 	}
 	// A stale if_match, a missing kind on create, and dropping the matching reference fail.
 	stale := CustomerUpsert{Ref: &ref, IfMatch: `"3"`}
-	if _, _, err := s.merge(&stale, stored, now); err == nil || err.Code != CodePreconditionFailed {
+	if _, _, err := s.merge(Scope{}, &stale, stored, now); err == nil || err.Code != CodePreconditionFailed {
 		t.Errorf("stale if_match: %v", err)
 	}
 	create := CustomerUpsert{Ref: &ExternalRef{Source: "erp", ExternalID: "2"}, NewID: uuid.New()}
-	if _, _, err := s.merge(&create, nil, now); err == nil || err.Fields[0].Pointer != "/kind" {
+	if _, _, err := s.merge(Scope{}, &create, nil, now); err == nil || err.Fields[0].Pointer != "/kind" {
 		t.Errorf("create without kind: %v", err)
 	}
 	drop := CustomerUpsert{Ref: &ref, Patch: CustomerPatch{ExternalRefs: nullable.NewNullableWithValue([]ExternalRef{{Source: "erp", ExternalID: "other"}})}}
-	if _, _, err := s.merge(&drop, stored, now); err == nil || err.Fields[0].Pointer != "/external_refs" {
+	if _, _, err := s.merge(Scope{}, &drop, stored, now); err == nil || err.Fields[0].Pointer != "/external_refs" {
 		t.Errorf("dropping the matching reference: %v", err)
 	}
 }

@@ -338,6 +338,9 @@ func (s *SegmentService) Update(ctx context.Context, scope Scope, id uuid.UUID, 
 		if err := checkSegmentIfMatch(seg, ifMatch); err != nil {
 			return err
 		}
+		if seg.Builtin() && scope.Root != nil {
+			return sharedBuiltinRefused()
+		}
 		if rule != nil && seg.Builtin() {
 			return Invalid(FieldError{Pointer: "/definition", Message: "cannot be set on a built-in segment: its family defines its members"})
 		}
@@ -372,8 +375,24 @@ func (s *SegmentService) Delete(ctx context.Context, scope Scope, id uuid.UUID, 
 	})
 }
 
-// Refresh recomputes a segment's members now.
+// sharedBuiltinRefused refuses a confined key a change to a built-in segment, which every key
+// shares.
+func sharedBuiltinRefused() error {
+	return Errorf(CodeForbidden, "This API key is confined to a customer subtree, and built-in segments are shared by every customer: changing or refreshing one needs an API key that is not confined. This key may read them and create its own segments.")
+}
+
+// Refresh recomputes a segment's members now. Refreshing a built-in segment recomputes every
+// built-in family over all customers, which a confined key may not do.
 func (s *SegmentService) Refresh(ctx context.Context, scope Scope, id uuid.UUID) (*Segment, error) {
+	if scope.Root != nil {
+		seg, err := s.store.Segment(ctx, scope, id)
+		if err != nil {
+			return nil, err
+		}
+		if seg.Builtin() {
+			return nil, sharedBuiltinRefused()
+		}
+	}
 	return s.store.RefreshSegment(ctx, scope, id, s.stamp())
 }
 

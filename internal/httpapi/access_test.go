@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
+	"github.com/centric-crm/centric/api"
 	"github.com/centric-crm/centric/internal/analytics"
 	"github.com/centric-crm/centric/internal/config"
 	"github.com/centric-crm/centric/internal/crm"
@@ -21,16 +24,21 @@ import (
 // below it, a consumer below the dealer, shoppers the partner created by reference, and their
 // transactions.
 type partnerSide struct {
-	name     string
-	key      string // an admin key confined to the distributor's subtree
-	keyID    string
-	dist     string
-	dealer   string
-	customer string
-	custRef  string // the consumer's external id in source "shop"
-	tx       string // one of the consumer's transactions
-	txRef    string // that transaction's external id in source "shop"
-	ids      []string
+	name      string
+	key       string // an admin key confined to the distributor's subtree
+	keyID     string
+	dist      string
+	dealer    string
+	dealerRef string // the dealer's external id in source "shop"
+	customer  string
+	custRef   string // the consumer's external id in source "shop"
+	tx        string // one of the consumer's transactions
+	txRef     string // that transaction's external id in source "shop"
+	segment   string // a custom segment the partner created: its dealer's subtree
+	ids       []string
+	// probe is a customer the last feed request of the matrix made, changed and deleted
+	// below the side's dealer, and probeTx its transaction.
+	probe, probeTx string
 }
 
 // accessFixture is two sibling partners under one head office, an unconfined admin and an
@@ -41,19 +49,25 @@ type accessFixture struct {
 	reader string
 	a, b   partnerSide
 	run    string
+	// builtin is the built-in segment the last built-in segment request of the matrix named.
+	builtin string
 }
 
 func newAccessFixture(t *testing.T) *accessFixture {
 	t.Helper()
 	e := newEnvWith(t, func(c *config.Config) { c.RateLimit, c.RateBurst = 10000, 10000 })
-	fx := &accessFixture{e: e, reader: e.key(crm.PermCustomersRead, crm.PermTransactionsRead, crm.PermAnalyticsRead)}
+	fx := &accessFixture{e: e, reader: e.key(crm.PermCustomersRead, crm.PermTransactionsRead, crm.PermAnalyticsRead, crm.PermSegmentsRead)}
 	fx.hq = createCustomer(e, map[string]any{"kind": "business", "role": "other", "name": "Head office"})["id"].(string)
 	now := time.Now().UTC()
 	for i, side := range []*partnerSide{&fx.a, &fx.b} {
 		n := string(rune('a' + i))
 		side.name = n
 		side.dist = createCustomer(e, map[string]any{"kind": "business", "role": "distributor", "name": "Distributor " + n, "parent_id": fx.hq})["id"].(string)
-		side.dealer = createCustomer(e, map[string]any{"kind": "business", "role": "dealer", "name": "Dealer " + n, "parent_id": side.dist})["id"].(string)
+		side.dealerRef = "dealer-" + n
+		side.dealer = createCustomer(e, map[string]any{
+			"kind": "business", "role": "dealer", "name": "Dealer " + n, "parent_id": side.dist,
+			"external_refs": []any{map[string]any{"source": "shop", "external_id": side.dealerRef}},
+		})["id"].(string)
 		side.custRef = "cust-" + n
 		side.customer = createCustomer(e, map[string]any{
 			"kind": "consumer", "name": "Customer " + n, "parent_id": side.dealer,
@@ -99,6 +113,9 @@ func newAccessFixture(t *testing.T) *accessFixture {
 		if len(side.ids) != 28 {
 			t.Fatalf("partner %s subtree has %d customers, want 28", n, len(side.ids))
 		}
+		side.segment = e.mustDo(request{Method: "POST", Path: "/v1/segments", Key: side.key, Body: map[string]any{
+			"name": "Dealer " + n + " accounts", "definition": map[string]any{"field": "subtree", "op": "eq", "value": side.dealer},
+		}}, http.StatusCreated).json(t)["id"].(string)
 	}
 	run := runModel(t, e, map[string]any{"time_unit": "day", "currency": "EUR", "penalty": 0.1})
 	if run["status"] != "succeeded" {
@@ -185,7 +202,9 @@ var (
 func TestAccessMatrix(t *testing.T) {
 	t.Parallel()
 	fx := newAccessFixture(t)
-	for _, c := range accessCases() {
+	ops := newOperationFinder(t)
+	covered := map[string]bool{}
+	for _, c := range slices.Concat(accessCases(), syncAccessCases(), segmentAccessCases()) {
 		var own response
 		for who := asAdmin; who <= asSibling; who++ {
 			want := c.cells[who]
@@ -200,6 +219,7 @@ func TestAccessMatrix(t *testing.T) {
 			}
 			req := c.build(t, fx, side)
 			req.Key = key
+			covered[ops.operationOf(t, req)] = true
 			res := fx.e.do(req)
 			name := fmt.Sprintf("%s as %s", c.name, who)
 			if res.Header.Get("RateLimit-Limit") != "10000" || res.Header.Get("RateLimit-Remaining") == "" || res.Header.Get("RateLimit-Reset") == "" {
@@ -222,7 +242,7 @@ func TestAccessMatrix(t *testing.T) {
 				t.Run(name+" answers as for missing records", func(t *testing.T) { fx.assertSameAsMissing(t, req, res) })
 			case c.twin == twinOwn:
 				t.Run(name+" answers as on own records", func(t *testing.T) {
-					swap := map[string]string{fx.a.custRef: fx.b.custRef, fx.a.txRef: fx.b.txRef}
+					swap := map[string]string{fx.a.custRef: fx.b.custRef, fx.a.txRef: fx.b.txRef, fx.a.dealerRef: fx.b.dealerRef}
 					if diff := cmp.Diff(normalizedProblem(t, own.Body, swap), normalizedProblem(t, res.Body, nil)); diff != "" {
 						t.Errorf("(-own +sibling):\n%s", diff)
 					}
@@ -233,6 +253,53 @@ func TestAccessMatrix(t *testing.T) {
 			}
 		}
 	}
+	for _, id := range ops.all {
+		if !covered[id] {
+			t.Errorf("operation %s has no row in the matrix", id)
+		}
+	}
+}
+
+// operationFinder finds the operation of the contract a request is routed to.
+type operationFinder struct {
+	router routers.Router
+	all    []string // the ids of every /v1 operation
+}
+
+func newOperationFinder(t *testing.T) *operationFinder {
+	t.Helper()
+	spec, err := api.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Servers = nil
+	router, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &operationFinder{router: router}
+	for path, item := range spec.Paths.Map() {
+		if strings.HasPrefix(path, "/v1/") {
+			for _, op := range item.Operations() {
+				f.all = append(f.all, op.OperationID)
+			}
+		}
+	}
+	slices.Sort(f.all)
+	return f
+}
+
+func (f *operationFinder) operationOf(t *testing.T, req request) string {
+	t.Helper()
+	httpReq, err := http.NewRequest(req.Method, req.Path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, _, err := f.router.FindRoute(httpReq)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.Path, err)
+	}
+	return route.Operation.OperationID
 }
 
 // other is the side that is not s.
@@ -245,7 +312,11 @@ func (fx *accessFixture) other(s *partnerSide) *partnerSide {
 
 // siblingIDs are the ids of partner b's records.
 func (fx *accessFixture) siblingIDs() []string {
-	return append([]string{fx.b.tx, fx.b.keyID}, fx.b.ids...)
+	ids := append([]string{fx.b.tx, fx.b.keyID, fx.b.segment}, fx.b.ids...)
+	if fx.b.probe != "" {
+		ids = append(ids, fx.b.probe, fx.b.probeTx)
+	}
+	return ids
 }
 
 // assertNoSiblingIDs checks that a response names none of the sibling's records the request
@@ -264,7 +335,7 @@ func (fx *accessFixture) assertNoSiblingIDs(t *testing.T, req request, res respo
 func (fx *accessFixture) assertSameAsMissing(t *testing.T, req request, res response) {
 	t.Helper()
 	// The same request with every sibling id and reference swapped for one that exists nowhere.
-	swap := map[string]string{fx.b.custRef: "nobody-has-this", fx.b.txRef: "no-such-order"}
+	swap := map[string]string{fx.b.custRef: "nobody-has-this", fx.b.txRef: "no-such-order", fx.b.dealerRef: "no-such-dealer"}
 	for _, id := range fx.siblingIDs() {
 		swap[id] = uuid.NewString()
 	}
@@ -710,6 +781,14 @@ func accessCases() []accessCase {
 			cells: [4]cell{ok(200, field("id", func(fx *accessFixture) any { return fx.run })), ok(200, field("id", func(fx *accessFixture) any { return fx.run })), ok(200, field("id", func(fx *accessFixture) any { return fx.run })), ok(200, field("id", func(fx *accessFixture) any { return fx.run }))},
 		},
 		{
+			name: "get a model run",
+			build: func(_ *testing.T, fx *accessFixture, _ *partnerSide) request {
+				return get("/v1/analytics/model-runs/" + fx.run)
+			},
+			// Runs hold population parameters and counts only, the same for every key.
+			cells: [4]cell{ok(200, field("status", succeeded)), ok(200, field("status", succeeded)), ok(200, field("status", succeeded)), ok(200, field("status", succeeded))},
+		},
+		{
 			name: "start a model run",
 			build: func(_ *testing.T, _ *accessFixture, _ *partnerSide) request {
 				// An unknown model fails validation only after the caller was let in; a confined
@@ -789,6 +868,8 @@ func accessCases() []accessCase {
 		},
 	}
 }
+
+func succeeded(*accessFixture) any { return "succeeded" }
 
 func count(n int) func(*accessFixture) any { return func(*accessFixture) any { return float64(n) } }
 

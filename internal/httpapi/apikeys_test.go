@@ -51,6 +51,21 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	}
 }
 
+// TestAPIKeyEveryPermission issues a key with each permission through the API: the contract
+// knows every permission the service does.
+func TestAPIKeyEveryPermission(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, perm := range crm.Permissions {
+		created := e.mustDo(request{Method: "POST", Path: "/v1/api-keys", Body: map[string]any{
+			"name": "only " + string(perm), "permissions": []string{string(perm)},
+		}}, http.StatusCreated).json(t)
+		if !cmp.Equal(created["permissions"], []any{string(perm)}) {
+			t.Errorf("key issued with %s has permissions %v", perm, created["permissions"])
+		}
+	}
+}
+
 func TestAPIKeyValidation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

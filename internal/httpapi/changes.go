@@ -11,7 +11,36 @@ import (
 
 // changePermission is the permission each kind of change needs beyond customers:read.
 var changePermission = map[crm.ChangeType]crm.Permission{
-	crm.ChangeTransaction: crm.PermTransactionsRead,
+	crm.ChangeTransaction:       crm.PermTransactionsRead,
+	crm.ChangeSegmentMembership: crm.PermSegmentsRead,
+}
+
+// readableChangeTypes lists the kinds of change p may read, or nil when it may read all.
+func readableChangeTypes(p *crm.Principal) []crm.ChangeType {
+	all := []crm.ChangeType{crm.ChangeCustomer, crm.ChangeTransaction, crm.ChangeSegmentMembership}
+	types := readable(p, all)
+	if len(types) == len(all) {
+		return nil
+	}
+	return types
+}
+
+// auditChangeTypes lists the kinds of change of a customer's audit trail that p may read: the
+// customer's own changes and its transactions' (segment memberships follow from scores, not
+// from anyone's edit).
+func auditChangeTypes(p *crm.Principal) []crm.ChangeType {
+	return readable(p, []crm.ChangeType{crm.ChangeCustomer, crm.ChangeTransaction})
+}
+
+// readable keeps the kinds of change p may read.
+func readable(p *crm.Principal, all []crm.ChangeType) []crm.ChangeType {
+	var types []crm.ChangeType
+	for _, typ := range all {
+		if perm, ok := changePermission[typ]; !ok || p.Allows(perm) {
+			types = append(types, typ)
+		}
+	}
+	return types
 }
 
 // ListChanges returns one page of the change feed. Without a type filter, the kinds of record
@@ -28,14 +57,7 @@ func (s *Server) ListChanges(ctx context.Context, req api.ListChangesRequestObje
 			types = append(types, typ)
 		}
 	} else {
-		for _, typ := range []crm.ChangeType{crm.ChangeCustomer, crm.ChangeTransaction, crm.ChangeSegmentMembership} {
-			if perm, ok := changePermission[typ]; !ok || p.Allows(perm) {
-				types = append(types, typ)
-			}
-		}
-		if len(types) == 3 {
-			types = nil
-		}
+		types = readableChangeTypes(p)
 	}
 	page, err := s.Changes.List(ctx, scopeOf(ctx), crm.ChangeFilter{
 		Types: types,
@@ -51,9 +73,10 @@ func (s *Server) ListChanges(ctx context.Context, req api.ListChangesRequestObje
 	return out, nil
 }
 
-// ListCustomerAudit returns one page of a customer's audit trail.
+// ListCustomerAudit returns one page of a customer's audit trail, without the kinds of record
+// the caller may not read.
 func (s *Server) ListCustomerAudit(ctx context.Context, req api.ListCustomerAuditRequestObject) (api.ListCustomerAuditResponseObject, error) {
-	page, err := s.Changes.Audit(ctx, scopeOf(ctx), req.CustomerId, crm.PageRequest{Limit: deref(req.Params.Limit), Cursor: deref(req.Params.Cursor)})
+	page, err := s.Changes.Audit(ctx, scopeOf(ctx), req.CustomerId, auditChangeTypes(principalOf(ctx)), crm.PageRequest{Limit: deref(req.Params.Limit), Cursor: deref(req.Params.Cursor)})
 	if err != nil {
 		return nil, err
 	}

@@ -362,6 +362,15 @@ func TestCustomerAudit(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit trail, newest first (-want +got):\n%s", diff)
 	}
+	// A key that may not read transactions does not see theirs.
+	var customerOnly []string
+	page := e.mustDo(request{Method: "GET", Path: "/v1/customers/" + id + "/audit", Key: e.key(crm.PermCustomersRead)}, http.StatusOK).json(t)
+	for _, x := range page["data"].([]any) {
+		customerOnly = append(customerOnly, x.(map[string]any)["type"].(string)+" "+x.(map[string]any)["operation"].(string))
+	}
+	if diff := cmp.Diff([]string{"customer deleted", "customer updated", "customer updated", "customer created"}, customerOnly); diff != "" {
+		t.Errorf("audit trail with customers:read only (-want +got):\n%s", diff)
+	}
 	problem(t, e.do(request{Method: "GET", Path: "/v1/customers/" + uuid.NewString() + "/audit"}), http.StatusNotFound, "not_found")
 }
 

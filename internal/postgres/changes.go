@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"github.com/centric-crm/centric/internal/crm"
 )
@@ -174,6 +175,9 @@ func (s *ChangeStore) ListChanges(ctx context.Context, scope crm.Scope, f crm.Ch
 	if page.Changes, err = s.changes(ctx, rows, true); err != nil {
 		return crm.ChangePage{}, err
 	}
+	if err := confineChanges(s.db.session(ctx), scope, page.Changes); err != nil {
+		return crm.ChangePage{}, err
+	}
 	next, id := from, uuid.Nil
 	if len(rows) > 0 {
 		last := rows[len(rows)-1]
@@ -182,6 +186,35 @@ func (s *ChangeStore) ListChanges(ctx context.Context, scope crm.Scope, f crm.Ch
 	text := next.String()
 	page.NextCursor = encodeCursor(cursor{List: list, Text: &text, ID: id})
 	return page, nil
+}
+
+// confineChanges shows the states and tombstones of changes as a caller confined to scope
+// sees them: the hierarchy from the scope's root down, and no reference to a customer outside.
+func confineChanges(tx *gorm.DB, scope crm.Scope, changes []crm.Change) error {
+	if scope.Root == nil {
+		return nil
+	}
+	var customers []*crm.Customer
+	var refs []**uuid.UUID
+	for i := range changes {
+		c := &changes[i]
+		if c.Customer != nil {
+			customers = append(customers, c.Customer)
+		}
+		if c.Transaction != nil {
+			refs = append(refs, &c.Transaction.DealerID)
+		}
+		if t := c.Tombstone; t != nil {
+			if t.ID == *scope.Root {
+				t.ParentID = nil
+			}
+			refs = append(refs, &t.ParentID)
+		}
+	}
+	if err := confineCustomers(tx, scope, customers...); err != nil {
+		return err
+	}
+	return hideForeign(tx, scope, refs)
 }
 
 // changes turns rows into changes, with the state of upserts when withState is set.
@@ -285,7 +318,7 @@ func (s *ChangeStore) decodeState(c *crm.Change, state []byte) error {
 }
 
 // CustomerAudit returns the changes of a customer and its transactions, newest first.
-func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, customerID uuid.UUID, page crm.PageRequest) (crm.AuditPage, error) {
+func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, customerID uuid.UUID, types []crm.ChangeType, page crm.PageRequest) (crm.AuditPage, error) {
 	var n int64
 	q := s.db.session(ctx).Model(&customerRow{}).Where("id = ?", customerID)
 	if scope.Root != nil {
@@ -297,10 +330,12 @@ func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, custom
 	if n == 0 {
 		return crm.AuditPage{}, notFound(customerID)
 	}
+	types = slices.Compact(slices.Sorted(slices.Values(types)))
 	list := fingerprint(struct {
 		Audit uuid.UUID
+		Types []crm.ChangeType
 		S     crm.Scope
-	}{customerID, scope})
+	}{customerID, types, scope})
 	after, err := decodeCursor(page.Cursor, list)
 	if err != nil {
 		return crm.AuditPage{}, err
@@ -308,6 +343,18 @@ func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, custom
 	rq := s.db.session(ctx).Table("change_log l").Select(changeColumns).
 		Joins("LEFT JOIN api_keys k ON k.id = l.actor").
 		Where("l.customer_id = ?", customerID)
+	if scope.Root != nil {
+		// Only the changes made while the customer was in the subtree, as in the change feed:
+		// those from before it was moved in belong to another subtree and name its keys.
+		rq = rq.Where("l.path @> ARRAY[?]::uuid[]", *scope.Root)
+	}
+	if len(types) > 0 {
+		names := make([]string, len(types))
+		for i, t := range types {
+			names[i] = string(t)
+		}
+		rq = rq.Where("l.entity_type = ANY(?::text[])", textArray(names))
+	}
 	if after != nil {
 		pos, ok := changePosition{}, false
 		if after.Text != nil {

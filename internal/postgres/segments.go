@@ -765,10 +765,15 @@ func decorateCustomers(tx *gorm.DB, scope crm.Scope, rows []customerRow) ([]crm.
 		return nil, err
 	}
 	out := make([]crm.Customer, len(rows))
+	confined := make([]*crm.Customer, len(rows))
 	for i := range rows {
 		out[i] = rows[i].customer()
 		out[i].Scores = scores[rows[i].ID]
 		out[i].Segments = refs[rows[i].ID]
+		confined[i] = &out[i]
+	}
+	if err := confineCustomers(tx, scope, confined...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
