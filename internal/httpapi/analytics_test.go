@@ -114,6 +114,7 @@ func TestCDNOWThroughTheAPI(t *testing.T) {
 	}
 	result := run["result"].(map[string]any)
 	params := result["parameters"].(map[string]any)
+	t.Logf("fitted through the API: %v, log-likelihood %v", params, result["log_likelihood"])
 	// FHL05 and lifetimes: r, α, a, b = 0.24259, 4.41353, 0.79289, 2.42575; p, q, γ = 6.25, 3.74, 15.44.
 	near(t, "r", params["r"], 0.24259, 0.001)
 	near(t, "alpha", params["alpha"], 4.41353, 0.001)

@@ -19,8 +19,10 @@ import (
 // BenchmarkLiveRescore measures keeping one customer's scores current after a model run on a
 // demo base of 20,000 accounts (about 200,000 transactions), fitted with unit day:
 //
-//   - Rescore: analytics.Service.Rescore of one customer, as the transaction service calls it
-//     (the latest run, the customer's SQL summary, scoring, the upsert of its score row);
+//   - ScoresOnly: analytics.Service.Rescore of one customer without its segments (the latest
+//     run, the customer's SQL summary, scoring, the upsert of its score row);
+//   - Rescore: the same as the transaction service calls it, which also places the customer in
+//     its segments again;
 //   - PostTransaction: POST /v1/transactions of a new purchase end to end over HTTP, which
 //     records it and rescores the customer before answering.
 //
@@ -68,6 +70,20 @@ func BenchmarkLiveRescore(b *testing.B) {
 		}
 	}
 
+	b.Run("ScoresOnly", func(b *testing.B) {
+		// The scores alone, without placing the customer in its segments again.
+		e.app.Analytics.SetMembershipUpdater(nil)
+		defer e.app.Analytics.SetMembershipUpdater(e.app.Segments)
+		var took []time.Duration
+		for i := 0; b.Loop(); i++ {
+			start := time.Now()
+			if err := e.app.Analytics.Rescore(ctx, []uuid.UUID{ids[i%len(ids)]}); err != nil {
+				b.Fatal(err)
+			}
+			took = append(took, time.Since(start))
+		}
+		reportPercentiles(b, took)
+	})
 	b.Run("Rescore", func(b *testing.B) {
 		var took []time.Duration
 		for i := 0; b.Loop(); i++ {
