@@ -20,6 +20,11 @@ CREATE TABLE change_log (
     changed_fields text[],
     actor          uuid,
     changed_at     timestamptz NOT NULL DEFAULT now(),
+    -- Set on the tombstone a customer leaves in the subtree it was moved out of: its path
+    -- after the move. Such a row is served only to keys confined to a subtree the customer
+    -- left (path holds their root, moved_to does not); everyone else reads the move as the
+    -- customer's update.
+    moved_to       uuid[],
     PRIMARY KEY (xid, seq)
 );
 CREATE INDEX change_log_customer_idx ON change_log (customer_id, xid, seq);
@@ -96,6 +101,13 @@ BEGIN
     ) x
     WHERE x.oj <> x.nj
     ORDER BY x.depth, x.id;
+    -- A customer moved to another place in the hierarchy also leaves a tombstone, with its
+    -- state before the move, in the subtrees it left.
+    INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, changed_fields, actor, moved_to)
+    SELECT 'customer', 'deleted', n.id, n.id, o.ancestors || o.id, to_jsonb(o), NULL, change_actor(), n.ancestors || n.id
+    FROM old_rows o JOIN new_rows n ON n.id = o.id
+    WHERE o.ancestors IS DISTINCT FROM n.ancestors AND o.deleted_at IS NULL
+    ORDER BY cardinality(o.ancestors) DESC, o.id;
     RETURN NULL;
 END
 $$;

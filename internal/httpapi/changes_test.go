@@ -58,7 +58,7 @@ func (r *feedReader) drain() int {
 func (r *feedReader) catchUp() {
 	r.e.t.Helper()
 	var logged int
-	if err := r.e.app.DB.SQL().QueryRow(`SELECT count(*) FROM change_log`).Scan(&logged); err != nil {
+	if err := r.e.app.DB.SQL().QueryRow(`SELECT count(*) FROM change_log WHERE moved_to IS NULL`).Scan(&logged); err != nil {
 		r.e.t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -163,7 +163,7 @@ func TestChangeFeedConcurrentWriters(t *testing.T) {
 	reader.catchUp()
 
 	var logged []string
-	rows, err := e.app.DB.SQL().QueryContext(ctx, `SELECT xid::text || '-' || seq FROM change_log ORDER BY xid, seq`)
+	rows, err := e.app.DB.SQL().QueryContext(ctx, `SELECT xid::text || '-' || seq FROM change_log WHERE moved_to IS NULL ORDER BY xid, seq`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,5 +461,78 @@ func TestChangeFeedSegmentMemberships(t *testing.T) {
 	}
 	if !seen[ids["a"]] || !seen[ids["b"]] || len(seen) != 2 {
 		t.Errorf("a partner on X sees the memberships of %v, want a %s and b %s only", seen, ids["a"], ids["b"])
+	}
+}
+
+// TestChangeFeedMovedOutOfSubtree checks that a customer moved to another subtree, with
+// everyone below it, leaves a tombstone in the feed of a partner confined to the subtree it
+// left, while the partner it moved to, and unconfined keys, read the move as an update.
+func TestChangeFeedMovedOutOfSubtree(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	north := createCustomer(e, map[string]any{"kind": "business", "role": "distributor", "name": "North"})["id"].(string)
+	south := createCustomer(e, map[string]any{"kind": "business", "role": "distributor", "name": "South"})["id"].(string)
+	dealer := createCustomer(e, map[string]any{"kind": "business", "role": "dealer", "parent_id": north})["id"].(string)
+	shopper := createCustomer(e, map[string]any{"kind": "consumer", "parent_id": dealer, "external_refs": []any{ref("erp", "C-1")}})["id"].(string)
+
+	type entry struct{ Operation, Entity, Parent string }
+	// feedOf pages the customer changes of dealer and shopper a key confined to root (or an
+	// unconfined key, for "") sees, once the feed has served want of them.
+	feedOf := func(root string, want int) []entry {
+		t.Helper()
+		scope := crm.Scope{}
+		if root != "" {
+			r := uuid.MustParse(root)
+			scope.Root = &r
+		}
+		var got []entry
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			page, err := e.app.Changes.List(context.Background(), scope, crm.ChangeFilter{Types: []crm.ChangeType{crm.ChangeCustomer}, Page: crm.PageRequest{Limit: 200}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = got[:0]
+			for _, c := range page.Changes {
+				if id := c.EntityID.String(); id == dealer || id == shopper {
+					var parent string
+					switch {
+					case c.Tombstone != nil && c.Tombstone.ParentID != nil:
+						parent = c.Tombstone.ParentID.String()
+					case c.Customer != nil && c.Customer.ParentID != nil:
+						parent = c.Customer.ParentID.String()
+					}
+					got = append(got, entry{string(c.Operation), id, parent})
+				}
+			}
+			if len(got) >= want || time.Now().After(deadline) {
+				return got
+			}
+		}
+	}
+
+	e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + dealer, Body: map[string]any{"parent_id": south}}, http.StatusOK)
+	// Like every state in a confined feed, a tombstone names only customers inside the subtree
+	// at the time of reading: the shopper's parent, the dealer, has left it too.
+	created := []entry{{"created", dealer, north}, {"created", shopper, dealer}}
+	movedAway := []entry{{"updated", dealer, south}, {"updated", shopper, dealer}}
+	if diff := cmp.Diff(append(slices.Clone(created), entry{"deleted", dealer, north}, entry{"deleted", shopper, ""}), feedOf(north, 4)); diff != "" {
+		t.Errorf("the feed of the subtree left (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(movedAway, feedOf(south, 2)); diff != "" {
+		t.Errorf("the feed of the subtree joined (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(append(slices.Clone(created), movedAway...), feedOf("", 4)); diff != "" {
+		t.Errorf("the unconfined feed (-want +got):\n%s", diff)
+	}
+
+	// Moved back, the customers reappear in the north (whose feed now names the dealer as the
+	// shopper's parent again) and leave the south.
+	e.mustDo(request{Method: "PATCH", Path: "/v1/customers/" + dealer, Body: map[string]any{"parent_id": north}}, http.StatusOK)
+	back := []entry{{"updated", dealer, north}, {"updated", shopper, dealer}}
+	if diff := cmp.Diff(append(append(slices.Clone(created), entry{"deleted", dealer, north}, entry{"deleted", shopper, dealer}), back...), feedOf(north, 6)); diff != "" {
+		t.Errorf("the feed of the subtree returned to (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(append(slices.Clone(movedAway), entry{"deleted", dealer, south}, entry{"deleted", shopper, ""}), feedOf(south, 4)); diff != "" {
+		t.Errorf("the feed of the subtree left again (-want +got):\n%s", diff)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/centric-crm/centric/internal/crm"
 )
@@ -28,6 +29,15 @@ type changeRow struct {
 	Actor         *uuid.UUID
 	ActorName     *string
 	ChangedAt     time.Time
+}
+
+// inFeedOf is the condition that a change log row l is in scope's feed: within the subtree,
+// and a tombstone a customer left behind when it was moved only in the subtrees it left.
+func inFeedOf(scope crm.Scope) clause.Expr {
+	if scope.Root == nil {
+		return gorm.Expr("l.moved_to IS NULL")
+	}
+	return gorm.Expr("l.path @> ARRAY[?]::uuid[] AND (l.moved_to IS NULL OR NOT l.moved_to @> ARRAY[?]::uuid[])", *scope.Root, *scope.Root)
 }
 
 // changeColumns selects a changeRow.
@@ -162,9 +172,7 @@ func (s *ChangeStore) ListChanges(ctx context.Context, scope crm.Scope, f crm.Ch
 		}
 		q = q.Where("l.entity_type = ANY(?::text[])", textArray(names))
 	}
-	if scope.Root != nil {
-		q = q.Where("l.path @> ARRAY[?]::uuid[]", *scope.Root)
-	}
+	q = q.Where(inFeedOf(scope))
 	limit := f.Page.LimitOrDefault()
 	var rows []changeRow
 	if err := q.Order("l.xid, l.seq").Limit(limit + 1).Find(&rows).Error; err != nil {
@@ -343,11 +351,9 @@ func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, custom
 	rq := s.db.session(ctx).Table("change_log l").Select(changeColumns).
 		Joins("LEFT JOIN api_keys k ON k.id = l.actor").
 		Where("l.customer_id = ?", customerID)
-	if scope.Root != nil {
-		// Only the changes made while the customer was in the subtree, as in the change feed:
-		// those from before it was moved in belong to another subtree and name its keys.
-		rq = rq.Where("l.path @> ARRAY[?]::uuid[]", *scope.Root)
-	}
+	// Only the changes made while the customer was in the caller's subtree, as in the change
+	// feed: those from before it was moved in belong to another subtree and name its keys.
+	rq = rq.Where(inFeedOf(scope))
 	if len(types) > 0 {
 		names := make([]string, len(types))
 		for i, t := range types {

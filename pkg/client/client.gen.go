@@ -3337,7 +3337,8 @@ type ClientInterface interface {
 	// twice and none skipped, even when writes commit out of order: a change is served once
 	// every write transaction that started before it on the database server has ended, so a
 	// long-running write delays the feed by its duration. A partner key sees the changes in
-	// its subtree only (the membership changes of a custom segment made with a partner key are
+	// its subtree only, and a customer moved out of that subtree (with everyone below it) as a
+	// `deleted` change with a tombstone (the membership changes of a custom segment made with a partner key are
 	// that subtree's: only keys confined to it, and unconfined keys, see them). Without
 	// `transactions:read`, transactions are left out, and without `segments:read`, segment
 	// memberships, unless asked for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
@@ -4133,7 +4134,8 @@ func (c *Client) GetApiKey(ctx context.Context, apiKeyId APIKeyID, reqEditors ..
 // twice and none skipped, even when writes commit out of order: a change is served once
 // every write transaction that started before it on the database server has ended, so a
 // long-running write delays the feed by its duration. A partner key sees the changes in
-// its subtree only (the membership changes of a custom segment made with a partner key are
+// its subtree only, and a customer moved out of that subtree (with everyone below it) as a
+// `deleted` change with a tombstone (the membership changes of a custom segment made with a partner key are
 // that subtree's: only keys confined to it, and unconfined keys, see them). Without
 // `transactions:read`, transactions are left out, and without `segments:read`, segment
 // memberships, unless asked for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
@@ -7738,7 +7740,8 @@ type ClientWithResponsesInterface interface {
 	// twice and none skipped, even when writes commit out of order: a change is served once
 	// every write transaction that started before it on the database server has ended, so a
 	// long-running write delays the feed by its duration. A partner key sees the changes in
-	// its subtree only (the membership changes of a custom segment made with a partner key are
+	// its subtree only, and a customer moved out of that subtree (with everyone below it) as a
+	// `deleted` change with a tombstone (the membership changes of a custom segment made with a partner key are
 	// that subtree's: only keys confined to it, and unconfined keys, see them). Without
 	// `transactions:read`, transactions are left out, and without `segments:read`, segment
 	// memberships, unless asked for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
@@ -12406,7 +12409,8 @@ func (c *ClientWithResponses) GetApiKeyWithResponse(ctx context.Context, apiKeyI
 // twice and none skipped, even when writes commit out of order: a change is served once
 // every write transaction that started before it on the database server has ended, so a
 // long-running write delays the feed by its duration. A partner key sees the changes in
-// its subtree only (the membership changes of a custom segment made with a partner key are
+// its subtree only, and a customer moved out of that subtree (with everyone below it) as a
+// `deleted` change with a tombstone (the membership changes of a custom segment made with a partner key are
 // that subtree's: only keys confined to it, and unconfined keys, see them). Without
 // `transactions:read`, transactions are left out, and without `segments:read`, segment
 // memberships, unless asked for (then 403). Cursors are bound to the `type` filter they were issued for. A cursor
