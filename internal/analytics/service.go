@@ -71,7 +71,8 @@ type RefreshQuery struct {
 	Run            *Run
 	ObservationEnd time.Time
 	// CustomerIDs limits the refresh to these customers; nil refreshes everyone and removes
-	// the scores of customers no longer scored.
+	// the scores of customers no longer scored. A full refresh stores Run.Result, when set,
+	// with the scores: readers of a score learn its run's parameters before the run finishes.
 	CustomerIDs []uuid.UUID
 	ComputedAt  time.Time
 }
@@ -295,7 +296,7 @@ func (s *Service) execute(ctx context.Context, r *Run) {
 	finished := s.now().UTC().Truncate(time.Microsecond)
 	r.FinishedAt = &finished
 	if err != nil {
-		r.Status = RunFailed
+		r.Status, r.Result = RunFailed, nil
 		r.Error = runErrorOf(err)
 		s.logger.Warn("model run failed", "run_id", r.ID, "error", err)
 	} else {
@@ -374,6 +375,9 @@ func (s *Service) fitAndScore(ctx context.Context, r *Run) (*RunResult, []uuid.U
 				return nil, err
 			}
 			result.RFMEdges = edges
+			// The scores about to be stored name this run, so its parameters are stored with
+			// them, before the run is finished (see RefreshQuery).
+			r.Result = result
 			return score(r, model, spend, rows, summaries, edges)
 		})
 	if err != nil {

@@ -123,7 +123,8 @@ func modelRunToAPI(r *analytics.Run) api.ModelRun {
 	if r.Error != nil {
 		out.Error.Set(api.ModelRunError{Code: r.Error.Code, Message: r.Error.Message})
 	}
-	if res := r.Result; res != nil {
+	// A run stores its result with its scores, before it finishes; it is shown once it has.
+	if res := r.Result; res != nil && r.Status == analytics.RunSucceeded {
 		result := api.ModelRunResult{
 			Parameters: api.ModelParameters{
 				R: res.Params.R, Alpha: res.Params.Alpha, A: res.Params.A, B: res.Params.B,

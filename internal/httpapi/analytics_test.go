@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"fmt"
 	"math"
@@ -10,10 +11,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/centric-crm/centric/internal/config"
+	"github.com/centric-crm/centric/internal/demo"
 )
 
 // cdnowDir is where CI lays the shared data sets, beside the repository.
@@ -306,4 +312,58 @@ func TestModelRunErrors(t *testing.T) {
 	}
 	cid := createCustomer(e, map[string]any{"kind": "consumer"})["id"].(string)
 	problem(t, e.do(request{Method: "GET", Path: "/v1/customers/" + cid + "/scores"}), http.StatusNotFound, "not_found")
+}
+
+// TestReadsDuringFullRefresh reads scores in every way the API offers while model runs replace
+// the scores table: every read answers 200 before, during and after the swap.
+func TestReadsDuringFullRefresh(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(c *config.Config) { c.RefreshConnections = 2 })
+	opts := demo.DefaultOptions(time.Now().Add(-time.Minute))
+	opts.Customers = 3000
+	g, err := demo.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.DB.LoadDemo(context.Background(), g.Customers(), g.Transactions()); err != nil {
+		t.Fatal(err)
+	}
+	if run := runModel(t, e, map[string]any{"time_unit": "day"}); run["status"] != "succeeded" {
+		t.Fatalf("first run: %v", run)
+	}
+	scored := e.mustDo(request{Method: "GET", Path: "/v1/customers?sort=-clv&limit=1"}, http.StatusOK).json(t)["data"].([]any)[0].(map[string]any)["id"].(string)
+	paths := []string{
+		"/v1/customers?sort=-clv&limit=5", "/v1/customers?sort=churn_risk&limit=5", "/v1/customers?churn_band=high&limit=5",
+		"/v1/customers/" + scored, "/v1/customers/" + scored + "/scores",
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, failures atomic.Int64
+	for w := range 3 {
+		wg.Go(func() {
+			for i := w; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res := e.do(request{Method: "GET", Path: paths[i%len(paths)]})
+				reads.Add(1)
+				if res.Status != http.StatusOK {
+					failures.Add(1)
+					t.Errorf("GET %s during a refresh: %d %s", paths[i%len(paths)], res.Status, res.Body)
+				}
+			}
+		})
+	}
+	for range 2 {
+		if run := runModel(t, e, map[string]any{"time_unit": "day"}); run["status"] != "succeeded" {
+			t.Errorf("run during reads: %v", run)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if reads.Load() < 20 || failures.Load() > 0 {
+		t.Errorf("%d reads during two refreshes, %d failed", reads.Load(), failures.Load())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -39,7 +40,7 @@ func newEnvWith(t testing.TB, configure func(*config.Config)) *env {
 	if configure != nil {
 		configure(&cfg)
 	}
-	a, err := app.Open(ctx, cfg, slog.New(slog.DiscardHandler))
+	a, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 // A full refresh replaces every customer's scores. Rewriting a million rows of customer_scores
 // in place costs a new heap version and three index insertions per row; instead the refresh
 // summarises the customers in parts, on several connections sharing one snapshot, writes the
-// scores into a fresh table, builds its indexes and foreign key once, and swaps it in. Live
+// scores into a fresh table, builds its indexes once, and swaps it in. Live
 // rescores keep writing to whichever table is current; the customers whose data changed while
 // the refresh ran are reported back for a rescore with the new run.
 
@@ -45,7 +45,7 @@ CREATE UNLOGGED TABLE IF NOT EXISTS score_refresh_summaries (
 TRUNCATE score_refresh_summaries`
 
 // nextScoresSQL creates the table a full refresh fills: customer_scores' columns, defaults
-// and checks, without indexes or foreign key, which are built after the rows are in.
+// and checks, without indexes, which are built after the rows are in.
 const nextScoresSQL = `
 DROP TABLE IF EXISTS customer_scores_next;
 CREATE TABLE customer_scores_next (LIKE customer_scores INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`
@@ -55,14 +55,12 @@ CREATE TABLE customer_scores_next (LIKE customer_scores INCLUDING DEFAULTS INCLU
 const insertNextScoresSQL = `INSERT INTO customer_scores_next ` + scoreSelectSQL + `
 FROM score_rows sc JOIN score_refresh_summaries s USING (customer_id)`
 
-// indexNextScoresSQL gives customer_scores_next the indexes and foreign key of
-// customer_scores, under names that are free while both tables exist.
+// indexNextScoresSQL gives customer_scores_next the indexes of customer_scores, under names
+// that are free while both tables exist. (The table has no foreign key: see migration 00007.)
 const indexNextScoresSQL = `
 ALTER TABLE customer_scores_next ADD CONSTRAINT customer_scores_next_pkey PRIMARY KEY (customer_id);
 CREATE INDEX customer_scores_next_churn_idx ON customer_scores_next (churn_risk, customer_id);
 CREATE INDEX customer_scores_next_clv_idx ON customer_scores_next (clv, customer_id);
-ALTER TABLE customer_scores_next ADD CONSTRAINT customer_scores_customer_id_fkey
-	FOREIGN KEY (customer_id) REFERENCES customers (id);
 ANALYZE customer_scores_next`
 
 // changedDuringRefreshSQL lists the customers whose stored scores (written by live rescores
@@ -152,6 +150,12 @@ func (s *AnalyticsStore) refreshAll(ctx context.Context, q analytics.RefreshQuer
 			stats.ChangedCustomers = changed
 			if _, err := tx.Exec(ctx, swapScoresSQL); err != nil {
 				return fmt.Errorf("swap scores table: %w", err)
+			}
+			if q.Run.Result != nil {
+				result := jsonColumn[analytics.RunResult]{*q.Run.Result}
+				if _, err := tx.Exec(ctx, `UPDATE model_runs SET result = $1 WHERE id = $2`, result, q.Run.ID); err != nil {
+					return fmt.Errorf("store the parameters of run %s: %w", q.Run.ID, err)
+				}
 			}
 			return nil
 		})
