@@ -47,51 +47,15 @@ done
 find_postgres
 
 # --- work directory and cleanup ------------------------------------------------------------
-work=$(mktemp -d /tmp/centric-refresh.XXXXXX)
-chmod 755 "$work"
-pg_started=""
-cleanup() {
-	local rc=$?
-	if [[ $rc -ne 0 ]]; then
-		for f in "$work"/demo.out "$work"/fit-*.out "$work/pg.log"; do
-			[[ -s "$f" ]] && printf '\n--- last lines of %s ---\n' "$f" >&2 && tail -n 30 "$f" >&2
-		done
-	fi
-	if [[ -n "$pg_started" ]]; then
-		"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	if [[ "${BENCH_KEEP:-}" == 1 ]]; then
-		echo "work directory kept: $work" >&2
-	else
-		rm -rf "$work"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+failure_logs=(demo.out "fit-*.out" pg.log)
+make_workdir centric-refresh
 
 # --- build (not timed) ---------------------------------------------------------------------
 log "building centric"
 go build -o "$work/centric" ./cmd/centric
 
 # --- PostgreSQL ----------------------------------------------------------------------------
-pg_port=$(free_port 26432) || die "no free port for PostgreSQL"
-mkdir -p "$work/pg" "$work/sock"
-chown "$pg_user" "$work/pg" "$work/sock"
-touch "$work/pg.log" && chown "$pg_user" "$work/pg.log"
-log "starting PostgreSQL ($("$pg_bin/postgres" --version)) on 127.0.0.1:$pg_port as $pg_user"
-"${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg" -U bench --auth=trust -E UTF8 --locale=C >"$work/initdb.log" 2>&1 ||
-	die "initdb failed: $(cat "$work/initdb.log")"
-pg_opts="-p $pg_port -k $work/sock -c listen_addresses=127.0.0.1"
-for s in "${pg_settings[@]}"; do
-	pg_opts+=" -c $s"
-done
-# fsync and synchronous_commit stay on (the defaults): every commit is durable.
-"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 120 -o "$pg_opts" start >/dev/null
-pg_started=1
-
-psql_db() { "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U bench -d "$@"; }
-pg_version=$(psql_db postgres -At -c 'SHOW server_version')
+start_postgres 26432 "${pg_settings[@]}"
 pg_fsync=$(psql_db postgres -At -c 'SHOW fsync')
 pg_sync=$(psql_db postgres -At -c 'SHOW synchronous_commit')
 psql_db postgres -c 'CREATE DATABASE bench'

@@ -27,33 +27,8 @@ for tool in go curl awk; do
 done
 find_postgres
 
-work=$(mktemp -d /tmp/centric-bench.XXXXXX)
-chmod 755 "$work"
-centric_pid=""
-pg_started=""
-cleanup() {
-	local rc=$?
-	if [[ -n "$centric_pid" ]] && kill -0 "$centric_pid" 2>/dev/null; then
-		kill "$centric_pid" 2>/dev/null || true
-		wait "$centric_pid" 2>/dev/null || true
-	fi
-	if [[ $rc -ne 0 ]]; then
-		for f in "$work/centric.log" "$work/pg.log"; do
-			[[ -s "$f" ]] && printf '\n--- last lines of %s ---\n' "$f" >&2 && tail -n 30 "$f" >&2
-		done
-	fi
-	if [[ -n "$pg_started" ]]; then
-		"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
-	fi
-	if [[ "${BENCH_KEEP:-}" == 1 ]]; then
-		echo "work directory kept: $work" >&2
-	else
-		rm -rf "$work"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+failure_logs=(centric.log pg.log)
+make_workdir centric-bench
 
 # --- build and generate (not timed) --------------------------------------------------------
 log "building centric and the data generator"
@@ -63,41 +38,13 @@ log "generating $n_records records in batches of $per_batch"
 "$work/gensync" -out "$work/data" -records "$n_records" -batch "$per_batch"
 
 # --- PostgreSQL ----------------------------------------------------------------------------
-pg_port=$(free_port 25432) || die "no free port for PostgreSQL"
-mkdir -p "$work/pg" "$work/sock"
-chown "$pg_user" "$work/pg" "$work/sock"
-touch "$work/pg.log" && chown "$pg_user" "$work/pg.log"
-log "starting PostgreSQL ($("$pg_bin/postgres" --version)) on 127.0.0.1:$pg_port as $pg_user"
-"${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg" -U bench --auth=trust -E UTF8 --locale=C >"$work/initdb.log" 2>&1 ||
-	die "initdb failed: $(cat "$work/initdb.log")"
-"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 \
-	-o "-p $pg_port -k $work/sock -c listen_addresses=127.0.0.1 -c timezone=UTC -c max_wal_size=4GB -c checkpoint_timeout=30min" \
-	start >/dev/null
-pg_started=1
-pg_version=$("$pg_bin/psql" -XAtq -h 127.0.0.1 -p "$pg_port" -U bench -d postgres -c 'SHOW server_version')
-psql_db() { "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U bench -d "$@"; }
+start_postgres 25432 timezone=UTC max_wal_size=4GB checkpoint_timeout=30min
 db_url="postgres://bench@127.0.0.1:$pg_port/bench_sync?sslmode=disable"
 psql_db postgres -c 'CREATE DATABASE bench_sync'
 DATABASE_URL=$db_url "$work/centric" migrate >"$work/migrate.log" 2>&1 || die "centric migrate failed: $(cat "$work/migrate.log")"
 
 # --- centric serve -------------------------------------------------------------------------
-key_out=$(DATABASE_URL=$db_url "$work/centric" keys create "northwind sync" customers:read customers:write 2>&1) ||
-	die "centric keys create failed: $key_out"
-api_key=$(sed -n 's/^key: *//p' <<<"$key_out")
-[[ "$api_key" == ck_* ]] || die "no key in the output of 'centric keys create': $key_out"
-api_port=$(free_port 28080) || die "no free port for the API"
-base="http://127.0.0.1:$api_port"
-log "starting centric serve on $base"
-DATABASE_URL=$db_url CENTRIC_ADDR="127.0.0.1:$api_port" CENTRIC_LOG_LEVEL=warn \
-	"$work/centric" serve >"$work/centric.log" 2>&1 &
-centric_pid=$!
-for ((i = 0; i < 120; i++)); do
-	curl -fsS -o /dev/null "$base/healthz" 2>/dev/null && break
-	kill -0 "$centric_pid" 2>/dev/null || die "centric serve exited"
-	sleep 0.5
-done
-curl -fsS -o /dev/null "$base/healthz" || die "centric serve did not answer /healthz within 60s"
-printf 'Authorization: Bearer %s\nContent-Type: application/json\nExpect:\n' "$api_key" >"$work/headers"
+serve_centric "$db_url" "northwind sync" customers:read customers:write
 
 # count FIELD FILE: the value of a top-level counter in a batch response.
 count() { grep -oE "\"$1\"[[:space:]]*:[[:space:]]*[0-9]+" "$2" | head -n1 | grep -oE '[0-9]+$'; }
