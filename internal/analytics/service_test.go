@@ -42,16 +42,7 @@ func TestScheduledRefit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		svc.Work(workCtx)
-	}()
-	defer func() {
-		stop()
-		<-done
-	}()
+	startWorker(t, svc)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		runs, _, err := svc.ListRuns(ctx, crm.PageRequest{Limit: 10})
@@ -125,6 +116,21 @@ func TestFailInterruptedRunsSparesRunsInProgress(t *testing.T) {
 	if r, err := store.Run(ctx, running.ID); err != nil || r.Status != analytics.RunFailed || r.Error.Code != "interrupted" {
 		t.Errorf("an abandoned run is %v %+v (%v), want failed/interrupted", r.Status, r.Error, err)
 	}
+}
+
+// startWorker runs svc's worker until the test ends.
+func startWorker(t *testing.T, svc *analytics.Service) {
+	t.Helper()
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		svc.Work(ctx)
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-done
+	})
 }
 
 // simulatedPurchases draws customers' purchases over the last year from the models' own
@@ -209,16 +215,7 @@ func TestRunCatchesUpWithTransactionsDuringRefresh(t *testing.T) {
 	if _, err := txs.Record(ctx, crm.Scope{}, items, crm.RecordOptions{CreateCustomers: true, AllOrNone: true}); err != nil {
 		t.Fatal(err)
 	}
-	workCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		svc.Work(workCtx)
-	}()
-	defer func() {
-		stop()
-		<-done
-	}()
+	startWorker(t, svc)
 	runAndWait := func() *analytics.Run {
 		t.Helper()
 		r, err := svc.StartRun(ctx, analytics.RunSettings{Unit: analytics.UnitDay})

@@ -252,6 +252,12 @@ const summarySQL = `SELECT s.* FROM (
 ) s
 WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id AND c.deleted_at IS NULL)`
 
+// summaryArgs are the first three arguments of summarySQL for q.
+func summaryArgs(q analytics.RefreshQuery) []any {
+	endDay := q.ObservationEnd.UTC().Truncate(24 * time.Hour)
+	return []any{q.Run.Currency, endDay.Add(24 * time.Hour), pgtype.Date{Time: endDay, Valid: true}}
+}
+
 // summaryForCustomers limits summarySQL to the customers in $4. It is a statement of its own,
 // not an "IS NULL OR" branch, so a cached generic plan can never lose the customer index.
 const summaryForCustomers = "AND t.customer_id = ANY($4)"
@@ -309,9 +315,8 @@ func (s *AnalyticsStore) RefreshScores(ctx context.Context, q analytics.RefreshQ
 			return fmt.Errorf("create staging tables: %w", err)
 		}
 		start := time.Now()
-		endDay := q.ObservationEnd.UTC().Truncate(24 * time.Hour)
 		query := "INSERT INTO summary_rows " + fmt.Sprintf(summarySQL, summaryForCustomers)
-		if _, err := tx.Exec(ctx, query, q.Run.Currency, endDay.Add(24*time.Hour), pgtype.Date{Time: endDay, Valid: true}, q.CustomerIDs); err != nil {
+		if _, err := tx.Exec(ctx, query, append(summaryArgs(q), q.CustomerIDs)...); err != nil {
 			return fmt.Errorf("summarise purchases: %w", err)
 		}
 		rows, err := readSummaries(ctx, tx, "summary_rows", &stats)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/centric-crm/centric/internal/analytics"
@@ -118,13 +117,12 @@ func (s *AnalyticsStore) refreshAll(ctx context.Context, q analytics.RefreshQuer
 		if err != nil {
 			return err
 		}
-		rows = nil // Let the collector reclaim the summaries while the scores are written.
 
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if err := copyScores(ctx, tx, scores); err != nil {
 				return err
 			}
-			scores = nil
+			scores = nil // The copy holds them now; the collector may take them while the table is built.
 			if _, err := tx.Exec(ctx, nextScoresSQL); err != nil {
 				return fmt.Errorf("create next scores table: %w", err)
 			}
@@ -175,8 +173,7 @@ func (s *AnalyticsStore) summariseAll(ctx context.Context, conn *pgx.Conn, q ana
 		if err != nil {
 			return err
 		}
-		endDay := q.ObservationEnd.UTC().Truncate(24 * time.Hour)
-		args := []any{q.Run.Currency, endDay.Add(24 * time.Hour), pgtype.Date{Time: endDay, Valid: true}}
+		args := summaryArgs(q)
 		insert := "INSERT INTO score_refresh_summaries " + summarySQL
 		part := func(ctx context.Context, tx pgx.Tx, i int) error {
 			filter, partArgs := "", args
