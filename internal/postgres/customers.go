@@ -378,17 +378,7 @@ func hasLiveChildren(tx *gorm.DB, id uuid.UUID) (bool, error) {
 
 // replaceCustomerRefs releases the references no longer held and claims the new ones.
 func replaceCustomerRefs(tx *gorm.DB, id uuid.UUID, old, updated []crm.ExternalRef) error {
-	var added, removed []crm.ExternalRef
-	for _, r := range updated {
-		if !slices.Contains(old, r) {
-			added = append(added, r)
-		}
-	}
-	for _, r := range old {
-		if !slices.Contains(updated, r) {
-			removed = append(removed, r)
-		}
-	}
+	added, removed := refChange(old, updated)
 	if len(removed) > 0 {
 		err := tx.Where("customer_id = ?", id).Where("(external_id, source) IN ?", refPairs(removed)).Delete(&customerRefRow{}).Error
 		if err != nil {
