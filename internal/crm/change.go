@@ -46,8 +46,18 @@ type Tombstone struct {
 	ExternalRefs []ExternalRef
 }
 
+// MembershipChange is the segments one customer entered and left in one write.
+type MembershipChange struct {
+	CustomerID uuid.UUID
+	Cause      string
+	ChangedAt  time.Time
+	Entered    []SegmentRef
+	Left       []SegmentRef
+}
+
 // Change is one entry of the change log. Exactly one of Customer, Transaction, Membership and
-// Tombstone is set: the new state of an upsert, or what remains after a deletion.
+// Tombstone is set: the new state of an upsert, the segments a customer entered and left, or
+// what remains after a deletion.
 type Change struct {
 	// ID identifies the change and orders the feed.
 	ID            string
@@ -60,7 +70,7 @@ type Change struct {
 	ChangedAt     time.Time
 	Customer      *Customer
 	Transaction   *Transaction
-	Membership    map[string]any
+	Membership    *MembershipChange
 	Tombstone     *Tombstone
 }
 

@@ -122,7 +122,11 @@ func changeToAPI(c *crm.Change) api.Change {
 		out.Transaction = nullable.NewNullableWithValue(transactionToAPI(c.Transaction))
 	}
 	if c.Membership != nil {
-		out.SegmentMembership = nullable.NewNullableWithValue(c.Membership)
+		m := c.Membership
+		out.SegmentMembership = nullable.NewNullableWithValue(api.MembershipChange{
+			CustomerId: m.CustomerID, Cause: api.MembershipChangeCause(m.Cause), ChangedAt: m.ChangedAt,
+			Entered: segmentRefsToAPI(m.Entered), Left: segmentRefsToAPI(m.Left),
+		})
 	}
 	return out
 }

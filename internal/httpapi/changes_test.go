@@ -374,9 +374,9 @@ func TestCustomerAudit(t *testing.T) {
 	problem(t, e.do(request{Method: "GET", Path: "/v1/customers/" + uuid.NewString() + "/audit"}), http.StatusNotFound, "not_found")
 }
 
-// TestChangeFeedSegmentMemberships checks that entries into and exits from a segment are in
-// the feed as segment_membership changes — created on entry, deleted (a tombstone) on exit —
-// with the membership as their state, and confined to the caller's subtree.
+// TestChangeFeedSegmentMemberships checks that entries into and exits from segments are in
+// the feed as segment_membership changes, one per customer and write, listing the segments
+// entered and left, and confined to the caller's subtree.
 func TestChangeFeedSegmentMemberships(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -391,11 +391,11 @@ func TestChangeFeedSegmentMemberships(t *testing.T) {
 	}}, http.StatusCreated)
 	e.mustDo(request{Method: "PATCH", Path: "/v1/segments/" + segID, Body: map[string]any{"definition": cond("frequency", "gte", 2)}}, http.StatusOK)
 
-	type entry struct{ Operation, Customer, Change, Cause string }
+	type entry struct{ Customer, Change, Cause string }
 	want := []entry{
-		{"created", ids["a"], "entered", "definition"}, {"created", ids["c"], "entered", "definition"},
-		{"created", ids["b"], "entered", "rescore"},
-		{"deleted", ids["b"], "left", "definition"}, {"deleted", ids["c"], "left", "definition"},
+		{ids["a"], "entered", "definition"}, {ids["c"], "entered", "definition"},
+		{ids["b"], "entered", "rescore"},
+		{ids["b"], "left", "definition"}, {ids["c"], "left", "definition"},
 	}
 	feed := &feedReader{e: e, query: "&type=segment_membership"}
 	var got []entry
@@ -403,17 +403,20 @@ func TestChangeFeedSegmentMemberships(t *testing.T) {
 		feed.drain()
 		got = got[:0]
 		for _, c := range feed.seen {
-			if c["entity_id"] != segID {
-				continue
-			}
 			m := c["segment_membership"].(map[string]any)
-			if m["segment_id"] != segID || m["segment_name"] != "Repeat buyers" || m["segment_family"] != "custom" || m["customer_id"] != c["customer_id"] {
-				t.Fatalf("membership state = %v of change %v", m, c)
+			if c["operation"] != "updated" || c["entity_id"] != c["customer_id"] || m["customer_id"] != c["customer_id"] {
+				t.Fatalf("membership change %v", c)
 			}
-			got = append(got, entry{c["operation"].(string), c["customer_id"].(string), m["change"].(string), m["cause"].(string)})
-			if c["operation"] == "deleted" {
-				if tomb := c["tombstone"].(map[string]any); tomb["id"] != segID || tomb["customer_id"] != c["customer_id"] {
-					t.Errorf("tombstone = %v", tomb)
+			for _, change := range []string{"entered", "left"} {
+				for _, s := range m[change].([]any) {
+					s := s.(map[string]any)
+					if s["id"] != segID {
+						continue
+					}
+					if s["name"] != "Repeat buyers" || s["family"] != "custom" {
+						t.Fatalf("segment %v in membership change %v", s, c)
+					}
+					got = append(got, entry{c["customer_id"].(string), change, m["cause"].(string)})
 				}
 			}
 		}
@@ -425,7 +428,7 @@ func TestChangeFeedSegmentMemberships(t *testing.T) {
 	byCustomer := func(es []entry) {
 		for start := 0; start < len(es); {
 			end := start + 1
-			for end < len(es) && es[end].Operation == es[start].Operation && es[end].Cause == es[start].Cause {
+			for end < len(es) && es[end].Change == es[start].Change && es[end].Cause == es[start].Cause {
 				end++
 			}
 			slices.SortFunc(es[start:end], func(x, y entry) int { return strings.Compare(x.Customer, y.Customer) })
@@ -440,7 +443,10 @@ func TestChangeFeedSegmentMemberships(t *testing.T) {
 	// The model run's built-in families are in the feed too.
 	families := map[string]bool{}
 	for _, c := range feed.seen {
-		families[c["segment_membership"].(map[string]any)["segment_family"].(string)] = true
+		m := c["segment_membership"].(map[string]any)
+		for _, s := range m["entered"].([]any) {
+			families[s.(map[string]any)["family"].(string)] = true
+		}
 	}
 	for _, f := range []string{"value_tier", "usage_tier", "rfm", "churn_band"} {
 		if !families[f] {

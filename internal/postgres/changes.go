@@ -95,6 +95,30 @@ type transactionState struct {
 	ExternalID *string   `json:"external_id"`
 }
 
+// membershipState is a membership change as logMembershipsSQL writes it into the change log.
+type membershipState struct {
+	CustomerID uuid.UUID          `json:"customer_id"`
+	Cause      string             `json:"cause"`
+	ChangedAt  time.Time          `json:"changed_at"`
+	Entered    membershipSegments `json:"entered"`
+	Left       membershipSegments `json:"left"`
+}
+
+// membershipSegments are the segments of a membership change.
+type membershipSegments []struct {
+	ID     uuid.UUID `json:"id"`
+	Name   string    `json:"name"`
+	Family string    `json:"family"`
+}
+
+func (m membershipSegments) refs() []crm.SegmentRef {
+	out := make([]crm.SegmentRef, len(m))
+	for i, s := range m {
+		out[i] = crm.SegmentRef{ID: s.ID, Name: s.Name, Family: crm.SegmentFamily(s.Family)}
+	}
+	return out
+}
+
 // ChangeStore implements crm.ChangeStore.
 type ChangeStore struct {
 	db *DB
@@ -313,14 +337,12 @@ func (s *ChangeStore) decodeState(c *crm.Change, state []byte) error {
 		}
 		c.Tombstone = &crm.Tombstone{ID: st.ID, CustomerID: st.CustomerID, ParentID: &st.CustomerID, ExternalRefs: refs}
 	case crm.ChangeSegmentMembership:
-		var st map[string]any
+		var st membershipState
 		if err := json.Unmarshal(state, &st); err != nil {
 			return err
 		}
-		if c.Operation == crm.OperationDeleted {
-			c.Tombstone = &crm.Tombstone{ID: c.EntityID, CustomerID: c.CustomerID, ExternalRefs: []crm.ExternalRef{}}
-		}
-		c.Membership = st
+		c.Membership = &crm.MembershipChange{CustomerID: st.CustomerID, Cause: st.Cause, ChangedAt: st.ChangedAt.UTC(),
+			Entered: st.Entered.refs(), Left: st.Left.refs()}
 	}
 	return nil
 }
@@ -350,7 +372,7 @@ func (s *ChangeStore) CustomerAudit(ctx context.Context, scope crm.Scope, custom
 	}
 	rq := s.db.session(ctx).Table("change_log l").Select(changeColumns).
 		Joins("LEFT JOIN api_keys k ON k.id = l.actor").
-		Where("l.customer_id = ?", customerID)
+		Where("l.customer_id = ? AND l.entity_type <> 'segment_membership'", customerID)
 	// Only the changes made while the customer was in the caller's subtree, as in the change
 	// feed: those from before it was moved in belong to another subtree and name its keys.
 	rq = rq.Where(inFeedOf(scope))

@@ -60,6 +60,7 @@ const indexNextScoresSQL = `
 ALTER TABLE customer_scores_next ADD CONSTRAINT customer_scores_next_pkey PRIMARY KEY (customer_id);
 CREATE INDEX customer_scores_next_churn_idx ON customer_scores_next (churn_risk, customer_id);
 CREATE INDEX customer_scores_next_clv_idx ON customer_scores_next (clv, customer_id);
+CREATE INDEX customer_scores_next_net_value_idx ON customer_scores_next (net_value, customer_id);
 ANALYZE customer_scores_next`
 
 // changedDuringRefreshSQL lists the customers whose stored scores (written by live rescores
@@ -79,7 +80,8 @@ DROP TABLE customer_scores;
 ALTER TABLE customer_scores_next RENAME TO customer_scores;
 ALTER INDEX customer_scores_next_pkey RENAME TO customer_scores_pkey;
 ALTER INDEX customer_scores_next_churn_idx RENAME TO customer_scores_churn_idx;
-ALTER INDEX customer_scores_next_clv_idx RENAME TO customer_scores_clv_idx`
+ALTER INDEX customer_scores_next_clv_idx RENAME TO customer_scores_clv_idx;
+ALTER INDEX customer_scores_next_net_value_idx RENAME TO customer_scores_net_value_idx`
 
 // refreshAll is RefreshScores for every customer.
 func (s *AnalyticsStore) refreshAll(ctx context.Context, q analytics.RefreshQuery, score func([]analytics.SummaryRow) ([]analytics.ScoreRow, error)) (analytics.RefreshStats, error) {

@@ -15,68 +15,74 @@ import (
 // deleted customers, which is tiny, so it costs nothing like a join with every customer.
 const liveScoresSQL = `NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id AND c.deleted_at IS NOT NULL)`
 
-// netBucket and clvBucket are the logarithmic buckets of positive values: 8 per factor e.
-// They only partition the values, so float rounding does not matter; a threshold is then found
-// exactly in the one bucket where the cumulative value crosses it.
+// netBucket and clvBucket are logarithmic buckets of positive values, 8 per factor e, on the
+// values rounded to integers: converting a numeric to an integer is cheap where converting it
+// to a float is not. The buckets only partition the values in order, so rounding does not
+// matter; a threshold is then found exactly among the values of the one bucket where the
+// cumulative value crosses it.
 const (
-	netBucket = `CASE WHEN s.net_value > 0 THEN floor(ln(s.net_value::float8) * 8) END`
-	clvBucket = `CASE WHEN s.clv > 0 THEN floor(ln(s.clv::float8) * 8) END`
+	netBucket = `CASE WHEN s.net_value > 0 THEN floor(ln((least(s.net_value, 1e15)::int8 + 1)::float8) * 8) END`
+	clvBucket = `CASE WHEN s.clv > 0 THEN floor(ln((least(s.clv, 1e15)::int8 + 1)::float8) * 8) END`
 )
 
-// thresholdDataSQL reads the live scores once into a narrow materialised set and returns,
-// as 'stat' rows, the count and sum of the positive net values and CLVs per bucket and the
-// count of customers per number of purchase occasions, and, as 'value' rows, every value in a
-// bucket where the cumulative value from the top crosses 80% or 95% of the positive total.
-var thresholdDataSQL = `WITH v AS MATERIALIZED (
-	SELECT ` + netBucket + ` AS nb, ` + clvBucket + ` AS cb, s.purchases, s.net_value, s.clv
-	FROM customer_scores s WHERE ` + liveScoresSQL + `
-), stats AS (
-	SELECT CASE GROUPING(nb, cb, purchases) WHEN 3 THEN 'net_value' WHEN 5 THEN 'clv' ELSE 'purchases' END AS kind,
-		coalesce(nb, cb, purchases::float8) AS bucket, count(*) AS n,
-		CASE GROUPING(nb, cb, purchases) WHEN 3 THEN sum(net_value) WHEN 5 THEN sum(clv) ELSE sum(purchases) END AS total
-	FROM v
-	GROUP BY GROUPING SETS ((nb), (cb), (purchases))
-	HAVING coalesce(nb, cb, purchases::float8) IS NOT NULL
-), crossing AS (
-	SELECT DISTINCT kind, bucket FROM (
-		SELECT kind, bucket, total,
-			coalesce(sum(total) OVER (PARTITION BY kind ORDER BY bucket DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
-			sum(total) OVER (PARTITION BY kind) AS grand
-		FROM stats WHERE kind <> 'purchases'
-	) x CROSS JOIN (VALUES (0.8), (0.95)) share (p)
-	WHERE before < grand * share.p AND before + total >= grand * share.p
-)
-SELECT 'stat' AS row, kind, bucket, n, total::text AS total, NULL AS v FROM stats
-UNION ALL
-SELECT 'value', 'net_value', nb, NULL, NULL, net_value::text FROM v WHERE nb IN (SELECT bucket FROM crossing WHERE kind = 'net_value')
-UNION ALL
-SELECT 'value', 'clv', cb, NULL, NULL, clv::text FROM v WHERE cb IN (SELECT bucket FROM crossing WHERE kind = 'clv')`
+// thresholdStatsSQL reads every live score once, in parallel, and returns per combination of
+// net value bucket, CLV bucket and number of purchase occasions the count of customers and
+// the sums of the positive net values and CLVs.
+var thresholdStatsSQL = `SELECT ` + netBucket + ` AS net_bucket, ` + clvBucket + ` AS clv_bucket, s.purchases, count(*) AS n,
+	sum(s.net_value) FILTER (WHERE s.net_value > 0)::text AS net_sum, sum(s.clv) FILTER (WHERE s.clv > 0)::text AS clv_sum
+FROM customer_scores s WHERE ` + liveScoresSQL + `
+GROUP BY 1, 2, 3`
 
-// thresholdRow is one row of thresholdDataSQL.
-type thresholdRow struct {
-	Row    string
-	Kind   string
-	Bucket float64
-	N      *int64
-	Total  *string
-	V      *string
-}
+// thresholdSQL finds a tier's threshold among the values of the bucket where the cumulative
+// value crosses the tier's share: the least value whose greater values in the bucket, added
+// to the sum of the buckets above (the third argument), stay below the share (the fourth).
+// The values are read from the index on the value column, in a range that holds the bucket
+// with room to spare (the first two arguments, computed in Go, whose logarithm may differ from
+// PostgreSQL's in the last digit), narrowed to the bucket by PostgreSQL's own bucket
+// expression (the fifth). %[1]s is the column and %[2]s its bucket expression, from
+// tierValueColumns.
+const thresholdSQL = `SELECT v::text FROM (
+	SELECT s.%[1]s AS v, coalesce(sum(s.%[1]s) OVER (ORDER BY s.%[1]s DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above
+	FROM customer_scores s
+	WHERE s.%[1]s >= ?::numeric AND s.%[1]s < ?::numeric AND %[2]s = ? AND ` + liveScoresSQL + `
+) x
+WHERE ?::numeric + above < ?::numeric
+ORDER BY v LIMIT 1`
 
-type bucketStat struct {
-	Kind   string
-	Bucket float64
-	N      int64
-	Total  string
-}
-
-// crossing is where a share of the positive total is reached: the bucket, and the value of
-// the buckets above it.
-type crossing struct {
-	kind   string
+// valueBucket sums the positive values of one bucket.
+type valueBucket struct {
 	bucket float64
-	before *big.Rat
-	target *big.Rat
-	min    **string
+	sum    *big.Rat
+}
+
+// addTo adds a row's sum to its bucket.
+func addTo(buckets map[float64]*valueBucket, bucket *float64, sum *string) error {
+	if bucket == nil || sum == nil {
+		return nil
+	}
+	v, ok := new(big.Rat).SetString(*sum)
+	if !ok {
+		return fmt.Errorf("value distribution: bad sum %q", *sum)
+	}
+	if b := buckets[*bucket]; b != nil {
+		b.sum.Add(b.sum, v)
+	} else {
+		buckets[*bucket] = &valueBucket{bucket: *bucket, sum: v}
+	}
+	return nil
+}
+
+// bucketRange is a range of values that holds every value of a bucket with a bucket to spare
+// on each side: bucket b holds the values whose rounding k has e^(b/8) <= k + 1 < e^((b+1)/8).
+func bucketRange(bucket float64) (from, to string) {
+	rounded := func(b float64) float64 { return math.Exp(b/8) - 1 }
+	lo := math.Max(0, math.Floor(rounded(bucket-1))-1)
+	hi := math.Ceil(rounded(bucket+2)) + 1
+	if hi > 1e14 {
+		// The top bucket also holds every value above 10^15.
+		return strconv.FormatFloat(lo, 'f', 0, 64), "1e300"
+	}
+	return strconv.FormatFloat(lo, 'f', 0, 64), strconv.FormatFloat(hi, 'f', 0, 64)
 }
 
 // The value-tier shares: tier A makes 80% of the positive value, tiers A and B 95%.
@@ -85,152 +91,142 @@ var (
 	shareB = big.NewRat(95, 100)
 )
 
+// tierValueColumns names the score column of each value kind; a kind selects an entry, so no
+// other text reaches SQL.
+var tierValueColumns = map[string]struct{ column, bucket string }{
+	"net_value": {"net_value", netBucket},
+	"clv":       {"clv", clvBucket},
+}
+
 // computeThresholds recomputes the thresholds of the value, CLV and usage tiers over every
-// scored live customer, in one scan of the scores and no sort of them, and stores them.
-// A value tier's threshold is the smallest value of the smallest set of top customers whose
-// values make the share of the positive total (a customer belongs while the values above it
-// sum to less than the share); usage edges are the 1/3 and 2/3 quantiles of purchase
-// occasions, interpolated linearly as percentile_cont and pandas do.
-func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) error {
-	var rows []thresholdRow
-	if err := tx.Raw(thresholdDataSQL).Scan(&rows).Error; err != nil {
-		return fmt.Errorf("value distribution: %w", err)
+// scored live customer and stores them. It reads the scores once, in parallel, into bucket
+// statistics, and then only the values of the buckets where a share is crossed, from an
+// index. A value tier's threshold is the smallest value of the smallest set of top customers
+// whose values make the share of the positive total (a customer belongs while the values above
+// it sum to less than the share); usage edges are the 1/3 and 2/3 quantiles of purchase
+// occasions, interpolated linearly as percentile_cont and pandas do. It returns the number of
+// scored live customers.
+func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) (scored int64, err error) {
+	rows, err := tx.Raw(thresholdStatsSQL).Rows()
+	if err != nil {
+		return 0, fmt.Errorf("value distribution: %w", err)
 	}
-	byKind := map[string][]bucketStat{}
-	edgeValues := map[string][]string{}
-	for _, r := range rows {
-		switch {
-		case r.Row == "stat" && r.N != nil && r.Total != nil:
-			byKind[r.Kind] = append(byKind[r.Kind], bucketStat{Kind: r.Kind, Bucket: r.Bucket, N: *r.N, Total: *r.Total})
-		case r.Row == "value" && r.V != nil:
-			key := bucketKey(r.Kind, r.Bucket)
-			edgeValues[key] = append(edgeValues[key], *r.V)
+	defer rows.Close()
+	net, clv := map[float64]*valueBucket{}, map[float64]*valueBucket{}
+	occasions := map[int]int64{}
+	for rows.Next() {
+		var netBucket, clvBucket *float64
+		var purchases int
+		var n int64
+		var netSum, clvSum *string
+		if err := rows.Scan(&netBucket, &clvBucket, &purchases, &n, &netSum, &clvSum); err != nil {
+			return 0, fmt.Errorf("value distribution: %w", err)
+		}
+		occasions[purchases] += n
+		scored += n
+		if err := addTo(net, netBucket, netSum); err != nil {
+			return 0, err
+		}
+		if err := addTo(clv, clvBucket, clvSum); err != nil {
+			return 0, err
 		}
 	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("value distribution: %w", err)
+	}
+	rows.Close()
 	st.ValueAMin, st.ValueBMin, st.CLVAMin, st.CLVBMin = nil, nil, nil, nil
-	var crossings []crossing
 	for _, v := range []struct {
-		kind string
-		a, b **string
-	}{{"net_value", &st.ValueAMin, &st.ValueBMin}, {"clv", &st.CLVAMin, &st.CLVBMin}} {
-		buckets := byKind[v.kind]
-		sort.Slice(buckets, func(i, j int) bool { return buckets[i].Bucket > buckets[j].Bucket })
-		total := new(big.Rat)
-		sums := make([]*big.Rat, len(buckets))
-		for i, b := range buckets {
-			sum, ok := new(big.Rat).SetString(b.Total)
-			if !ok {
-				return fmt.Errorf("value distribution: bad sum %q", b.Total)
-			}
-			sums[i] = sum
-			total.Add(total, sum)
+		kind    string
+		buckets map[float64]*valueBucket
+		a, b    **string
+	}{{"net_value", net, &st.ValueAMin, &st.ValueBMin}, {"clv", clv, &st.CLVAMin, &st.CLVBMin}} {
+		if err := tierThresholds(tx, v.kind, v.buckets, v.a, v.b); err != nil {
+			return 0, err
 		}
-		if total.Sign() == 0 {
-			continue
-		}
-		for _, share := range []struct {
-			share *big.Rat
-			min   **string
-		}{{shareA, v.a}, {shareB, v.b}} {
-			target := new(big.Rat).Mul(total, share.share)
-			before := new(big.Rat)
-			for i, b := range buckets {
-				after := new(big.Rat).Add(before, sums[i])
-				if after.Cmp(target) >= 0 {
-					crossings = append(crossings, crossing{kind: v.kind, bucket: b.Bucket, before: before, target: target, min: share.min})
-					break
-				}
-				before = after
-			}
-		}
-	}
-	if err := resolveCrossings(crossings, edgeValues); err != nil {
-		return err
 	}
 	st.UsageLightMax, st.UsageMediumMax = nil, nil
 	switch {
 	case st.UsageMediumFrom != nil && st.UsageHeavyFrom != nil:
 		light, medium := float64(*st.UsageMediumFrom-1), float64(*st.UsageHeavyFrom-1)
 		st.UsageLightMax, st.UsageMediumMax = &light, &medium
-	case len(byKind["purchases"]) > 0:
-		light, medium := quantiles(byKind["purchases"], 1.0/3), quantiles(byKind["purchases"], 2.0/3)
+	case len(occasions) > 0:
+		light, medium := quantile(occasions, 1.0/3), quantile(occasions, 2.0/3)
 		st.UsageLightMax, st.UsageMediumMax = &light, &medium
 	}
 	st.RefreshedAt = &now
-	err := tx.Model(&builtinSettings{}).Where("singleton").Select("value_a_min", "value_b_min", "clv_a_min", "clv_b_min",
+	err = tx.Model(&builtinSettings{}).Where("singleton").Select("value_a_min", "value_b_min", "clv_a_min", "clv_b_min",
 		"usage_light_max", "usage_medium_max", "refreshed_at").Updates(st).Error
 	if err != nil {
-		return fmt.Errorf("store segment thresholds: %w", err)
+		return 0, fmt.Errorf("store segment thresholds: %w", err)
 	}
-	return nil
+	return scored, nil
 }
 
-func bucketKey(kind string, bucket float64) string {
-	return kind + "/" + strconv.FormatFloat(bucket, 'f', -1, 64)
-}
-
-// resolveCrossings walks the values of each crossing bucket from the top to the last customer
-// still inside the share.
-func resolveCrossings(crossings []crossing, edgeValues map[string][]string) error {
-	type value struct {
-		text string
-		rat  *big.Rat
+// tierThresholds finds the thresholds of tiers A (80% of the positive total) and B (95%) of
+// one value kind from its buckets.
+func tierThresholds(tx *gorm.DB, kind string, buckets map[float64]*valueBucket, a, b **string) error {
+	ordered := make([]*valueBucket, 0, len(buckets))
+	total := new(big.Rat)
+	for _, bucket := range buckets {
+		ordered = append(ordered, bucket)
+		total.Add(total, bucket.sum)
 	}
-	keys := make([]string, len(crossings))
-	values := map[string][]value{}
-	for i, c := range crossings {
-		keys[i] = bucketKey(c.kind, c.bucket)
-		if _, done := values[keys[i]]; done {
-			continue
-		}
-		list := make([]value, 0, len(edgeValues[keys[i]]))
-		for _, text := range edgeValues[keys[i]] {
-			rat, ok := new(big.Rat).SetString(text)
-			if !ok {
-				return fmt.Errorf("values at the tier edges: bad value %q", text)
-			}
-			list = append(list, value{text, rat})
-		}
-		values[keys[i]] = list
+	if total.Sign() == 0 {
+		return nil
 	}
-	for i, c := range crossings {
-		list := values[keys[i]]
-		sort.Slice(list, func(a, b int) bool { return list[a].rat.Cmp(list[b].rat) > 0 })
-		before := new(big.Rat).Set(c.before)
-		for _, v := range list {
-			if before.Cmp(c.target) >= 0 {
-				break
+	sort.Slice(ordered, func(i, j int) bool { return ordered[i].bucket > ordered[j].bucket })
+	for _, share := range []struct {
+		share *big.Rat
+		min   **string
+	}{{shareA, a}, {shareB, b}} {
+		target := new(big.Rat).Mul(total, share.share)
+		before := new(big.Rat)
+		for _, bucket := range ordered {
+			after := new(big.Rat).Add(before, bucket.sum)
+			if after.Cmp(target) < 0 {
+				before = after
+				continue
 			}
-			text := v.text
-			*c.min = &text
-			before.Add(before, v.rat)
-		}
-		if *c.min == nil {
-			return fmt.Errorf("values at the tier edges: bucket %s has no value inside the share", keys[i])
+			from, to := bucketRange(bucket.bucket)
+			col := tierValueColumns[kind]
+			var found []string
+			err := tx.Raw(fmt.Sprintf(thresholdSQL, col.column, col.bucket), from, to, bucket.bucket, before.FloatString(30), target.FloatString(30)).
+				Scan(&found).Error
+			if err != nil {
+				return fmt.Errorf("%s tier threshold: %w", kind, err)
+			}
+			if len(found) == 0 {
+				return fmt.Errorf("%s tier threshold: bucket %v has no value inside the share", kind, bucket.bucket)
+			}
+			*share.min = &found[0]
+			break
 		}
 	}
 	return nil
 }
 
-// quantiles returns the q-quantile of a distribution of counts by value, interpolated
-// linearly between the two nearest ranks (percentile_cont).
-func quantiles(counts []bucketStat, q float64) float64 {
-	sort.Slice(counts, func(i, j int) bool { return counts[i].Bucket < counts[j].Bucket })
+// quantile returns the q-quantile of a distribution of counts by value, interpolated linearly
+// between the two nearest ranks (percentile_cont).
+func quantile(counts map[int]int64, q float64) float64 {
+	values := make([]int, 0, len(counts))
 	var n int64
-	for _, c := range counts {
-		n += c.N
+	for v, c := range counts {
+		values = append(values, v)
+		n += c
 	}
+	sort.Ints(values)
 	pos := q * float64(n-1)
 	lo, hi := int64(math.Floor(pos)), int64(math.Ceil(pos))
 	at := func(rank int64) float64 {
 		var seen int64
-		for _, c := range counts {
-			seen += c.N
+		for _, v := range values {
+			seen += counts[v]
 			if rank < seen {
-				return c.Bucket
+				return float64(v)
 			}
 		}
-		return counts[len(counts)-1].Bucket
+		return float64(values[len(values)-1])
 	}
 	return at(lo) + (pos-float64(lo))*(at(hi)-at(lo))
 }

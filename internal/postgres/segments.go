@@ -349,9 +349,9 @@ func (s *SegmentStore) DeleteSegment(ctx context.Context, scope crm.Scope, id uu
 			return fmt.Errorf("lock memberships: %w", err)
 		}
 		now := time.Now().UTC().Truncate(time.Microsecond)
-		err = tx.Exec(`WITH gone AS (DELETE FROM segment_members WHERE segment_id = ? RETURNING customer_id)
-			INSERT INTO segment_membership_changes (customer_id, segment_id, segment_family, segment_name, change, changed_at, cause)
-			SELECT customer_id, ?, 'custom', ?, 'left', ?, 'definition' FROM gone`, id, id, seg.Name, now).Error
+		err = tx.Exec(`WITH gone AS (DELETE FROM segment_members WHERE segment_id = ? RETURNING customer_id),
+			moves AS (SELECT customer_id, ?::uuid AS segment_id, 'left' AS change FROM gone)
+			`+logMembershipsSQL, id, id, crm.CauseDefinition, changedAtText(now)).Error
 		if err != nil {
 			return fmt.Errorf("remove members of %s: %w", id, err)
 		}
@@ -377,24 +377,24 @@ func refreshCustom(tx *gorm.DB, seg *crm.Segment, cause string, now time.Time) e
 		return err
 	}
 	cond, scopeArgs := customerScopeSQL(crm.Scope{Root: seg.ScopeRoot})
-	args := append(append(scopeArgs, pred.args...), seg.ID, seg.ID, seg.Name, now, cause, now, seg.ID, seg.ID, seg.ID, now)
+	args := append(append(scopeArgs, pred.args...), seg.ID, now, seg.ID, seg.ID, seg.ID, now, seg.ID, cause, changedAtText(now))
 	err = tx.Exec(fmt.Sprintf(`WITH selected AS (
 			SELECT c.id FROM %s WHERE %s AND %s
 		), d AS MATERIALIZED (
 			SELECT coalesce(n.id, o.customer_id) AS customer_id, n.id IS NOT NULL AS entered
 			FROM selected n FULL JOIN (SELECT customer_id FROM segment_members WHERE segment_id = ?) o ON o.customer_id = n.id
 			WHERE n.id IS NULL OR o.customer_id IS NULL
-		), logged AS (
-			INSERT INTO segment_membership_changes (customer_id, segment_id, segment_family, segment_name, change, changed_at, cause)
-			SELECT customer_id, ?, 'custom', ?, CASE WHEN entered THEN 'entered' ELSE 'left' END, ?, ? FROM d
 		), counted AS (
 			UPDATE segments SET member_count = member_count + (SELECT count(*) FILTER (WHERE entered) - count(*) FILTER (WHERE NOT entered) FROM d),
 				refreshed_at = ? WHERE id = ?
 		), removed AS (
 			DELETE FROM segment_members m USING d WHERE m.segment_id = ? AND m.customer_id = d.customer_id AND NOT d.entered
+		), added AS (
+			INSERT INTO segment_members (customer_id, segment_id, entered_at) SELECT customer_id, ?, ? FROM d WHERE entered
+		), moves AS (
+			SELECT customer_id, ?::uuid AS segment_id, CASE WHEN entered THEN 'entered' ELSE 'left' END AS change FROM d
 		)
-		INSERT INTO segment_members (customer_id, segment_id, entered_at) SELECT customer_id, ?, ? FROM d WHERE entered`,
-		pred.from(), cond, pred.sql), args...).Error
+		`+logMembershipsSQL, pred.from(), cond, pred.sql), args...).Error
 	if err != nil {
 		return fmt.Errorf("refresh segment %s: %w", seg.ID, err)
 	}
@@ -433,141 +433,6 @@ func readBuiltinSettings(tx *gorm.DB) (*builtinSettings, error) {
 		return nil, fmt.Errorf("read segment settings: %w", err)
 	}
 	return &st, nil
-}
-
-// tierDiffSQL places customers in every built-in family with the stored thresholds, diffs
-// the placement against customer_tiers, records each customer entering or leaving a
-// segment, adjusts the member counts and stores the new placement, in one statement. The
-// first %s limits the scored customers and the second the stored tiers (both empty for a
-// full refresh).
-var tierDiffSQL = `WITH placed AS (
-	SELECT s.customer_id,
-		CASE WHEN s.net_value >= ?::numeric THEN 'A' WHEN s.net_value >= ?::numeric THEN 'B' ELSE 'C' END AS value_tier,
-		CASE WHEN s.clv >= ?::numeric THEN 'A' WHEN s.clv >= ?::numeric THEN 'B' ELSE 'C' END AS clv_tier,
-		CASE WHEN s.purchases <= ?::float8 THEN 'light' WHEN s.purchases <= ?::float8 THEN 'medium' ELSE 'heavy' END AS usage_tier,
-		coalesce(m.name, ?) AS rfm,
-		s.churn_band
-	FROM customer_scores s
-	LEFT JOIN unnest(?::int[], ?::text[]) m (code, name) ON m.code = s.rfm_recency * 100 + s.rfm_frequency * 10 + s.rfm_monetary
-	WHERE ` + liveScoresSQL + ` %s
-), n AS (
-	SELECT placed.*, CASE WHEN value_tier = 'A' THEN 'vip' WHEN clv_tier = 'A' THEN 'potential' ELSE 'mass' END AS value_class FROM placed
-), d AS MATERIALIZED (
-	SELECT coalesce(n.customer_id, o.customer_id) AS customer_id, n.customer_id IS NOT NULL AS scored,
-		o.value_tier AS old_value_tier, n.value_tier AS new_value_tier, o.clv_tier AS old_clv_tier, n.clv_tier AS new_clv_tier,
-		o.value_class AS old_value_class, n.value_class AS new_value_class, o.usage_tier AS old_usage_tier, n.usage_tier AS new_usage_tier,
-		o.rfm AS old_rfm, n.rfm AS new_rfm, o.churn_band AS old_churn_band, n.churn_band AS new_churn_band
-	FROM n FULL JOIN (SELECT * FROM customer_tiers %s) o ON o.customer_id = n.customer_id
-	WHERE (o.value_tier, o.clv_tier, o.value_class, o.usage_tier, o.rfm, o.churn_band)
-		IS DISTINCT FROM (n.value_tier, n.clv_tier, n.value_class, n.usage_tier, n.rfm, n.churn_band)
-), changes AS MATERIALIZED (
-	SELECT u.customer_id, g.id AS segment_id, g.family, g.name, u.change
-	FROM (` + tierChangesSQL() + `) u
-	JOIN segments g ON g.family = u.family AND g.tier = u.tier
-), logged AS (
-	INSERT INTO segment_membership_changes (customer_id, segment_id, segment_family, segment_name, change, changed_at, cause)
-	SELECT customer_id, segment_id, family, name, change, ?, ? FROM changes
-), counted AS (
-	UPDATE segments g SET member_count = g.member_count + delta.n
-	FROM (SELECT segment_id, sum(CASE WHEN change = 'entered' THEN 1 ELSE -1 END) AS n FROM changes GROUP BY segment_id) delta
-	WHERE g.id = delta.segment_id
-), removed AS (
-	DELETE FROM customer_tiers o USING d WHERE o.customer_id = d.customer_id AND NOT d.scored
-)
-INSERT INTO customer_tiers (customer_id, value_tier, value_tier_since, clv_tier, clv_tier_since, value_class, value_class_since,
-	usage_tier, usage_tier_since, rfm, rfm_since, churn_band, churn_band_since)
-SELECT customer_id, new_value_tier, ?, new_clv_tier, ?, new_value_class, ?, new_usage_tier, ?, new_rfm, ?, new_churn_band, ?
-FROM d WHERE scored
-ON CONFLICT (customer_id) DO UPDATE SET
-	value_tier = EXCLUDED.value_tier,
-	value_tier_since = CASE WHEN customer_tiers.value_tier = EXCLUDED.value_tier THEN customer_tiers.value_tier_since ELSE EXCLUDED.value_tier_since END,
-	clv_tier = EXCLUDED.clv_tier,
-	clv_tier_since = CASE WHEN customer_tiers.clv_tier = EXCLUDED.clv_tier THEN customer_tiers.clv_tier_since ELSE EXCLUDED.clv_tier_since END,
-	value_class = EXCLUDED.value_class,
-	value_class_since = CASE WHEN customer_tiers.value_class = EXCLUDED.value_class THEN customer_tiers.value_class_since ELSE EXCLUDED.value_class_since END,
-	usage_tier = EXCLUDED.usage_tier,
-	usage_tier_since = CASE WHEN customer_tiers.usage_tier = EXCLUDED.usage_tier THEN customer_tiers.usage_tier_since ELSE EXCLUDED.usage_tier_since END,
-	rfm = EXCLUDED.rfm,
-	rfm_since = CASE WHEN customer_tiers.rfm = EXCLUDED.rfm THEN customer_tiers.rfm_since ELSE EXCLUDED.rfm_since END,
-	churn_band = EXCLUDED.churn_band,
-	churn_band_since = CASE WHEN customer_tiers.churn_band = EXCLUDED.churn_band THEN customer_tiers.churn_band_since ELSE EXCLUDED.churn_band_since END`
-
-// tierChangesSQL unpivots the differing tiers of d into one row per segment left or entered.
-func tierChangesSQL() string {
-	var branches []string
-	for _, family := range crm.BuiltinFamilies {
-		col := tierColumns[family]
-		for _, side := range []struct{ tier, change string }{{"old_" + col, "left"}, {"new_" + col, "entered"}} {
-			branches = append(branches, fmt.Sprintf("SELECT customer_id, '%s' AS family, %s AS tier, '%s' AS change FROM d WHERE old_%s IS DISTINCT FROM new_%s AND %s IS NOT NULL",
-				family, side.tier, side.change, col, col, side.tier))
-		}
-	}
-	return strings.Join(branches, "\n\t\tUNION ALL ")
-}
-
-// placeCustomers runs tierDiffSQL for every scored customer (ids nil) or for the given ones.
-func placeCustomers(tx *gorm.DB, st *builtinSettings, ids []uuid.UUID, cause string, now time.Time) error {
-	rules, err := decodeRFMMap(st.RFMMap)
-	if err != nil {
-		return err
-	}
-	var codes []int
-	var names textArray
-	for _, r := range rules {
-		for _, code := range r.Scores {
-			n, err := strconv.Atoi(code)
-			if err != nil {
-				return fmt.Errorf("rfm map: score %q of %q: %w", code, r.Name, err)
-			}
-			codes = append(codes, n)
-			names = append(names, r.Name)
-		}
-	}
-	codeArray := make(textArray, len(codes))
-	for i, c := range codes {
-		codeArray[i] = strconv.Itoa(c)
-	}
-	args := []any{st.ValueAMin, st.ValueBMin, st.CLVAMin, st.CLVBMin, st.UsageLightMax, st.UsageMediumMax, rfm.OtherSegment, codeArray, names}
-	scoredFilter, tierFilter := "", ""
-	if ids != nil {
-		scoredFilter, tierFilter = "AND s.customer_id = ANY(?::uuid[])", "WHERE customer_id = ANY(?::uuid[])"
-		args = append(args, uuidArray(ids), uuidArray(ids))
-	}
-	args = append(args, now, cause, now, now, now, now, now, now)
-	if err := tx.Exec(fmt.Sprintf(tierDiffSQL, scoredFilter, tierFilter), args...).Error; err != nil {
-		return fmt.Errorf("place customers in built-in segments: %w", err)
-	}
-	return nil
-}
-
-// refreshBuiltins recomputes the thresholds and places every scored customer.
-func refreshBuiltins(tx *gorm.DB, cause string, now time.Time) error {
-	if err := tx.Exec(membershipLockSQL).Error; err != nil {
-		return fmt.Errorf("lock memberships: %w", err)
-	}
-	if err := tx.Exec("SET LOCAL work_mem = '256MB'").Error; err != nil {
-		return fmt.Errorf("raise work_mem: %w", err)
-	}
-	if err := withoutJIT(tx); err != nil {
-		return err
-	}
-	if err := ensureBuiltins(tx, now); err != nil {
-		return err
-	}
-	st, err := readBuiltinSettings(tx)
-	if err != nil {
-		return err
-	}
-	if err := computeThresholds(tx, st, now); err != nil {
-		return err
-	}
-	if err := placeCustomers(tx, st, nil, cause, now); err != nil {
-		return err
-	}
-	if err := tx.Exec(`UPDATE segments SET refreshed_at = ? WHERE family <> 'custom'`, now).Error; err != nil {
-		return fmt.Errorf("stamp built-in segments: %w", err)
-	}
-	return nil
 }
 
 // RefreshSegment recomputes a custom segment, or every built-in family for a built-in one.
@@ -692,7 +557,7 @@ func reevaluateCustom(tx *gorm.DB, customs []crm.Segment, ids []uuid.UUID, cause
 		args = append(args, scopeArgs...)
 		args = append(args, pred.args...)
 	}
-	args = append(args, segmentIDs, uuidArray(ids), now, cause, now)
+	args = append(args, segmentIDs, uuidArray(ids), now, cause, changedAtText(now))
 	err := tx.Exec(fmt.Sprintf(`WITH selected AS (%s
 		), d AS MATERIALIZED (
 			SELECT coalesce(n.segment_id, o.segment_id) AS segment_id, coalesce(n.id, o.customer_id) AS customer_id, n.id IS NOT NULL AS entered
@@ -700,19 +565,18 @@ func reevaluateCustom(tx *gorm.DB, customs []crm.Segment, ids []uuid.UUID, cause
 			FULL JOIN (SELECT segment_id, customer_id FROM segment_members WHERE segment_id = ANY(?::uuid[]) AND customer_id = ANY(?::uuid[])) o
 				ON o.segment_id = n.segment_id AND o.customer_id = n.id
 			WHERE n.id IS NULL OR o.customer_id IS NULL
-		), logged AS (
-			INSERT INTO segment_membership_changes (customer_id, segment_id, segment_family, segment_name, change, changed_at, cause)
-			SELECT d.customer_id, d.segment_id, 'custom', g.name, CASE WHEN d.entered THEN 'entered' ELSE 'left' END, ?, ?
-			FROM d JOIN segments g ON g.id = d.segment_id
 		), counted AS (
 			UPDATE segments g SET member_count = g.member_count + delta.n
 			FROM (SELECT segment_id, sum(CASE WHEN entered THEN 1 ELSE -1 END) AS n FROM d GROUP BY segment_id) delta
 			WHERE g.id = delta.segment_id
 		), removed AS (
 			DELETE FROM segment_members m USING d WHERE m.segment_id = d.segment_id AND m.customer_id = d.customer_id AND NOT d.entered
+		), added AS (
+			INSERT INTO segment_members (customer_id, segment_id, entered_at) SELECT customer_id, segment_id, ? FROM d WHERE entered
+		), moves AS (
+			SELECT customer_id, segment_id, CASE WHEN entered THEN 'entered' ELSE 'left' END AS change FROM d
 		)
-		INSERT INTO segment_members (customer_id, segment_id, entered_at) SELECT customer_id, segment_id, ? FROM d WHERE entered`,
-		strings.Join(branches, "\n\t\tUNION ALL ")), args...).Error
+		`+logMembershipsSQL, strings.Join(branches, "\n\t\tUNION ALL ")), args...).Error
 	if err != nil {
 		return fmt.Errorf("re-evaluate custom segments: %w", err)
 	}
@@ -1085,19 +949,17 @@ func leaveAllSegments(tx *gorm.DB, customerID uuid.UUID, now time.Time) error {
 			DELETE FROM customer_tiers WHERE customer_id = ? RETURNING *
 		), custom AS (
 			DELETE FROM segment_members WHERE customer_id = ? RETURNING segment_id
-		), left_segments AS MATERIALIZED (
-			SELECT g.id, g.family, g.name FROM tiers t
+		), moves AS MATERIALIZED (
+			SELECT ?::uuid AS customer_id, g.id AS segment_id, 'left' AS change FROM tiers t
 			CROSS JOIN LATERAL (VALUES ('value_tier', t.value_tier), ('clv_tier', t.clv_tier), ('value_class', t.value_class),
 				('usage_tier', t.usage_tier), ('rfm', t.rfm), ('churn_band', t.churn_band)) f (family, tier)
 			JOIN segments g ON g.family = f.family AND g.tier = f.tier
 			UNION ALL
-			SELECT g.id, g.family, g.name FROM custom m JOIN segments g ON g.id = m.segment_id
-		), logged AS (
-			INSERT INTO segment_membership_changes (customer_id, segment_id, segment_family, segment_name, change, changed_at, cause)
-			SELECT ?, id, family, name, 'left', ?, ? FROM left_segments
+			SELECT ?::uuid, m.segment_id, 'left' FROM custom m
+		), counted AS (
+			UPDATE segments SET member_count = member_count - 1 WHERE id IN (SELECT segment_id FROM moves)
 		)
-		UPDATE segments SET member_count = member_count - 1 WHERE id IN (SELECT id FROM left_segments)`,
-		customerID, customerID, customerID, now, crm.CauseDeleted).Error
+		`+logMembershipsSQL, customerID, customerID, customerID, customerID, crm.CauseDeleted, changedAtText(now)).Error
 	if err != nil {
 		return fmt.Errorf("remove %s from its segments: %w", customerID, err)
 	}

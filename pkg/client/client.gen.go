@@ -211,6 +211,36 @@ func (e CustomerKind) Valid() bool {
 	}
 }
 
+// Defines values for MembershipChangeCause.
+const (
+	MembershipChangeCauseCustomerDeleted MembershipChangeCause = "customer_deleted"
+	MembershipChangeCauseDefinition      MembershipChangeCause = "definition"
+	MembershipChangeCauseModelRun        MembershipChangeCause = "model_run"
+	MembershipChangeCauseProfile         MembershipChangeCause = "profile"
+	MembershipChangeCauseRefresh         MembershipChangeCause = "refresh"
+	MembershipChangeCauseRescore         MembershipChangeCause = "rescore"
+)
+
+// Valid indicates whether the value is a known member of the MembershipChangeCause enum.
+func (e MembershipChangeCause) Valid() bool {
+	switch e {
+	case MembershipChangeCauseCustomerDeleted:
+		return true
+	case MembershipChangeCauseDefinition:
+		return true
+	case MembershipChangeCauseModelRun:
+		return true
+	case MembershipChangeCauseProfile:
+		return true
+	case MembershipChangeCauseRefresh:
+		return true
+	case MembershipChangeCauseRescore:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ModelRunStatus.
 const (
 	Failed    ModelRunStatus = "failed"
@@ -926,7 +956,7 @@ type Change struct {
 	// CustomerId The customer the record belongs to (the customer itself for a customer).
 	CustomerId openapi_types.UUID `json:"customer_id"`
 
-	// EntityId The id of the changed record (the segment's id for a segment membership).
+	// EntityId The id of the changed record (the customer's id for its segment memberships).
 	EntityId openapi_types.UUID `json:"entity_id"`
 
 	// Id The change's id, unique and increasing along the feed.
@@ -937,8 +967,8 @@ type Change struct {
 	// Operation What happened to the record.
 	Operation ChangeOperation `json:"operation"`
 
-	// SegmentMembership The membership that began (`created`) or ended (`deleted`): `segment_id`, `segment_name`, `segment_family`, `customer_id`, `change` (`entered` or `left`), `cause` (`refresh`, `model_run`, `rescore`, `profile`, `definition` or `customer_deleted`) and `changed_at`. The change's `entity_id` is the segment's id.
-	SegmentMembership nullable.Nullable[map[string]interface{}] `json:"segment_membership,omitempty"`
+	// SegmentMembership The segments the customer entered and left in one write (the change's `entity_id` is the customer's id, and its operation `updated`).
+	SegmentMembership nullable.Nullable[MembershipChange] `json:"segment_membership,omitempty"`
 
 	// Tombstone What remains of a deleted record.
 	Tombstone nullable.Nullable[Tombstone] `json:"tombstone,omitempty"`
@@ -1539,6 +1569,27 @@ type LorenzPoint struct {
 	// ValueShare The share of total value they bring.
 	ValueShare float64 `json:"value_share"`
 }
+
+// MembershipChange The segments one customer entered and left in one write: a refresh, a model run, a rescore after a new transaction, a profile or rule change, or the customer's deletion. Moving between the tiers of a built-in family is leaving one segment and entering another.
+type MembershipChange struct {
+	// Cause What moved the customer.
+	Cause MembershipChangeCause `json:"cause"`
+
+	// ChangedAt When the memberships changed.
+	ChangedAt time.Time `json:"changed_at"`
+
+	// CustomerId The customer.
+	CustomerId openapi_types.UUID `json:"customer_id"`
+
+	// Entered The segments the customer entered.
+	Entered []SegmentRef `json:"entered"`
+
+	// Left The segments the customer left.
+	Left []SegmentRef `json:"left"`
+}
+
+// MembershipChangeCause What moved the customer.
+type MembershipChangeCause string
 
 // ModelParameters Fitted parameters of the purchase model (r, α, a, b) and of Gamma-Gamma spend (p, q, γ).
 type ModelParameters struct {
