@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,15 +13,16 @@ import (
 	"github.com/centric-crm/centric/pkg/rfm"
 )
 
-// Placing customers in the built-in families is split in a read and a write. The read
-// computes every customer's tiers from its scores with the stored thresholds and returns only
-// the customers whose tiers differ from customer_tiers; it is a plain query, which PostgreSQL
-// runs in parallel over a million scores. The write applies those differences in one
-// statement: tiers, member counts and the change log. (A statement that writes never runs in
-// parallel, which is why the read is not part of it.)
+// Placing customers in the built-in families is a read and a write. The read computes every
+// customer's tiers from its scores with the stored thresholds and keeps only the customers
+// whose tiers differ from customer_tiers: the moved set. The write applies the moved set in
+// one statement: tiers, member counts and the change log. A full refresh materialises the
+// moved set with CREATE TABLE AS, which PostgreSQL runs in parallel over a million scores (a
+// statement that writes to an existing table never runs in parallel); placing a few
+// customers reads it inside the write.
 
-// placedTiersSQL computes a scored customer's tiers in every family but value_class, which
-// follows from the value and CLV tiers. Its arguments are those of placementArgs.
+// placedTiersSQL computes a scored customer's tiers. Its arguments are those of
+// placementArgs.
 const placedTiersSQL = `SELECT
 	CASE WHEN s.net_value >= ?::numeric THEN 'A' WHEN s.net_value >= ?::numeric THEN 'B' ELSE 'C' END AS value_tier,
 	CASE WHEN s.clv >= ?::numeric THEN 'A' WHEN s.clv >= ?::numeric THEN 'B' ELSE 'C' END AS clv_tier,
@@ -28,36 +30,45 @@ const placedTiersSQL = `SELECT
 	coalesce((?::text[])[s.rfm_recency * 100 + s.rfm_frequency * 10 + s.rfm_monetary], ?) AS rfm,
 	s.churn_band`
 
-// placedDiffersSQL is true when the placement p differs from the stored tiers o.
-const placedDiffersSQL = `(o.value_tier, o.clv_tier, o.usage_tier, o.rfm, o.churn_band)
-	IS DISTINCT FROM (p.value_tier, p.clv_tier, p.usage_tier, p.rfm, p.churn_band)`
+// movedColumnsSQL are the columns of a moved set: the customer, its new tiers n (null when it
+// has no live scores any more) and its stored tiers o (null when it had none), in the order of
+// crm.BuiltinFamilies. The value class follows from the value and CLV tiers.
+const movedColumnsSQL = `coalesce(n.customer_id, o.customer_id) AS customer_id,
+	n.value_tier, n.clv_tier,
+	CASE WHEN n.value_tier = 'A' THEN 'vip' WHEN n.clv_tier = 'A' THEN 'potential' WHEN n.value_tier IS NOT NULL THEN 'mass' END AS value_class,
+	n.usage_tier, n.rfm, n.churn_band,
+	o.value_tier AS old_value_tier, o.clv_tier AS old_clv_tier, o.value_class AS old_value_class,
+	o.usage_tier AS old_usage_tier, o.rfm AS old_rfm, o.churn_band AS old_churn_band`
 
-// storedTiersSQL lists the stored tiers of o in the order of crm.BuiltinFamilies.
-const storedTiersSQL = `o.value_tier, o.clv_tier, o.value_class, o.usage_tier, o.rfm, o.churn_band`
+// movedSQL is true when the new tiers n differ from the stored tiers o (the value class
+// follows from the others).
+const movedSQL = `(o.value_tier, o.clv_tier, o.usage_tier, o.rfm, o.churn_band)
+	IS DISTINCT FROM (n.value_tier, n.clv_tier, n.usage_tier, n.rfm, n.churn_band)`
 
-// everyoneMovedSQL returns every scored live customer whose placement differs from its stored
-// tiers (which it may not have yet).
-const everyoneMovedSQL = `SELECT s.customer_id, p.value_tier, p.clv_tier, p.usage_tier, p.rfm, p.churn_band, ` + storedTiersSQL + `
+// movedTableSQL materialises the moved set of every scored live customer.
+const movedTableSQL = `CREATE UNLOGGED TABLE segment_placement_moves AS
+SELECT ` + movedColumnsSQL + `
 FROM customer_scores s
-CROSS JOIN LATERAL (` + placedTiersSQL + `) p
+CROSS JOIN LATERAL (SELECT s.customer_id, p.* FROM (` + placedTiersSQL + `) p) n
 LEFT JOIN customer_tiers o ON o.customer_id = s.customer_id
-WHERE ` + liveScoresSQL + ` AND ` + placedDiffersSQL
+WHERE ` + liveScoresSQL + ` AND ` + movedSQL
 
-// unscoredTiersSQL returns the stored tiers of customers without live scores, which leave
-// every family.
-const unscoredTiersSQL = `SELECT o.customer_id, NULL, NULL, NULL, NULL, NULL, ` + storedTiersSQL + `
+// unscoredMovedSQL adds the customers without live scores to the moved set: they leave every
+// family.
+const unscoredMovedSQL = `INSERT INTO segment_placement_moves
+SELECT ` + movedColumnsSQL + `
 FROM customer_tiers o
+LEFT JOIN (SELECT NULL::uuid AS customer_id, NULL AS value_tier, NULL AS clv_tier, NULL AS usage_tier, NULL AS rfm, NULL AS churn_band) n ON false
 WHERE NOT EXISTS (SELECT 1 FROM customer_scores s WHERE s.customer_id = o.customer_id AND ` + liveScoresSQL + `)`
 
-// someMovedSQL is everyoneMovedSQL and unscoredTiersSQL for the given customers alone.
-const someMovedSQL = `SELECT coalesce(n.customer_id, o.customer_id), n.value_tier, n.clv_tier, n.usage_tier, n.rfm, n.churn_band, ` + storedTiersSQL + `
+// someMovedSQL is the moved set of the given customers.
+const someMovedSQL = `SELECT ` + movedColumnsSQL + `
 FROM (
 	SELECT s.customer_id, p.* FROM customer_scores s CROSS JOIN LATERAL (` + placedTiersSQL + `) p
 	WHERE s.customer_id = ANY(?::uuid[]) AND ` + liveScoresSQL + `
 ) n
 FULL JOIN (SELECT * FROM customer_tiers WHERE customer_id = ANY(?::uuid[])) o ON o.customer_id = n.customer_id
-WHERE (o.value_tier, o.clv_tier, o.usage_tier, o.rfm, o.churn_band)
-	IS DISTINCT FROM (n.value_tier, n.clv_tier, n.usage_tier, n.rfm, n.churn_band)`
+WHERE ` + movedSQL
 
 // placementArgs are the arguments of placedTiersSQL: the thresholds, and the RFM map as an
 // array of segment names indexed by score code (recency × 100 + frequency × 10 + monetary).
@@ -82,80 +93,44 @@ func placementArgs(st *builtinSettings) ([]any, error) {
 	return []any{st.ValueAMin, st.ValueBMin, st.CLVAMin, st.CLVBMin, st.UsageLightMax, st.UsageMediumMax, names, rfm.OtherSegment}, nil
 }
 
-// placement is a customer whose tiers change: the new tiers (none when it has no live scores
-// any more) and the stored ones (none when it had none), in the order of crm.BuiltinFamilies.
-type placement struct {
-	customerID uuid.UUID
-	placed     [6]*string
-	stored     [6]*string
-}
-
-// readPlacements runs one of the moved queries and completes the value class of each new
-// placement.
-func readPlacements(tx *gorm.DB, out []placement, query string, args ...any) ([]placement, error) {
-	rows, err := tx.Raw(query, args...).Rows()
-	if err != nil {
-		return nil, fmt.Errorf("place customers in built-in segments: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p placement
-		n, s := &p.placed, &p.stored
-		if err := rows.Scan(&p.customerID, &n[0], &n[1], &n[3], &n[4], &n[5], &s[0], &s[1], &s[2], &s[3], &s[4], &s[5]); err != nil {
-			return nil, fmt.Errorf("place customers in built-in segments: %w", err)
-		}
-		if n[0] != nil {
-			class := valueClass(*n[0], *n[1])
-			n[2] = &class
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("place customers in built-in segments: %w", err)
-	}
-	return out, nil
-}
-
-// valueClass is VIP for value tier A, potential for CLV tier A without value tier A, and mass
-// otherwise.
-func valueClass(valueTier, clvTier string) string {
-	switch {
-	case valueTier == "A":
-		return "vip"
-	case clvTier == "A":
-		return "potential"
-	default:
-		return "mass"
-	}
-}
-
 // placeEveryone places every scored live customer and takes customers without live scores
-// out of every family. Those are found only when the stored tiers outnumber the customers
-// that kept theirs, which spares a second pass over a million rows in the usual case.
+// out of every family. Those are looked for only when the stored tiers outnumber the
+// customers that kept theirs, which spares a second pass over a million rows in the usual
+// case.
 func placeEveryone(tx *gorm.DB, st *builtinSettings, scored int64, cause string, now time.Time) error {
 	args, err := placementArgs(st)
 	if err != nil {
 		return err
 	}
-	moved, err := readPlacements(tx, nil, everyoneMovedSQL, args...)
-	if err != nil {
-		return err
+	if err := tx.Exec(movedTableSQL, args...).Error; err != nil {
+		return fmt.Errorf("place customers in built-in segments: %w", err)
 	}
 	var stored, added int64
-	for _, p := range moved {
-		if p.stored[0] == nil {
-			added++
-		}
-	}
-	if err := tx.Raw(`SELECT count(*) FROM customer_tiers`).Row().Scan(&stored); err != nil {
+	err = tx.Raw(`SELECT (SELECT count(*) FROM customer_tiers), (SELECT count(*) FROM segment_placement_moves WHERE old_value_tier IS NULL)`).
+		Row().Scan(&stored, &added)
+	if err != nil {
 		return fmt.Errorf("count placed customers: %w", err)
 	}
 	if stored > scored-added {
-		if moved, err = readPlacements(tx, moved, unscoredTiersSQL); err != nil {
-			return err
+		if err := tx.Exec(unscoredMovedSQL).Error; err != nil {
+			return fmt.Errorf("find customers without scores: %w", err)
 		}
 	}
-	return applyPlacements(tx, moved, cause, now)
+	// The moved set is a few percent of the customers: their stored tiers are found through
+	// the primary key, where a hash join would read all of them.
+	if err := tx.Exec("SET LOCAL enable_hashjoin = off").Error; err != nil {
+		return fmt.Errorf("plan the placement: %w", err)
+	}
+	if err := applyPlacements(tx, "SELECT * FROM segment_placement_moves", nil, cause, now); err != nil {
+		return err
+	}
+	if err := tx.Exec("RESET enable_hashjoin").Error; err != nil {
+		return fmt.Errorf("plan the placement: %w", err)
+	}
+	if err := tx.Exec("DROP TABLE segment_placement_moves").Error; err != nil {
+		return fmt.Errorf("drop the moved set: %w", err)
+	}
+	return nil
 }
 
 // placeCustomers places the given customers (taking those without live scores out of every
@@ -165,104 +140,57 @@ func placeCustomers(tx *gorm.DB, st *builtinSettings, ids []uuid.UUID, cause str
 	if err != nil {
 		return err
 	}
-	moved, err := readPlacements(tx, nil, someMovedSQL, append(args, uuidArray(ids), uuidArray(ids))...)
-	if err != nil {
-		return err
-	}
-	return applyPlacements(tx, moved, cause, now)
+	return applyPlacements(tx, someMovedSQL, append(args, uuidArray(ids), uuidArray(ids)), cause, now)
 }
 
-// applyPlacementsSQL stores new tiers (keeping the time a customer entered a tier it stays
-// in), deletes the tiers of customers without scores, adjusts the member counts and logs the
-// moves.
-var applyPlacementsSQL = `WITH moves AS (
-	SELECT * FROM unnest(?::uuid[], ?::uuid[], ?::text[]) AS m (customer_id, segment_id, change)
+// applyPlacementsSQL applies a moved set d (%[1]s): every family whose tier changes is a
+// segment left and one entered (%[2]s unpivots them). It adjusts the member counts, deletes
+// the tiers of customers without scores, updates the others' (keeping the time a customer
+// entered a tier it stays in), adds the newly scored and logs the moves.
+const applyPlacementsSQL = `WITH d AS MATERIALIZED (%[1]s
+), moves AS MATERIALIZED (
+	SELECT u.customer_id, g.id AS segment_id, u.change
+	FROM (%[2]s) u
+	JOIN segments g ON g.family = u.family AND g.tier = u.tier
 ), counted AS (
-	UPDATE segments g SET member_count = g.member_count + d.n
-	FROM (SELECT segment_id, sum(CASE WHEN change = 'entered' THEN 1 ELSE -1 END) AS n FROM moves GROUP BY segment_id) d
-	WHERE g.id = d.segment_id
+	UPDATE segments g SET member_count = g.member_count + m.n
+	FROM (SELECT segment_id, sum(CASE WHEN change = 'entered' THEN 1 ELSE -1 END) AS n FROM moves GROUP BY segment_id) m
+	WHERE g.id = m.segment_id
 ), removed AS (
-	DELETE FROM customer_tiers WHERE customer_id = ANY(?::uuid[])
-), placed AS (
+	DELETE FROM customer_tiers t USING d WHERE t.customer_id = d.customer_id AND d.value_tier IS NULL
+), updated AS (
+	UPDATE customer_tiers t SET %[3]s
+	FROM d WHERE t.customer_id = d.customer_id AND d.value_tier IS NOT NULL AND d.old_value_tier IS NOT NULL
+), added AS (
 	INSERT INTO customer_tiers (customer_id, value_tier, value_tier_since, clv_tier, clv_tier_since, value_class, value_class_since,
 		usage_tier, usage_tier_since, rfm, rfm_since, churn_band, churn_band_since)
 	SELECT customer_id, value_tier, ?, clv_tier, ?, value_class, ?, usage_tier, ?, rfm, ?, churn_band, ?
-	FROM unnest(?::uuid[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
-		AS p (customer_id, value_tier, clv_tier, value_class, usage_tier, rfm, churn_band)
-	ON CONFLICT (customer_id) DO UPDATE SET
-		value_tier = EXCLUDED.value_tier,
-		value_tier_since = CASE WHEN customer_tiers.value_tier = EXCLUDED.value_tier THEN customer_tiers.value_tier_since ELSE EXCLUDED.value_tier_since END,
-		clv_tier = EXCLUDED.clv_tier,
-		clv_tier_since = CASE WHEN customer_tiers.clv_tier = EXCLUDED.clv_tier THEN customer_tiers.clv_tier_since ELSE EXCLUDED.clv_tier_since END,
-		value_class = EXCLUDED.value_class,
-		value_class_since = CASE WHEN customer_tiers.value_class = EXCLUDED.value_class THEN customer_tiers.value_class_since ELSE EXCLUDED.value_class_since END,
-		usage_tier = EXCLUDED.usage_tier,
-		usage_tier_since = CASE WHEN customer_tiers.usage_tier = EXCLUDED.usage_tier THEN customer_tiers.usage_tier_since ELSE EXCLUDED.usage_tier_since END,
-		rfm = EXCLUDED.rfm,
-		rfm_since = CASE WHEN customer_tiers.rfm = EXCLUDED.rfm THEN customer_tiers.rfm_since ELSE EXCLUDED.rfm_since END,
-		churn_band = EXCLUDED.churn_band,
-		churn_band_since = CASE WHEN customer_tiers.churn_band = EXCLUDED.churn_band THEN customer_tiers.churn_band_since ELSE EXCLUDED.churn_band_since END
+	FROM d WHERE value_tier IS NOT NULL AND old_value_tier IS NULL
 )
 ` + logMembershipsSQL
 
-// applyPlacements writes the placements read by readPlacements: each family whose tier
-// changes is a segment left and one entered.
-func applyPlacements(tx *gorm.DB, moved []placement, cause string, now time.Time) error {
-	if len(moved) == 0 {
-		return nil
+// applySQL is applyPlacementsSQL for the moved set source.
+var applySQL = func() func(source string) string {
+	var unpivot, set []string
+	for _, family := range crm.BuiltinFamilies {
+		col := tierColumns[family]
+		unpivot = append(unpivot,
+			fmt.Sprintf("SELECT customer_id, '%[1]s' AS family, old_%[2]s AS tier, 'left' AS change FROM d WHERE old_%[2]s IS DISTINCT FROM %[2]s AND old_%[2]s IS NOT NULL", family, col),
+			fmt.Sprintf("SELECT customer_id, '%[1]s', %[2]s, 'entered' FROM d WHERE old_%[2]s IS DISTINCT FROM %[2]s AND %[2]s IS NOT NULL", family, col))
+		set = append(set, fmt.Sprintf("%[1]s = d.%[1]s, %[1]s_since = CASE WHEN t.%[1]s = d.%[1]s THEN t.%[1]s_since ELSE ?::timestamptz END", col))
 	}
-	var segments []segmentRow
-	if err := tx.Where("family <> 'custom'").Find(&segments).Error; err != nil {
-		return fmt.Errorf("read built-in segments: %w", err)
+	return func(source string) string {
+		return fmt.Sprintf(applyPlacementsSQL, source, strings.Join(unpivot, "\n\t\tUNION ALL "), strings.Join(set, ",\n\t\t"))
 	}
-	type familyTier struct{ family, tier string }
-	segmentOf := make(map[familyTier]uuid.UUID, len(segments))
-	for _, g := range segments {
-		if g.Tier != nil {
-			segmentOf[familyTier{g.Family, *g.Tier}] = g.ID
-		}
-	}
-	var moveCustomers, moveSegments uuidArray
-	var moveChanges textArray
-	move := func(customerID uuid.UUID, family crm.SegmentFamily, tier *string, change string) {
-		if tier == nil {
-			return
-		}
-		if id, ok := segmentOf[familyTier{string(family), *tier}]; ok {
-			moveCustomers, moveSegments, moveChanges = append(moveCustomers, customerID), append(moveSegments, id), append(moveChanges, change)
-		}
-	}
-	var removed, placedIDs uuidArray
-	var placedTiers [6]textArray
-	for _, p := range moved {
-		for i, family := range crm.BuiltinFamilies {
-			if !equalTier(p.stored[i], p.placed[i]) {
-				move(p.customerID, family, p.stored[i], "left")
-				move(p.customerID, family, p.placed[i], "entered")
-			}
-		}
-		if p.placed[0] == nil {
-			removed = append(removed, p.customerID)
-			continue
-		}
-		placedIDs = append(placedIDs, p.customerID)
-		for i, tier := range p.placed {
-			placedTiers[i] = append(placedTiers[i], *tier)
-		}
-	}
-	args := []any{moveCustomers, moveSegments, moveChanges, removed, now, now, now, now, now, now, placedIDs}
-	for _, tiers := range placedTiers {
-		args = append(args, tiers)
-	}
-	args = append(args, cause, changedAtText(now))
-	if err := tx.Exec(applyPlacementsSQL, args...).Error; err != nil {
+}()
+
+// applyPlacements applies the moved set that source (with args) returns.
+func applyPlacements(tx *gorm.DB, source string, args []any, cause string, now time.Time) error {
+	args = append(args, now, now, now, now, now, now, now, now, now, now, now, now, cause, changedAtText(now))
+	if err := tx.Exec(applySQL(source), args...).Error; err != nil {
 		return fmt.Errorf("store built-in segment placements: %w", err)
 	}
 	return nil
-}
-
-func equalTier(a, b *string) bool {
-	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // refreshBuiltins recomputes the thresholds and places every scored customer.
@@ -313,13 +241,20 @@ SELECT 'segment_membership', 'updated', x.customer_id, x.customer_id,
 	jsonb_build_object('customer_id', x.customer_id, 'cause', ?::text, 'changed_at', ?::text, 'entered', x.entered, 'left', x.exited),
 	change_actor()
 FROM (
-	SELECT m.customer_id, g.scope_root,
-		coalesce(jsonb_agg(jsonb_build_object('id', g.id, 'name', g.name, 'family', g.family)
-			ORDER BY g.family, g.name, g.id) FILTER (WHERE m.change = 'entered'), '[]') AS entered,
-		coalesce(jsonb_agg(jsonb_build_object('id', g.id, 'name', g.name, 'family', g.family)
-			ORDER BY g.family, g.name, g.id) FILTER (WHERE m.change = 'left'), '[]') AS exited
-	FROM moves m JOIN segments g ON g.id = m.segment_id
-	GROUP BY m.customer_id, g.scope_root
+	SELECT customer_id, scope_root,
+		coalesce(jsonb_agg(ref) FILTER (WHERE change = 'entered'), '[]') AS entered,
+		coalesce(jsonb_agg(ref) FILTER (WHERE change = 'left'), '[]') AS exited
+	FROM (
+		SELECT m.customer_id, m.change, g.scope_root, g.ref
+		FROM moves m
+		JOIN (
+			SELECT id, scope_root, jsonb_build_object('id', id, 'name', name, 'family', family) AS ref,
+				row_number() OVER (ORDER BY family, name, id) AS position
+			FROM segments
+		) g ON g.id = m.segment_id
+		ORDER BY m.customer_id, g.scope_root, g.position
+	) r
+	GROUP BY customer_id, scope_root
 ) x
 JOIN customers c ON c.id = x.customer_id
 WHERE changes_captured()
