@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -144,18 +145,15 @@ func placeCustomers(tx *gorm.DB, st *builtinSettings, ids []uuid.UUID, cause str
 }
 
 // applyPlacementsSQL applies a moved set d (%[1]s): every family whose tier changes is a
-// segment left and one entered (%[2]s unpivots them). It adjusts the member counts, deletes
-// the tiers of customers without scores, updates the others' (keeping the time a customer
-// entered a tier it stays in), adds the newly scored and logs the moves.
+// segment left and one entered (%[2]s unpivots them for the member counts). It deletes the
+// tiers of customers without scores, updates the others' (%[3]s, keeping the time a customer
+// entered a tier it stays in), adds the newly scored and logs one membership change per
+// customer with the segments entered (%[4]s) and left (%[5]s).
 const applyPlacementsSQL = `WITH d AS MATERIALIZED (%[1]s
-), moves AS MATERIALIZED (
-	SELECT u.customer_id, g.id AS segment_id, u.change
-	FROM (%[2]s) u
-	JOIN segments g ON g.family = u.family AND g.tier = u.tier
 ), counted AS (
 	UPDATE segments g SET member_count = g.member_count + m.n
-	FROM (SELECT segment_id, sum(CASE WHEN change = 'entered' THEN 1 ELSE -1 END) AS n FROM moves GROUP BY segment_id) m
-	WHERE g.id = m.segment_id
+	FROM (SELECT family, tier, sum(n) AS n FROM (%[2]s) u GROUP BY family, tier) m
+	WHERE g.family = m.family AND g.tier = m.tier
 ), removed AS (
 	DELETE FROM customer_tiers t USING d WHERE t.customer_id = d.customer_id AND d.value_tier IS NULL
 ), updated AS (
@@ -166,21 +164,40 @@ const applyPlacementsSQL = `WITH d AS MATERIALIZED (%[1]s
 		usage_tier, usage_tier_since, rfm, rfm_since, churn_band, churn_band_since)
 	SELECT customer_id, value_tier, ?, clv_tier, ?, value_class, ?, usage_tier, ?, rfm, ?, churn_band, ?
 	FROM d WHERE value_tier IS NOT NULL AND old_value_tier IS NULL
+), refs AS MATERIALIZED (
+	SELECT jsonb_object_agg(family || '/' || tier, jsonb_build_object('id', id, 'name', name, 'family', family)) AS ref
+	FROM segments WHERE family <> 'custom'
 )
-` + logMembershipsSQL
+INSERT INTO change_log (entity_type, operation, entity_id, customer_id, path, state, actor)
+SELECT 'segment_membership', 'updated', d.customer_id, d.customer_id, c.ancestors || c.id,
+	jsonb_build_object('customer_id', d.customer_id, 'cause', ?::text, 'changed_at', ?::text,
+		'entered', to_jsonb(array_remove(ARRAY[%[4]s]::jsonb[], NULL)), 'left', to_jsonb(array_remove(ARRAY[%[5]s]::jsonb[], NULL))),
+	change_actor()
+FROM d CROSS JOIN refs JOIN customers c ON c.id = d.customer_id
+WHERE changes_captured()
+ORDER BY d.customer_id`
 
-// applySQL is applyPlacementsSQL for the moved set source.
+// applySQL is applyPlacementsSQL for the moved set source. The change log's rows are built
+// per customer straight from the moved set, in the form logMembershipsSQL writes, with the
+// families in the order of their names.
 var applySQL = func() func(source string) string {
-	var unpivot, set []string
-	for _, family := range crm.BuiltinFamilies {
+	var unpivot, set, entered, left []string
+	families := slices.Sorted(slices.Values(crm.BuiltinFamilies))
+	for _, family := range families {
 		col := tierColumns[family]
 		unpivot = append(unpivot,
-			fmt.Sprintf("SELECT customer_id, '%[1]s' AS family, old_%[2]s AS tier, 'left' AS change FROM d WHERE old_%[2]s IS DISTINCT FROM %[2]s AND old_%[2]s IS NOT NULL", family, col),
-			fmt.Sprintf("SELECT customer_id, '%[1]s', %[2]s, 'entered' FROM d WHERE old_%[2]s IS DISTINCT FROM %[2]s AND %[2]s IS NOT NULL", family, col))
+			fmt.Sprintf("SELECT '%[1]s' AS family, old_%[2]s AS tier, -1 AS n FROM d WHERE old_%[2]s IS DISTINCT FROM %[2]s AND old_%[2]s IS NOT NULL", family, col),
+			fmt.Sprintf("SELECT '%[1]s', %[2]s, 1 FROM d WHERE old_%[2]s IS DISTINCT FROM %[2]s AND %[2]s IS NOT NULL", family, col))
+		entered = append(entered, fmt.Sprintf("CASE WHEN d.old_%[2]s IS DISTINCT FROM d.%[2]s THEN refs.ref -> ('%[1]s/' || d.%[2]s) END", family, col))
+		left = append(left, fmt.Sprintf("CASE WHEN d.old_%[2]s IS DISTINCT FROM d.%[2]s THEN refs.ref -> ('%[1]s/' || d.old_%[2]s) END", family, col))
+	}
+	for _, family := range crm.BuiltinFamilies {
+		col := tierColumns[family]
 		set = append(set, fmt.Sprintf("%[1]s = d.%[1]s, %[1]s_since = CASE WHEN t.%[1]s = d.%[1]s THEN t.%[1]s_since ELSE ?::timestamptz END", col))
 	}
 	return func(source string) string {
-		return fmt.Sprintf(applyPlacementsSQL, source, strings.Join(unpivot, "\n\t\tUNION ALL "), strings.Join(set, ",\n\t\t"))
+		return fmt.Sprintf(applyPlacementsSQL, source, strings.Join(unpivot, "\n\t\tUNION ALL "), strings.Join(set, ",\n\t\t"),
+			strings.Join(entered, ",\n\t\t\t"), strings.Join(left, ",\n\t\t\t"))
 	}
 }()
 
