@@ -141,7 +141,17 @@ func placeCustomers(tx *gorm.DB, st *builtinSettings, ids []uuid.UUID, cause str
 	if err != nil {
 		return err
 	}
-	return applyPlacements(tx, someMovedSQL, append(args, uuidArray(ids), uuidArray(ids)), cause, now)
+	args = append(args, uuidArray(ids), uuidArray(ids))
+	// Most rescores leave a customer's tiers as they are: a plain read finds out for less
+	// than planning the write.
+	var moved bool
+	if err := tx.Raw("SELECT EXISTS ("+someMovedSQL+")", args...).Row().Scan(&moved); err != nil {
+		return fmt.Errorf("place customers in built-in segments: %w", err)
+	}
+	if !moved {
+		return nil
+	}
+	return applyPlacements(tx, someMovedSQL, args, cause, now)
 }
 
 // applyPlacementsSQL applies a moved set d (%[1]s): every family whose tier changes is a
