@@ -256,9 +256,10 @@ func refreshBuiltins(tx *gorm.DB, cause string, now time.Time) error {
 	return nil
 }
 
-// logMembershipsSQL ends every statement that changes memberships: it writes the statement's
-// moves, a CTE moves (customer_id, segment_id, change) with change 'entered' or 'left', to the
-// change log as one row per customer: the segments it entered and those it left. A custom
+// logMembershipsSQL ends every statement that changes memberships but the built-in placement
+// (which builds the same rows straight from its moved set): it writes the statement's moves, a
+// CTE moves (customer_id, segment_id, change) with change 'entered' or 'left', to the change
+// log as one row per customer: the segments it entered and those it left. A custom
 // segment made with a partner key is that subtree's own: its moves are logged apart, under
 // the subtree's root instead of the customer's path, so a customer moved to another subtree
 // takes no trace of it along. Its arguments are the cause and changedAtText.
