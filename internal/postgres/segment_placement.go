@@ -55,7 +55,7 @@ LEFT JOIN customer_tiers o ON o.customer_id = s.customer_id
 WHERE ` + liveScoresSQL + ` AND ` + movedSQL
 
 // unscoredMovedSQL adds the customers without live scores to the moved set: they leave every
-// family.
+// family. Their new tiers n are the nulls of a join that never matches.
 const unscoredMovedSQL = `INSERT INTO segment_placement_moves
 SELECT ` + movedColumnsSQL + `
 FROM customer_tiers o
@@ -117,8 +117,8 @@ func placeEveryone(tx *gorm.DB, st *builtinSettings, scored int64, cause string,
 			return fmt.Errorf("find customers without scores: %w", err)
 		}
 	}
-	// The moved set is a few percent of the customers: their stored tiers are found through
-	// the primary key, where a hash join would read all of them.
+	// Usually a few percent of the customers move: their stored tiers are found through the
+	// primary key, where a hash join would read all of them.
 	if err := tx.Exec("SET LOCAL enable_hashjoin = off").Error; err != nil {
 		return fmt.Errorf("plan the placement: %w", err)
 	}
