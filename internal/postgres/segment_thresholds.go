@@ -25,13 +25,19 @@ const (
 	clvBucket = `CASE WHEN s.clv > 0 THEN floor(ln((least(s.clv, 1e15)::int8 + 1)::float8) * 8) END`
 )
 
-// thresholdStatsSQL reads every live score once, in parallel, and returns per combination of
-// net value bucket, CLV bucket and number of purchase occasions the count of customers and
-// the sums of the positive net values and CLVs.
-var thresholdStatsSQL = `SELECT ` + netBucket + ` AS net_bucket, ` + clvBucket + ` AS clv_bucket, s.purchases, count(*) AS n,
-	sum(s.net_value) FILTER (WHERE s.net_value > 0)::text AS net_sum, sum(s.clv) FILTER (WHERE s.clv > 0)::text AS clv_sum
-FROM customer_scores s WHERE ` + liveScoresSQL + `
-GROUP BY 1, 2, 3`
+// thresholdStatsSQL reads every live score once, in parallel, into counts and sums per
+// combination of net value bucket, CLV bucket and number of purchase occasions, and returns
+// them per net value bucket (kind 3), per CLV bucket (kind 5) and per number of occasions
+// (kind 6): the count of customers and the sums of the positive net values and CLVs.
+var thresholdStatsSQL = `WITH g AS (
+	SELECT ` + netBucket + ` AS net_bucket, ` + clvBucket + ` AS clv_bucket, s.purchases, count(*) AS n,
+		sum(s.net_value) FILTER (WHERE s.net_value > 0) AS net_sum, sum(s.clv) FILTER (WHERE s.clv > 0) AS clv_sum
+	FROM customer_scores s WHERE ` + liveScoresSQL + `
+	GROUP BY 1, 2, 3
+)
+SELECT GROUPING(net_bucket, clv_bucket, purchases) AS kind, net_bucket, clv_bucket, purchases, sum(n)::int8 AS n,
+	sum(net_sum)::text AS net_sum, sum(clv_sum)::text AS clv_sum
+FROM g GROUP BY GROUPING SETS ((net_bucket), (clv_bucket), (purchases))`
 
 // thresholdSQL finds a tier's threshold among the values of the bucket where the cumulative
 // value crosses the tier's share: the least value whose greater values in the bucket, added
@@ -72,13 +78,15 @@ func addTo(buckets map[float64]*valueBucket, bucket *float64, sum *string) error
 	return nil
 }
 
-// bucketRange is a range of values that holds every value of a bucket with a bucket to spare
-// on each side: bucket b holds the values whose rounding k has e^(b/8) <= k + 1 < e^((b+1)/8).
+// bucketRange is a range of values that holds every value of a bucket. Bucket b holds the
+// values v whose rounding k has e^(b/8) <= k + 1 < e^((b+1)/8), so e^(b/8) - 1.5 <= v <
+// e^((b+1)/8) - 0.5; a unit more on each side and a relative 1e-9 cover any difference
+// between Go's exponential and PostgreSQL's logarithm, and the bucket expression then keeps
+// the bucket's values alone.
 func bucketRange(bucket float64) (from, to string) {
-	rounded := func(b float64) float64 { return math.Exp(b/8) - 1 }
-	lo := math.Max(0, math.Floor(rounded(bucket-1))-1)
-	hi := math.Ceil(rounded(bucket+2)) + 1
-	if hi > 1e14 {
+	lo := math.Max(0, math.Floor(math.Exp(bucket/8)*(1-1e-9)-2.5))
+	hi := math.Ceil(math.Exp((bucket+1)/8)*(1+1e-9) + 0.5)
+	if hi > 1e15 {
 		// The top bucket also holds every value above 10^15.
 		return strconv.FormatFloat(lo, 'f', 0, 64), "1e300"
 	}
@@ -115,19 +123,24 @@ func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) (scored 
 	net, clv := map[float64]*valueBucket{}, map[float64]*valueBucket{}
 	occasions := map[int]int64{}
 	for rows.Next() {
+		var kind int
 		var netBucket, clvBucket *float64
-		var purchases int
+		var purchases *int
 		var n int64
 		var netSum, clvSum *string
-		if err := rows.Scan(&netBucket, &clvBucket, &purchases, &n, &netSum, &clvSum); err != nil {
+		if err := rows.Scan(&kind, &netBucket, &clvBucket, &purchases, &n, &netSum, &clvSum); err != nil {
 			return 0, fmt.Errorf("value distribution: %w", err)
 		}
-		occasions[purchases] += n
-		scored += n
-		if err := addTo(net, netBucket, netSum); err != nil {
-			return 0, err
+		switch {
+		case kind == 3:
+			err = addTo(net, netBucket, netSum)
+		case kind == 5:
+			err = addTo(clv, clvBucket, clvSum)
+		case kind == 6 && purchases != nil:
+			occasions[*purchases] += n
+			scored += n
 		}
-		if err := addTo(clv, clvBucket, clvSum); err != nil {
+		if err != nil {
 			return 0, err
 		}
 	}
