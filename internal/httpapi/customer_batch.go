@@ -27,11 +27,7 @@ func (s *Server) UpsertCustomerBatch(ctx context.Context, req api.UpsertCustomer
 		switch r.Status {
 		case crm.UpsertFailed:
 			out.Failed++
-			fields := make([]api.FieldError, len(r.Err.Fields))
-			for j, f := range r.Err.Fields {
-				fields[j] = api.FieldError{Pointer: f.Pointer, Message: f.Message}
-			}
-			item.Error = &api.BatchItemError{Code: string(problemOf(r.Err).Code), Message: r.Err.Message, Errors: fields}
+			item.Error = batchItemError(r.Err)
 		case crm.UpsertCreated:
 			out.Created++
 		case crm.UpsertUpdated:

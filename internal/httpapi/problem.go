@@ -134,13 +134,23 @@ func newProblem(status int, code api.ProblemCode, detail string, fields []crm.Fi
 		p.Detail = &detail
 	}
 	if len(fields) > 0 {
-		errs := make([]api.FieldError, len(fields))
-		for i, f := range fields {
-			errs[i] = api.FieldError{Pointer: f.Pointer, Message: f.Message}
-		}
+		errs := fieldErrorsToAPI(fields)
 		p.Errors = &errs
 	}
 	return p
+}
+
+func fieldErrorsToAPI(fields []crm.FieldError) []api.FieldError {
+	out := make([]api.FieldError, len(fields))
+	for i, f := range fields {
+		out[i] = api.FieldError{Pointer: f.Pointer, Message: f.Message}
+	}
+	return out
+}
+
+// batchItemError is a failed batch item's error, as a problem would tell it.
+func batchItemError(err *crm.Error) *api.BatchItemError {
+	return &api.BatchItemError{Code: string(problemOf(err).Code), Message: err.Message, Errors: fieldErrorsToAPI(err.Fields)}
 }
 
 // errorHandler renders every error as a problem document: the one place errors become HTTP.

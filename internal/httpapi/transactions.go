@@ -43,11 +43,7 @@ func (s *Server) CreateTransactionBatch(ctx context.Context, req api.CreateTrans
 		switch r.Status {
 		case crm.RecordFailed:
 			out.Failed++
-			fields := make([]api.FieldError, len(r.Err.Fields))
-			for j, f := range r.Err.Fields {
-				fields[j] = api.FieldError{Pointer: f.Pointer, Message: f.Message}
-			}
-			item.Error = &api.BatchItemError{Code: string(problemOf(r.Err).Code), Message: r.Err.Message, Errors: fields}
+			item.Error = batchItemError(r.Err)
 		default:
 			if r.Status == crm.RecordCreated {
 				out.Created++
