@@ -55,11 +55,11 @@ LEFT JOIN customer_tiers o ON o.customer_id = s.customer_id
 WHERE ` + liveScoresSQL + ` AND ` + movedSQL
 
 // unscoredMovedSQL adds the customers without live scores to the moved set: they leave every
-// family. Their new tiers n are the nulls of a join that never matches.
+// family (their new tiers stay null).
 const unscoredMovedSQL = `INSERT INTO segment_placement_moves
-SELECT ` + movedColumnsSQL + `
+	(customer_id, old_value_tier, old_clv_tier, old_value_class, old_usage_tier, old_rfm, old_churn_band)
+SELECT o.customer_id, o.value_tier, o.clv_tier, o.value_class, o.usage_tier, o.rfm, o.churn_band
 FROM customer_tiers o
-LEFT JOIN (SELECT NULL::uuid AS customer_id, NULL AS value_tier, NULL AS clv_tier, NULL AS usage_tier, NULL AS rfm, NULL AS churn_band) n ON false
 WHERE NOT EXISTS (SELECT 1 FROM customer_scores s WHERE s.customer_id = o.customer_id AND ` + liveScoresSQL + `)`
 
 // someMovedSQL is the moved set of the given customers.
