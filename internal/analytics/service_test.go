@@ -19,16 +19,23 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// openDB opens a fresh migrated database with a pool of maxConns connections.
+func openDB(t *testing.T, maxConns int) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(t.Context(), pgtest.DSN(t), postgres.Options{MaxConns: maxConns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
 // TestScheduledRefit checks that a service with a refit interval queues and runs a refit with
 // the latest run's settings once that run is older than the interval.
 func TestScheduledRefit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openDB(t, 4)
 	v := crm.NewValidator()
 	customers := postgres.NewCustomerStore(db)
 	svc := analytics.NewService(postgres.NewAnalyticsStore(db, 2), slog.New(slog.DiscardHandler), time.Now, time.Millisecond)
@@ -79,11 +86,7 @@ func TestScheduledRefit(t *testing.T) {
 func TestFailInterruptedRunsSparesRunsInProgress(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openDB(t, 4)
 	store := postgres.NewAnalyticsStore(db, 2)
 	svc := analytics.NewService(store, slog.New(slog.DiscardHandler), time.Now, 0)
 	queued, err := svc.StartRun(ctx, analytics.RunSettings{Currency: "EUR"})
@@ -201,11 +204,7 @@ func (h *refreshHook) RefreshScores(ctx context.Context, q analytics.RefreshQuer
 func TestRunCatchesUpWithTransactionsDuringRefresh(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db, err := postgres.Open(ctx, pgtest.DSN(t), postgres.Options{MaxConns: 6})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := openDB(t, 6)
 	store := &refreshHook{Store: postgres.NewAnalyticsStore(db, 3)}
 	svc := analytics.NewService(store, slog.New(slog.DiscardHandler), time.Now, 0)
 	customers := postgres.NewCustomerStore(db)

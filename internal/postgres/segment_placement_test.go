@@ -39,10 +39,7 @@ func TestRefreshMovesOnlyChangedCustomers(t *testing.T) {
 	text += "}"
 	// Net values and CLVs rising with n, except the last customer's (nothing, so that its
 	// leaving moves no threshold), and churn risks 0.1, 0.15, …, 0.35.
-	_, err := db.SQL().ExecContext(ctx, `INSERT INTO customer_scores (customer_id, model_run_id, currency, observation_end, frequency, recency, t, monetary,
-		purchases, first_purchase_at, last_purchase_at, revenue, refunds, cost, net_value, p_alive, churn_risk, churn_band,
-		expected_purchases_30d, expected_purchases_90d, expected_purchases_365d, expected_spend, clv,
-		rfm_recency, rfm_frequency, rfm_monetary, rfm_segment, computed_at)
+	_, err := db.SQL().ExecContext(ctx, insertScoresSQL+`
 		SELECT id, '01900000-0000-7000-8000-000000000000', 'EUR', now(), 1, 10, 20, 5, 2, now() - interval '400 days', now() - interval '10 days',
 			10 * n, 0, 0, 10 * n * (n < 6)::int, 0.9, 0.05 + 0.05 * n, CASE WHEN 0.05 + 0.05 * n >= 0.3 THEN 'medium' ELSE 'low' END,
 			0.1, 0.2, 0.5, 5, 8 * n * (n < 6)::int, 4, 4, 4, 'x', now()

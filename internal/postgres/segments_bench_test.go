@@ -25,10 +25,7 @@ var benchBaseSQL = []string{
 		(ARRAY['DE', 'FR', 'US', 'GB', 'IT'])[1 + i % 5], CASE WHEN i % 7 = 0 THEN ARRAY['vip'] ELSE '{}'::text[] END,
 		jsonb_build_object('score', i % 100), now(), now()
 	FROM generate_series(1, $1::int) i`,
-	`INSERT INTO customer_scores (customer_id, model_run_id, currency, observation_end, frequency, recency, t, monetary,
-		purchases, first_purchase_at, last_purchase_at, revenue, refunds, cost, net_value, p_alive, churn_risk, churn_band,
-		expected_purchases_30d, expected_purchases_90d, expected_purchases_365d, expected_spend, clv,
-		rfm_recency, rfm_frequency, rfm_monetary, rfm_segment, computed_at)
+	insertScoresSQL + `
 	SELECT id, '01900000-0000-7000-8000-000000000000', 'EUR', now(), f, f * 20, 400, 25, f + 1,
 		now() - interval '400 days', now() - interval '10 days', v + 5, 0, 5, v, 1 - r, r,
 		CASE WHEN r >= 0.7 THEN 'high' WHEN r >= 0.3 THEN 'medium' ELSE 'low' END, 0.1, 0.3, 1.2, 25, round(v * (1 - r)::numeric * 0.8, 2),

@@ -13,6 +13,12 @@ import (
 	"github.com/centric-crm/centric/internal/postgres"
 )
 
+// insertScoresSQL starts an INSERT of whole score rows, for tests that make up their scores.
+const insertScoresSQL = `INSERT INTO customer_scores (customer_id, model_run_id, currency, observation_end, frequency, recency, t, monetary,
+		purchases, first_purchase_at, last_purchase_at, revenue, refunds, cost, net_value, p_alive, churn_risk, churn_band,
+		expected_purchases_30d, expected_purchases_90d, expected_purchases_365d, expected_spend, clv,
+		rfm_recency, rfm_frequency, rfm_monetary, rfm_segment, computed_at)`
+
 // TestSegmentsScope checks partner scopes: a custom segment made under a subtree only holds
 // customers of that subtree and is visible only there and to unconfined callers; built-in
 // segments are visible to all with their members, counts and summaries confined to the scope.
@@ -33,10 +39,7 @@ func TestSegmentsScope(t *testing.T) {
 	dist := create(crm.Customer{Kind: crm.KindBusiness, Role: &role})
 	inside := create(crm.Customer{Kind: crm.KindConsumer, ParentID: &dist})
 	outside := create(crm.Customer{Kind: crm.KindConsumer})
-	_, err := db.SQL().ExecContext(ctx, `INSERT INTO customer_scores (customer_id, model_run_id, currency, observation_end, frequency, recency, t, monetary,
-		purchases, first_purchase_at, last_purchase_at, revenue, refunds, cost, net_value, p_alive, churn_risk, churn_band,
-		expected_purchases_30d, expected_purchases_90d, expected_purchases_365d, expected_spend, clv,
-		rfm_recency, rfm_frequency, rfm_monetary, rfm_segment, computed_at)
+	_, err := db.SQL().ExecContext(ctx, insertScoresSQL+`
 		SELECT id, '01900000-0000-7000-8000-000000000000', 'EUR', now(), 1, 10, 20, 5, 2, now() - interval '400 days', now() - interval '10 days',
 			10, 0, 0, 10, 0.9, 0.1, 'low', 0.1, 0.2, 0.5, 5, 8, 4, 4, 4, 'Premium Customer', now()
 		FROM unnest($1::uuid[]) id`, "{"+inside.String()+","+outside.String()+"}")
