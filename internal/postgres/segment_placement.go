@@ -122,7 +122,7 @@ func placeEveryone(tx *gorm.DB, st *builtinSettings, scored int64, cause string,
 	if err := tx.Exec("SET LOCAL enable_hashjoin = off").Error; err != nil {
 		return fmt.Errorf("plan the placement: %w", err)
 	}
-	if err := applyPlacements(tx, "SELECT * FROM segment_placement_moves", nil, cause, now); err != nil {
+	if err := applyPlacements(tx, applyMovedTableSQL, nil, cause, now); err != nil {
 		return err
 	}
 	if err := tx.Exec("RESET enable_hashjoin").Error; err != nil {
@@ -151,7 +151,7 @@ func placeCustomers(tx *gorm.DB, st *builtinSettings, ids []uuid.UUID, cause str
 	if !moved {
 		return nil
 	}
-	return applyPlacements(tx, someMovedSQL, args, cause, now)
+	return applyPlacements(tx, applySomeMovedSQL, args, cause, now)
 }
 
 // applyPlacementsSQL applies a moved set d (%[1]s): every family whose tier changes is a
@@ -187,10 +187,11 @@ FROM d CROSS JOIN refs JOIN customers c ON c.id = d.customer_id
 WHERE changes_captured()
 ORDER BY d.customer_id`
 
-// applySQL is applyPlacementsSQL for the moved set source. The change log's rows are built
-// per customer straight from the moved set, in the form logMembershipsSQL writes, with the
-// families in the order of their names.
-var applySQL = func() func(source string) string {
+// applyMovedTableSQL and applySomeMovedSQL are applyPlacementsSQL for the moved set of a full
+// refresh and for the given customers. The change log's rows are built per customer straight
+// from the moved set, in the form logMembershipsSQL writes, with the families in the order of
+// their names.
+var applyMovedTableSQL, applySomeMovedSQL = func() (string, string) {
 	var unpivot, set, entered, left []string
 	families := slices.Sorted(slices.Values(crm.BuiltinFamilies))
 	for _, family := range families {
@@ -205,16 +206,17 @@ var applySQL = func() func(source string) string {
 		col := tierColumns[family]
 		set = append(set, fmt.Sprintf("%[1]s = d.%[1]s, %[1]s_since = CASE WHEN t.%[1]s = d.%[1]s THEN t.%[1]s_since ELSE ?::timestamptz END", col))
 	}
-	return func(source string) string {
+	apply := func(source string) string {
 		return fmt.Sprintf(applyPlacementsSQL, source, strings.Join(unpivot, "\n\t\tUNION ALL "), strings.Join(set, ",\n\t\t"),
 			strings.Join(entered, ",\n\t\t\t"), strings.Join(left, ",\n\t\t\t"))
 	}
+	return apply("SELECT * FROM segment_placement_moves"), apply(someMovedSQL)
 }()
 
-// applyPlacements applies the moved set that source (with args) returns.
-func applyPlacements(tx *gorm.DB, source string, args []any, cause string, now time.Time) error {
+// applyPlacements runs one of the apply statements with the arguments of its moved set.
+func applyPlacements(tx *gorm.DB, apply string, args []any, cause string, now time.Time) error {
 	args = append(args, now, now, now, now, now, now, now, now, now, now, now, now, cause, changedAtText(now))
-	if err := tx.Exec(applySQL(source), args...).Error; err != nil {
+	if err := tx.Exec(apply, args...).Error; err != nil {
 		return fmt.Errorf("store built-in segment placements: %w", err)
 	}
 	return nil
