@@ -231,13 +231,15 @@ type SegmentStore interface {
 	UpdateSegment(ctx context.Context, scope Scope, id uuid.UUID, update func(*Segment) error) (*Segment, error)
 	// DeleteSegment deletes a custom segment and its members after check approves it.
 	DeleteSegment(ctx context.Context, scope Scope, id uuid.UUID, check func(*Segment) error) error
-	// RefreshSegment recomputes a custom segment's members, or every built-in family for a
-	// built-in segment, and returns the segment.
+	// RefreshSegment recomputes a custom segment's members, or the thresholds of every
+	// built-in family for a built-in segment (moving the customers they move), and returns
+	// the segment.
 	RefreshSegment(ctx context.Context, scope Scope, id uuid.UUID, now time.Time) (*Segment, error)
-	// RefreshAllSegments recomputes every built-in family and every custom segment.
+	// RefreshAllSegments recomputes every built-in family, placing every customer again, and
+	// every custom segment.
 	RefreshAllSegments(ctx context.Context, cause string, now time.Time) error
-	// UpdateMemberships re-evaluates the given customers against every segment, with the
-	// built-in thresholds of the last full refresh.
+	// UpdateMemberships re-evaluates the given customers against every custom segment; the
+	// store of scores places them in the built-in families as it stores their scores.
 	UpdateMemberships(ctx context.Context, customerIDs []uuid.UUID, now time.Time) error
 	// UpdateSubtreeMemberships re-evaluates a customer and everyone below it against every
 	// custom segment.
@@ -428,8 +430,9 @@ func (s *SegmentService) Compare(ctx context.Context, scope Scope, ids []uuid.UU
 	return s.store.SegmentSummaries(ctx, scope, ids, s.now().UTC())
 }
 
-// ScoresChanged moves the given customers into and out of segments after their scores
-// changed. Memberships are derived data: a failure is logged, and the next refresh repairs it.
+// ScoresChanged moves the given customers into and out of custom segments after their scores
+// changed (their built-in families moved with the scores). Memberships are derived data: a
+// failure is logged, and the segment's next refresh repairs it.
 func (s *SegmentService) ScoresChanged(ctx context.Context, customerIDs []uuid.UUID) {
 	if len(customerIDs) == 0 {
 		return

@@ -285,8 +285,13 @@ SELECT s.customer_id, $1, $2, $3, s.frequency, s.recency_days / $4::float8, s.t_
 	sc.p_alive, 1 - sc.p_alive, sc.band, sc.e30, sc.e90, sc.e365, round(sc.spend::numeric, 2), round(sc.clv::numeric, 2),
 	sc.rfm_r, sc.rfm_f, sc.rfm_m, sc.segment, $5`
 
-// upsertScoresSQL stores the staged scores of a rescore with their summaries.
-const upsertScoresSQL = `INSERT INTO customer_scores ` + scoreSelectSQL + `
+// upsertScoresSQL stores the staged scores of a rescore with their summaries, and moves the
+// customers between the value buckets of the segment thresholds.
+var upsertScoresSQL = `WITH previous AS MATERIALIZED (
+	SELECT s.customer_id, s.net_value, s.clv, s.purchases FROM customer_scores s
+	WHERE s.customer_id IN (SELECT customer_id FROM score_rows) AND ` + liveScoresSQL + `
+), stored AS (
+INSERT INTO customer_scores ` + scoreSelectSQL + `
 FROM score_rows sc JOIN summary_rows s USING (customer_id)
 ON CONFLICT (customer_id) DO UPDATE SET
 	model_run_id = EXCLUDED.model_run_id, currency = EXCLUDED.currency, observation_end = EXCLUDED.observation_end,
@@ -298,13 +303,17 @@ ON CONFLICT (customer_id) DO UPDATE SET
 	expected_purchases_90d = EXCLUDED.expected_purchases_90d, expected_purchases_365d = EXCLUDED.expected_purchases_365d,
 	expected_spend = EXCLUDED.expected_spend, clv = EXCLUDED.clv, rfm_recency = EXCLUDED.rfm_recency,
 	rfm_frequency = EXCLUDED.rfm_frequency, rfm_monetary = EXCLUDED.rfm_monetary, rfm_segment = EXCLUDED.rfm_segment,
-	computed_at = EXCLUDED.computed_at`
+	computed_at = EXCLUDED.computed_at
+RETURNING customer_id, net_value, clv, purchases
+), ` + rescoredValuesSQL + `
+` + moveBucketsSQL
 
 var scoreColumns = []string{"customer_id", "p_alive", "band", "e30", "e90", "e365", "spend", "clv", "rfm_r", "rfm_f", "rfm_m", "segment"}
 
 // RefreshScores computes summaries in SQL, scores them in Go and stores the scores. A refresh
-// of some customers upserts their scores in one transaction; a full refresh replaces the table
-// (see refreshAll).
+// of some customers upserts their scores and places them in the built-in segment families in
+// one transaction; a full refresh replaces the table (see refreshAll), after which the
+// segment refresh places everyone.
 func (s *AnalyticsStore) RefreshScores(ctx context.Context, q analytics.RefreshQuery, score func([]analytics.SummaryRow) ([]analytics.ScoreRow, error)) (analytics.RefreshStats, error) {
 	if q.CustomerIDs == nil {
 		return s.refreshAll(ctx, q, score)
@@ -331,10 +340,14 @@ func (s *AnalyticsStore) RefreshScores(ctx context.Context, q analytics.RefreshQ
 		if err := copyScores(ctx, tx, scores); err != nil {
 			return err
 		}
+		// The scores, the value buckets and the placements of the customers change together.
+		if _, err := tx.Exec(ctx, membershipLockSQL); err != nil {
+			return fmt.Errorf("lock memberships: %w", err)
+		}
 		if _, err := tx.Exec(ctx, upsertScoresSQL, q.Run.ID, q.Run.Currency, q.ObservationEnd, q.Run.Unit.Days(), q.ComputedAt); err != nil {
 			return fmt.Errorf("store scores: %w", err)
 		}
-		return nil
+		return placeRescored(ctx, tx, q.CustomerIDs, q.ComputedAt)
 	})
 	return stats, err
 }

@@ -15,45 +15,84 @@ import (
 // deleted customers, which is tiny, so it costs nothing like a join with every customer.
 const liveScoresSQL = `NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id AND c.deleted_at IS NOT NULL)`
 
-// netBucket and clvBucket are logarithmic buckets of positive values, 8 per factor e, on the
-// values rounded to integers: converting a numeric to an integer is cheap where converting it
-// to a float is not. The buckets only partition the values in order, so rounding does not
-// matter; a threshold is then found exactly among the values of the one bucket where the
-// cumulative value crosses it.
-const (
-	netBucket = `CASE WHEN s.net_value > 0 THEN floor(ln((least(s.net_value, 1e15)::int8 + 1)::float8) * 8) END`
-	clvBucket = `CASE WHEN s.clv > 0 THEN floor(ln((least(s.clv, 1e15)::int8 + 1)::float8) * 8) END`
+// bucketsPerE is the number of logarithmic value buckets per factor e.
+const bucketsPerE = 16
+
+// netBucket and clvBucket are logarithmic buckets of positive values, bucketsPerE per factor
+// e, on the values rounded to integers: converting a numeric to an integer is cheap where
+// converting it to a float is not. The buckets only partition the values in order, so rounding
+// does not matter; a threshold is then found exactly among the values of the one bucket where
+// the cumulative value crosses it.
+var (
+	netBucket = valueBucketSQL("net_value")
+	clvBucket = valueBucketSQL("clv")
 )
 
-// thresholdStatsSQL reads every live score once, in parallel, into counts and sums per
-// combination of net value bucket, CLV bucket and number of purchase occasions, and returns
-// them per net value bucket (kind 3), per CLV bucket (kind 5) and per number of occasions
-// (kind 6): the count of customers and the sums of the positive net values and CLVs.
-var thresholdStatsSQL = `WITH g AS (
+func valueBucketSQL(column string) string {
+	return fmt.Sprintf(`CASE WHEN s.%[1]s > 0 THEN floor(ln((least(s.%[1]s, 1e15)::int8 + 1)::float8) * %[2]d) END`, column, bucketsPerE)
+}
+
+// countBucketsSQL counts the value buckets afresh: it reads every live score once, in
+// parallel, into counts and sums per combination of net value bucket, CLV bucket and number of
+// purchase occasions, sums those per family, and stores them.
+var countBucketsSQL = `INSERT INTO segment_value_buckets (family, bucket, customers, total)
+WITH g AS (
 	SELECT ` + netBucket + ` AS net_bucket, ` + clvBucket + ` AS clv_bucket, s.purchases, count(*) AS n,
 		sum(s.net_value) FILTER (WHERE s.net_value > 0) AS net_sum, sum(s.clv) FILTER (WHERE s.clv > 0) AS clv_sum
 	FROM customer_scores s WHERE ` + liveScoresSQL + `
 	GROUP BY 1, 2, 3
+), families AS (
+	SELECT GROUPING(net_bucket, clv_bucket, purchases) AS kind, net_bucket, clv_bucket, purchases, sum(n) AS n,
+		sum(net_sum) AS net_sum, sum(clv_sum) AS clv_sum
+	FROM g GROUP BY GROUPING SETS ((net_bucket), (clv_bucket), (purchases))
 )
-SELECT GROUPING(net_bucket, clv_bucket, purchases) AS kind, net_bucket, clv_bucket, purchases, sum(n)::int8 AS n,
-	sum(net_sum)::text AS net_sum, sum(clv_sum)::text AS clv_sum
-FROM g GROUP BY GROUPING SETS ((net_bucket), (clv_bucket), (purchases))`
+SELECT f.family, f.bucket, n, f.total
+FROM families CROSS JOIN LATERAL (VALUES
+	(3, 'net_value', net_bucket, net_sum), (5, 'clv', clv_bucket, clv_sum), (6, 'purchases', purchases, 0)
+) f (kind, family, bucket, total)
+WHERE f.kind = families.kind AND f.bucket IS NOT NULL`
+
+// moveBucketsSQL ends a statement that writes scores: it moves the customers in its CTE
+// moved_values (customer_id, sign, net_value, clv, purchases) between the value buckets,
+// adding those with sign 1 and taking out those with sign -1. It writes the buckets in order,
+// so two writers never wait for each other crosswise.
+var moveBucketsSQL = `INSERT INTO segment_value_buckets AS b (family, bucket, customers, total)
+SELECT f.family, f.bucket, sum(s.sign), sum(s.sign * f.value)
+FROM moved_values s CROSS JOIN LATERAL (VALUES
+	('net_value', ` + netBucket + `, s.net_value), ('clv', ` + clvBucket + `, s.clv), ('purchases', s.purchases, 0)
+) f (family, bucket, value)
+WHERE f.bucket IS NOT NULL
+GROUP BY f.family, f.bucket
+HAVING sum(s.sign) <> 0 OR sum(s.sign * f.value) <> 0
+ORDER BY f.family, f.bucket
+ON CONFLICT (family, bucket) DO UPDATE SET customers = b.customers + EXCLUDED.customers, total = b.total + EXCLUDED.total`
+
+// rescoredValuesSQL is the CTE moved_values of a statement that rewrites the scores of some
+// customers, from its CTEs previous (their live scores before) and stored (the scores it
+// wrote, each with customer_id, net_value, clv and purchases).
+const rescoredValuesSQL = `moved_values AS (
+	SELECT s.customer_id, 1 AS sign, s.net_value, s.clv, s.purchases FROM stored s WHERE ` + liveScoresSQL + `
+	UNION ALL
+	SELECT customer_id, -1, net_value, clv, purchases FROM previous
+)`
 
 // thresholdSQL finds a tier's threshold among the values of the bucket where the cumulative
-// value crosses the tier's share: the least value whose greater values in the bucket, added
-// to the sum of the buckets above (the third argument), stay below the share (the fourth).
-// The values are read from the index on the value column, in a range that holds the bucket
-// with room to spare (the first two arguments, computed in Go, whose logarithm may differ from
-// PostgreSQL's in the last digit), narrowed to the bucket by PostgreSQL's own bucket
-// expression (the fifth). %[1]s is the column and %[2]s its bucket expression, from
+// value crosses the tier's share: walking down from the bucket's largest value, the first
+// value that brings the sum of the buckets above (the third argument) and the values walked
+// so far to the share (the fourth). That customer still belongs to the tier, since the values
+// above it sum to less than the share, and the next does not. The values are read from the
+// index on the value column, in a range that holds the bucket with room to spare (the first
+// two arguments, computed in Go, whose logarithm may differ from PostgreSQL's in the last
+// digit), narrowed to the bucket by PostgreSQL's own bucket expression (the fifth), and the
+// walk stops at the answer. %[1]s is the column and %[2]s its bucket expression, from
 // tierValueColumns.
 const thresholdSQL = `SELECT v::text FROM (
-	SELECT s.%[1]s AS v, coalesce(sum(s.%[1]s) OVER (ORDER BY s.%[1]s DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS above
+	SELECT s.%[1]s AS v, sum(s.%[1]s) OVER (ORDER BY s.%[1]s DESC ROWS UNBOUNDED PRECEDING) AS walked
 	FROM customer_scores s
 	WHERE s.%[1]s >= ?::numeric AND s.%[1]s < ?::numeric AND %[2]s = ? AND ` + liveScoresSQL + `
 ) x
-WHERE ?::numeric + above < ?::numeric
-ORDER BY v LIMIT 1`
+WHERE ?::numeric + walked >= ?::numeric
+ORDER BY v DESC LIMIT 1`
 
 // valueBucket sums the positive values of one bucket.
 type valueBucket struct {
@@ -61,31 +100,24 @@ type valueBucket struct {
 	sum    *big.Rat
 }
 
-// addTo adds a row's sum to its bucket.
-func addTo(buckets map[float64]*valueBucket, bucket *float64, sum *string) error {
-	if bucket == nil || sum == nil {
-		return nil
-	}
-	v, ok := new(big.Rat).SetString(*sum)
+// putBucket records the sum of a bucket of a family.
+func putBucket(buckets map[float64]*valueBucket, bucket float64, sum string) error {
+	v, ok := new(big.Rat).SetString(sum)
 	if !ok {
-		return fmt.Errorf("value distribution: bad sum %q", *sum)
+		return fmt.Errorf("value distribution: bad sum %q", sum)
 	}
-	if b := buckets[*bucket]; b != nil {
-		b.sum.Add(b.sum, v)
-	} else {
-		buckets[*bucket] = &valueBucket{bucket: *bucket, sum: v}
-	}
+	buckets[bucket] = &valueBucket{bucket: bucket, sum: v}
 	return nil
 }
 
-// bucketRange is a range of values that holds every value of a bucket. Bucket b holds the
-// values v whose rounding k has e^(b/8) <= k + 1 < e^((b+1)/8), so e^(b/8) - 1.5 <= v <
-// e^((b+1)/8) - 0.5; a unit more on each side and a relative 1e-9 cover any difference
-// between Go's exponential and PostgreSQL's logarithm, and the bucket expression then keeps
-// the bucket's values alone.
+// bucketRange is a range of values that holds every value of a bucket. With n buckets per
+// factor e, bucket b holds the values v whose rounding k has e^(b/n) <= k + 1 < e^((b+1)/n),
+// so e^(b/n) - 1.5 <= v < e^((b+1)/n) - 0.5; a unit more on each side and a relative 1e-9
+// cover any difference between Go's exponential and PostgreSQL's logarithm, and the bucket
+// expression then keeps the bucket's values alone.
 func bucketRange(bucket float64) (from, to string) {
-	lo := math.Max(0, math.Floor(math.Exp(bucket/8)*(1-1e-9)-2.5))
-	hi := math.Ceil(math.Exp((bucket+1)/8)*(1+1e-9) + 0.5)
+	lo := math.Max(0, math.Floor(math.Exp(bucket/bucketsPerE)*(1-1e-9)-2.5))
+	hi := math.Ceil(math.Exp((bucket+1)/bucketsPerE)*(1+1e-9) + 0.5)
 	if hi > 1e15 {
 		// The top bucket also holds every value above 10^15.
 		return strconv.FormatFloat(lo, 'f', 0, 64), "1e300"
@@ -107,15 +139,23 @@ var tierValueColumns = map[string]struct{ column, bucket string }{
 }
 
 // computeThresholds recomputes the thresholds of the value, CLV and usage tiers over every
-// scored live customer and stores them. It reads the scores once, in parallel, into bucket
-// statistics, and then only the values of the buckets where a share is crossed, from an
-// index. A value tier's threshold is the smallest value of the smallest set of top customers
-// whose values make the share of the positive total (a customer belongs while the values above
-// it sum to less than the share); usage edges are the 1/3 and 2/3 quantiles of purchase
-// occasions, interpolated linearly as percentile_cont and pandas do. It returns the number of
-// scored live customers.
-func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) (scored int64, err error) {
-	rows, err := tx.Raw(thresholdStatsSQL).Rows()
+// scored live customer and stores them. It reads the value buckets, counted afresh from every
+// score when count is set (otherwise as the writers of scores kept them), and then only the
+// values of the buckets where a share is crossed, from an index. A value tier's threshold is
+// the smallest value of the smallest set of top customers whose values make the share of the
+// positive total (a customer belongs while the values above it sum to less than the share);
+// usage edges are the 1/3 and 2/3 quantiles of purchase occasions, interpolated linearly as
+// percentile_cont and pandas do. It returns the number of scored live customers.
+func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time, count bool) (scored int64, err error) {
+	if count {
+		if err := tx.Exec("DELETE FROM segment_value_buckets").Error; err != nil {
+			return 0, fmt.Errorf("value distribution: %w", err)
+		}
+		if err := tx.Exec(countBucketsSQL).Error; err != nil {
+			return 0, fmt.Errorf("value distribution: %w", err)
+		}
+	}
+	rows, err := tx.Raw(`SELECT family, bucket, customers, total::text FROM segment_value_buckets WHERE customers > 0`).Rows()
 	if err != nil {
 		return 0, fmt.Errorf("value distribution: %w", err)
 	}
@@ -123,21 +163,19 @@ func computeThresholds(tx *gorm.DB, st *builtinSettings, now time.Time) (scored 
 	net, clv := map[float64]*valueBucket{}, map[float64]*valueBucket{}
 	occasions := map[int]int64{}
 	for rows.Next() {
-		var kind int
-		var netBucket, clvBucket *float64
-		var purchases *int
+		var family, total string
+		var bucket int
 		var n int64
-		var netSum, clvSum *string
-		if err := rows.Scan(&kind, &netBucket, &clvBucket, &purchases, &n, &netSum, &clvSum); err != nil {
+		if err := rows.Scan(&family, &bucket, &n, &total); err != nil {
 			return 0, fmt.Errorf("value distribution: %w", err)
 		}
-		switch {
-		case kind == 3:
-			err = addTo(net, netBucket, netSum)
-		case kind == 5:
-			err = addTo(clv, clvBucket, clvSum)
-		case kind == 6 && purchases != nil:
-			occasions[*purchases] += n
+		switch family {
+		case "net_value":
+			err = putBucket(net, float64(bucket), total)
+		case "clv":
+			err = putBucket(clv, float64(bucket), total)
+		case "purchases":
+			occasions[bucket] += n
 			scored += n
 		}
 		if err != nil {

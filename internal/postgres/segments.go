@@ -444,7 +444,7 @@ func (s *SegmentStore) RefreshSegment(ctx context.Context, scope crm.Scope, id u
 			return err
 		}
 		if seg.Builtin() {
-			err = refreshBuiltins(tx, crm.CauseRefresh, now)
+			err = refreshBuiltins(tx, crm.CauseRefresh, now, false)
 		} else {
 			err = refreshCustom(tx, seg, crm.CauseRefresh, now)
 		}
@@ -457,11 +457,11 @@ func (s *SegmentStore) RefreshSegment(ctx context.Context, scope crm.Scope, id u
 	return out, err
 }
 
-// RefreshAllSegments recomputes every built-in family and every custom segment, in one
-// transaction.
+// RefreshAllSegments recomputes every built-in family, placing every customer again, and
+// every custom segment, in one transaction.
 func (s *SegmentStore) RefreshAllSegments(ctx context.Context, cause string, now time.Time) error {
 	return s.db.transact(ctx, func(tx *gorm.DB) error {
-		if err := refreshBuiltins(tx, cause, now); err != nil {
+		if err := refreshBuiltins(tx, cause, now, true); err != nil {
 			return err
 		}
 		customs, err := customSegments(tx)
@@ -493,26 +493,16 @@ func customSegments(tx *gorm.DB) ([]crm.Segment, error) {
 	return out, nil
 }
 
-// UpdateMemberships re-evaluates the given customers against every segment: the built-in
-// families with the thresholds of the last full refresh, and every custom rule in one
-// statement.
+// UpdateMemberships re-evaluates the given customers against every custom rule in one
+// statement. Their built-in families were placed with their scores (placeRescored).
 func (s *SegmentStore) UpdateMemberships(ctx context.Context, customerIDs []uuid.UUID, now time.Time) error {
 	return s.db.transact(ctx, func(tx *gorm.DB) error {
-		if err := tx.Exec(membershipLockSQL).Error; err != nil {
-			return fmt.Errorf("lock memberships: %w", err)
-		}
-		st, err := readBuiltinSettings(tx)
-		if err != nil {
-			return err
-		}
-		if st.RefreshedAt != nil {
-			if err := placeCustomers(tx, st, customerIDs, crm.CauseRescore, now); err != nil {
-				return err
-			}
-		}
 		customs, err := customSegments(tx)
 		if err != nil || len(customs) == 0 {
 			return err
+		}
+		if err := tx.Exec(membershipLockSQL).Error; err != nil {
+			return fmt.Errorf("lock memberships: %w", err)
 		}
 		return reevaluateCustom(tx, customs, customerIDs, crm.CauseRescore, now)
 	})
@@ -919,7 +909,7 @@ func (s *SegmentStore) UpdateSegmentSettings(ctx context.Context, in *crm.Segmen
 		if err != nil {
 			return fmt.Errorf("store segment settings: %w", err)
 		}
-		if err := refreshBuiltins(tx, crm.CauseDefinition, now); err != nil {
+		if err := refreshBuiltins(tx, crm.CauseDefinition, now, true); err != nil {
 			return err
 		}
 		names := textArray{rfm.OtherSegment}
@@ -940,12 +930,19 @@ func (s *SegmentStore) UpdateSegmentSettings(ctx context.Context, in *crm.Segmen
 }
 
 // leaveAllSegments takes a deleted customer out of every segment, recording that it left each
-// one and lowering the member counts, in the deleting transaction.
+// one and lowering the member counts, and out of the value distribution of the tier
+// thresholds, in the deleting transaction.
 func leaveAllSegments(tx *gorm.DB, customerID uuid.UUID, now time.Time) error {
 	if err := tx.Exec(membershipLockSQL).Error; err != nil {
 		return fmt.Errorf("lock memberships: %w", err)
 	}
-	err := tx.Exec(`WITH tiers AS (
+	err := tx.Exec(`WITH moved_values AS (
+			SELECT customer_id, -1 AS sign, net_value, clv, purchases FROM customer_scores WHERE customer_id = ?
+		) `+moveBucketsSQL, customerID).Error
+	if err != nil {
+		return fmt.Errorf("take %s out of the value distribution: %w", customerID, err)
+	}
+	err = tx.Exec(`WITH tiers AS (
 			DELETE FROM customer_tiers WHERE customer_id = ? RETURNING *
 		), custom AS (
 			DELETE FROM segment_members WHERE customer_id = ? RETURNING segment_id

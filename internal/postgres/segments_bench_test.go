@@ -52,16 +52,22 @@ var fiveConditions = map[string]any{"all": []any{
 //
 //   - the first refresh of every built-in family, placing every customer and recording 6
 //     entered changes each, is timed once and logged;
-//   - BuiltinRefresh: a full refresh of every built-in family (thresholds, placement, diff,
-//     changes) after 5% of the customers' scores changed, as after a model run;
+//   - BuiltinRefresh: refreshing every built-in family (POST /v1/segments/{id}/refresh of a
+//     built-in segment: thresholds, then the customers between old and new thresholds moved
+//     and their changes logged) after 5% of the customers were rescored live, each placed
+//     with its new scores as a live rescore does (untimed);
 //   - BuiltinRefreshUnchanged: the same when no score changed, which is the cost of
-//     recomputing and comparing alone;
+//     recomputing the thresholds alone;
+//   - BuiltinPlaceEveryone: placing every customer again, as after a model run replaced
+//     every score, when 5% of the scores changed: thresholds, the comparison of every
+//     customer's new tiers with its stored ones, and the moves;
 //   - CustomRulePreview: counting a 5-condition rule over every customer and reading the first
 //     page, as POST /v1/segments/preview does;
 //   - CustomRuleRefresh: rematerialising a saved segment with that rule after 5% of the scores
 //     changed;
-//   - RescoreOneCustomer: re-evaluating one customer against every built-in family and the
-//     custom segment, as after a live rescore.
+//   - RescoreOneCustomer: what a live rescore does for segments: storing one customer's
+//     scores with the value buckets and its placement in every built-in family (in one
+//     transaction), then re-evaluating it against the custom segment.
 func BenchmarkSegments(b *testing.B) {
 	ctx := context.Background()
 	n := 1_000_000
@@ -93,17 +99,59 @@ func BenchmarkSegments(b *testing.B) {
 		b.Fatal(err)
 	}
 	builtin := page.Segments[0].ID
-	// changeScores moves 5% of the customers' values and churn risks, as a refit would.
+	// changed5Percent is how the scores of 5% of the customers change in a round: CLV × 1.5,
+	// net value + 7, churn risk mirrored.
+	const changed5Percent = `clv = round(clv * 1.5, 2), net_value = net_value + 7, churn_risk = 1 - churn_risk,
+		churn_band = CASE WHEN 1 - churn_risk >= 0.7 THEN 'high' WHEN 1 - churn_risk >= 0.3 THEN 'medium' ELSE 'low' END`
+	const in5Percent = `abs(hashtextextended(customer_id::text, $1)) % 20 = 0`
+	// changeScores changes the scores of 5% of the customers, as a model run would, without
+	// placing anyone.
 	changeScores := func(b *testing.B, round int) {
 		b.Helper()
-		_, err := db.SQL().ExecContext(ctx, `UPDATE customer_scores SET clv = round(clv * 1.5, 2), net_value = net_value + 7,
-			churn_risk = 1 - churn_risk, churn_band = CASE WHEN 1 - churn_risk >= 0.7 THEN 'high' WHEN 1 - churn_risk >= 0.3 THEN 'medium' ELSE 'low' END
-			WHERE abs(hashtextextended(customer_id::text, $1)) % 20 = 0`, round)
+		if _, err := db.SQL().ExecContext(ctx, `UPDATE customer_scores SET `+changed5Percent+` WHERE `+in5Percent, round); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// rescore changes the scores of 5% of the customers as live rescores do: their value
+	// buckets and placements change with them.
+	rescore := func(b *testing.B, round int) {
+		b.Helper()
+		rows, err := db.SQL().QueryContext(ctx, `SELECT customer_id FROM customer_scores WHERE `+in5Percent, round)
 		if err != nil {
+			b.Fatal(err)
+		}
+		var ids []uuid.UUID
+		for rows.Next() {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			b.Fatal(err)
+		}
+		if err := store.RescoreForTest(ctx, changed5Percent, ids, time.Now().UTC()); err != nil {
 			b.Fatal(err)
 		}
 	}
 	round := 0
+	// membershipChanges counts the membership changes of a cause logged so far.
+	membershipChanges := func(b *testing.B, cause string) int64 {
+		b.Helper()
+		var n int64
+		err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM change_log WHERE entity_type = 'segment_membership' AND state->>'cause' = $1`, cause).Scan(&n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	// reportMoves reports the customers moved per operation, from the membership changes of
+	// the cause logged since from.
+	reportMoves := func(b *testing.B, cause string, from int64) {
+		b.Helper()
+		b.ReportMetric(float64(membershipChanges(b, cause)-from)/float64(b.N), "moved/op")
+	}
 
 	start = time.Now()
 	if _, err := store.RefreshSegment(ctx, crm.Scope{}, builtin, time.Now().UTC()); err != nil {
@@ -111,15 +159,17 @@ func BenchmarkSegments(b *testing.B) {
 	}
 	b.Logf("first refresh of every built-in family (every customer enters 6 segments): %s", time.Since(start).Round(time.Millisecond))
 	b.Run("BuiltinRefresh", func(b *testing.B) {
+		from := membershipChanges(b, crm.CauseRefresh)
 		for b.Loop() {
 			b.StopTimer()
 			round++
-			changeScores(b, round)
+			rescore(b, round)
 			b.StartTimer()
 			if _, err := store.RefreshSegment(ctx, crm.Scope{}, builtin, time.Now().UTC()); err != nil {
 				b.Fatal(err)
 			}
 		}
+		reportMoves(b, crm.CauseRefresh, from)
 	})
 	b.Run("BuiltinRefreshUnchanged", func(b *testing.B) {
 		for b.Loop() {
@@ -127,6 +177,19 @@ func BenchmarkSegments(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+	b.Run("BuiltinPlaceEveryone", func(b *testing.B) {
+		from := membershipChanges(b, crm.CauseModelRun)
+		for b.Loop() {
+			b.StopTimer()
+			round++
+			changeScores(b, round)
+			b.StartTimer()
+			if err := store.RefreshAllSegments(ctx, crm.CauseModelRun, time.Now().UTC()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportMoves(b, crm.CauseModelRun, from)
 	})
 	rule, err := crm.ParseRule(fiveConditions, "/definition")
 	if err != nil {
@@ -166,6 +229,9 @@ func BenchmarkSegments(b *testing.B) {
 	}
 	b.Run("RescoreOneCustomer", func(b *testing.B) {
 		for b.Loop() {
+			if err := store.RescoreForTest(ctx, "computed_at = now()", []uuid.UUID{one}, time.Now().UTC()); err != nil {
+				b.Fatal(err)
+			}
 			if err := store.UpdateMemberships(ctx, []uuid.UUID{one}, time.Now().UTC()); err != nil {
 				b.Fatal(err)
 			}

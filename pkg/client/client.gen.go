@@ -2278,15 +2278,15 @@ type SegmentRule struct {
 	Value interface{} `json:"value,omitempty"`
 }
 
-// SegmentSettings The settings of the built-in segments and the thresholds of the last full refresh.
+// SegmentSettings The settings of the built-in segments and the thresholds of their last refresh.
 type SegmentSettings struct {
-	// RefreshedAt When the built-in families were last refreshed in full.
+	// RefreshedAt When the thresholds of the built-in families were last recomputed.
 	RefreshedAt nullable.Nullable[time.Time] `json:"refreshed_at"`
 
 	// RfmMap The RFM segment map in use.
 	RfmMap []RFMSegmentRule `json:"rfm_map"`
 
-	// Thresholds The edges of the last full refresh; null where there was nothing to compute them from.
+	// Thresholds The edges of the last refresh; null where there was nothing to compute them from.
 	Thresholds SegmentThresholds `json:"thresholds"`
 
 	// UsageThresholds Fixed usage tiers; null for terciles.
@@ -2368,7 +2368,7 @@ type SegmentSummary struct {
 	TotalClv Decimal `json:"total_clv"`
 }
 
-// SegmentThresholds The edges of the last full refresh; null where there was nothing to compute them from.
+// SegmentThresholds The edges of the last refresh; null where there was nothing to compute them from.
 type SegmentThresholds struct {
 	// ClvAMin The smallest predicted CLV in CLV tier A.
 	ClvAMin nullable.Nullable[string] `json:"clv_a_min"`
@@ -3720,9 +3720,10 @@ type ClientInterface interface {
 	// RefreshSegment Recompute a segment's members now
 	//
 	// Recomputes a custom segment's members from its rule, or, for a built-in segment, the
-	// thresholds and members of every built-in family from the current scores. Members are
-	// also recomputed after every model run, and a customer is moved at once when its scores
-	// change. Built-in segments are shared by every customer: a key confined to a customer
+	// thresholds of every built-in family from the current scores, moving the customers whose
+	// tiers the new thresholds change. A customer whose scores change is placed again at once,
+	// with the thresholds of the last refresh, and every customer is placed again after every
+	// model run. Built-in segments are shared by every customer: a key confined to a customer
 	// subtree may refresh its own custom segments only (403 for a built-in one).
 	//
 	// Corresponds with POST /v1/segments/{segment_id}/refresh (the `RefreshSegment` operationId).
@@ -4797,9 +4798,10 @@ func (c *Client) ListSegmentMembers(ctx context.Context, segmentId SegmentID, pa
 // RefreshSegment Recompute a segment's members now
 //
 // Recomputes a custom segment's members from its rule, or, for a built-in segment, the
-// thresholds and members of every built-in family from the current scores. Members are
-// also recomputed after every model run, and a customer is moved at once when its scores
-// change. Built-in segments are shared by every customer: a key confined to a customer
+// thresholds of every built-in family from the current scores, moving the customers whose
+// tiers the new thresholds change. A customer whose scores change is placed again at once,
+// with the thresholds of the last refresh, and every customer is placed again after every
+// model run. Built-in segments are shared by every customer: a key confined to a customer
 // subtree may refresh its own custom segments only (403 for a built-in one).
 //
 // Corresponds with POST /v1/segments/{segment_id}/refresh (the `RefreshSegment` operationId).
@@ -8149,9 +8151,10 @@ type ClientWithResponsesInterface interface {
 	// RefreshSegmentWithResponse Recompute a segment's members now
 	//
 	// Recomputes a custom segment's members from its rule, or, for a built-in segment, the
-	// thresholds and members of every built-in family from the current scores. Members are
-	// also recomputed after every model run, and a customer is moved at once when its scores
-	// change. Built-in segments are shared by every customer: a key confined to a customer
+	// thresholds of every built-in family from the current scores, moving the customers whose
+	// tiers the new thresholds change. A customer whose scores change is placed again at once,
+	// with the thresholds of the last refresh, and every customer is placed again after every
+	// model run. Built-in segments are shared by every customer: a key confined to a customer
 	// subtree may refresh its own custom segments only (403 for a built-in one).
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -12986,9 +12989,10 @@ func (c *ClientWithResponses) ListSegmentMembersWithResponse(ctx context.Context
 // RefreshSegmentWithResponse Recompute a segment's members now
 //
 // Recomputes a custom segment's members from its rule, or, for a built-in segment, the
-// thresholds and members of every built-in family from the current scores. Members are
-// also recomputed after every model run, and a customer is moved at once when its scores
-// change. Built-in segments are shared by every customer: a key confined to a customer
+// thresholds of every built-in family from the current scores, moving the customers whose
+// tiers the new thresholds change. A customer whose scores change is placed again at once,
+// with the thresholds of the last refresh, and every customer is placed again after every
+// model run. Built-in segments are shared by every customer: a key confined to a customer
 // subtree may refresh its own custom segments only (403 for a built-in one).
 //
 // Returns a wrapper object for the known response body format(s).
