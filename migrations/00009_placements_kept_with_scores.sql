@@ -20,6 +20,11 @@ CREATE TABLE segment_value_buckets (
     PRIMARY KEY (family, bucket)
 );
 
+-- Every membership change is logged under its customer's path: a refresh that moves tens of
+-- thousands of customers reads their paths from this index alone instead of their rows.
+CREATE INDEX customers_path_idx ON customers (id) INCLUDE (ancestors);
+
 -- +goose Down
+DROP INDEX customers_path_idx;
 DROP TABLE segment_value_buckets;
 ALTER TABLE segment_settings DROP COLUMN placed_scores_table;

@@ -17,13 +17,14 @@ import (
 	"github.com/centric-crm/centric/pkg/rfm"
 )
 
-// Placing customers in the built-in families is a read and a write. The read computes every
-// customer's tiers from its scores with the stored thresholds and keeps only the customers
+// Placing customers in the built-in families is a read and a write. The read computes
+// customers' tiers from their scores with the stored thresholds and keeps only the customers
 // whose tiers differ from customer_tiers: the moved set. The write applies the moved set in
-// one statement: tiers, member counts and the change log. A full refresh materialises the
-// moved set with CREATE TABLE AS, which PostgreSQL runs in parallel over a million scores (a
-// statement that writes to an existing table never runs in parallel); placing a few
-// customers reads it inside the write.
+// one statement: tiers, member counts and the change log. A refresh materialises the moved set
+// with CREATE TABLE AS, which PostgreSQL runs in parallel over a million scores when it
+// places everyone (a statement that writes to an existing table never runs in parallel); a
+// live rescore reads its customers' moved set inside the write, in the transaction that
+// stores their scores (placeRescored).
 
 // placedTiersSQL computes a scored customer's tiers. Its arguments are those of
 // placementArgs.
@@ -50,8 +51,10 @@ const movedSQL = `(o.value_tier, o.clv_tier, o.usage_tier, o.rfm, o.churn_band)
 	IS DISTINCT FROM (n.value_tier, n.clv_tier, n.usage_tier, n.rfm, n.churn_band)`
 
 // movedTableSQL materialises the moved set of every scored live customer.
-const movedTableSQL = `CREATE UNLOGGED TABLE segment_placement_moves AS
-SELECT ` + movedColumnsSQL + `
+const movedTableSQL = `CREATE UNLOGGED TABLE segment_placement_moves AS ` + scoredMovedSQL
+
+// scoredMovedSQL is the moved set of the scored live customers.
+const scoredMovedSQL = `SELECT ` + movedColumnsSQL + `
 FROM customer_scores s
 CROSS JOIN LATERAL (SELECT s.customer_id, p.* FROM (` + placedTiersSQL + `) p) n
 LEFT JOIN customer_tiers o ON o.customer_id = s.customer_id
@@ -120,13 +123,42 @@ func placeEveryone(tx *gorm.DB, st *builtinSettings, scored int64, cause string,
 			return fmt.Errorf("find customers without scores: %w", err)
 		}
 	}
-	// Usually a few percent of the customers move: their stored tiers are found through the
-	// primary key, where a hash join would read all of them.
+	return applyMovedTable(tx, cause, now)
+}
+
+// placeBetween places the scored live customers that the query between (with its arguments)
+// selects, in one statement. No customer without live scores keeps tiers (a deletion takes
+// them away at once), so none is looked for.
+func placeBetween(tx *gorm.DB, st *builtinSettings, between string, betweenArgs []any, cause string, now time.Time) error {
+	args, err := placementArgs(st)
+	if err != nil {
+		return err
+	}
+	// An array of the customers' ids makes the planner read their scores by the primary key;
+	// their stored tiers and customer rows are found by theirs, where a hash join would read
+	// all of them.
 	if err := tx.Exec("SET LOCAL enable_hashjoin = off").Error; err != nil {
 		return fmt.Errorf("plan the placement: %w", err)
 	}
-	if err := applyPlacements(gormStatements{tx}, applyMovedTableSQL, nil, cause, now); err != nil {
-		return err
+	source := scoredMovedSQL + " AND s.customer_id = ANY(ARRAY(" + between + "))"
+	if err := tx.Exec(applyPlacementsFrom(source), withApplyArgs(append(args, betweenArgs...), cause, now)...).Error; err != nil {
+		return fmt.Errorf("store built-in segment placements: %w", err)
+	}
+	if err := tx.Exec("RESET enable_hashjoin").Error; err != nil {
+		return fmt.Errorf("plan the placement: %w", err)
+	}
+	return nil
+}
+
+// applyMovedTable applies the moved set in segment_placement_moves and drops it.
+func applyMovedTable(tx *gorm.DB, cause string, now time.Time) error {
+	// Usually a few percent of the customers move: their stored tiers and customer rows are
+	// found through the primary keys, where a hash join would read all of them.
+	if err := tx.Exec("SET LOCAL enable_hashjoin = off").Error; err != nil {
+		return fmt.Errorf("plan the placement: %w", err)
+	}
+	if err := tx.Exec(applyMovedTableSQL, withApplyArgs(nil, cause, now)...).Error; err != nil {
+		return fmt.Errorf("store built-in segment placements: %w", err)
 	}
 	if err := tx.Exec("RESET enable_hashjoin").Error; err != nil {
 		return fmt.Errorf("plan the placement: %w", err)
@@ -137,30 +169,10 @@ func placeEveryone(tx *gorm.DB, st *builtinSettings, scored int64, cause string,
 	return nil
 }
 
-// placeCustomers places the given customers (taking those without live scores out of every
-// family).
-func placeCustomers(run statements, st *builtinSettings, ids []uuid.UUID, cause string, now time.Time) error {
-	args, err := placementArgs(st)
-	if err != nil {
-		return err
-	}
-	args = append(args, uuidArray(ids), uuidArray(ids))
-	// Most rescores leave a customer's tiers as they are: a plain read finds out for less
-	// than planning the write.
-	moved, err := run.exists(someMovedSQL, args...)
-	if err != nil {
-		return fmt.Errorf("place customers in built-in segments: %w", err)
-	}
-	if !moved {
-		return nil
-	}
-	return applyPlacements(run, applySomeMovedSQL, args, cause, now)
-}
-
 // placeRescored places customers in the built-in families in the transaction that stored their
 // new scores (holding the membership lock since before it wrote them), so that every stored
 // placement follows from the stored scores and thresholds. Before the first refresh there are
-// no thresholds, and nothing to place.
+// no thresholds, and nothing to place. Customers without live scores leave every family.
 func placeRescored(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, now time.Time) error {
 	var st builtinSettings
 	err := tx.QueryRow(ctx, `SELECT rfm_map::text, value_a_min::text, value_b_min::text, clv_a_min::text, clv_b_min::text,
@@ -172,44 +184,28 @@ func placeRescored(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, now time.Tim
 	if st.RefreshedAt == nil {
 		return nil
 	}
-	return placeCustomers(pgxStatements{ctx, tx}, &st, ids, crm.CauseRescore, now)
+	args, err := placementArgs(&st)
+	if err != nil {
+		return err
+	}
+	args = append(args, uuidArray(ids), uuidArray(ids))
+	// Most rescores leave a customer's tiers as they are: a plain read finds out for less
+	// than planning the write.
+	var moved bool
+	if err := tx.QueryRow(ctx, someMovedExistsSQL, args...).Scan(&moved); err != nil {
+		return fmt.Errorf("place customers in built-in segments: %w", err)
+	}
+	if !moved {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, applySomeMovedSQL, withApplyArgs(args, crm.CauseRescore, now)...); err != nil {
+		return fmt.Errorf("store built-in segment placements: %w", err)
+	}
+	return nil
 }
 
-// statements runs the placement's statements, written with GORM's ? placeholders, in a GORM
-// or a pgx transaction.
-type statements interface {
-	exec(sql string, args ...any) error
-	exists(query string, args ...any) (bool, error)
-}
-
-// gormStatements runs statements in a GORM transaction.
-type gormStatements struct{ tx *gorm.DB }
-
-func (g gormStatements) exec(sql string, args ...any) error { return g.tx.Exec(sql, args...).Error }
-
-func (g gormStatements) exists(query string, args ...any) (found bool, err error) {
-	err = g.tx.Raw("SELECT EXISTS ("+query+")", args...).Row().Scan(&found)
-	return found, err
-}
-
-// pgxStatements runs statements in a pgx transaction, numbering their placeholders.
-type pgxStatements struct {
-	ctx context.Context
-	tx  pgx.Tx
-}
-
-func (p pgxStatements) exec(sql string, args ...any) error {
-	_, err := p.tx.Exec(p.ctx, numberedPlaceholders(sql), args...)
-	return err
-}
-
-func (p pgxStatements) exists(query string, args ...any) (found bool, err error) {
-	err = p.tx.QueryRow(p.ctx, numberedPlaceholders("SELECT EXISTS ("+query+")"), args...).Scan(&found)
-	return found, err
-}
-
-// numberedPlaceholders turns the ? placeholders of a placement statement into $1, $2, …; the
-// statements have no other question marks.
+// numberedPlaceholders turns the ? placeholders of a placement statement into pgx's $1, $2,
+// …; the statements have no other question marks.
 func numberedPlaceholders(sql string) string {
 	var b strings.Builder
 	n := 0
@@ -223,6 +219,9 @@ func numberedPlaceholders(sql string) string {
 	}
 	return b.String()
 }
+
+// someMovedExistsSQL tells whether any of the given customers moves, for pgx.
+var someMovedExistsSQL = numberedPlaceholders("SELECT EXISTS (" + someMovedSQL + ")")
 
 // applyPlacementsSQL applies a moved set d (%[1]s): every family whose tier changes is a
 // segment left and one entered (%[2]s unpivots them for the member counts). It deletes the
@@ -257,11 +256,10 @@ FROM d CROSS JOIN refs JOIN customers c ON c.id = d.customer_id
 WHERE changes_captured()
 ORDER BY d.customer_id`
 
-// applyMovedTableSQL and applySomeMovedSQL are applyPlacementsSQL for the moved set of a full
-// refresh and for the given customers. The change log's rows are built per customer straight
-// from the moved set, in the form logMembershipsSQL writes, with the families in the order of
-// their names.
-var applyMovedTableSQL, applySomeMovedSQL = func() (string, string) {
+// applyFamilies are the parts of applyPlacementsSQL that name every family: the change log's
+// rows are built per customer straight from the moved set, in the form logMembershipsSQL
+// writes, with the families in the order of their names.
+var applyFamilies = func() (parts [4]string) {
 	var unpivot, set, entered, left []string
 	families := slices.Sorted(slices.Values(crm.BuiltinFamilies))
 	for _, family := range families {
@@ -276,20 +274,24 @@ var applyMovedTableSQL, applySomeMovedSQL = func() (string, string) {
 		col := tierColumns[family]
 		set = append(set, fmt.Sprintf("%[1]s = d.%[1]s, %[1]s_since = CASE WHEN t.%[1]s = d.%[1]s THEN t.%[1]s_since ELSE ?::timestamptz END", col))
 	}
-	apply := func(source string) string {
-		return fmt.Sprintf(applyPlacementsSQL, source, strings.Join(unpivot, "\n\t\tUNION ALL "), strings.Join(set, ",\n\t\t"),
-			strings.Join(entered, ",\n\t\t\t"), strings.Join(left, ",\n\t\t\t"))
-	}
-	return apply("SELECT * FROM segment_placement_moves"), apply(someMovedSQL)
+	return [4]string{strings.Join(unpivot, "\n\t\tUNION ALL "), strings.Join(set, ",\n\t\t"), strings.Join(entered, ",\n\t\t\t"), strings.Join(left, ",\n\t\t\t")}
 }()
 
-// applyPlacements runs one of the apply statements with the arguments of its moved set.
-func applyPlacements(run statements, apply string, args []any, cause string, now time.Time) error {
-	args = append(args, now, now, now, now, now, now, now, now, now, now, now, now, cause, changedAtText(now))
-	if err := run.exec(apply, args...); err != nil {
-		return fmt.Errorf("store built-in segment placements: %w", err)
-	}
-	return nil
+// applyPlacementsFrom is applyPlacementsSQL for the moved set the query source selects.
+func applyPlacementsFrom(source string) string {
+	return fmt.Sprintf(applyPlacementsSQL, source, applyFamilies[0], applyFamilies[1], applyFamilies[2], applyFamilies[3])
+}
+
+// applyMovedTableSQL and applySomeMovedSQL apply the moved set of a refresh that places
+// everyone and, for pgx, of the given customers.
+var (
+	applyMovedTableSQL = applyPlacementsFrom("SELECT * FROM segment_placement_moves")
+	applySomeMovedSQL  = numberedPlaceholders(applyPlacementsFrom(someMovedSQL))
+)
+
+// withApplyArgs adds the arguments of the apply statements to those of their moved set.
+func withApplyArgs(args []any, cause string, now time.Time) []any {
+	return append(args, now, now, now, now, now, now, now, now, now, now, now, now, cause, changedAtText(now))
 }
 
 // refreshBuiltins recomputes the thresholds and moves the customers they move. Every live
@@ -332,31 +334,31 @@ func refreshBuiltins(tx *gorm.DB, cause string, now time.Time, full bool) error 
 	if err != nil {
 		return err
 	}
-	var ids []uuid.UUID
+	var between string
+	var betweenArgs []any
 	if !full {
-		if ids, err = betweenThresholds(tx, &old, st); err != nil {
+		if between, betweenArgs, err = betweenThresholds(&old, st); err != nil {
 			return err
 		}
-		full = int64(len(ids)) > scored/fullPlacementShare
+		if between != "" {
+			var n int64
+			if err := tx.Raw("SELECT count(*) FROM ("+between+") b", betweenArgs...).Row().Scan(&n); err != nil {
+				return fmt.Errorf("count customers between old and new thresholds: %w", err)
+			}
+			full = n > scored/fullPlacementShare
+		}
 	}
-	if full {
+	switch {
+	case full:
 		if err := placeEveryone(tx, st, scored, cause, now); err != nil {
 			return err
 		}
 		if err := tx.Exec(`UPDATE segment_settings SET placed_scores_table = 'customer_scores'::regclass`).Error; err != nil {
 			return fmt.Errorf("store segment settings: %w", err)
 		}
-	} else if len(ids) > 0 {
-		// For a few percent of the customers the planner would read every score, stored tier
-		// and customer; reading theirs through the primary keys costs a fraction of that.
-		if err := tx.Exec("SET LOCAL enable_hashjoin = off; SET LOCAL enable_seqscan = off").Error; err != nil {
-			return fmt.Errorf("plan the placement: %w", err)
-		}
-		if err := placeCustomers(gormStatements{tx}, st, ids, cause, now); err != nil {
+	case between != "":
+		if err := placeBetween(tx, st, between, betweenArgs, cause, now); err != nil {
 			return err
-		}
-		if err := tx.Exec("RESET enable_hashjoin; RESET enable_seqscan").Error; err != nil {
-			return fmt.Errorf("plan the placement: %w", err)
 		}
 	}
 	if err := tx.Exec(`UPDATE segments SET refreshed_at = ? WHERE family <> 'custom'`, now).Error; err != nil {
@@ -371,11 +373,12 @@ func refreshBuiltins(tx *gorm.DB, cause string, now time.Time, full bool) error 
 // takes 1.4–1.9 s, about as long as placing 40,000–50,000 customers by their ids.
 const fullPlacementShare = 20
 
-// betweenThresholds returns the customers whose tiers a change of thresholds from before to
-// after can change: those whose net value or CLV lies between an old and a new edge of tier A
-// or B (read from the value indexes), and, when the usage edges changed, those whose number of
-// purchase occasions lies between an old and a new edge.
-func betweenThresholds(tx *gorm.DB, before, after *builtinSettings) ([]uuid.UUID, error) {
+// betweenThresholds returns a query of the customers whose tiers a change of thresholds from
+// before to after can change, and its arguments: those whose net value or CLV lies between an
+// old and a new edge of tier A or B (read from the value indexes), and, when the usage edges
+// changed, those whose number of purchase occasions lies between an old and a new edge. The
+// query is empty when no edge moved.
+func betweenThresholds(before, after *builtinSettings) (string, []any, error) {
 	var parts []string
 	var args []any
 	for _, edge := range []struct {
@@ -388,7 +391,7 @@ func betweenThresholds(tx *gorm.DB, before, after *builtinSettings) ([]uuid.UUID
 		// A customer is in a tier when its value is at least the edge; no edge takes no one.
 		lo, hi, err := valueBand(edge.before, edge.after)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		switch {
 		case lo == nil:
@@ -417,14 +420,7 @@ func betweenThresholds(tx *gorm.DB, before, after *builtinSettings) ([]uuid.UUID
 			args = append(args, min(*edge.before, *edge.after), max(*edge.before, *edge.after))
 		}
 	}
-	if len(parts) == 0 {
-		return nil, nil
-	}
-	var ids []uuid.UUID
-	if err := tx.Raw(strings.Join(parts, " UNION "), args...).Scan(&ids).Error; err != nil {
-		return nil, fmt.Errorf("find customers between old and new thresholds: %w", err)
-	}
-	return ids, nil
+	return strings.Join(parts, " UNION "), args, nil
 }
 
 // valueBand returns the values [lo, hi) between an old and a new edge of a value tier, with a

@@ -16,7 +16,7 @@ import (
 const liveScoresSQL = `NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id AND c.deleted_at IS NOT NULL)`
 
 // bucketsPerE is the number of logarithmic value buckets per factor e.
-const bucketsPerE = 16
+const bucketsPerE = 64
 
 // netBucket and clvBucket are logarithmic buckets of positive values, bucketsPerE per factor
 // e, on the values rounded to integers: converting a numeric to an integer is cheap where
@@ -32,25 +32,24 @@ func valueBucketSQL(column string) string {
 	return fmt.Sprintf(`CASE WHEN s.%[1]s > 0 THEN floor(ln((least(s.%[1]s, 1e15)::int8 + 1)::float8) * %[2]d) END`, column, bucketsPerE)
 }
 
-// countBucketsSQL counts the value buckets afresh: it reads every live score once, in
-// parallel, into counts and sums per combination of net value bucket, CLV bucket and number of
-// purchase occasions, sums those per family, and stores them.
+// countBucketsSQL counts the value buckets afresh and stores them: two parallel reads of
+// every live score, one into counts and sums per net value bucket and number of purchase
+// occasions, summed per family, the other per CLV bucket. (Grouping by all three at once
+// would make too many groups of fine buckets.)
 var countBucketsSQL = `INSERT INTO segment_value_buckets (family, bucket, customers, total)
-WITH g AS (
-	SELECT ` + netBucket + ` AS net_bucket, ` + clvBucket + ` AS clv_bucket, s.purchases, count(*) AS n,
-		sum(s.net_value) FILTER (WHERE s.net_value > 0) AS net_sum, sum(s.clv) FILTER (WHERE s.clv > 0) AS clv_sum
+WITH net AS (
+	SELECT ` + netBucket + ` AS net_bucket, s.purchases, count(*) AS n, sum(s.net_value) FILTER (WHERE s.net_value > 0) AS net_sum
 	FROM customer_scores s WHERE ` + liveScoresSQL + `
-	GROUP BY 1, 2, 3
-), families AS (
-	SELECT GROUPING(net_bucket, clv_bucket, purchases) AS kind, net_bucket, clv_bucket, purchases, sum(n) AS n,
-		sum(net_sum) AS net_sum, sum(clv_sum) AS clv_sum
-	FROM g GROUP BY GROUPING SETS ((net_bucket), (clv_bucket), (purchases))
+	GROUP BY 1, 2
 )
-SELECT f.family, f.bucket, n, f.total
-FROM families CROSS JOIN LATERAL (VALUES
-	(3, 'net_value', net_bucket, net_sum), (5, 'clv', clv_bucket, clv_sum), (6, 'purchases', purchases, 0)
-) f (kind, family, bucket, total)
-WHERE f.kind = families.kind AND f.bucket IS NOT NULL`
+SELECT CASE WHEN GROUPING(net_bucket) = 0 THEN 'net_value' ELSE 'purchases' END, coalesce(net_bucket, purchases), sum(n),
+	CASE WHEN GROUPING(net_bucket) = 0 THEN sum(net_sum) ELSE 0 END
+FROM net GROUP BY GROUPING SETS ((net_bucket), (purchases))
+HAVING GROUPING(net_bucket) = 1 OR net_bucket IS NOT NULL
+UNION ALL
+SELECT 'clv', ` + clvBucket + `, count(*), sum(s.clv)
+FROM customer_scores s WHERE s.clv > 0 AND ` + liveScoresSQL + `
+GROUP BY 2`
 
 // moveBucketsSQL ends a statement that writes scores: it moves the customers in its CTE
 // moved_values (customer_id, sign, net_value, clv, purchases) between the value buckets,
@@ -110,19 +109,22 @@ func putBucket(buckets map[float64]*valueBucket, bucket float64, sum string) err
 	return nil
 }
 
-// bucketRange is a range of values that holds every value of a bucket. With n buckets per
-// factor e, bucket b holds the values v whose rounding k has e^(b/n) <= k + 1 < e^((b+1)/n),
-// so e^(b/n) - 1.5 <= v < e^((b+1)/n) - 0.5; a unit more on each side and a relative 1e-9
-// cover any difference between Go's exponential and PostgreSQL's logarithm, and the bucket
-// expression then keeps the bucket's values alone.
+// bucketRange is a range of values that holds every value of a bucket, and next to nothing
+// else. With n buckets per factor e, bucket b holds the values v whose rounding k (half away
+// from zero, as PostgreSQL casts) has e^(b/n) <= k + 1 < e^((b+1)/n): the integers k from
+// kLo to kHi, so the values from kLo - 0.5 up to kHi + 0.5. Go's exponential may differ from
+// PostgreSQL's logarithm in the last digits, so an integer whose k + 1 lies within a relative
+// 1e-9 of an edge is taken in on either side, and the bucket expression keeps the bucket's
+// values alone.
 func bucketRange(bucket float64) (from, to string) {
-	lo := math.Max(0, math.Floor(math.Exp(bucket/bucketsPerE)*(1-1e-9)-2.5))
-	hi := math.Ceil(math.Exp((bucket+1)/bucketsPerE)*(1+1e-9) + 0.5)
+	kLo := math.Ceil(math.Exp(bucket/bucketsPerE)*(1-1e-9)) - 1
+	hi := math.Exp((bucket+1)/bucketsPerE) * (1 + 1e-9)
 	if hi > 1e15 {
 		// The top bucket also holds every value above 10^15.
-		return strconv.FormatFloat(lo, 'f', 0, 64), "1e300"
+		return strconv.FormatFloat(kLo-0.5, 'f', 1, 64), "1e300"
 	}
-	return strconv.FormatFloat(lo, 'f', 0, 64), strconv.FormatFloat(hi, 'f', 0, 64)
+	kHi := math.Ceil(hi) - 2
+	return strconv.FormatFloat(kLo-0.5, 'f', 1, 64), strconv.FormatFloat(kHi+0.5, 'f', 1, 64)
 }
 
 // The value-tier shares: tier A makes 80% of the positive value, tiers A and B 95%.
