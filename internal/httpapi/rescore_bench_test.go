@@ -19,10 +19,12 @@ import (
 // BenchmarkLiveRescore measures keeping one customer's scores current after a model run on a
 // demo base of 20,000 accounts (about 200,000 transactions), fitted with unit day:
 //
-//   - ScoresOnly: analytics.Service.Rescore of one customer without its segments (the latest
-//     run, the customer's SQL summary, scoring, the upsert of its score row);
-//   - Rescore: the same as the transaction service calls it, which also places the customer in
-//     its segments again;
+//   - ScoresAndBuiltins: analytics.Service.Rescore of one customer without the custom
+//     segments' rules: the latest run, the customer's SQL summary, scoring, and in one
+//     transaction the upsert of its score row, the value buckets of the tier thresholds and
+//     its placement in the built-in segment families;
+//   - Rescore: the same as the transaction service calls it, which also evaluates the custom
+//     segments' rules for the customer (none here);
 //   - PostTransaction: POST /v1/transactions of a new purchase end to end over HTTP, which
 //     records it and rescores the customer before answering.
 //
@@ -81,8 +83,8 @@ func BenchmarkLiveRescore(b *testing.B) {
 		}
 		reportPercentiles(b, took)
 	}
-	b.Run("ScoresOnly", func(b *testing.B) {
-		// The scores alone, without placing the customer in its segments again.
+	b.Run("ScoresAndBuiltins", func(b *testing.B) {
+		// Without evaluating the custom segments' rules for the customer.
 		e.app.Analytics.SetMembershipUpdater(nil)
 		defer e.app.Analytics.SetMembershipUpdater(e.app.Segments)
 		rescore(b)

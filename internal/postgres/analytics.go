@@ -286,10 +286,11 @@ SELECT s.customer_id, $1, $2, $3, s.frequency, s.recency_days / $4::float8, s.t_
 	sc.rfm_r, sc.rfm_f, sc.rfm_m, sc.segment, $5`
 
 // upsertScoresSQL stores the staged scores of a rescore with their summaries, and moves the
-// customers between the value buckets of the segment thresholds.
+// customers between the value buckets of the segment thresholds. Its arguments are those of
+// scoreSelectSQL and, sixth, the rescored customers' ids.
 var upsertScoresSQL = `WITH previous AS MATERIALIZED (
 	SELECT s.customer_id, s.net_value, s.clv, s.purchases FROM customer_scores s
-	WHERE s.customer_id IN (SELECT customer_id FROM score_rows) AND ` + liveScoresSQL + `
+	WHERE s.customer_id = ANY($6) AND ` + liveScoresSQL + `
 ), stored AS (
 INSERT INTO customer_scores ` + scoreSelectSQL + `
 FROM score_rows sc JOIN summary_rows s USING (customer_id)
@@ -344,7 +345,7 @@ func (s *AnalyticsStore) RefreshScores(ctx context.Context, q analytics.RefreshQ
 		if _, err := tx.Exec(ctx, membershipLockSQL); err != nil {
 			return fmt.Errorf("lock memberships: %w", err)
 		}
-		if _, err := tx.Exec(ctx, upsertScoresSQL, q.Run.ID, q.Run.Currency, q.ObservationEnd, q.Run.Unit.Days(), q.ComputedAt); err != nil {
+		if _, err := tx.Exec(ctx, upsertScoresSQL, q.Run.ID, q.Run.Currency, q.ObservationEnd, q.Run.Unit.Days(), q.ComputedAt, q.CustomerIDs); err != nil {
 			return fmt.Errorf("store scores: %w", err)
 		}
 		return placeRescored(ctx, tx, q.CustomerIDs, q.ComputedAt)
