@@ -23,22 +23,11 @@ seed=${BENCH_SEED:-1}
 years=${BENCH_YEARS:-3}
 n_fits=${BENCH_FITS:-2}
 results=${BENCH_RESULTS:-$repo/bench/results/refresh.md}
-# PostgreSQL settings: every one is recorded in the report.
-pg_settings=(
-	"shared_buffers=2GB"
-	"work_mem=64MB"
-	"maintenance_work_mem=1GB"
-	"effective_cache_size=16GB"
-	"max_wal_size=16GB"
-	"checkpoint_timeout=30min"
-	"max_parallel_workers_per_gather=2"
-	"random_page_cost=1.1"
-	"timezone=UTC"
-)
-
+# PostgreSQL settings (bench/lib.sh): every one is recorded in the report.
 bench_name=refresh
 # shellcheck source=bench/lib.sh
 source "$repo/bench/lib.sh"
+pg_settings=("${server_pg_settings[@]}")
 
 # --- prerequisites -------------------------------------------------------------------------
 for tool in go awk; do
