@@ -323,7 +323,8 @@ func refreshBuiltins(tx *gorm.DB, cause string, now time.Time, full bool) error 
 		return err
 	}
 	if !full {
-		// Before the first refresh no table was placed from.
+		// Everyone is placed again when the scores table is not the one last placed from:
+		// before the first refresh, and after a model run whose own refresh failed.
 		err := tx.Raw(`SELECT placed_scores_table IS DISTINCT FROM 'customer_scores'::regclass FROM segment_settings`).Row().Scan(&full)
 		if err != nil {
 			return fmt.Errorf("read segment settings: %w", err)

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,20 +24,7 @@ func TestRefreshMovesOnlyChangedCustomers(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
 	customers := crm.NewCustomerService(postgres.NewCustomerStore(db), crm.NewValidator(), time.Now)
-	ids := make([]uuid.UUID, 6)
-	text := "{"
-	for i := range ids {
-		c, err := customers.Create(ctx, crm.Scope{}, crm.Customer{Kind: crm.KindConsumer})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[i] = c.ID
-		if i > 0 {
-			text += ","
-		}
-		text += c.ID.String()
-	}
-	text += "}"
+	ids, text := createConsumers(t, customers, 6)
 	// Net values and CLVs rising with n, except the last customer's (nothing, so that its
 	// leaving moves no threshold), and churn risks 0.1, 0.15, …, 0.35.
 	_, err := db.SQL().ExecContext(ctx, insertScoresSQL+`
@@ -146,20 +134,7 @@ func TestRefreshMovesCustomersBetweenThresholds(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t)
 	customers := crm.NewCustomerService(postgres.NewCustomerStore(db), crm.NewValidator(), time.Now)
-	ids := make([]uuid.UUID, 30)
-	text := "{"
-	for i := range ids {
-		c, err := customers.Create(ctx, crm.Scope{}, crm.Customer{Kind: crm.KindConsumer})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[i] = c.ID
-		if i > 0 {
-			text += ","
-		}
-		text += c.ID.String()
-	}
-	text += "}"
+	ids, text := createConsumers(t, customers, 30)
 	// Net values 10, 20, …, 300, CLVs 7, 14, …, 210 and 1 to 5 purchase occasions.
 	_, err := db.SQL().ExecContext(ctx, insertScoresSQL+`
 		SELECT id, '01900000-0000-7000-8000-000000000000', 'EUR', now(), 1, 10, 20, 5, 1 + n % 5, now() - interval '400 days', now() - interval '10 days',
@@ -343,4 +318,19 @@ func TestRefreshMovesCustomersBetweenThresholds(t *testing.T) {
 	if diff := cmp.Diff(placements(), swapped); diff != "" {
 		t.Errorf("placements after the swap's refresh differ from placing everyone (-everyone +refresh):\n%s", diff)
 	}
+}
+
+// createConsumers creates n consumers and returns their ids, also as a PostgreSQL array.
+func createConsumers(t *testing.T, customers *crm.CustomerService, n int) ([]uuid.UUID, string) {
+	t.Helper()
+	ids := make([]uuid.UUID, n)
+	parts := make([]string, n)
+	for i := range ids {
+		c, err := customers.Create(context.Background(), crm.Scope{}, crm.Customer{Kind: crm.KindConsumer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i], parts[i] = c.ID, c.ID.String()
+	}
+	return ids, "{" + strings.Join(parts, ",") + "}"
 }
