@@ -288,10 +288,7 @@ SELECT s.customer_id, $1, $2, $3, s.frequency, s.recency_days / $4::float8, s.t_
 // upsertScoresSQL stores the staged scores of a rescore with their summaries, and moves the
 // customers between the value buckets of the segment thresholds. Its arguments are those of
 // scoreSelectSQL and, sixth, the rescored customers' ids.
-var upsertScoresSQL = `WITH previous AS MATERIALIZED (
-	SELECT s.customer_id, s.net_value, s.clv, s.purchases FROM customer_scores s
-	WHERE s.customer_id = ANY($6) AND ` + liveScoresSQL + `
-), stored AS (
+var upsertScoresSQL = `WITH stored AS (
 INSERT INTO customer_scores ` + scoreSelectSQL + `
 FROM score_rows sc JOIN summary_rows s USING (customer_id)
 ON CONFLICT (customer_id) DO UPDATE SET
@@ -306,7 +303,7 @@ ON CONFLICT (customer_id) DO UPDATE SET
 	rfm_frequency = EXCLUDED.rfm_frequency, rfm_monetary = EXCLUDED.rfm_monetary, rfm_segment = EXCLUDED.rfm_segment,
 	computed_at = EXCLUDED.computed_at
 RETURNING customer_id, net_value, clv, purchases
-), ` + rescoredValuesSQL + `
+), ` + rescoredValuesSQL("$6") + `
 ` + moveBucketsSQL
 
 var scoreColumns = []string{"customer_id", "p_alive", "band", "e30", "e90", "e365", "spend", "clv", "rfm_r", "rfm_f", "rfm_m", "segment"}

@@ -16,11 +16,9 @@ func (s *SegmentStore) RescoreForTest(ctx context.Context, set string, ids []uui
 		if _, err := tx.Exec(ctx, membershipLockSQL); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `WITH previous AS MATERIALIZED (
-			SELECT s.customer_id, s.net_value, s.clv, s.purchases FROM customer_scores s WHERE s.customer_id = ANY($1) AND `+liveScoresSQL+`
-		), stored AS (
+		_, err := tx.Exec(ctx, `WITH stored AS (
 			UPDATE customer_scores SET `+set+` WHERE customer_id = ANY($1) RETURNING customer_id, net_value, clv, purchases
-		), `+rescoredValuesSQL+"\n"+moveBucketsSQL, ids)
+		), `+rescoredValuesSQL("$1")+"\n"+moveBucketsSQL, ids)
 		if err != nil {
 			return err
 		}

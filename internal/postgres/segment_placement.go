@@ -134,37 +134,34 @@ func placeBetween(tx *gorm.DB, st *builtinSettings, between string, betweenArgs 
 	if err != nil {
 		return err
 	}
-	// An array of the customers' ids makes the planner read their scores by the primary key;
-	// their stored tiers and customer rows are found by theirs, where a hash join would read
-	// all of them.
-	if err := tx.Exec("SET LOCAL enable_hashjoin = off").Error; err != nil {
-		return fmt.Errorf("plan the placement: %w", err)
-	}
+	// An array of the customers' ids makes the planner read their scores by the primary key.
 	source := scoredMovedSQL + " AND s.customer_id = ANY(ARRAY(" + between + "))"
-	if err := tx.Exec(applyPlacementsFrom(source), withApplyArgs(append(args, betweenArgs...), cause, now)...).Error; err != nil {
-		return fmt.Errorf("store built-in segment placements: %w", err)
-	}
-	if err := tx.Exec("RESET enable_hashjoin").Error; err != nil {
-		return fmt.Errorf("plan the placement: %w", err)
-	}
-	return nil
+	return applyPlacements(tx, applyPlacementsFrom(source), withApplyArgs(append(args, betweenArgs...), cause, now))
 }
 
 // applyMovedTable applies the moved set in segment_placement_moves and drops it.
 func applyMovedTable(tx *gorm.DB, cause string, now time.Time) error {
-	// Usually a few percent of the customers move: their stored tiers and customer rows are
-	// found through the primary keys, where a hash join would read all of them.
+	if err := applyPlacements(tx, applyMovedTableSQL, withApplyArgs(nil, cause, now)); err != nil {
+		return err
+	}
+	if err := tx.Exec("DROP TABLE segment_placement_moves").Error; err != nil {
+		return fmt.Errorf("drop the moved set: %w", err)
+	}
+	return nil
+}
+
+// applyPlacements runs an apply statement of a refresh. Usually a few percent of the customers
+// move: their stored tiers and customer rows are found through the primary keys, where a hash
+// join would read all of them.
+func applyPlacements(tx *gorm.DB, apply string, args []any) error {
 	if err := tx.Exec("SET LOCAL enable_hashjoin = off").Error; err != nil {
 		return fmt.Errorf("plan the placement: %w", err)
 	}
-	if err := tx.Exec(applyMovedTableSQL, withApplyArgs(nil, cause, now)...).Error; err != nil {
+	if err := tx.Exec(apply, args...).Error; err != nil {
 		return fmt.Errorf("store built-in segment placements: %w", err)
 	}
 	if err := tx.Exec("RESET enable_hashjoin").Error; err != nil {
 		return fmt.Errorf("plan the placement: %w", err)
-	}
-	if err := tx.Exec("DROP TABLE segment_placement_moves").Error; err != nil {
-		return fmt.Errorf("drop the moved set: %w", err)
 	}
 	return nil
 }

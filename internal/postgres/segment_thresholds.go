@@ -66,24 +66,30 @@ HAVING sum(s.sign) <> 0 OR sum(s.sign * f.value) <> 0
 ORDER BY f.family, f.bucket
 ON CONFLICT (family, bucket) DO UPDATE SET customers = b.customers + EXCLUDED.customers, total = b.total + EXCLUDED.total`
 
-// rescoredValuesSQL is the CTE moved_values of a statement that rewrites the scores of some
-// customers, from its CTEs previous (their live scores before) and stored (the scores it
-// wrote, each with customer_id, net_value, clv and purchases).
-const rescoredValuesSQL = `moved_values AS (
+// rescoredValuesSQL returns the CTE moved_values of a statement that rewrites the scores of
+// the customers whose ids are in the array ids (a placeholder) and whose CTE stored returns
+// the scores it wrote (customer_id, net_value, clv, purchases): those scores in, the live
+// scores the customers had before out. Every part of a statement reads the data as it was
+// before the statement, so the previous scores are those it replaces.
+func rescoredValuesSQL(ids string) string {
+	return `previous AS (
+	SELECT s.customer_id, s.net_value, s.clv, s.purchases FROM customer_scores s
+	WHERE s.customer_id = ANY(` + ids + `) AND ` + liveScoresSQL + `
+), moved_values AS (
 	SELECT s.customer_id, 1 AS sign, s.net_value, s.clv, s.purchases FROM stored s WHERE ` + liveScoresSQL + `
 	UNION ALL
 	SELECT customer_id, -1, net_value, clv, purchases FROM previous
 )`
+}
 
 // thresholdSQL finds a tier's threshold among the values of the bucket where the cumulative
 // value crosses the tier's share: walking down from the bucket's largest value, the first
 // value that brings the sum of the buckets above (the third argument) and the values walked
 // so far to the share (the fourth). That customer still belongs to the tier, since the values
 // above it sum to less than the share, and the next does not. The values are read from the
-// index on the value column, in a range that holds the bucket with room to spare (the first
-// two arguments, computed in Go, whose logarithm may differ from PostgreSQL's in the last
-// digit), narrowed to the bucket by PostgreSQL's own bucket expression (the fifth), and the
-// walk stops at the answer. %[1]s is the column and %[2]s its bucket expression, from
+// index on the value column, in the range bucketRange gives (the first two arguments),
+// narrowed to the bucket by PostgreSQL's own bucket expression (the fifth), and the walk
+// stops at the answer. %[1]s is the column and %[2]s its bucket expression, from
 // tierValueColumns.
 const thresholdSQL = `SELECT v::text FROM (
 	SELECT s.%[1]s AS v, sum(s.%[1]s) OVER (ORDER BY s.%[1]s DESC ROWS UNBOUNDED PRECEDING) AS walked
