@@ -682,6 +682,42 @@ func TestSegmentsIncremental(t *testing.T) {
 			}
 		}
 	}
+	// b's rescore and c's deletion kept the value distribution of the tier thresholds as
+	// counting it afresh finds it, which storing the settings again does.
+	kept := valueBuckets(t, e)
+	st := e.mustDo(request{Method: "GET", Path: "/v1/segment-settings"}, http.StatusOK).json(t)
+	e.mustDo(request{Method: "PUT", Path: "/v1/segment-settings", Body: map[string]any{
+		"usage_thresholds": st["usage_thresholds"], "rfm_map": st["rfm_map"],
+	}}, http.StatusOK)
+	if diff := cmp.Diff(valueBuckets(t, e), kept); diff != "" {
+		t.Errorf("value buckets kept by the rescore and the deletion differ from counting them afresh (-counted +kept):\n%s", diff)
+	}
+}
+
+// valueBuckets lists the value buckets the tier thresholds are computed from.
+func valueBuckets(t *testing.T, e *env) []string {
+	t.Helper()
+	rows, err := e.app.DB.SQL().Query(`SELECT concat_ws(' ', family, bucket, customers, trim_scale(total))
+		FROM segment_value_buckets WHERE customers <> 0 OR total <> 0 ORDER BY family, bucket`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) == 0 {
+		t.Fatal("no value buckets")
+	}
+	return out
 }
 
 // TestSegmentsSettings configures fixed usage thresholds and a new RFM map: the tiers follow
